@@ -1,0 +1,78 @@
+"""Where a password comes from: an environment variable, a file, a command, or a prompt."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from migrator.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PasswordSource:
+    """One way of obtaining a password; at most one field is set, none means prompt."""
+
+    env: str | None = None
+    file: str | None = None
+    command: str | None = None
+    literal: str | None = None  # from a profile only; never from a URL
+
+    def __repr__(self) -> str:  # never show a literal password in logs or tracebacks
+        kind = next((k for k in ("env", "file", "command") if getattr(self, k)), None)
+        if self.literal is not None:
+            return "PasswordSource(literal=***)"
+        return f"PasswordSource({kind}={getattr(self, kind)!r})" if kind else "PasswordSource(prompt)"
+
+    def resolve(self, account: str) -> str:
+        """Return the password for ``account``; raise ConfigError when it cannot be had."""
+        if self.literal is not None:
+            return self.literal
+        if self.env:
+            return _from_env(self.env, account)
+        if self.file:
+            return _from_file(self.file, account)
+        if self.command:
+            return _from_command(self.command, account)
+        return _from_prompt(account)
+
+
+def _from_env(name: str, account: str) -> str:
+    value = os.environ.get(name)
+    if value is None:
+        raise ConfigError(f"the password for {account} should come from ${name}, which is not set: export it first")
+    return value
+
+
+def _from_file(path: str, account: str) -> str:
+    try:
+        with open(os.path.expanduser(path), encoding="utf-8") as f:
+            return f.readline().rstrip("\r\n")
+    except OSError as e:
+        raise ConfigError(f"cannot read the password file {path} for {account}: {e.strerror}") from None
+
+
+def _from_command(command: str, account: str) -> str:
+    try:
+        done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise ConfigError(f"the password command for {account} did not finish within 60 s: {command}") from None
+    if done.returncode != 0:
+        raise ConfigError(
+            f"the password command for {account} failed with status {done.returncode}: {command}"
+        )
+    lines = done.stdout.splitlines()
+    if not lines:
+        raise ConfigError(f"the password command for {account} printed nothing: {command}")
+    return lines[0]
+
+
+def _from_prompt(account: str) -> str:
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            f"no password given for {account} and no terminal to ask on: "
+            "add ?password_env=VAR or ?password_file=PATH to the endpoint"
+        )
+    return getpass.getpass(f"Password for {account}: ")

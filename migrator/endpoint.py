@@ -1,0 +1,128 @@
+"""Endpoints: where mail is read from or written to, written the same way everywhere.
+
+Servers are URLs (``imaps://alice@mail.example.com:993?password_env=PW``); local
+archives are ``KIND:PATH`` (``maildir:~/Mail``, ``mbox:backup/``, ``eml:out``, ``pst:a.pst``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from migrator.credentials import PasswordSource
+from migrator.errors import ConfigError
+
+SERVER_SCHEMES = {
+    # scheme: (protocol, TLS mode, default port)
+    "imaps": ("imap", "implicit", 993),
+    "imap": ("imap", "starttls", 143),
+    "pop3s": ("pop3", "implicit", 995),
+    "pop3": ("pop3", "starttls", 110),
+}
+LOCAL_KINDS = ("maildir", "mbox", "eml", "pst")
+TLS_MODES = ("implicit", "starttls", "none")
+_SERVER_PARAMS = {"password_env", "password_file", "password_command", "ca_file", "tls", "auth"}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A parsed endpoint. ``kind`` is one of imap, pop3, maildir, mbox, eml, pst."""
+
+    kind: str
+    path: Path | None = None
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    tls: str = "implicit"
+    ca_file: str | None = None
+    password: PasswordSource = field(default_factory=PasswordSource)
+    auth: str | None = None  # e.g. "apop" or "plain" for POP3; None lets the client choose
+
+    @property
+    def is_server(self) -> bool:
+        """Return True for IMAP and POP3 endpoints."""
+        return self.kind in ("imap", "pop3")
+
+    @property
+    def account(self) -> str:
+        """Return ``user@host`` for servers, the path for archives (for messages and logs)."""
+        if self.is_server:
+            return f"{self.user}@{self.host}"
+        return str(self.path)
+
+    def __str__(self) -> str:
+        if not self.is_server:
+            return f"{self.kind}:{self.path}"
+        scheme = {("imap", "implicit"): "imaps", ("pop3", "implicit"): "pop3s"}.get((self.kind, self.tls), self.kind)
+        suffix = "?tls=none" if self.tls == "none" else ""
+        return f"{scheme}://{self.user}@{self.host}:{self.port}{suffix}"
+
+
+def parse_endpoint(text: str) -> Endpoint:
+    """Return the Endpoint written as ``text``; raise ConfigError saying what is wrong."""
+    scheme, sep, rest = text.partition(":")
+    scheme = scheme.lower()
+    if sep and scheme in LOCAL_KINDS:
+        return _local(scheme, rest, text)
+    if sep and scheme in SERVER_SCHEMES and rest.startswith("//"):
+        return _server(text)
+    kinds = ", ".join([f"{s}://USER@HOST" for s in SERVER_SCHEMES] + [f"{k}:PATH" for k in LOCAL_KINDS])
+    raise ConfigError(f"cannot understand the endpoint {text!r}: write one of {kinds}")
+
+
+def _local(kind: str, rest: str, text: str) -> Endpoint:
+    if rest.startswith("//"):
+        rest = rest[2:]
+    if not rest:
+        raise ConfigError(f"the endpoint {text!r} names no path: write {kind}:PATH")
+    return Endpoint(kind=kind, path=Path(os.path.expanduser(rest)))
+
+
+def _server(text: str) -> Endpoint:
+    url = urlsplit(text)
+    protocol, tls, default_port = SERVER_SCHEMES[url.scheme.lower()]
+    params = dict(parse_qsl(url.query, keep_blank_values=True))
+    unknown = sorted(set(params) - _SERVER_PARAMS)
+    if unknown:
+        raise ConfigError(
+            f"unknown option {unknown[0]!r} in {text!r}: use one of {', '.join(sorted(_SERVER_PARAMS))}"
+        )
+    if url.password is not None:
+        raise ConfigError(
+            f"a password in the endpoint URL would end up in shell history and process lists: "
+            f"use ?password_env=VAR or ?password_file=PATH instead"
+        )
+    if not url.hostname:
+        raise ConfigError(f"the endpoint {text!r} names no host: write {url.scheme}://USER@HOST")
+    if not url.username:
+        raise ConfigError(f"the endpoint {text!r} names no user: write {url.scheme}://USER@{url.hostname}")
+    if "tls" in params:
+        tls = _tls_mode(params["tls"], text)
+    try:
+        port = url.port or default_port
+    except ValueError:
+        raise ConfigError(f"the port in {text!r} is not a number between 1 and 65535") from None
+    return Endpoint(
+        kind=protocol,
+        host=url.hostname,
+        port=port,
+        user=unquote(url.username),
+        tls=tls,
+        ca_file=params.get("ca_file") or None,
+        password=PasswordSource(
+            env=params.get("password_env") or None,
+            file=params.get("password_file") or None,
+            command=params.get("password_command") or None,
+        ),
+        auth=params.get("auth") or None,
+    )
+
+
+def _tls_mode(value: str, text: str) -> str:
+    aliases = {"implicit": "implicit", "ssl": "implicit", "starttls": "starttls", "none": "none", "plain": "none"}
+    try:
+        return aliases[value.lower()]
+    except KeyError:
+        raise ConfigError(f"tls={value!r} in {text!r} is not one of implicit, starttls, none") from None

@@ -1,0 +1,59 @@
+"""Errors grouped by how a run recovers from them, each with its exit status."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit statuses, documented in the README."""
+
+    OK = 0
+    PARTIAL = 1  # some messages or folders failed; the rest was copied
+    USAGE = 2  # bad command line, endpoint or profile: nothing ran
+    CONNECT = 3  # could not connect or log in
+    LOCKED = 4  # another run of the same profile holds the lock
+
+
+class MigratorError(Exception):
+    """Base of every error shown to the user as one sentence (never a traceback)."""
+
+    exit_code = ExitCode.PARTIAL
+
+
+class ConfigError(MigratorError):
+    """The command line, an endpoint or a profile is wrong; fix it and rerun."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ConnectError(MigratorError):
+    """A server could not be reached, its certificate was refused, or the login failed."""
+
+    exit_code = ExitCode.CONNECT
+
+
+class ConnectionLost(MigratorError):
+    """An established connection dropped; the caller may reconnect and resume."""
+
+    exit_code = ExitCode.CONNECT
+
+
+class FolderError(MigratorError):
+    """One folder cannot be read or written; the run skips it and goes on."""
+
+
+class MessageError(MigratorError):
+    """One message cannot be read or written; the run counts it and goes on."""
+
+
+class StoreError(MigratorError):
+    """A store as a whole cannot be used (unwritable path, unreadable archive)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class LockedError(MigratorError):
+    """Another run already holds the lock of this profile or state file."""
+
+    exit_code = ExitCode.LOCKED

@@ -1,0 +1,83 @@
+"""The canonical message model every store translates to and from."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+FolderPath = tuple[str, ...]
+"""A folder as its sequence of Unicode names, outermost first; INBOX is ``("INBOX",)``."""
+
+
+class Flag(enum.Enum):
+    """The system flags every store knows how to keep."""
+
+    SEEN = "seen"
+    ANSWERED = "answered"
+    FLAGGED = "flagged"
+    DELETED = "deleted"
+    DRAFT = "draft"
+    FORWARDED = "forwarded"
+
+
+@dataclass(frozen=True)
+class Flags:
+    """System flags plus free-form keywords (IMAP keywords such as ``$Junk`` or ``work``)."""
+
+    system: frozenset[Flag] = frozenset()
+    keywords: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, *system: Flag, keywords: tuple[str, ...] | frozenset[str] = ()) -> "Flags":
+        """Return Flags built from the given system flags and keywords."""
+        return cls(frozenset(system), frozenset(keywords))
+
+    def __contains__(self, flag: Flag) -> bool:
+        return flag in self.system
+
+    def __bool__(self) -> bool:
+        return bool(self.system or self.keywords)
+
+    def describe(self) -> str:
+        """Return a short human-readable listing, system flags first."""
+        names = sorted(f.value for f in self.system) + sorted(self.keywords)
+        return " ".join(names) if names else "-"
+
+
+NO_FLAGS = Flags()
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message: raw bytes kept exactly, plus the metadata a mailbox keeps beside them.
+
+    ``uid`` is the store's own identifier of the message inside its folder (an IMAP UID,
+    a Maildir unique name, an mbox offset, an EML file name); it is empty for a message
+    not yet written anywhere.
+    """
+
+    raw: bytes
+    flags: Flags = NO_FLAGS
+    received: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    folder: FolderPath = ("INBOX",)
+    uid: str = ""
+
+    def __post_init__(self) -> None:
+        if self.received.tzinfo is None:
+            raise ValueError("received date must be timezone-aware")
+
+    @property
+    def size(self) -> int:
+        """Return the size of the raw message in bytes."""
+        return len(self.raw)
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """What a cheap listing of a folder knows about a message, before its body is fetched."""
+
+    uid: str
+    flags: Flags = NO_FLAGS
+    size: int | None = None
+    received: datetime | None = None

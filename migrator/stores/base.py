@@ -1,0 +1,139 @@
+"""The one interface every store implements: IMAP, POP3, Maildir, mbox, EML and PST.
+
+A store asks for a few primitives (list folders, scan a folder cheaply, fetch bodies,
+append a batch durably) and gets the rest from this base class, as the standard
+library's ``mailbox.Mailbox`` does. The copy pipeline only ever talks to this interface.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from migrator.endpoint import Endpoint
+from migrator.errors import StoreError
+from migrator.folder import Folder, FolderStats, Role
+from migrator.message import Flags, FolderPath, Message, MessageRef
+
+
+@dataclass(frozen=True)
+class FolderScan:
+    """A cheap listing of one folder: its validity token and its messages without bodies.
+
+    ``validity`` changes when the store renumbers the folder (IMAP UIDVALIDITY); local
+    stores whose identifiers are stable report a constant. ``refs`` may be a one-shot
+    iterator: consume it once.
+    """
+
+    validity: str
+    refs: Iterable[MessageRef]
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """The outcome of writing one message: its new identifier, or the reason it failed."""
+
+    message: Message
+    uid: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Return True when the message was written."""
+        return self.error is None
+
+
+class Store(ABC):
+    """A mailbox store. Use it as a context manager: ``with open_store(ep) as store: ...``.
+
+    ``writable`` is False for stores that can only be read (POP3). ``durable_on_append``
+    is False for stores that only become durable when closed (PST, built in a temporary
+    file and renamed into place): the pipeline records their progress after ``close``.
+    """
+
+    writable: bool = True
+    durable_on_append: bool = True
+
+    def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
+        self.endpoint = endpoint
+        self.readonly = readonly
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect or check the location; raise ConnectError or StoreError on failure."""
+
+    def close(self) -> None:
+        """Release connections and locks, finishing any pending write."""
+
+    def __enter__(self) -> "Store":
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- reading ---------------------------------------------------------------------
+
+    @abstractmethod
+    def list_folders(self) -> list[Folder]:
+        """Return every folder of the store, parents before children."""
+
+    @abstractmethod
+    def scan(self, folder: FolderPath) -> FolderScan:
+        """Return the folder's validity and message references, without fetching bodies."""
+
+    @abstractmethod
+    def fetch(self, folder: FolderPath, refs: Iterable[MessageRef]) -> Iterator[Message]:
+        """Yield the full messages for ``refs``, in order, streaming in batches.
+
+        A message that vanished since the scan is skipped silently (it was deleted).
+        """
+
+    def messages(self, folder: FolderPath) -> Iterator[Message]:
+        """Yield every message of the folder with its body."""
+        return self.fetch(folder, self.scan(folder).refs)
+
+    def stats(self, folder: FolderPath) -> FolderStats:
+        """Return the folder's message count and total size."""
+        count = size = 0
+        for ref in self.scan(folder).refs:
+            count += 1
+            size += ref.size or 0
+        return FolderStats(count, size)
+
+    # --- writing ---------------------------------------------------------------------
+
+    def ensure_folder(self, folder: FolderPath, role: Role | None = None) -> FolderPath:
+        """Create the folder if missing and return the path messages for it go to.
+
+        Stores that keep special-use folders under their own names (IMAP) map ``role``
+        to that folder; local archives keep the source path.
+        """
+        self._check_writable()
+        self._create_folder(folder)
+        return folder
+
+    def _create_folder(self, folder: FolderPath) -> None:
+        raise StoreError(f"{self.endpoint} cannot create folders")
+
+    def append_batch(self, folder: FolderPath, messages: Sequence[Message]) -> list[AppendResult]:
+        """Write ``messages`` into ``folder`` and return one result per message, in order.
+
+        When this returns, every successful write is durable (unless ``durable_on_append``
+        is False, in which case it is durable once ``close`` returns).
+        """
+        raise StoreError(f"{self.endpoint} cannot be written to")
+
+    def set_flags(self, folder: FolderPath, uid: str, flags: Flags) -> None:
+        """Replace the flags of an already written message."""
+        raise StoreError(f"{self.endpoint} cannot change flags")
+
+    def delete(self, folder: FolderPath, uids: Iterable[str]) -> None:
+        """Delete messages from the folder (only ever called when the user asked for it)."""
+        raise StoreError(f"{self.endpoint} cannot delete messages")
+
+    def _check_writable(self) -> None:
+        if not self.writable or self.readonly:
+            raise StoreError(f"{self.endpoint} is opened read-only")
