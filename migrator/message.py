@@ -39,6 +39,17 @@ class Flags:
     def __bool__(self) -> bool:
         return bool(self.system or self.keywords)
 
+    def encode(self) -> str:
+        """Return the flags as one stable string (system flags as ``\\name``), for the state file."""
+        return " ".join(sorted("\\" + f.value for f in self.system) + sorted(self.keywords))
+
+    @classmethod
+    def decode(cls, text: str) -> "Flags":
+        """Return the Flags that ``encode`` wrote as ``text``."""
+        words = text.split()
+        system = frozenset(Flag(w[1:]) for w in words if w.startswith("\\"))
+        return cls(system, frozenset(w for w in words if not w.startswith("\\")))
+
     def describe(self) -> str:
         """Return a short human-readable listing, system flags first."""
         names = sorted(f.value for f in self.system) + sorted(self.keywords)

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from migrator.contentkey import content_key
 from migrator.endpoint import Endpoint
 from migrator.errors import StoreError
 from migrator.folder import Folder, FolderStats, Role
@@ -50,10 +51,13 @@ class Store(ABC):
     ``writable`` is False for stores that can only be read (POP3). ``durable_on_append``
     is False for stores that only become durable when closed (PST, built in a temporary
     file and renamed into place): the pipeline records their progress after ``close``.
+    ``supports_flag_updates`` is False where changing flags in place would mean rewriting
+    the archive (mbox); reruns then leave the flags of copied messages as first written.
     """
 
     writable: bool = True
     durable_on_append: bool = True
+    supports_flag_updates: bool = True
 
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
         self.endpoint = endpoint
@@ -102,6 +106,16 @@ class Store(ABC):
             count += 1
             size += ref.size or 0
         return FolderStats(count, size)
+
+    def content_keys(self, folder: FolderPath) -> dict[str, list[str]]:
+        """Return the uids of the folder's messages grouped by content key (see contentkey.py).
+
+        Stores that can read headers alone (IMAP) override this to avoid reading bodies.
+        """
+        keys: dict[str, list[str]] = {}
+        for message in self.messages(folder):
+            keys.setdefault(content_key(message.raw), []).append(message.uid)
+        return keys
 
     # --- writing ---------------------------------------------------------------------
 

@@ -1,0 +1,72 @@
+"""Progress drawn with tqdm: the whole run and the current folder, messages and bytes."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from tqdm import tqdm
+
+from migrator.pipeline import Failure, Progress
+
+
+class BarProgress(Progress):
+    """Two bars: folders done overall (with messages and MB) and the current folder's messages."""
+
+    def __init__(self) -> None:
+        self.overall: tqdm | None = None
+        self.folder: tqdm | None = None
+        self.messages = 0
+        self.bytes = 0
+
+    def run_started(self, folders: int) -> None:
+        self.overall = tqdm(total=folders, unit="folder", position=0, leave=True, dynamic_ncols=True)
+
+    def folder_started(self, folder: str, messages: int, size: int) -> None:
+        if self.folder is not None:
+            self.folder.close()
+        self.folder = tqdm(total=messages, unit="msg", desc=folder[:30], position=1, leave=False, dynamic_ncols=True)
+
+    def messages_done(self, count: int, size: int) -> None:
+        self.messages += count
+        self.bytes += size
+        if self.folder is not None:
+            self.folder.update(count)
+            self.folder.set_postfix_str(f"{self.bytes / 1e6:.1f} MB", refresh=False)
+        if self.overall is not None:
+            self.overall.set_postfix_str(f"{self.messages} msg, {self.bytes / 1e6:.1f} MB")
+
+    def folder_done(self, folder: str, copied: int, failed: int) -> None:
+        if self.overall is not None:
+            self.overall.update(1)
+
+    def failed(self, failure: Failure) -> None:
+        tqdm.write(f"migrator: failed: {failure.describe()}", file=sys.stderr)
+
+    def close(self) -> None:
+        for bar in (self.folder, self.overall):
+            if bar is not None:
+                bar.close()
+
+
+class QuietProgress(Progress):
+    """No bars: failures only, each on one line on stderr."""
+
+    def failed(self, failure: Failure) -> None:
+        typer.echo(f"migrator: failed: {failure.describe()}", err=True)
+
+
+class DryRunProgress(QuietProgress):
+    """Lists what a run would copy, one line per folder."""
+
+    def folder_started(self, folder: str, messages: int, size: int) -> None:
+        typer.echo(f"would copy {messages:6d} messages ({size / 1e6:8.1f} MB) from {folder}")
+
+
+def choose_progress(quiet: bool, dry_run: bool) -> Progress:
+    """Return bars on a terminal, else the quiet or dry-run reporter."""
+    if dry_run:
+        return DryRunProgress()
+    if quiet or not sys.stdout.isatty():
+        return QuietProgress()
+    return BarProgress()

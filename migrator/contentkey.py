@@ -1,0 +1,49 @@
+"""Content keys: recognise the same message in two stores without any saved state.
+
+A key is built from a few identifying headers plus the size the message has with CRLF
+line endings, because that is what an IMAP server reports (RFC822.SIZE) whatever line
+endings the source used; so a key can be computed from a header fetch alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+KEY_HEADERS = (b"message-id", b"date", b"from", b"subject", b"to")
+_FOLDED = re.compile(rb"\r?\n[ \t]+")
+_SPACE = re.compile(rb"\s+")
+
+
+def header_block(raw: bytes) -> bytes:
+    """Return the header block of ``raw`` (everything before the first empty line)."""
+    match = re.search(rb"\r?\n\r?\n", raw)
+    return raw if match is None else raw[: match.start() + 1]
+
+
+def crlf_size(raw: bytes) -> int:
+    """Return the size of ``raw`` once every bare LF is written as CRLF."""
+    return len(raw) + raw.count(b"\n") - raw.count(b"\r\n")
+
+
+def key_header_values(headers: bytes) -> dict[bytes, bytes]:
+    """Return the first value of each key header, unfolded and with whitespace collapsed."""
+    values: dict[bytes, bytes] = {}
+    for line in _FOLDED.sub(b" ", headers).splitlines():
+        name, sep, value = line.partition(b":")
+        name = name.strip().lower()
+        if sep and name in KEY_HEADERS and name not in values:
+            values[name] = _SPACE.sub(b" ", value).strip()
+    return values
+
+
+def content_key_from_headers(headers: bytes, size_crlf: int) -> str:
+    """Return the content key of a message known by its header block and CRLF size."""
+    values = key_header_values(headers)
+    digest = hashlib.sha1(b"\0".join(values.get(h, b"") for h in KEY_HEADERS)).hexdigest()[:20]
+    return f"{digest}:{size_crlf}"
+
+
+def content_key(raw: bytes) -> str:
+    """Return the content key of the raw message ``raw``."""
+    return content_key_from_headers(header_block(raw), crlf_size(raw))

@@ -1,0 +1,115 @@
+"""Which folders a run copies, and what they are called on the target.
+
+Rules are written with '/' between levels, whatever the stores' own separators:
+``--folder 'Projects/*'``, ``--exclude Trash``, ``--map 'Old/Stuff=Archive/Stuff'`` (the
+folder and everything below it) or ``--map 're:^Lists/(.*)=Archive/\\1'`` (a regular
+expression over the whole name).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from migrator.errors import ConfigError
+from migrator.folder import Folder
+from migrator.message import FolderPath
+
+_GLOB_CHARS = set("*?[")
+
+
+def display_name(path: FolderPath) -> str:
+    """Return the folder path as written in rules and messages: names joined by '/'."""
+    return "/".join(path)
+
+
+def parse_path(name: str) -> FolderPath:
+    """Return the folder path written as ``name`` ('/' between levels; INBOX any case)."""
+    parts = tuple(p for p in name.split("/") if p)
+    if not parts:
+        raise ConfigError(f"{name!r} is not a folder name")
+    if parts[0].upper() == "INBOX":
+        parts = ("INBOX",) + parts[1:]
+    return parts
+
+
+@dataclass(frozen=True)
+class MapRule:
+    """One rename: an exact folder (and its subtree) or a regular expression over the name."""
+
+    pattern: str
+    replacement: str
+    regex: re.Pattern[str] | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "MapRule":
+        """Return the rule written as ``OLD=NEW`` or ``re:REGEX=NEW``; raise ConfigError."""
+        body, is_regex = (text[3:], True) if text.startswith("re:") else (text, False)
+        old, sep, new = body.partition("=")
+        if not sep or not old or not new:
+            raise ConfigError(f"cannot read the folder map {text!r}: write OLD=NEW or re:REGEX=NEW")
+        if not is_regex:
+            return cls(display_name(parse_path(old)), display_name(parse_path(new)))
+        try:
+            return cls(old, new, re.compile(old))
+        except re.error as e:
+            raise ConfigError(f"the folder map {text!r} is not a valid regular expression: {e}") from None
+
+    def apply(self, name: str) -> str | None:
+        """Return the new name, or None when the rule does not match ``name``."""
+        if self.regex is not None:
+            if not self.regex.fullmatch(name):
+                return None
+            return self.regex.sub(self.replacement, name, count=1)
+        if name == self.pattern:
+            return self.replacement
+        if name.startswith(self.pattern + "/"):
+            return self.replacement + name[len(self.pattern):]
+        return None
+
+
+@dataclass(frozen=True)
+class FolderRules:
+    """Include and exclude globs plus rename rules; the first matching rename wins."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    renames: tuple[MapRule, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def build(cls, include: Iterable[str] = (), exclude: Iterable[str] = (), maps: Iterable[str] = ()) -> "FolderRules":
+        """Return rules from command-line style strings; raise ConfigError on a bad map."""
+        return cls(tuple(include), tuple(exclude), tuple(MapRule.parse(m) for m in maps))
+
+    def selects(self, folder: Folder) -> bool:
+        """Return True when ``folder`` is to be copied."""
+        name = folder.name
+        if self.include and not any(_matches(name, pattern) for pattern in self.include):
+            return False
+        return not any(_matches(name, pattern) for pattern in self.exclude)
+
+    def select(self, folders: Sequence[Folder]) -> list[Folder]:
+        """Return the selected selectable folders; raise ConfigError for an include naming no folder."""
+        for pattern in self.include:
+            if not _GLOB_CHARS & set(pattern) and not any(_matches(f.name, pattern) for f in folders):
+                known = ", ".join(f.name for f in folders[:12])
+                raise ConfigError(f"no folder {pattern!r} in the source (it has: {known}): check --folder")
+        return [f for f in folders if f.selectable and self.selects(f)]
+
+    def target_path(self, path: FolderPath) -> FolderPath:
+        """Return the path the folder gets on the targets after renames."""
+        name = display_name(path)
+        for rule in self.renames:
+            renamed = rule.apply(name)
+            if renamed is not None:
+                return parse_path(renamed)
+        return path
+
+
+def _matches(name: str, pattern: str) -> bool:
+    # INBOX is case-insensitive in IMAP, so the rules treat it that way too.
+    if pattern.upper() == "INBOX" or pattern.upper().startswith("INBOX/"):
+        pattern = "INBOX" + pattern[5:]
+    return fnmatch.fnmatchcase(name, pattern)

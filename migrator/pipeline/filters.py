@@ -1,0 +1,36 @@
+"""Which messages of a folder a run copies (profile ``filters``: since, before, size, unseen)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from migrator.message import Flag, Flags
+
+
+@dataclass(frozen=True)
+class MessageFilter:
+    """Limits on received date, size and flags; the default accepts every message."""
+
+    since: datetime | None = None
+    before: datetime | None = None
+    max_size: int | None = None
+    unseen_only: bool = False
+
+    @property
+    def is_open(self) -> bool:
+        """Return True when the filter accepts every message."""
+        return self == MessageFilter()
+
+    def accepts(self, flags: Flags, size: int | None, received: datetime | None) -> bool:
+        """Return False when what is known already excludes the message (unknowns pass)."""
+        if self.unseen_only and Flag.SEEN in flags:
+            return False
+        if self.max_size is not None and size is not None and size > self.max_size:
+            return False
+        if received is not None:
+            if self.since is not None and received < self.since:
+                return False
+            if self.before is not None and received >= self.before:
+                return False
+        return True

@@ -1,0 +1,170 @@
+"""Copy one folder: fetch each needed message once and write it to every target that lacks it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from migrator.contentkey import content_key
+from migrator.folder import Folder
+from migrator.message import FolderPath, Message, MessageRef
+from migrator.pipeline.batches import batched, prefetched
+from migrator.pipeline.filters import MessageFilter
+from migrator.pipeline.plan import PlanContext, TargetPlan, plan_target
+from migrator.pipeline.progress import Progress
+from migrator.pipeline.summary import Failure, Summary
+from migrator.state import StateStore
+from migrator.stores.base import AppendResult, Store
+
+
+# A message written to one target and failed on another counts as failed.
+_SEVERITY = {"skipped": 0, "copied": 1, "failed": 2}
+
+
+@dataclass
+class Deferred:
+    """Writes to a target that is durable only once closed (PST): recorded after close."""
+
+    plan: TargetPlan
+    written: list[tuple[str, str | None]] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunContext:
+    """Everything a run shares across folders."""
+
+    plan: PlanContext
+    targets: Sequence[Store]
+    target_path: Callable[[FolderPath], FolderPath]
+    message_filter: MessageFilter
+    summary: Summary
+    progress: Progress
+    deferred: list[Deferred] = field(default_factory=list)
+
+    @property
+    def state(self) -> StateStore | None:
+        return self.plan.state
+
+
+class FolderCopy:
+    """The copy of one source folder into every target."""
+
+    def __init__(self, run: RunContext, folder: Folder) -> None:
+        self.run = run
+        self.folder = folder
+        self.source = run.plan.source
+        self.plans: list[TargetPlan] = []
+        self.copied = self.failed = 0
+
+    def copy(self) -> list[TargetPlan]:
+        """Copy the folder; return its target plans (for deleting from the source afterwards)."""
+        scan = self.source.scan(self.folder.path)
+        refs = [r for r in scan.refs if self.run.message_filter.accepts(r.flags, r.size, r.received)]
+        target_path = self.run.target_path(self.folder.path)
+        self.plans = [plan_target(self.run.plan, t, self.folder, target_path, scan.validity) for t in self.run.targets]
+        todo = [r for r in refs if any(p.needs(r.uid) for p in self.plans)]
+        self.run.summary.unchanged += len(refs) - len(todo)
+        if not self.run.plan.dry_run:
+            self._carry_flag_changes(refs)
+        self.run.progress.folder_started(self.folder.name, len(todo), sum(r.size or 0 for r in todo))
+        if self.run.plan.dry_run:
+            self.run.summary.copied += len(todo)
+            self.run.summary.bytes += sum(r.size or 0 for r in todo)
+        elif todo:
+            self._copy_messages(todo)
+        self.run.progress.folder_done(self.folder.name, self.copied, self.failed)
+        return self.plans
+
+    def _copy_messages(self, todo: list[MessageRef]) -> None:
+        stream = prefetched(self.source.fetch(self.folder.path, todo))
+        try:
+            for batch in batched(stream):
+                self._write_batch([m for m in batch if self.run.message_filter.accepts(m.flags, m.size, m.received)])
+        finally:
+            stream.close()
+
+    def _write_batch(self, batch: list[Message]) -> None:
+        keys = {m.uid: content_key(m.raw) for m in batch}
+        outcome: dict[str, str] = {}
+        for plan in self.plans:
+            for uid, result in self._write_to(plan, batch, keys).items():
+                outcome[uid] = max(outcome.get(uid, "skipped"), result, key=_SEVERITY.__getitem__)
+        summary = self.run.summary
+        for message in batch:
+            result = outcome.get(message.uid, "skipped")
+            if result == "copied":
+                summary.copied += 1
+                summary.bytes += message.size
+                self.copied += 1
+            elif result == "skipped":
+                summary.skipped += 1
+            else:
+                self.failed += 1
+        self.run.progress.messages_done(len(batch), sum(m.size for m in batch))
+
+    def _write_to(self, plan: TargetPlan, batch: list[Message], keys: dict[str, str]) -> dict[str, str]:
+        """Write the messages ``plan`` lacks; return 'copied', 'skipped' or 'failed' per uid."""
+        outcome: dict[str, str] = {}
+        to_write: list[Message] = []
+        adopted = []
+        for message in batch:
+            if not plan.needs(message.uid):
+                continue
+            present_uid = plan.take_present(keys[message.uid])
+            if present_uid is not None:
+                outcome[message.uid] = "skipped"
+                adopted.append((message.uid, present_uid, keys[message.uid], message.flags.encode()))
+            else:
+                to_write.append(message)
+        state = self.run.state
+        if state is not None and plan.pair is not None:
+            state.adopt(plan.pair, adopted)
+            state.begin(plan.pair, ((m.uid, keys[m.uid], m.flags.encode()) for m in to_write))
+        results = plan.store.append_batch(plan.folder, to_write) if to_write else []
+        self._record(plan, results)
+        for result in results:
+            outcome[result.message.uid] = "copied" if result.ok else "failed"
+        return outcome
+
+    def _record(self, plan: TargetPlan, results: list[AppendResult]) -> None:
+        written = [(r.message.uid, r.uid) for r in results if r.ok]
+        failed = [r.message.uid for r in results if not r.ok]
+        for result in results:
+            if not result.ok:
+                self.run.summary.fail(self._failure(plan, result))
+        if self.run.state is None or plan.pair is None:
+            return
+        if plan.store.durable_on_append:
+            self.run.state.finish(plan.pair, written, failed)
+        else:
+            self._deferred(plan).written.extend(written)
+            self._deferred(plan).failed.extend(failed)
+
+    def _deferred(self, plan: TargetPlan) -> Deferred:
+        for deferred in self.run.deferred:
+            if deferred.plan is plan:
+                return deferred
+        self.run.deferred.append(Deferred(plan))
+        return self.run.deferred[-1]
+
+    def _failure(self, plan: TargetPlan, result: AppendResult) -> Failure:
+        failure = Failure(self.folder.name, result.error or "unknown error", result.message.uid, result.message.size, plan.name)
+        self.run.progress.failed(failure)
+        return failure
+
+    def _carry_flag_changes(self, refs: list[MessageRef]) -> None:
+        """Carry flags changed at the source since an earlier run to targets that can take them."""
+        for plan in self.plans:
+            if not plan.store.supports_flag_updates or plan.pair is None or self.run.state is None:
+                continue
+            changes = []
+            for ref in refs:
+                entry = plan.done.get(ref.uid)
+                flags = ref.flags.encode()
+                if entry is None or entry.flags == flags or not entry.target_uid:
+                    continue
+                plan.store.set_flags(plan.folder, entry.target_uid, ref.flags)
+                changes.append((ref.uid, flags))
+            self.run.state.update_flags(plan.pair, changes)
+            self.run.summary.flags_updated += len(changes)

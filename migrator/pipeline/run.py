@@ -1,0 +1,131 @@
+"""A whole run: open the stores, copy every selected folder, make it durable, then delete if asked."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from migrator.endpoint import Endpoint
+from migrator.errors import ConfigError, ConnectionLost, FolderError, MessageError, StoreError
+from migrator.foldermap import FolderRules
+from migrator.message import FolderPath
+from migrator.pipeline.filters import MessageFilter
+from migrator.pipeline.folder_copy import FolderCopy, RunContext
+from migrator.pipeline.plan import PlanContext, TargetPlan
+from migrator.pipeline.progress import Progress
+from migrator.pipeline.summary import Failure, Summary
+from migrator.state import StateStore
+from migrator.stores import Store, open_store
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    """What to copy and how. ``keep_days`` deletes from the source only mail copied that long ago."""
+
+    rules: FolderRules = field(default_factory=FolderRules)
+    message_filter: MessageFilter = field(default_factory=MessageFilter)
+    dry_run: bool = False
+    delete_after: bool = False
+    keep_days: int | None = None
+
+    @property
+    def deletes(self) -> bool:
+        """Return True when the run may delete messages from the source."""
+        return self.delete_after or self.keep_days is not None
+
+
+def run_copy(
+    source: Endpoint,
+    targets: Sequence[Endpoint],
+    options: CopyOptions = CopyOptions(),
+    state: StateStore | None = None,
+    progress: Progress | None = None,
+) -> Summary:
+    """Copy ``source`` into every target and return the summary; raise MigratorError on fatal errors."""
+    _check(source, targets, options, state)
+    progress = progress or Progress()
+    with contextlib.ExitStack() as stack:
+        source_store = stack.enter_context(open_store(source, readonly=not options.deletes or options.dry_run))
+        target_stores = [open_store(t, readonly=options.dry_run) for t in targets]
+        target_stack = stack.enter_context(contextlib.ExitStack())
+        for store in target_stores:
+            target_stack.enter_context(store)
+        run = _run_context(source_store, target_stores, options, state, progress)
+        plans = copy_folders(run, options.rules)
+        target_stack.close()  # a PST becomes durable here, before its progress is recorded
+        _record_deferred(run)
+        if options.deletes and not options.dry_run:
+            _delete_copied(run, plans, options)
+    progress.close()
+    return run.summary
+
+
+def _check(source: Endpoint, targets: Sequence[Endpoint], options: CopyOptions, state: StateStore | None) -> None:
+    if not targets:
+        raise ConfigError("no target given: name at least one place to copy to")
+    for target in targets:
+        if target.kind == "pop3":
+            raise ConfigError(f"{target} cannot be a target: POP3 servers only deliver mail")
+        if target == source:
+            raise ConfigError(f"{target} is both the source and a target")
+    if options.deletes and state is None:
+        raise ConfigError("deleting from the source needs the state file: drop --no-state")
+
+
+def _run_context(source: Store, targets: list[Store], options: CopyOptions, state: StateStore | None, progress: Progress) -> RunContext:
+    plan = PlanContext(source, str(source.endpoint), state, options.dry_run)
+    return RunContext(plan, targets, options.rules.target_path, options.message_filter, Summary(), progress)
+
+
+def copy_folders(run: RunContext, rules: FolderRules) -> list[TargetPlan]:
+    """Copy every selected folder of the run's source; return all target plans."""
+    started = time.monotonic()
+    folders = rules.select(run.plan.source.list_folders())
+    run.progress.run_started(len(folders))
+    plans: list[TargetPlan] = []
+    for folder in folders:
+        try:
+            plans.extend(FolderCopy(run, folder).copy())
+        except (FolderError, MessageError, ConnectionLost, StoreError) as error:
+            failure = Failure(folder.name, str(error))
+            run.summary.fail(failure)
+            run.progress.failed(failure)
+        run.summary.folders += 1
+    run.summary.seconds = time.monotonic() - started
+    return plans
+
+
+def _record_deferred(run: RunContext) -> None:
+    if run.state is None:
+        return
+    for deferred in run.deferred:
+        if deferred.plan.pair is not None:
+            run.state.finish(deferred.plan.pair, deferred.written, deferred.failed)
+
+
+def _delete_copied(run: RunContext, plans: list[TargetPlan], options: CopyOptions) -> None:
+    """Delete from the source what every target holds durably (and, with keep_days, long enough)."""
+    by_folder: dict[FolderPath, list[TargetPlan]] = {}
+    for plan in plans:
+        by_folder.setdefault(plan.source_folder, []).append(plan)
+    cutoff = time.time() - (options.keep_days or 0) * DAY
+    for folder, folder_plans in by_folder.items():
+        uids = _copied_everywhere(run.state, folder_plans, cutoff)
+        if uids:
+            run.plan.source.delete(folder, uids)
+            run.summary.deleted += len(uids)
+
+
+def _copied_everywhere(state: StateStore, plans: list[TargetPlan], cutoff: float) -> list[str]:
+    """Return the uids every plan's target holds durably since before ``cutoff``."""
+    common: set[str] | None = None
+    for plan in plans:
+        if plan.pair is None:
+            return []
+        done = {uid for uid, e in state.entries(plan.pair).items() if e.done and e.copied_at <= cutoff}
+        common = done if common is None else common & done
+    return sorted(common or ())

@@ -1,0 +1,72 @@
+"""What a run did: counts, bytes, time, and every failure with its folder and uid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from migrator.errors import ExitCode
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One message or folder that could not be copied; ``uid`` is None for a whole folder."""
+
+    folder: str
+    reason: str
+    uid: str | None = None
+    size: int | None = None
+    target: str | None = None
+
+    def describe(self) -> str:
+        """Return one line naming the folder, the message and the reason."""
+        where = f"folder {self.folder!r}"
+        if self.uid is not None:
+            where += f", message {self.uid}" + (f" ({self.size} bytes)" if self.size is not None else "")
+        if self.target:
+            where += f", to {self.target}"
+        return f"{where}: {self.reason}"
+
+
+@dataclass
+class Summary:
+    """Counts of one run. ``unchanged`` messages were already copied by an earlier run."""
+
+    folders: int = 0
+    copied: int = 0
+    skipped: int = 0
+    unchanged: int = 0
+    flags_updated: int = 0
+    deleted: int = 0
+    failed: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    failures: list[Failure] = field(default_factory=list)
+
+    def fail(self, failure: Failure) -> None:
+        """Record a failure; a message failure also counts as a failed message."""
+        self.failures.append(failure)
+        if failure.uid is not None:
+            self.failed += 1
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """Return OK when nothing failed, PARTIAL otherwise."""
+        return ExitCode.PARTIAL if self.failures else ExitCode.OK
+
+    @property
+    def rate(self) -> float:
+        """Return messages copied per second."""
+        return self.copied / self.seconds if self.seconds > 0 else 0.0
+
+    def describe(self) -> str:
+        """Return the one-paragraph summary printed at the end of a run."""
+        mb = self.bytes / 1_000_000
+        text = (
+            f"{self.folders} folders: {self.copied} copied, {self.skipped} skipped, {self.failed} failed, "
+            f"{self.unchanged} already there; {mb:.1f} MB in {self.seconds:.1f} s ({self.rate:.0f} msg/s)"
+        )
+        if self.flags_updated:
+            text += f"; flags updated on {self.flags_updated}"
+        if self.deleted:
+            text += f"; {self.deleted} deleted from the source"
+        return text

@@ -1,0 +1,220 @@
+"""The sqlite state file: what was copied where, so reruns copy only what is new.
+
+Like mbsync's sync state it is small and explicit: one row per source folder and target
+(a *pair*), one row per message copied through that pair. A batch is first recorded as
+pending, then written to the target, then marked done; a run killed in between leaves
+pending rows, and the next run checks the target for them by content key before copying
+again, so nothing is lost and nothing is written twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from migrator.errors import StoreError
+from migrator.message import FolderPath
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pairs (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL, folder TEXT NOT NULL, target TEXT NOT NULL,
+    target_folder TEXT NOT NULL DEFAULT '', validity TEXT NOT NULL DEFAULT '',
+    UNIQUE (source, folder, target));
+CREATE TABLE IF NOT EXISTS copied (
+    pair INTEGER NOT NULL REFERENCES pairs(id),
+    uid TEXT NOT NULL, target_uid TEXT, content_key TEXT NOT NULL, flags TEXT NOT NULL,
+    done INTEGER NOT NULL, copied_at REAL NOT NULL,
+    PRIMARY KEY (pair, uid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, started REAL NOT NULL, ended REAL,
+    copied INTEGER, skipped INTEGER, failed INTEGER, bytes INTEGER, exit_code INTEGER);
+"""
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A source folder and one target, as the state file knows them."""
+
+    id: int
+    target_folder: str
+    validity: str
+
+
+@dataclass(frozen=True)
+class CopiedEntry:
+    """What the state file knows of one copied message."""
+
+    target_uid: str | None
+    content_key: str
+    flags: str
+    done: bool
+    copied_at: float
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One finished or running run, for `migrator status`."""
+
+    name: str
+    started: float
+    ended: float | None
+    copied: int | None
+    skipped: int | None
+    failed: int | None
+    bytes: int | None
+    exit_code: int | None
+
+
+def folder_key(path: FolderPath) -> str:
+    """Return the folder path as stored in the state file."""
+    return json.dumps(list(path), ensure_ascii=False)
+
+
+class StateStore:
+    """The state file. Every method that records commits durably before returning."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(_SCHEMA)
+            self._check_version()
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot use the state file {self.path}: {e}; check the path and its permissions") from None
+
+    def _check_version(self) -> None:
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise StoreError(f"the state file {self.path} has schema {row[0]}, this migrator reads {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        """Close the database."""
+        self.db.close()
+
+    # --- pairs -----------------------------------------------------------------------
+
+    def pair(self, source: str, folder: FolderPath, target: str) -> Pair | None:
+        """Return the pair for this source folder and target, or None if never copied."""
+        row = self.db.execute(
+            "SELECT id, target_folder, validity FROM pairs WHERE source=? AND folder=? AND target=?",
+            (source, folder_key(folder), target),
+        ).fetchone()
+        return Pair(*row) if row else None
+
+    def open_pair(self, source: str, folder: FolderPath, target: str, target_folder: FolderPath, validity: str) -> Pair:
+        """Return the pair, created or updated to the given target folder and validity."""
+        with self.db:
+            self.db.execute(
+                "INSERT INTO pairs (source, folder, target, target_folder, validity) VALUES (?,?,?,?,?) "
+                "ON CONFLICT (source, folder, target) DO UPDATE SET target_folder=excluded.target_folder",
+                (source, folder_key(folder), target, folder_key(target_folder), validity),
+            )
+        pair = self.pair(source, folder, target)
+        assert pair is not None
+        return pair
+
+    # --- copied messages -------------------------------------------------------------
+
+    def entries(self, pair: Pair) -> dict[str, CopiedEntry]:
+        """Return every message recorded for the pair, by source uid."""
+        rows = self.db.execute(
+            "SELECT uid, target_uid, content_key, flags, done, copied_at FROM copied WHERE pair=?", (pair.id,)
+        )
+        return {uid: CopiedEntry(tuid, key, flags, bool(done), at) for uid, tuid, key, flags, done, at in rows}
+
+    def begin(self, pair: Pair, pending: Iterable[tuple[str, str, str]]) -> None:
+        """Record (uid, content_key, flags) rows as pending before the target write starts."""
+        now = time.time()
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO copied VALUES (?, ?, NULL, ?, ?, 0, ?)",
+                ((pair.id, uid, key, flags, now) for uid, key, flags in pending),
+            )
+
+    def adopt(self, pair: Pair, found: Iterable[tuple[str, str | None, str, str]]) -> None:
+        """Record (uid, target_uid, content_key, flags) rows for messages found already in the target."""
+        now = time.time()
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO copied VALUES (?, ?, ?, ?, ?, 1, ?)",
+                ((pair.id, uid, tuid, key, flags, now) for uid, tuid, key, flags in found),
+            )
+
+    def finish(self, pair: Pair, written: Iterable[tuple[str, str | None]], failed: Iterable[str]) -> None:
+        """Mark (uid, target_uid) rows done and forget the failed uids, in one transaction."""
+        with self.db:
+            self.db.executemany(
+                "UPDATE copied SET target_uid=?, done=1 WHERE pair=? AND uid=?",
+                ((tuid, pair.id, uid) for uid, tuid in written),
+            )
+            self.db.executemany("DELETE FROM copied WHERE pair=? AND uid=?", ((pair.id, uid) for uid in failed))
+
+    def renumber(self, pair: Pair, validity: str, new_uids: dict[str, str]) -> Pair:
+        """Record a new source validity, moving rows from old uids to ``new_uids[old]``.
+
+        Rows whose old uid has no new one are dropped: the message left the source.
+        Done in one transaction, so old and new numbers can overlap safely.
+        """
+        rows = self.db.execute(
+            "SELECT uid, target_uid, content_key, flags, done, copied_at FROM copied WHERE pair=?", (pair.id,)
+        ).fetchall()
+        with self.db:
+            self.db.execute("DELETE FROM copied WHERE pair=?", (pair.id,))
+            self.db.executemany(
+                "INSERT INTO copied VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ((pair.id, new_uids[uid], *rest) for uid, *rest in rows if uid in new_uids),
+            )
+            self.db.execute("UPDATE pairs SET validity=? WHERE id=?", (validity, pair.id))
+        return Pair(pair.id, pair.target_folder, validity)
+
+    def forget(self, pair: Pair, uids: Iterable[str]) -> None:
+        """Drop rows (messages no longer in the source, or found missing from the target)."""
+        with self.db:
+            self.db.executemany("DELETE FROM copied WHERE pair=? AND uid=?", ((pair.id, uid) for uid in uids))
+
+    def update_flags(self, pair: Pair, changes: Iterable[tuple[str, str]]) -> None:
+        """Record new flags (uid, flags) after they were carried to the target."""
+        with self.db:
+            self.db.executemany(
+                "UPDATE copied SET flags=? WHERE pair=? AND uid=?", ((flags, pair.id, uid) for uid, flags in changes)
+            )
+
+    # --- runs ------------------------------------------------------------------------
+
+    def start_run(self, name: str) -> int:
+        """Record the start of a run and return its id."""
+        with self.db:
+            cursor = self.db.execute("INSERT INTO runs (name, started) VALUES (?, ?)", (name, time.time()))
+        return int(cursor.lastrowid)
+
+    def end_run(self, run_id: int, *, copied: int, skipped: int, failed: int, size: int, exit_code: int) -> None:
+        """Record the end of a run with its counts and exit code."""
+        with self.db:
+            self.db.execute(
+                "UPDATE runs SET ended=?, copied=?, skipped=?, failed=?, bytes=?, exit_code=? WHERE id=?",
+                (time.time(), copied, skipped, failed, size, exit_code, run_id),
+            )
+
+    def last_runs(self, limit: int = 10) -> list[RunRecord]:
+        """Return the most recent runs, newest first."""
+        rows = self.db.execute(
+            "SELECT name, started, ended, copied, skipped, failed, bytes, exit_code FROM runs "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [RunRecord(*row) for row in rows]
