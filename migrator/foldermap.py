@@ -110,6 +110,6 @@ class FolderRules:
 
 def _matches(name: str, pattern: str) -> bool:
     # INBOX is case-insensitive in IMAP, so the rules treat it that way too.
-    if pattern.upper() == "INBOX" or pattern.upper().startswith("INBOX/"):
+    if pattern[:5].upper() == "INBOX":
         pattern = "INBOX" + pattern[5:]
     return fnmatch.fnmatchcase(name, pattern)

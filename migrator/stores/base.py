@@ -119,6 +119,22 @@ class Store(ABC):
 
     # --- writing ---------------------------------------------------------------------
 
+    def resolve_folder(self, folder: FolderPath, role: Role | None = None) -> FolderPath | None:
+        """Return the existing folder that messages of ``folder`` (with ``role``) go to, or None.
+
+        The folder with the same special-use role wins over the same name, so that "Sent"
+        lands in "Sent Items" where that is the target's \\Sent folder.
+        """
+        folders = self.list_folders()
+        if role is not None:
+            for existing in folders:
+                if existing.role == role:
+                    return existing.path
+        for existing in folders:
+            if existing.path == folder:
+                return existing.path
+        return None
+
     def ensure_folder(self, folder: FolderPath, role: Role | None = None) -> FolderPath:
         """Create the folder if missing and return the path messages for it go to.
 

@@ -1,0 +1,73 @@
+"""Endpoints are written the same way everywhere; mistakes give one clear sentence."""
+
+from pathlib import Path
+
+import pytest
+
+from migrator.endpoint import parse_endpoint
+from migrator.errors import ConfigError
+
+
+def test_imaps_defaults_to_implicit_tls_on_993():
+    ep = parse_endpoint("imaps://alice@mail.example.com")
+    assert (ep.kind, ep.host, ep.port, ep.user, ep.tls) == ("imap", "mail.example.com", 993, "alice", "implicit")
+
+
+def test_imap_requires_starttls_on_143_unless_plaintext_is_asked_for():
+    assert parse_endpoint("imap://bob@h").tls == "starttls"
+    assert parse_endpoint("imap://bob@h").port == 143
+    assert parse_endpoint("imap://bob@h?tls=none").tls == "none"
+
+
+def test_pop3_schemes():
+    assert (parse_endpoint("pop3s://c@h").port, parse_endpoint("pop3s://c@h").tls) == (995, "implicit")
+    assert (parse_endpoint("pop3://c@h:1110").port, parse_endpoint("pop3://c@h").tls) == (1110, "starttls")
+
+
+def test_query_parameters_name_password_source_and_ca():
+    ep = parse_endpoint("imaps://alice%40corp@h:1993?password_env=PW&ca_file=/etc/ca.pem")
+    assert ep.user == "alice@corp"
+    assert ep.password.env == "PW"
+    assert ep.ca_file == "/etc/ca.pem"
+
+
+def test_local_archives_take_a_path(tmp_path):
+    assert parse_endpoint(f"maildir:{tmp_path}").path == tmp_path
+    assert parse_endpoint("mbox:~/x").path == Path.home() / "x"
+    assert parse_endpoint("eml:out").kind == "eml"
+    assert parse_endpoint("pst:a.pst").kind == "pst"
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("ftp://a@h", "cannot understand"),
+        ("maildir:", "names no path"),
+        ("imaps://h", "names no user"),
+        ("imaps://a:secret@h", "password in the endpoint URL"),
+        ("imaps://a@h?passwd=x", "unknown option 'passwd'"),
+        ("imaps://a@h?tls=maybe", "not one of implicit, starttls, none"),
+        ("imaps://a@h:99999", "port"),
+    ],
+)
+def test_mistakes_are_one_sentence(text, words):
+    with pytest.raises(ConfigError, match=words):
+        parse_endpoint(text)
+
+
+def test_password_never_shows_in_repr():
+    from migrator.credentials import PasswordSource
+
+    assert "hunter2" not in repr(PasswordSource(literal="hunter2"))
+
+
+def test_password_from_env_file_and_command(tmp_path, monkeypatch):
+    from migrator.credentials import PasswordSource
+
+    monkeypatch.setenv("PW", "from-env")
+    (tmp_path / "pw").write_text("from-file\nignored\n")
+    assert PasswordSource(env="PW").resolve("a@h") == "from-env"
+    assert PasswordSource(file=str(tmp_path / "pw")).resolve("a@h") == "from-file"
+    assert PasswordSource(command="printf 'from-command\\nsecond'").resolve("a@h") == "from-command"
+    with pytest.raises(ConfigError, match=r"\$MISSING"):
+        PasswordSource(env="MISSING").resolve("a@h")
