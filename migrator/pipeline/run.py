@@ -52,8 +52,9 @@ def run_copy(
         source_store = stack.enter_context(open_store(source, readonly=not options.deletes or options.dry_run))
         target_stores = [open_store(t, readonly=options.dry_run) for t in targets]
         target_stack = stack.enter_context(contextlib.ExitStack())
-        for store in target_stores:
-            target_stack.enter_context(store)
+        if not options.dry_run:  # a dry run looks only at the state file: targets may not exist yet
+            for store in target_stores:
+                target_stack.enter_context(store)
         run = _run_context(source_store, target_stores, options, state, progress)
         plans = copy_folders(run, options.rules)
         target_stack.close()  # a PST becomes durable here, before its progress is recorded
