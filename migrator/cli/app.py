@@ -5,12 +5,19 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 
 from migrator.errors import ExitCode, MigratorError
 
+
+def _exit_with_status(status: int | None, **_: object) -> None:
+    # Commands return their exit status; standalone typer would otherwise exit 0.
+    if status:
+        raise typer.Exit(int(status))
+
+
 app = typer.Typer(
+    result_callback=_exit_with_status,
     help="Copy, back up and migrate mailboxes: IMAP, POP3, Maildir, mbox, EML and Outlook PST, byte for byte.",
     no_args_is_help=True,
     add_completion=False,
@@ -26,30 +33,24 @@ def _options(
         os.environ["MIGRATOR_TRACEBACK"] = "1"
 
 
-def fail(message: str, code: ExitCode) -> "typer.Exit":
-    """Print ``message`` as an error on stderr and return the Exit to raise."""
-    typer.echo(f"migrator: {message}", err=True)
-    return typer.Exit(int(code))
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line and return its exit status; never show a traceback for user errors."""
+    """Run the command line and return its exit status; never show a traceback for user errors.
+
+    typer prints usage errors itself (status 2); migrator's own errors are printed here.
+    """
     try:
-        result = app(args=argv, prog_name="migrator", standalone_mode=False)
+        app(args=argv, prog_name="migrator")
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else int(ExitCode.USAGE))
     except MigratorError as error:
         if os.environ.get("MIGRATOR_TRACEBACK"):
             raise
         typer.echo(f"migrator: {error}", err=True)
         return int(error.exit_code)
-    except click.exceptions.Exit as done:
-        return done.exit_code
-    except click.ClickException as error:
-        error.show()
-        return int(ExitCode.USAGE)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except KeyboardInterrupt:
         typer.echo("migrator: interrupted; rerun to continue where this run stopped", err=True)
         return 130
-    return int(result or 0)
+    return 0
 
 
 def entry_point() -> None:
