@@ -1,0 +1,410 @@
+"""A throwaway Dovecot 2.3 for tests, the demo and the benchmark, started as root on 127.0.0.1.
+
+``DovecotServer`` makes a fresh CA with openssl, writes a configuration into a temporary
+directory (tests/support/dovecotconf.py) and runs ``dovecot -F -c DIR/dovecot.conf`` on free
+ports: ``imaps`` (implicit TLS), ``imap`` (offers STARTTLS), ``pop3s`` and ``pop3`` (offers
+STLS). ``add_user`` works while the server runs. Seeding and reading back go through
+imaplib and tests/support/mailboxes.py only, never migrator's code: what they report is
+independent proof of what migrator did.
+
+Mail locations that read what migrator's local stores write (verified with this Dovecot;
+``add_archive_user`` builds them on a private copy, because Dovecot writes into what it
+reads: index and uidlist files in a Maildir, X-UID/X-IMAPbase/Status headers in mbox files):
+
+- Maildir++ (root = INBOX; ``.Parent.Child`` folder directories; names in modified UTF-7;
+  ``.``, ``/``, ``\\`` and a leading ``~`` escaped as ``\\NN`` hex, e.g. ``.v1\\2e2 notes``
+  is "v1.2 notes"): ``maildir:PATH`` with the default ``separator="/"`` (listescape is
+  always loaded). Keywords come from each folder's ``dovecot-keywords`` (a CONTROL= elsewhere
+  would hide them); INTERNALDATE is the file's mtime, and S= in the name must be exact.
+  Dovecot has no Maildir letter for $Forwarded: it keeps it as a keyword, not as ``P``.
+- A tree of mbox files, INBOX being the file ``INBOX``:
+  ``mbox:PATH:INBOX=PATH/INBOX`` reads folder ("A", "B") from the file ``A/B`` (a folder
+  with children then cannot hold messages); with ``:DIRNAME=NAME`` every folder is a
+  directory and its messages are in ``DIR/NAME``, so ("A",) is ``A/NAME`` and ("A", "B")
+  is ``A/B/NAME``. See ``mbox_location``. Dovecot takes flags from Status/X-Status and hides
+  those headers; it reads X-Keywords only for keywords declared in an ``X-IMAPbase:
+  UIDVALIDITY UIDNEXT keyword...`` header of the file's first message; it does not undo
+  ``>From`` quoting.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import grp
+import imaplib
+import os
+import poplib
+import pwd
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support import imapwire, mailboxes
+from tests.support.dovecotconf import ServerSettings, render_config
+from tests.support.mailboxes import Dump, SeedItem
+from tests.support.tlsca import make_pki
+
+MAIL_USER = "migratortest"
+"""The unprivileged system user that owns every mailbox of the test servers."""
+
+DEFAULT_SPECIAL_FOLDERS: Mapping[str, str] = {
+    "Drafts": "\\Drafts", "Sent": "\\Sent", "Trash": "\\Trash", "Junk": "\\Junk", "Archive": "\\Archive",
+}
+"""Folders created at a user's first login, with their SPECIAL-USE attribute."""
+
+OUTLOOK_SPECIAL_FOLDERS: Mapping[str, str] = {
+    "Drafts": "\\Drafts", "Sent Items": "\\Sent", "Trash": "\\Trash", "Junk": "\\Junk", "Archive": "\\Archive",
+}
+"""The same, with the sent folder named the way Outlook and Exchange name it."""
+
+START_TIMEOUT = 10.0
+_USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class DovecotUnavailable(RuntimeError):
+    """Dovecot cannot run here: not installed, or not running as root."""
+
+
+@dataclass(frozen=True)
+class MailUser:
+    """A user of a test server: log in with ``name`` and ``password``."""
+
+    name: str
+    password: str
+    home: Path
+
+
+class DovecotServer:
+    """A private Dovecot instance; use it as a context manager, or call start() and stop().
+
+    ``separator`` is the IMAP hierarchy separator of the one namespace ("/" or ".");
+    ``special_folders`` maps folders created at first login to their SPECIAL-USE flag;
+    ``plaintext_auth`` lets clients log in without TLS (see ``remote_host``).
+    ``ports`` maps "imap", "imaps", "pop3", "pop3s" to port numbers once started.
+    """
+
+    host = "127.0.0.1"
+    remote_host = "127.0.0.2"
+    """The same server at an address where Dovecot treats the client as remote.
+
+    Dovecot counts a client whose IP equals the server's IP as secured and lets it log in
+    without TLS whatever the settings say. At ``remote_host`` (the client's address is then
+    127.0.0.1) the real policy applies: LOGIN/USER before STARTTLS/STLS is refused unless
+    the server was made with ``plaintext_auth=True``. The certificate covers both addresses.
+    """
+
+    def __init__(self, *, separator: str = "/", special_folders: Mapping[str, str] = DEFAULT_SPECIAL_FOLDERS,
+                 plaintext_auth: bool = False, root: Path | None = None) -> None:
+        self.separator = separator
+        self.special_folders = dict(special_folders)
+        self.plaintext_auth = plaintext_auth
+        self._given_root = root
+        self.root = Path()
+        self.ports: dict[str, int] = {}
+        self._process: subprocess.Popen | None = None
+        self._passwords: dict[str, str] = {}
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> "DovecotServer":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> "DovecotServer":
+        """Start the server and return it; raise DovecotUnavailable, or RuntimeError with Dovecot's log."""
+        _check_available()
+        self.root = self._given_root or Path(tempfile.mkdtemp(prefix="dovecot-", dir="/tmp"))
+        self.root.chmod(0o755)  # the auth and mail processes must reach their files below
+        self._uid, self._gid = _mail_user_ids()
+        self.tls_files = make_pki(self.root / "tls")
+        self._prepare_directories()
+        for attempt in range(3):
+            self.ports = _free_ports(("imap", "imaps", "pop3", "pop3s"))
+            self.config_file.write_text(render_config(self._settings()))
+            if self._launch(last_try=attempt == 2):
+                break
+        atexit.register(self.stop)
+        return self
+
+    def stop(self) -> None:
+        """Stop the server (a no-op when stopped) and remove its directory unless a root was given."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        atexit.unregister(self.stop)
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if self._given_root is None:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _settings(self) -> ServerSettings:
+        return ServerSettings(root=self.root, uid=self._uid, gid=self._gid, cert=self.tls_files.server_cert,
+                              key=self.tls_files.server_key, ports=self.ports, separator=self.separator,
+                              special_folders=self.special_folders, plaintext_auth=self.plaintext_auth)
+
+    def _prepare_directories(self) -> None:
+        for name in ("run", "state", "home", "rawlog", "users", "archives"):
+            (self.root / name).mkdir(exist_ok=True)
+        for name in ("home", "rawlog", "archives"):
+            os.chown(self.root / name, self._uid, self._gid)
+
+    def _launch(self, *, last_try: bool) -> bool:
+        # Started from the main thread, Dovecot dies with the test process even if nobody stops
+        # it (the kernel signals a child when the *thread* that forked it ends, hence only then).
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        with open(self.root / "startup.log", "wb") as startup_log:
+            self._process = subprocess.Popen(["dovecot", "-F", "-c", str(self.config_file)],
+                                             stdout=startup_log, stderr=startup_log,
+                                             preexec_fn=_die_with_parent if in_main_thread else None)
+        if _wait_listening(self._process, self.ports.values()):
+            return True
+        self._process.wait()
+        self._process = None
+        if "in use" in self.log() and not last_try:
+            return False  # another process took one of the free ports meanwhile
+        raise RuntimeError(f"Dovecot did not start with {self.config_file}:\n{self.log()}")
+
+    @property
+    def config_file(self) -> Path:
+        """Return the path of the dovecot.conf this server runs with."""
+        return self.root / "dovecot.conf"
+
+    @property
+    def ca_file(self) -> Path:
+        """Return the CA certificate that verifies this server."""
+        return self.tls_files.ca_file
+
+    @property
+    def untrusted_ca_file(self) -> Path:
+        """Return a CA certificate that did not sign this server's certificate (for negative tests)."""
+        return self.tls_files.untrusted_ca_file
+
+    def log(self) -> str:
+        """Return Dovecot's startup output and error log (logins and auth failures are in info.log)."""
+        parts = (self.root / "startup.log", self.root / "dovecot.log")
+        return "".join(path.read_text(errors="replace") for path in parts if path.exists())
+
+    # --- users -----------------------------------------------------------------------------
+
+    def add_user(self, name: str, password: str, *, mail_location: str | None = None,
+                 auto_folders: bool | None = None) -> MailUser:
+        """Create a user (no restart needed) and return it; raise ValueError for an unusable name or password.
+
+        ``mail_location`` replaces the default ``maildir:~/Maildir`` for this user; it must not
+        contain white space and the mail user must be able to write there (``add_archive_user``
+        sees to that). ``auto_folders``: create the special folders at first login; by default
+        only with the default mail location.
+        """
+        if not _USER_NAME.fullmatch(name) or name in self._passwords:
+            raise ValueError(f"user name {name!r} is taken or not made of letters, digits, '.', '_', '-'")
+        if not password or any(char in password for char in ": \t\r\n"):
+            raise ValueError("a password must be non-empty, without ':' or white space")
+        fields = [f"userdb_mail={mail_location}"] if mail_location else []
+        if not (mail_location is None if auto_folders is None else auto_folders):
+            fields += self._no_auto_folder_fields()
+        home = self.home(name)
+        home.mkdir(mode=0o700)
+        os.chown(home, self._uid, self._gid)
+        entry = [name, "{PLAIN}" + password, str(self._uid), str(self._gid), "", str(home), "", " ".join(fields)]
+        self._write_passwd_file(name, ":".join(entry))
+        self._passwords[name] = password
+        return MailUser(name, password, home)
+
+    def _no_auto_folder_fields(self) -> list[str]:
+        # userdb fields are separated by spaces and address a folder's settings by its name.
+        if any(" " in name for name in self.special_folders):
+            raise ValueError("special folders with spaces in their names cannot be switched off per user: "
+                             "use a server with the default special_folders")
+        return [f"userdb_namespace/inbox/mailbox/{name}/auto=no" for name in self.special_folders]
+
+    def _write_passwd_file(self, name: str, line: str) -> None:
+        path = self.root / "users" / name
+        path.write_text(line + "\n")
+        os.chown(path, 0, grp.getgrnam("dovecot").gr_gid)  # read by the auth process, user dovecot
+        path.chmod(0o640)
+
+    def add_archive_user(self, name: str, password: str, archive: Path, *, kind: str = "maildir",
+                         mbox_dirname: str | None = None) -> MailUser:
+        """Return a new user whose mail is a private copy of the Maildir or mbox tree ``archive``.
+
+        ``kind`` is "maildir" or "mbox"; ``mbox_dirname`` as in ``mbox_location``. The copy keeps
+        modification times and belongs to the mail user; Dovecot's indexes go beside it.
+        No special folders are created. Raises ValueError for an unknown kind.
+        """
+        copy, index = self.root / "archives" / name, self.root / "archives" / f"{name}.index"
+        if kind == "maildir":
+            location = f"maildir:{copy}:INDEX={index}"
+        elif kind == "mbox":
+            location = mbox_location(copy, index, dirname=mbox_dirname)
+        else:
+            raise ValueError(f"unknown archive kind {kind!r}: use 'maildir' or 'mbox'")
+        shutil.copytree(archive, copy, symlinks=False)
+        _chown_tree(copy, self._uid, self._gid)
+        return self.add_user(name, password, mail_location=location, auto_folders=False)
+
+    def home(self, user: MailUser | str) -> Path:
+        """Return the home directory of ``user``; mail of the default location is in ``home/Maildir``."""
+        return self.root / "home" / _name(user)
+
+    # --- clients ---------------------------------------------------------------------------
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """Return a client TLS context that trusts only this server's CA."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def imap(self, user: MailUser | str, password: str | None = None) -> imaplib.IMAP4_SSL:
+        """Return an IMAPS connection logged in as ``user``; raise imaplib.IMAP4.error on failure."""
+        conn = imaplib.IMAP4_SSL(self.host, self.ports["imaps"], ssl_context=self.ssl_context())
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # see DOVECOT-NOTES on Nagle
+        conn.login(_name(user), password or self._password(user))
+        return conn
+
+    def pop3(self, user: MailUser | str, password: str | None = None) -> poplib.POP3_SSL:
+        """Return a POP3S connection logged in as ``user``; raise poplib.error_proto on failure."""
+        conn = poplib.POP3_SSL(self.host, self.ports["pop3s"], context=self.ssl_context())
+        conn.user(_name(user))
+        conn.pass_(password or self._password(user))
+        return conn
+
+    def _password(self, user: MailUser | str) -> str:
+        return user.password if isinstance(user, MailUser) else self._passwords[user]
+
+    # --- seeding and reading back ----------------------------------------------------------
+
+    def seed(self, user: MailUser | str, messages: Iterable[SeedItem]) -> None:
+        """APPEND each (folder, raw, flags, internaldate) exactly, creating folders; raise imaplib.IMAP4.error."""
+        conn = self.imap(user)
+        try:
+            mailboxes.seed(conn, self.separator, messages)
+        finally:
+            conn.logout()
+
+    def dump(self, user: MailUser | str, *, include_empty: bool = True) -> Dump:
+        """Return {"/"-separated folder: [(raw, flags, internaldate)] by UID} of every selectable folder."""
+        conn = self.imap(user)
+        try:
+            return mailboxes.dump(conn, self.separator, include_empty=include_empty)
+        finally:
+            conn.logout()
+
+    # --- rawlog ----------------------------------------------------------------------------
+
+    def enable_rawlog(self, user: MailUser | str) -> None:
+        """Record the IMAP and POP3 traffic of ``user``'s sessions that log in from now on."""
+        directory = self.root / "rawlog" / _name(user)
+        for path in (directory, directory / "imap", directory / "pop3"):
+            path.mkdir(exist_ok=True)
+            os.chown(path, self._uid, self._gid)
+
+    def imap_commands(self, user: MailUser | str) -> list[str]:
+        """Return the client commands, without tags, of ``user``'s IMAP sessions since ``enable_rawlog``.
+
+        Sessions come in the order they started; commands before login are not recorded,
+        and a session's record is complete once the client has logged out.
+        """
+        logs = _rawlog_files(self.root / "rawlog" / _name(user) / "imap")
+        return [command for log in logs for command in imapwire.rawlog_commands(log)]
+
+    def pop3_commands(self, user: MailUser | str) -> list[str]:
+        """Return the POP3 commands of ``user``'s sessions since ``enable_rawlog`` (see ``imap_commands``)."""
+        logs = _rawlog_files(self.root / "rawlog" / _name(user) / "pop3")
+        return [line for log in logs for line in imapwire.rawlog_lines(log)]
+
+
+# --- module helpers ------------------------------------------------------------------------
+
+def mbox_location(path: Path, index: Path, *, dirname: str | None = None) -> str:
+    """Return the mail_location of a tree of mbox files at ``path`` whose INBOX is the file ``INBOX``.
+
+    With ``dirname`` every folder is a directory holding its messages in the file ``dirname``
+    (so a folder can have both messages and children); without, a folder is a file.
+    """
+    location = f"mbox:{path}:INBOX={path}/INBOX:INDEX={index}"
+    return f"{location}:DIRNAME={dirname}" if dirname else location
+
+
+def _check_available() -> None:
+    missing = [tool for tool in ("dovecot", "doveadm", "openssl") if shutil.which(tool) is None]
+    if missing:
+        raise DovecotUnavailable(f"{', '.join(missing)} not installed "
+                                 "(apt-get install dovecot-imapd dovecot-pop3d openssl)")
+    if os.geteuid() != 0:
+        raise DovecotUnavailable("the test Dovecot must be started as root")
+
+
+def _mail_user_ids() -> tuple[int, int]:
+    try:
+        entry = pwd.getpwnam(MAIL_USER)
+    except KeyError:
+        # check=False: a test run in parallel may have created the user meanwhile.
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", MAIL_USER],
+                       capture_output=True, check=False)
+        entry = pwd.getpwnam(MAIL_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+def _free_ports(names: tuple[str, ...]) -> dict[str, int]:
+    sockets = [socket.socket() for _ in names]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = {name: sock.getsockname()[1] for name, sock in zip(names, sockets)}
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+_PRCTL = ctypes.CDLL(None).prctl  # looked up before forking: the child only calls it
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _wait_listening(process: subprocess.Popen, ports: Iterable[int]) -> bool:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline and process.poll() is None:
+        if all(_accepts(port) for port in ports):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def _chown_tree(top: Path, uid: int, gid: int) -> None:
+    os.chown(top, uid, gid)
+    for directory, dirs, files in os.walk(top):
+        for entry in dirs + files:
+            os.chown(os.path.join(directory, entry), uid, gid)
+
+
+def _name(user: MailUser | str) -> str:
+    return user.name if isinstance(user, MailUser) else user
+
+
+def _rawlog_files(directory: Path) -> list[bytes]:
+    return sorted((path.read_bytes() for path in directory.glob("*.in")), key=imapwire.rawlog_started)
+

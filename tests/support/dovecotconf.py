@@ -1,0 +1,128 @@
+"""The dovecot.conf of a test server: everything in one directory, nothing from /etc/dovecot.
+
+Choices that tests rely on, and why:
+- ``listen`` on 127.0.0.1 and 127.0.0.2: see ``DovecotServer.remote_host``.
+- one passwd-file per user (``users/%u``): Dovecot re-reads a changed passwd-file at most
+  once a second, so a user appended to a shared file right after a login would stay
+  unknown; a new file is read on first use.
+- ``rawlog_dir`` per user and protocol: Dovecot writes a rawlog only when the directory
+  exists, so ``enable_rawlog`` switches it on for one user by creating it.
+- special folders as ``mailbox specialN { name = ... }`` sections: a folder's settings are
+  addressed by ``name``, which lets a userdb field switch auto-creation off per user.
+- no delay after a failed login and no growing penalty for an IP with failed logins: tests
+  of wrong passwords would otherwise slow down every later login from 127.0.0.1.
+- ``pop3_no_flag_updates``: POP3 RETR must not mark messages seen for later IMAP checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.imapwire import quote
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What varies between test servers: directory, mail user, TLS files, ports and namespace."""
+
+    root: Path
+    uid: int
+    gid: int
+    cert: Path
+    key: Path
+    ports: Mapping[str, int]
+    separator: str
+    special_folders: Mapping[str, str]
+    plaintext_auth: bool
+
+
+def render_config(settings: ServerSettings) -> str:
+    """Return the text of dovecot.conf for ``settings``."""
+    return _TEMPLATE.format(
+        root=settings.root, uid=settings.uid, gid=settings.gid, cert=settings.cert, key=settings.key,
+        plaintext="no" if settings.plaintext_auth else "yes", separator=settings.separator,
+        mailboxes=_special_folder_sections(settings.special_folders), **settings.ports)
+
+
+def _special_folder_sections(special_folders: Mapping[str, str]) -> str:
+    return "\n".join(
+        f"  mailbox special{number} {{\n    name = {quote(name)}\n    special_use = {flag}\n"
+        f"    auto = subscribe\n  }}" for number, (name, flag) in enumerate(special_folders.items()))
+
+
+_TEMPLATE = """\
+# Written by tests/support/dovecotconf.py for one test server.
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+info_log_path = {root}/info.log
+auth_verbose = yes
+protocols = imap pop3
+listen = 127.0.0.1, 127.0.0.2
+shutdown_clients = yes
+
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+disable_plaintext_auth = {plaintext}
+auth_mechanisms = plain login
+auth_failure_delay = 0
+
+mail_uid = {uid}
+mail_gid = {gid}
+first_valid_uid = {uid}
+last_valid_uid = {uid}
+first_valid_gid = {gid}
+mail_location = maildir:~/Maildir
+mail_plugins = $mail_plugins listescape
+pop3_no_flag_updates = yes
+pop3_uidl_format = %08Xu%08Xv
+
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/users/%u
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {root}/users/%u
+}}
+
+namespace inbox {{
+  inbox = yes
+  separator = {separator}
+{mailboxes}
+}}
+
+protocol imap {{
+  rawlog_dir = {root}/rawlog/%u/imap
+}}
+protocol pop3 {{
+  rawlog_dir = {root}/rawlog/%u/pop3
+}}
+
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = {imap}
+  }}
+  inet_listener imaps {{
+    port = {imaps}
+    ssl = yes
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = {pop3}
+  }}
+  inet_listener pop3s {{
+    port = {pop3s}
+    ssl = yes
+  }}
+}}
+"""
