@@ -1,0 +1,228 @@
+"""A directory of ``.eml`` files: one file per message, raw bytes exact, in a folder tree.
+
+Layout: folder ("A", "B") is the directory ``ROOT/A/B`` (names encoded by foldernames.py);
+INBOX is ``ROOT/INBOX``, or the root itself when it holds ``.eml`` files and no INBOX
+directory (a plain folder of exported messages). Messages are ``000001.eml``, ``000002.eml``
+... (the uid is the file name); the received date is the file's mtime.
+
+Flags live in ``.migrator-flags`` in each folder directory: one JSON object per line,
+``{"file": "000001.eml", "flags": ["seen"], "keywords": ["work"]}``, the last line for a file
+winning. Lines are only ever appended (a flag change is a new line), and a batch appends its
+lines before its files appear, so a crash never leaves a message with flags it did not have.
+A message without a line has no flags. Each file is written under a hidden temporary name,
+fsynced and linked to its final name (never replacing a file); the directory is fsynced
+once per batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from migrator.endpoint import Endpoint
+from migrator.errors import FolderError, MessageError
+from migrator.folder import Folder, Role
+from migrator.message import Flag, Flags, FolderPath, Message, MessageRef
+from migrator.stores.base import AppendResult, FolderScan, Store
+from migrator.stores.foldernames import EML_SUFFIX, encode_eml_dirname
+from migrator.stores.foldertree import FolderTree
+from migrator.stores.localfs import (
+    FILE_MODE,
+    from_time_ns,
+    fsync_dir,
+    natural_order,
+    open_root,
+    publish,
+    reason,
+    temp_name,
+    write_all,
+    write_synced,
+)
+
+FLAGS_FILE = ".migrator-flags"
+VALIDITY = "eml-1"  # file names never change meaning
+_NUMBER = re.compile(r"(\d+)\.eml$", re.IGNORECASE)
+
+
+# --- the flags file: pure ----------------------------------------------------------------
+
+
+def flags_line(name: str, flags: Flags) -> bytes:
+    """Return the ``.migrator-flags`` line recording ``flags`` for the file ``name``."""
+    record = {"file": name, "flags": sorted(f.value for f in flags.system), "keywords": sorted(flags.keywords)}
+    return json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def parse_flags_file(data: bytes) -> dict[str, Flags]:
+    """Return file name -> Flags from a ``.migrator-flags`` file; lines that do not parse are skipped."""
+    flags = {}
+    for line in data.splitlines():
+        try:
+            record = json.loads(line)
+            flags[record["file"]] = Flags(
+                frozenset(Flag(v) for v in record["flags"]), frozenset(str(k) for k in record["keywords"])
+            )
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by a crash, or written by something else
+    return flags
+
+
+def is_message_file(name: str) -> bool:
+    """Return True for the name of a message file (``*.eml``, not hidden)."""
+    return name.lower().endswith(EML_SUFFIX) and not name.startswith(".")
+
+
+def next_number(names: Iterable[str]) -> int:
+    """Return the number after the highest ``NNN.eml`` among ``names``."""
+    return max((int(m.group(1)) for m in map(_NUMBER.fullmatch, names) if m), default=0) + 1
+
+
+# --- the store ----------------------------------------------------------------------------
+
+
+class EmlStore(Store):
+    """A folder tree of ``.eml`` files (``eml:PATH``)."""
+
+    def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
+        super().__init__(endpoint, readonly=readonly)
+        self.root = Path(endpoint.path)
+        self.tree = FolderTree(self.root, encode_eml_dirname)
+
+    def open(self) -> None:
+        """Check the directory, or create it for writing; raise StoreError."""
+        open_root(self.root, "EML directory", self.readonly, Path.is_dir)
+
+    def list_folders(self) -> list[Folder]:
+        """Return every folder directory, and INBOX for messages lying in the root."""
+        paths = {path for path, entry in self.tree.walk() if entry.is_dir(follow_symlinks=False)}
+        if self._loose_inbox():
+            paths.add(("INBOX",))
+        return [Folder(p, Role.INBOX if p == ("INBOX",) else None) for p in sorted(paths)]
+
+    def _loose_inbox(self) -> bool:
+        """Return True when the root's own ``.eml`` files are INBOX (no INBOX directory)."""
+        return self.tree.find(("INBOX",)) is None and any(map(is_message_file, os.listdir(self.root)))
+
+    def _folder_dir(self, folder: FolderPath) -> Path:
+        if folder == ("INBOX",) and self._loose_inbox():
+            return self.root
+        directory = self.tree.find(folder)
+        if directory is None or not directory.is_dir():
+            raise FolderError(f"there is no folder {'/'.join(folder)} in the EML directory {self.root}")
+        return directory
+
+    def _create_folder(self, folder: FolderPath) -> None:
+        if not (folder == ("INBOX",) and self._loose_inbox()):
+            self.tree.create(folder)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def scan(self, folder: FolderPath) -> FolderScan:
+        """Return the folder's message files with their sizes, mtimes and recorded flags."""
+        directory = self._folder_dir(folder)
+        flags = _read_flags(directory)
+        refs = []
+        for name in _message_files(directory):
+            try:
+                stat = os.stat(directory / name)
+            except FileNotFoundError:
+                continue
+            refs.append(MessageRef(name, flags.get(name, Flags()), stat.st_size, from_time_ns(stat.st_mtime_ns)))
+        return FolderScan(VALIDITY, refs)
+
+    def fetch(self, folder: FolderPath, refs: Iterable[MessageRef]) -> Iterator[Message]:
+        """Yield the messages of ``refs``; files deleted since the scan are skipped."""
+        directory = self._folder_dir(folder)
+        flags = _read_flags(directory)
+        for ref in refs:
+            if "/" in ref.uid or not is_message_file(ref.uid):
+                continue  # not a name this store gave out
+            try:
+                with open(directory / ref.uid, "rb") as file:
+                    raw = file.read()
+                    mtime_ns = os.fstat(file.fileno()).st_mtime_ns
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                raise MessageError(f"cannot read {directory / ref.uid}: {reason(e)}") from None
+            yield Message(raw, flags.get(ref.uid, Flags()), from_time_ns(mtime_ns), folder, ref.uid)
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def append_batch(self, folder: FolderPath, messages: Sequence[Message]) -> list[AppendResult]:
+        """Write one file per message (flags recorded first), then fsync the directory once."""
+        self._check_writable()
+        self._create_folder(folder)
+        directory = self._folder_dir(folder)
+        number = next_number(os.listdir(directory))
+        names = [f"{number + i:06d}{EML_SUFFIX}" for i in range(len(messages))]
+        _append_flags(directory, b"".join(flags_line(n, m.flags) for n, m in zip(names, messages)))
+        results = [_write_message(directory, name, message) for name, message in zip(names, messages)]
+        try:
+            fsync_dir(directory)
+        except OSError as e:
+            error = f"cannot make {directory} durable: {reason(e)}"
+            return [AppendResult(r.message, error=error) if r.ok else r for r in results]
+        return results
+
+    def set_flags(self, folder: FolderPath, uid: str, flags: Flags) -> None:
+        """Record new flags for the message file ``uid``; raise MessageError if it is gone."""
+        self._check_writable()
+        directory = self._folder_dir(folder)
+        if "/" in uid or not (directory / uid).is_file():
+            raise MessageError(f"message {uid} is no longer in {directory}")
+        _append_flags(directory, flags_line(uid, flags))
+
+    def delete(self, folder: FolderPath, uids: Iterable[str]) -> None:
+        """Remove the message files; raise FolderError if one cannot be removed."""
+        self._check_writable()
+        directory = self._folder_dir(folder)
+        try:
+            for uid in uids:
+                if "/" not in uid and is_message_file(uid):
+                    (directory / uid).unlink(missing_ok=True)
+            fsync_dir(directory)
+        except OSError as e:
+            raise FolderError(f"cannot delete messages in {directory}: {reason(e)}") from None
+
+
+def _message_files(directory: Path) -> list[str]:
+    with os.scandir(directory) as entries:
+        names = [e.name for e in entries if is_message_file(e.name) and e.is_file(follow_symlinks=False)]
+    return sorted(names, key=natural_order)
+
+
+def _read_flags(directory: Path) -> dict[str, Flags]:
+    try:
+        return parse_flags_file((directory / FLAGS_FILE).read_bytes())
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise FolderError(f"cannot read {directory / FLAGS_FILE}: {reason(e)}") from None
+
+
+def _append_flags(directory: Path, lines: bytes) -> None:
+    """Append ``lines`` to the folder's flags file and fsync it; raise FolderError."""
+    try:
+        fd = os.open(directory / FLAGS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        try:
+            write_all(fd, lines)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise FolderError(f"cannot record flags in {directory / FLAGS_FILE}: {reason(e)}") from None
+
+
+def _write_message(directory: Path, name: str, message: Message) -> AppendResult:
+    """Write ``message`` as ``directory/name`` without ever replacing a file; return its result."""
+    temp = directory / temp_name(name)
+    try:
+        write_synced(temp, message.raw, message.received)
+        publish(temp, directory / name)
+    except OSError as e:
+        return AppendResult(message, error=f"cannot write {directory / name}: {reason(e)}")
+    return AppendResult(message, uid=name)

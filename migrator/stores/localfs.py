@@ -1,0 +1,147 @@
+"""Filesystem helpers the local archives share: private modes, durable writes, containment.
+
+Archives hold private mail: directories are created 0700 and files 0600. A write is
+durable once its file and the directory entry pointing at it are both fsynced; callers
+writing a batch fsync each file, then each touched directory once.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from migrator.errors import FolderError, StoreError
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+_DIGITS = re.compile(r"([0-9]+)")
+
+
+def make_private_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents, each with mode 0700; raise OSError on failure."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, DIR_MODE)
+        except FileExistsError:
+            if not directory.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, f"{directory} is not a directory", str(directory)) from None
+
+
+def write_synced(path: Path, data: bytes, received: datetime | None = None) -> None:
+    """Create ``path`` (mode 0600, must not exist) holding ``data``, mtime ``received``, fsynced; raise OSError."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    try:
+        write_all(fd, data)
+        if received is not None:
+            os.utime(fd, ns=(time_ns(received), time_ns(received)))
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(path)
+        raise
+    os.close(fd)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` to ``fd`` (os.write may write less); raise OSError."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the entries of directory ``path`` (new and renamed files) durable; raise OSError."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temp_name(name: str) -> str:
+    """Return a hidden, unique name to write ``name`` under before renaming it into place."""
+    return f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+
+
+def replace_synced(path: Path, data: bytes) -> None:
+    """Replace the file ``path`` by one holding ``data``, atomically and durably; raise OSError."""
+    temp = path.with_name(temp_name(path.name))
+    write_synced(temp, data)
+    try:
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+    fsync_dir(path.parent)
+
+
+def publish(temp: Path, final: Path) -> None:
+    """Give the written file ``temp`` the name ``final``, never replacing a file there; raise OSError."""
+    try:
+        os.link(temp, final)
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS):
+            os.unlink(temp)
+            raise
+        # A filesystem without hard links (FAT): rename, having checked that nothing is in the way.
+        if os.path.lexists(final):
+            os.unlink(temp)
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(final)) from None
+        os.rename(temp, final)
+    else:
+        os.unlink(temp)
+
+
+def time_ns(moment: datetime) -> int:
+    """Return ``moment`` as nanoseconds since 1970 (negative before), for os.utime."""
+    return (moment - _EPOCH) // _MICROSECOND * 1000
+
+
+def from_time_ns(ns: int) -> datetime:
+    """Return the UTC moment ``ns`` nanoseconds after 1970 (to the microsecond)."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+def natural_order(name: str) -> list[str | int]:
+    """Return a sort key ordering the numbers in file names by value (``1.M99`` before ``1.M100``)."""
+    # re.split with a group alternates text and numbers, so equal positions hold equal types.
+    return [int(part) if index % 2 else part for index, part in enumerate(_DIGITS.split(name))]
+
+
+def inside(root: Path, path: Path) -> Path:
+    """Return ``path`` if it resolves inside ``root``; raise FolderError if a link leads elsewhere."""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if os.path.commonpath([real_root, real]) != real_root:
+        raise FolderError(f"{path} leads outside the archive {root}: remove the symbolic link that points to {real}")
+    return path
+
+
+def open_root(path: Path, kind: str, readonly: bool, exists: Callable[[Path], bool]) -> None:
+    """Check that the archive at ``path`` can be read, or create it for writing; raise StoreError."""
+    if readonly:
+        if not exists(path):
+            raise StoreError(f"no {kind} at {path}: check the path")
+        return
+    try:
+        make_private_dirs(path)
+    except OSError as e:
+        raise StoreError(f"cannot create the {kind} at {path}: {reason(e)}; choose a writable directory") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StoreError(f"cannot write to the {kind} at {path}: fix its permissions or choose another directory")
+
+
+def reason(error: OSError) -> str:
+    """Return the operating system's words for ``error`` ("No space left on device")."""
+    return error.strerror or str(error)

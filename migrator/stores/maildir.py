@@ -1,0 +1,391 @@
+"""Maildir++ archives as Dovecot keeps them.
+
+Layout: the root is INBOX (``cur``, ``new``, ``tmp``); every other folder is a directory
+``.A.B`` beside them holding its own ``cur``/``new``/``tmp`` and a ``maildirfolder`` file;
+names are encoded as Dovecot does with ``listescape`` (see foldernames.py). A folder whose
+first name is INBOX in any case is a child of INBOX (``.INBOX.Sub``), as in Dovecot.
+
+Messages: one file each, named ``<secs>.M<usec>P<pid>Q<n>.<host>,S=<size>,W=<crlf size>:2,<flags>``
+(``S=`` and ``W=`` spare Dovecot a stat and a read). The uid is the name before ``:2,``; the
+received date is the file's mtime. Flags are letters after ``:2,`` (P forwarded, R answered,
+S seen, T deleted, D draft, F flagged) and keywords are the letters a..z that the folder's
+``dovecot-keywords`` file ("N name" lines) assigns. Forwarded is written both as P and as the
+keyword ``$Forwarded``, because Dovecot ignores P and IMAP clients know only the keyword; either
+reads back as forwarded. Only 26 keywords fit in a folder: when a message has more, it is
+written with those that have a letter and a warning names the rest.
+
+Writing goes through ``tmp/``: each file is written and fsynced, then the batch is renamed
+into ``cur/`` (not ``new/``: a migrated message is not new mail, and its flags are known) and
+``cur/`` is fsynced once per batch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import socket
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from migrator.contentkey import crlf_size
+from migrator.endpoint import Endpoint
+from migrator.errors import FolderError, MessageError, StoreError
+from migrator.folder import Folder, Role
+from migrator.message import Flag, Flags, FolderPath, Message, MessageRef
+from migrator.stores.base import AppendResult, FolderScan, Store
+from migrator.stores.foldernames import first_distinct, maildir_dirname, maildir_path, name_variants
+from migrator.stores.localfs import (
+    FILE_MODE,
+    DIR_MODE,
+    from_time_ns,
+    fsync_dir,
+    natural_order,
+    open_root,
+    reason,
+    replace_synced,
+    write_synced,
+)
+
+log = logging.getLogger(__name__)
+
+INFO = ":2,"
+KEYWORDS_FILE = "dovecot-keywords"
+FORWARDED_KEYWORD = "$Forwarded"
+SUBDIRS = ("cur", "new", "tmp")
+VALIDITY = "maildir-1"  # file names never change meaning, so a scan stays valid forever
+_LETTERS = {"P": Flag.FORWARDED, "R": Flag.ANSWERED, "S": Flag.SEEN, "T": Flag.DELETED, "D": Flag.DRAFT, "F": Flag.FLAGGED}
+_FLAG_LETTERS = {flag: letter for letter, flag in _LETTERS.items()}
+_KEYWORD_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+_LINE_BREAK = re.compile(r"[\r\n]")
+_sequence = itertools.count(1)
+
+
+# --- file names, flags and the keywords file: pure ---------------------------------------
+
+
+def split_name(filename: str) -> tuple[str, str]:
+    """Return the unique part and the flag letters of a message file name."""
+    unique, _, info = filename.partition(":")
+    return unique, info[2:] if info.startswith("2,") else ""
+
+
+def flags_of(letters: str, keywords: dict[int, str]) -> Flags:
+    """Return the Flags that the info letters stand for, keywords named by ``keywords`` (index -> name)."""
+    system = {_LETTERS[c] for c in letters if c in _LETTERS}
+    named = {keywords.get(_KEYWORD_LETTERS.find(c)) for c in letters if c in _KEYWORD_LETTERS} - {None}
+    if FORWARDED_KEYWORD in named:
+        system.add(Flag.FORWARDED)
+    return Flags(frozenset(system), frozenset(named - {FORWARDED_KEYWORD}))
+
+
+def letters_of(flags: Flags, indexes: dict[str, int]) -> str:
+    """Return the info letters for ``flags`` (sorted, as Maildir wants), keywords by ``indexes`` (name -> index)."""
+    letters = [_FLAG_LETTERS[f] for f in flags.system]
+    letters += [_KEYWORD_LETTERS[indexes[k]] for k in stored_keywords(flags) if k in indexes]
+    return "".join(sorted(letters))
+
+
+def stored_keywords(flags: Flags) -> set[str]:
+    """Return the keywords that carry ``flags`` in ``dovecot-keywords``: forwarded is also ``$Forwarded``."""
+    return set(flags.keywords) | ({FORWARDED_KEYWORD} if Flag.FORWARDED in flags else set())
+
+
+def parse_keywords(text: str) -> dict[int, str]:
+    """Return the index -> keyword map of a ``dovecot-keywords`` file; bad lines are ignored."""
+    mapping = {}
+    for line in text.splitlines():
+        index, _, name = line.partition(" ")
+        if index.isdigit() and int(index) < len(_KEYWORD_LETTERS) and name:
+            mapping[int(index)] = name
+    return mapping
+
+
+def format_keywords(mapping: dict[int, str]) -> str:
+    """Return the text of a ``dovecot-keywords`` file for the index -> keyword map."""
+    return "".join(f"{index} {name}\n" for index, name in sorted(mapping.items()))
+
+
+def assign_keywords(mapping: dict[int, str], wanted: Iterable[str]) -> tuple[dict[int, str], list[str]]:
+    """Return ``mapping`` extended with letters for the ``wanted`` keywords, and those left without one
+    (beyond 26, or holding a line break, which the file cannot hold)."""
+    mapping = dict(mapping)
+    known = set(mapping.values())
+    free = (i for i in range(len(_KEYWORD_LETTERS)) if i not in mapping)
+    left_out = []
+    for keyword in sorted(set(wanted) - known):
+        index = next(free, None) if keyword and not _LINE_BREAK.search(keyword) else None
+        if index is None:
+            left_out.append(keyword)
+        else:
+            mapping[index] = keyword
+    return mapping, left_out
+
+
+def unique_name(raw: bytes) -> str:
+    """Return a new unique part for a message file, as Dovecot forms it."""
+    now = time.time_ns()
+    host = socket.gethostname().replace("/", "\\057").replace(":", "\\072").replace(",", "\\054")
+    unique = f"{now // 10**9}.M{now // 1000 % 10**6}P{os.getpid()}Q{next(_sequence)}.{host}"
+    return f"{unique},S={len(raw)},W={crlf_size(raw)}"
+
+
+def inbox_normalised(path: FolderPath) -> FolderPath:
+    """Return ``path`` with a first name of INBOX in any case written INBOX (Dovecot's rule)."""
+    return ("INBOX",) + path[1:] if path and path[0].upper() == "INBOX" else path
+
+
+def with_parents(paths: Iterable[FolderPath]) -> list[FolderPath]:
+    """Return ``paths`` plus every missing parent, sorted so parents come before children."""
+    every = set()
+    for path in paths:
+        every.update(path[:depth] for depth in range(1, len(path) + 1))
+    return sorted(every)
+
+
+def _is_maildir(path: Path) -> bool:
+    return (path / "cur").is_dir() or (path / "new").is_dir()
+
+
+# --- the store ----------------------------------------------------------------------------
+
+
+class MaildirStore(Store):
+    """A Maildir++ directory tree (``maildir:PATH``)."""
+
+    def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
+        super().__init__(endpoint, readonly=readonly)
+        self.root = Path(endpoint.path)
+        self._dirs: dict[FolderPath, str] = {}
+        self._files: dict[FolderPath, dict[str, str]] = {}  # uid -> "cur/<name>" of the last scan
+
+    def open(self) -> None:
+        """Check the Maildir, or create it for writing; raise StoreError."""
+        if not self.readonly and self.root.is_dir() and any(self.root.iterdir()) and not _is_maildir(self.root):
+            raise StoreError(f"{self.root} holds files but is not a Maildir: choose an empty or new directory")
+        open_root(self.root, "Maildir", self.readonly, _is_maildir)
+        if not self.readonly:
+            self._make_subdirs(self.root)
+
+    # --- folders ----------------------------------------------------------------------------
+
+    def list_folders(self) -> list[Folder]:
+        """Return INBOX and every folder directory, with parents that have no directory as unselectable."""
+        self._dirs = self._read_dirs()
+        selectable = set(self._dirs) | {("INBOX",)}
+        return [
+            Folder(path, Role.INBOX if path == ("INBOX",) else None, path in selectable)
+            for path in with_parents(selectable)
+        ]
+
+    def _read_dirs(self) -> dict[FolderPath, str]:
+        dirs = {}
+        for entry in os.scandir(self.root):
+            if entry.name.startswith(".") and entry.is_dir(follow_symlinks=False) and _is_maildir(Path(entry.path)):
+                try:
+                    path = inbox_normalised(maildir_path(entry.name))
+                except ValueError:
+                    continue  # not one of ours (".", "..", ".a..b")
+                if path != ("INBOX",):  # Dovecot ignores a ".INBOX" beside the root INBOX
+                    dirs.setdefault(path, entry.name)
+        return dirs
+
+    def _folder_dir(self, folder: FolderPath) -> Path | None:
+        folder = inbox_normalised(folder)
+        if folder == ("INBOX",):
+            return self.root
+        if folder not in self._dirs:
+            self._dirs = self._read_dirs()
+        name = self._dirs.get(folder)
+        return self.root / name if name else None
+
+    def _existing_dir(self, folder: FolderPath) -> Path:
+        directory = self._folder_dir(folder)
+        if directory is None:
+            raise FolderError(f"there is no folder {'/'.join(folder)} in the Maildir {self.root}")
+        return directory
+
+    def _create_folder(self, folder: FolderPath) -> None:
+        if self._folder_dir(folder) is not None:
+            return
+        folder = inbox_normalised(folder)
+        try:
+            spellings = name_variants(lambda last, n: maildir_dirname(folder[:-1] + (last,), n), folder[-1])
+            name = first_distinct(spellings, lambda spelling: os.path.lexists(self.root / spelling))
+        except ValueError as e:
+            raise FolderError(f"cannot create the folder {folder!r} in {self.root}: {e}") from None
+        self._make_folder_dir(self.root / name)
+        self._dirs[folder] = name
+
+    def _make_folder_dir(self, directory: Path) -> None:
+        try:
+            os.mkdir(directory, DIR_MODE)
+            self._make_subdirs(directory)
+            os.close(os.open(directory / "maildirfolder", os.O_WRONLY | os.O_CREAT, FILE_MODE))
+            fsync_dir(directory)
+            fsync_dir(directory.parent)
+        except OSError as e:
+            raise FolderError(f"cannot create the Maildir folder {directory}: {reason(e)}") from None
+
+    def _make_subdirs(self, directory: Path) -> None:
+        try:
+            for sub in SUBDIRS:
+                os.makedirs(directory / sub, DIR_MODE, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create {directory}/cur, new and tmp: {reason(e)}; fix its permissions") from None
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def scan(self, folder: FolderPath) -> FolderScan:
+        """Return the folder's messages from their file names and stat (no body is read)."""
+        directory = self._existing_dir(folder)
+        keywords = self._read_keywords(directory)
+        files = self._files[inbox_normalised(folder)] = _list_files(directory)
+        refs = (_ref(directory, uid, files[uid], keywords) for uid in sorted(files, key=natural_order))
+        return FolderScan(VALIDITY, [ref for ref in refs if ref is not None])
+
+    def fetch(self, folder: FolderPath, refs: Iterable[MessageRef]) -> Iterator[Message]:
+        """Yield the messages of ``refs`` with their current flags; vanished files are skipped."""
+        directory = self._existing_dir(folder)
+        keywords = self._read_keywords(directory)
+        folder = inbox_normalised(folder)
+        files = self._files.get(folder, {})
+        refreshed = False
+        for ref in refs:
+            message = _read(directory, folder, ref.uid, files.get(ref.uid), keywords)
+            if message is None and not refreshed:  # renamed by a flag change since the scan?
+                files = self._files[folder] = _list_files(directory)
+                refreshed = True
+                message = _read(directory, folder, ref.uid, files.get(ref.uid), keywords)
+            if message is not None:
+                yield message
+
+    def _read_keywords(self, directory: Path) -> dict[int, str]:
+        try:
+            return parse_keywords((directory / KEYWORDS_FILE).read_text("utf-8", "replace"))
+        except FileNotFoundError:
+            return {}
+        except OSError as e:
+            raise FolderError(f"cannot read {directory / KEYWORDS_FILE}: {reason(e)}") from None
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def append_batch(self, folder: FolderPath, messages: Sequence[Message]) -> list[AppendResult]:
+        """Write the messages through tmp/ into cur/, fsyncing each file and cur/ once."""
+        self._check_writable()
+        self._create_folder(folder)
+        directory = self._existing_dir(folder)
+        indexes = self._keyword_indexes(directory, (k for m in messages for k in stored_keywords(m.flags)))
+        results: list[AppendResult] = []
+        staged: list[tuple[int, str]] = []
+        for message in messages:
+            unique = unique_name(message.raw)
+            try:
+                write_synced(directory / "tmp" / unique, message.raw, message.received)
+            except OSError as e:
+                results.append(AppendResult(message, error=f"cannot write into {directory}/tmp: {reason(e)}"))
+                continue
+            staged.append((len(results), unique))
+            results.append(AppendResult(message, uid=unique))
+        return self._commit(directory, results, staged, indexes)
+
+    def _commit(
+        self, directory: Path, results: list[AppendResult], staged: list[tuple[int, str]], indexes: dict[str, int]
+    ) -> list[AppendResult]:
+        """Rename the staged files into cur/ and fsync it; return the results with any failures."""
+        for position, unique in staged:
+            message = results[position].message
+            try:
+                os.rename(directory / "tmp" / unique, directory / "cur" / (unique + INFO + letters_of(message.flags, indexes)))
+            except OSError as e:
+                os.unlink(directory / "tmp" / unique)
+                results[position] = AppendResult(message, error=f"cannot move the message into {directory}/cur: {reason(e)}")
+        try:
+            if staged:
+                fsync_dir(directory / "cur")
+        except OSError as e:
+            error = f"cannot make {directory}/cur durable: {reason(e)}"
+            return [r if not r.ok else AppendResult(r.message, error=error) for r in results]
+        return results
+
+    def _keyword_indexes(self, directory: Path, keywords: Iterable[str]) -> dict[str, int]:
+        """Return keyword -> index, giving new keywords letters in ``dovecot-keywords``."""
+        current = self._read_keywords(directory)
+        mapping, left_out = assign_keywords(current, keywords)
+        if left_out:
+            log.warning("Maildir %s can name only 26 keywords, without line breaks; messages lose: %s", directory, left_out)
+        if mapping != current:
+            try:
+                replace_synced(directory / KEYWORDS_FILE, format_keywords(mapping).encode("utf-8"))
+            except OSError as e:
+                raise FolderError(f"cannot write {directory / KEYWORDS_FILE}: {reason(e)}") from None
+        return {name: index for index, name in mapping.items()}
+
+    def set_flags(self, folder: FolderPath, uid: str, flags: Flags) -> None:
+        """Rename the message file so that its name carries ``flags``; raise MessageError if it is gone."""
+        self._check_writable()
+        directory = self._existing_dir(folder)
+        name = _list_files(directory).get(uid)
+        if name is None:
+            raise MessageError(f"message {uid} is no longer in the folder {'/'.join(folder)} of {self.root}")
+        letters = letters_of(flags, self._keyword_indexes(directory, stored_keywords(flags)))
+        new_name = f"cur/{uid}{INFO}{letters}"
+        if new_name != name:
+            try:
+                os.rename(directory / name, directory / new_name)
+                fsync_dir(directory / "cur")
+            except OSError as e:
+                raise MessageError(f"cannot change the flags of {directory / name}: {reason(e)}") from None
+
+    def delete(self, folder: FolderPath, uids: Iterable[str]) -> None:
+        """Remove the messages' files; raise FolderError if one cannot be removed."""
+        self._check_writable()
+        directory = self._existing_dir(folder)
+        files = _list_files(directory)
+        try:
+            for uid in uids:
+                if uid in files:
+                    os.unlink(directory / files[uid])
+            for sub in ("cur", "new"):
+                fsync_dir(directory / sub)
+        except OSError as e:
+            raise FolderError(f"cannot delete messages in {directory}: {reason(e)}") from None
+
+
+def _list_files(directory: Path) -> dict[str, str]:
+    """Return uid -> ``new/<name>`` or ``cur/<name>`` for the message files of a folder directory."""
+    files = {}
+    for sub in ("new", "cur"):
+        try:
+            entries = os.scandir(directory / sub)
+        except FileNotFoundError:
+            continue
+        with entries:
+            for entry in entries:
+                if not entry.name.startswith(".") and entry.is_file():
+                    files[split_name(entry.name)[0]] = f"{sub}/{entry.name}"
+    return files
+
+
+def _ref(directory: Path, uid: str, name: str, keywords: dict[int, str]) -> MessageRef | None:
+    try:
+        stat = os.stat(directory / name)
+    except FileNotFoundError:
+        return None
+    return MessageRef(uid, flags_of(split_name(name)[1], keywords), stat.st_size, from_time_ns(stat.st_mtime_ns))
+
+
+def _read(directory: Path, folder: FolderPath, uid: str, name: str | None, keywords: dict[int, str]) -> Message | None:
+    if name is None:
+        return None
+    try:
+        with open(directory / name, "rb") as file:
+            raw = file.read()
+            mtime_ns = os.fstat(file.fileno()).st_mtime_ns
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise MessageError(f"cannot read {directory / name}: {reason(e)}") from None
+    return Message(raw, flags_of(split_name(name)[1], keywords), from_time_ns(mtime_ns), folder, uid)

@@ -1,0 +1,7 @@
+"""mbox archives: a tree of mbox files (mboxrd), read back byte for byte; see store.py."""
+
+from __future__ import annotations
+
+from migrator.stores.mbox.store import MboxStore
+
+__all__ = ["MboxStore"]

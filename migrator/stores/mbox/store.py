@@ -1,0 +1,199 @@
+"""The mbox archive: one mbox file per folder in a directory tree.
+
+Layout: folder ("A", "B") is the directory ``ROOT/A/B`` (names encoded by foldernames.py)
+and its messages are the file ``mbox`` inside it, so a folder can hold both messages and
+folders; INBOX is ``ROOT/INBOX/mbox``. Dovecot reads such a tree with
+``mail_location = mbox:ROOT:INBOX=ROOT/INBOX/mbox:LAYOUT=fs:DIRNAME=mbox:INDEX=ELSEWHERE:UTF-8``
+and ``mail_plugins = listescape`` (its index files cannot live in ROOT: DIRNAME makes
+every folder a file there). Reading also takes the classic layout, where a folder is a
+plain mbox file (``ROOT/Lists/python``), and a single mbox file as the whole archive (its
+one folder is INBOX); writing always uses the tree.
+
+A message's uid is the offset of its From line. Flags cannot be changed in place (that
+would mean rewriting the file and moving every later offset), and messages cannot be
+deleted, for the same reason. See envelope.py for the bytes around each message.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from migrator.endpoint import Endpoint
+from migrator.errors import FolderError, StoreError
+from migrator.folder import Folder, Role
+from migrator.message import FolderPath, Message, MessageRef
+from migrator.stores.base import AppendResult, FolderScan, Store
+from migrator.stores.foldernames import MBOX_FILE, encode_mbox_dirname
+from migrator.stores.foldertree import FolderTree
+from migrator.stores.localfs import FILE_MODE, from_time_ns, fsync_dir, inside, open_root, reason, write_all
+from migrator.stores.mbox.envelope import serialise
+from migrator.stores.mbox.lock import fcntl_lock, write_lock
+from migrator.stores.mbox.reader import entries, message_bytes, read_entry
+
+VALIDITY = "mbox-1"  # offsets stay valid while the file is only appended to
+
+
+class MboxStore(Store):
+    """A tree of mbox files (``mbox:PATH``), or a single mbox file for reading."""
+
+    supports_flag_updates = False
+
+    def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
+        super().__init__(endpoint, readonly=readonly)
+        self.root = Path(endpoint.path)
+        self.tree = FolderTree(self.root, encode_mbox_dirname)
+
+    def open(self) -> None:
+        """Check the archive, or create its root for writing; raise StoreError."""
+        if self.root.is_file() and not self.readonly:
+            raise StoreError(
+                f"{self.root} is a single mbox file, and migrator writes a directory of folders: "
+                f"name a directory, e.g. mbox:{self.root}.d"
+            )
+        if not self.root.is_file():
+            open_root(self.root, "mbox archive", self.readonly, Path.is_dir)
+
+    # --- folders ----------------------------------------------------------------------------
+
+    def list_folders(self) -> list[Folder]:
+        """Return every folder directory (selectable when it holds an mbox file) and classic mbox file."""
+        if self.root.is_file():
+            return [Folder(("INBOX",), Role.INBOX)]
+        folders: dict[FolderPath, bool] = {}
+        for path, entry in self.tree.walk():
+            if entry.is_dir(follow_symlinks=False):
+                folders[path] = os.path.isfile(os.path.join(entry.path, MBOX_FILE))
+            elif entry.name != MBOX_FILE and entry.is_file(follow_symlinks=False) and _starts_like_mbox(entry.path):
+                folders[path] = True  # the classic layout (a dotlock or anything else does not start so)
+        return [Folder(p, Role.INBOX if p == ("INBOX",) else None, s) for p, s in sorted(folders.items())]
+
+    def _mbox_path(self, folder: FolderPath) -> Path | None:
+        if self.root.is_file():
+            return self.root if folder == ("INBOX",) else None
+        node = self.tree.find(folder)
+        if node is None:
+            return None
+        return node / MBOX_FILE if node.is_dir() else node
+
+    def _existing_path(self, folder: FolderPath) -> Path:
+        path = self._mbox_path(folder)
+        if path is None:
+            raise FolderError(f"there is no folder {'/'.join(folder)} in the mbox archive {self.root}")
+        return path
+
+    def _create_folder(self, folder: FolderPath) -> None:
+        path = self._mbox_path(folder)
+        if path is not None and path.is_file():
+            return
+        directory = self.tree.create(folder)
+        try:
+            os.close(os.open(directory / MBOX_FILE, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, FILE_MODE))
+            fsync_dir(directory)
+        except OSError as e:
+            raise FolderError(f"cannot create {directory / MBOX_FILE}: {reason(e)}") from None
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def scan(self, folder: FolderPath) -> FolderScan:
+        """Return the folder's messages, found by streaming through its file (bodies are skipped where possible)."""
+        path = self._existing_path(folder)
+        with _mapped(path) as buffer:
+            try:
+                refs = [MessageRef(str(e.offset), e.flags, e.size, e.received) for e in entries(buffer)]
+            except ValueError as e:
+                raise FolderError(f"{path} is not an mbox file ({e}): check the path") from None
+        return FolderScan(VALIDITY, refs)
+
+    def fetch(self, folder: FolderPath, refs: Iterable[MessageRef]) -> Iterator[Message]:
+        """Yield the messages at the refs' offsets; a ref that no longer points at a message is skipped."""
+        path = self._existing_path(folder)
+        with _mapped(path) as buffer:
+            file_date = from_time_ns(path.stat().st_mtime_ns)
+            for ref in refs:
+                try:
+                    entry = read_entry(buffer, int(ref.uid))
+                except ValueError:
+                    continue  # the file was rewritten since the scan
+                yield Message(message_bytes(buffer, entry), entry.flags, entry.received or file_date, folder, ref.uid)
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def append_batch(self, folder: FolderPath, messages: Sequence[Message]) -> list[AppendResult]:
+        """Append the messages under the mbox locks and fsync; on a write error restore the file's length."""
+        self._check_writable()
+        self._create_folder(folder)
+        path = inside(self.root, self._existing_path(folder))
+        chunks = [serialise(message) for message in messages]
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        except OSError as e:
+            raise FolderError(f"cannot open {path} for writing: {reason(e)}") from None
+        try:
+            with write_lock(path, fd):
+                return _append(fd, path, messages, chunks)
+        finally:
+            os.close(fd)
+
+
+def _append(fd: int, path: Path, messages: Sequence[Message], chunks: list[bytes]) -> list[AppendResult]:
+    """Write ``chunks`` at the end of the locked file ``fd``; return one result per message."""
+    old_size = os.fstat(fd).st_size
+    prefix = _separator_needed(fd, old_size)
+    try:
+        write_all(fd, prefix)
+        for chunk in chunks:
+            write_all(fd, chunk)
+        os.fsync(fd)
+    except BaseException as e:
+        os.ftruncate(fd, old_size)
+        os.fsync(fd)
+        if not isinstance(e, OSError):
+            raise
+        error = f"cannot write to {path}: {reason(e)} (the file was restored to its previous length)"
+        return [AppendResult(message, error=error) for message in messages]
+    results = []
+    offset = old_size + len(prefix)
+    for message, chunk in zip(messages, chunks):
+        results.append(AppendResult(message, uid=str(offset)))
+        offset += len(chunk)
+    return results
+
+
+def _separator_needed(fd: int, size: int) -> bytes:
+    """Return what must come before a new From line so that a blank line precedes it."""
+    if size == 0:
+        return b""
+    tail = os.pread(fd, 2, max(size - 2, 0))
+    if tail.endswith(b"\n\n"):
+        return b""
+    return b"\n" if tail.endswith(b"\n") else b"\n\n"
+
+
+@contextmanager
+def _mapped(path: Path) -> Iterator[bytes]:
+    """Map the mbox file read-only under a shared fcntl lock (an empty file maps as b"")."""
+    try:
+        file = open(path, "rb")
+    except FileNotFoundError:
+        yield b""  # a folder directory without messages
+        return
+    except OSError as e:
+        raise FolderError(f"cannot read {path}: {reason(e)}") from None
+    with file, fcntl_lock(path, file.fileno(), exclusive=False):
+        if os.fstat(file.fileno()).st_size == 0:
+            yield b""
+            return
+        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as buffer:
+            yield buffer
+
+
+def _starts_like_mbox(path: str) -> bool:
+    try:
+        with open(path, "rb") as file:
+            return file.read(5) == b"From "
+    except OSError:
+        return False

@@ -1,0 +1,173 @@
+"""One suite run against every local archive (Maildir, mbox, EML), as CPython's test_mailbox does.
+
+Each store must give back exactly what it was given: bytes, flags, received instants and
+folder names, for the shared corpus and for folder names chosen to be hostile; must never
+create anything outside its root; and must keep its files private.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from migrator.endpoint import parse_endpoint
+from migrator.errors import FolderError
+from migrator.message import Flag, Flags, FolderPath, Message
+from migrator.stores import open_store
+from migrator.stores.base import Store
+from tests.support.corpus import corpus
+
+KINDS = ("maildir", "mbox", "eml")
+HOSTILE_FOLDERS: tuple[FolderPath, ...] = (
+    ("..",),
+    ("../../etc",),
+    ("/abs",),
+    (".",),
+    ("nul\x00byte",),
+    ("new\nline",),
+    ("a.b", "c.d"),
+    ("back\\slash",),
+    ("~user",),
+    ("R&D",),
+    ("Case",),
+    ("case",),
+    ("CASE", "x"),
+    ("mbox",),
+    ("msg.eml",),
+    ("INBOX", "child"),
+    ("A", "B", "C"),
+    ("\U0001F4E7 mail",),
+)
+
+
+def _store(kind: str, path: Path, readonly: bool = False) -> Store:
+    return open_store(parse_endpoint(f"{kind}:{path}"), readonly=readonly)
+
+
+def _with_hostile_folders(messages: list[Message]) -> list[Message]:
+    extra = [replace(messages[i % len(messages)], folder=folder) for i, folder in enumerate(HOSTILE_FOLDERS)]
+    return messages + extra
+
+
+def _write(store: Store, messages: list[Message]) -> None:
+    by_folder: dict[FolderPath, list[Message]] = {}
+    for message in messages:
+        by_folder.setdefault(message.folder, []).append(message)
+    for folder, batch in by_folder.items():
+        target = store.ensure_folder(folder)
+        for start in range(0, len(batch), 7):  # several batches per folder
+            results = store.append_batch(target, batch[start : start + 7])
+            assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+
+
+def _contents(store: Store) -> dict[FolderPath, list[tuple[bytes, Flags, float]]]:
+    """Return every selectable folder's messages as (raw, flags, received timestamp), in store order."""
+    return {
+        folder.path: [(m.raw, m.flags, m.received.timestamp()) for m in store.messages(folder.path)]
+        for folder in store.list_folders()
+        if folder.selectable
+    }
+
+
+def _expected(messages: list[Message]) -> dict[FolderPath, list[tuple[bytes, Flags, float]]]:
+    expected: dict[FolderPath, list[tuple[bytes, Flags, float]]] = {}
+    for m in messages:
+        expected.setdefault(m.folder, []).append((m.raw, m.flags, m.received.timestamp()))
+    return expected
+
+
+@pytest.fixture(scope="module")
+def messages() -> list[Message]:
+    return _with_hostile_folders(corpus())
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def test_round_trip(kind: str, tmp_path: Path, messages: list[Message]) -> None:
+    with _store(kind, tmp_path / "archive") as store:
+        _write(store, messages)
+    with _store(kind, tmp_path / "archive", readonly=True) as store:
+        got = _contents(store)
+    expected = _expected(messages)
+    assert {k: v for k, v in got.items() if v or k in expected} == expected
+
+
+def test_every_flag_combination_and_keyword_survives(kind: str, tmp_path: Path) -> None:
+    combos = [Flags(frozenset(f for i, f in enumerate(Flag) if n >> i & 1), frozenset({"k%d" % (n % 5)} if n % 3 else ())) for n in range(64)]
+    batch = [Message(b"Subject: %d\n\nx\n" % n, flags, folder=("F",)) for n, flags in enumerate(combos)]
+    with _store(kind, tmp_path) as store:
+        _write(store, batch)
+        assert [m.flags for m in store.messages(("F",))] == combos
+
+
+def test_scan_matches_fetch(kind: str, tmp_path: Path, messages: list[Message]) -> None:
+    inbox = [m for m in messages if m.folder == ("INBOX",)]
+    with _store(kind, tmp_path) as store:
+        _write(store, inbox)
+        refs = list(store.scan(("INBOX",)).refs)
+        fetched = list(store.fetch(("INBOX",), refs))
+        assert [r.uid for r in refs] == [m.uid for m in fetched]
+        assert [(r.size, r.flags, r.received) for r in refs] == [(m.size, m.flags, m.received) for m in fetched]
+        assert store.stats(("INBOX",)).messages == len(inbox)
+        assert store.scan(("INBOX",)).validity == store.scan(("INBOX",)).validity
+
+
+def test_nothing_is_created_outside_the_root_and_everything_is_private(kind: str, tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    batch = [Message(b"Subject: s\n\nx\n", folder=folder) for folder in HOSTILE_FOLDERS]
+    with _store(kind, root) as store:
+        _write(store, batch)
+        with pytest.raises(FolderError):
+            store.ensure_folder(("",))
+        listed = {f.path for f in store.list_folders() if f.selectable}
+    assert os.listdir(tmp_path) == ["archive"]
+    assert set(HOSTILE_FOLDERS) <= listed
+    for path in _tree(root):
+        mode = path.lstat().st_mode
+        assert not stat.S_ISLNK(mode)
+        assert stat.S_IMODE(mode) == (0o700 if stat.S_ISDIR(mode) else 0o600), path
+
+
+def test_chained_copies_end_identical(tmp_path: Path, messages: list[Message]) -> None:
+    with _store("maildir", tmp_path / "first") as first:
+        _write(first, messages)
+        source = _contents(first)
+    chain = [("maildir", tmp_path / "first"), ("mbox", tmp_path / "m"), ("eml", tmp_path / "e"), ("maildir", tmp_path / "last")]
+    for (from_kind, from_path), (to_kind, to_path) in zip(chain, chain[1:]):
+        with _store(from_kind, from_path, readonly=True) as reader, _store(to_kind, to_path) as writer:
+            for folder in reader.list_folders():
+                if folder.selectable:
+                    _write(writer, [replace(m, folder=folder.path) for m in reader.messages(folder.path)])
+    with _store("maildir", tmp_path / "last", readonly=True) as last:
+        assert _contents(last) == source
+
+
+def _tree(root: Path) -> Iterator[Path]:
+    yield root
+    for directory, dirs, files in os.walk(root):
+        for name in dirs + files:
+            yield Path(directory) / name
+
+
+def test_a_symbolic_link_in_the_archive_is_never_written_through(kind: str, tmp_path: Path) -> None:
+    root, outside = tmp_path / "archive", tmp_path / "outside"
+    outside.mkdir()
+    with _store(kind, root) as store:
+        store.ensure_folder(("Evil",))
+        made = next(p for p in root.iterdir() if "vil" in p.name)
+        shutil.rmtree(made)
+        made.symlink_to(outside, target_is_directory=True)
+        try:
+            store.append_batch(("Evil",), [Message(b"Subject: s\n\nx\n", folder=("Evil",))])
+        except FolderError:
+            pass
+    assert list(outside.iterdir()) == []

@@ -1,0 +1,288 @@
+"""The mbox archive: quoting, the bytes around each message, reading foreign mboxes, locks, failures."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from migrator.endpoint import parse_endpoint
+from migrator.errors import FolderError, StoreError
+from migrator.message import Flag, Flags, Message
+from migrator.stores import open_store
+from migrator.stores.mbox import lock
+from migrator.stores.mbox.envelope import asctime, envelope_sender, from_line_date, serialise
+from migrator.stores.mbox.quoting import quote_mboxrd, unquote_mboxrd
+from migrator.stores.mbox.reader import entries, message_bytes
+from migrator.stores.mbox.status import decode_keywords, encode_keywords, flags_from_headers, status_lines
+
+UTC = timezone.utc
+# Lines rich in what mbox must escape: From_ lines, quoted ones, CR, blank lines.
+line_parts = st.sampled_from([b"From ", b">From ", b">>From x", b"From", b"\r", b"\n", b"\r\n", b"a", b" ", b"\x00", b"\xff"])
+raw_messages = st.lists(line_parts, max_size=40).map(b"".join)
+keywords = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=8)
+flag_sets = st.builds(Flags, st.frozensets(st.sampled_from(list(Flag))), st.frozensets(keywords, max_size=4))
+received_dates = st.datetimes(
+    min_value=datetime(1000, 1, 1), max_value=datetime(9999, 1, 1), timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7))])
+).map(lambda d: d.replace(microsecond=0))
+messages = st.builds(Message, raw=raw_messages, flags=flag_sets, received=received_dates)
+
+
+# --- pure codecs ------------------------------------------------------------------------------
+
+
+@given(raw_messages)
+def test_mboxrd_quoting_round_trips(raw: bytes) -> None:
+    quoted = quote_mboxrd(raw)
+    assert unquote_mboxrd(quoted) == raw
+    assert not any(line.startswith(b"From ") for line in quoted.split(b"\n"))
+
+
+def test_mboxrd_quotes_every_from_line_once_more() -> None:
+    assert quote_mboxrd(b"From a\n>From b\n>>From c\nFrom\nx From d\n") == b">From a\n>>From b\n>>>From c\nFrom\nx From d\n"
+
+
+@given(st.frozensets(keywords, max_size=6))
+def test_keywords_round_trip(words: frozenset[str]) -> None:
+    assert decode_keywords(encode_keywords(words)) == words
+
+
+@given(flag_sets)
+def test_status_lines_round_trip(flags: Flags) -> None:
+    assert flags_from_headers(b"".join(status_lines(flags))) == flags
+
+
+def test_status_lines_are_what_dovecot_and_mutt_read() -> None:
+    flags = Flags.of(Flag.SEEN, Flag.ANSWERED, Flag.FLAGGED, Flag.DRAFT, Flag.DELETED, Flag.FORWARDED, keywords=("work",))
+    assert status_lines(flags) == [b"Status: RO\n", b"X-Status: AFTD\n", b"X-Keywords: $Forwarded work\n"]
+    assert status_lines(Flags()) == [b"Status: O\n"]
+
+
+def test_from_line_parts() -> None:
+    assert asctime(datetime(2024, 11, 6, 18, 20, 42, tzinfo=timezone(timedelta(hours=1)))) == "Wed Nov  6 17:20:42 2024"
+    assert from_line_date(b"From x Wed Nov  6 17:20:42 2024") == datetime(2024, 11, 6, 17, 20, 42, tzinfo=UTC)
+    assert from_line_date(b"From x Wed Nov 6 17:20:42 2024 -0200") == datetime(2024, 11, 6, 19, 20, 42, tzinfo=UTC)
+    assert from_line_date(b"From x Wed Nov 6 17:20 PST 2024") is not None
+    assert from_line_date(b"From someone") is None
+    assert envelope_sender(b"Return-Path: <alice@example.org>\r\nSubject: x\r\n\r\nbody") == "alice@example.org"
+    assert envelope_sender(b"Return-Path: <>\n\n") == "MAILER-DAEMON"
+    assert envelope_sender(b"Subject: x\n\nReturn-Path: <in@body>\n") == "MAILER-DAEMON"
+
+
+@given(st.lists(messages, max_size=6))
+def test_serialised_messages_read_back_exactly(batch: list[Message]) -> None:
+    mbox = b"".join(serialise(m) for m in batch)
+    found = list(entries(mbox))
+    assert [message_bytes(mbox, e) for e in found] == [m.raw for m in batch]
+    assert [e.flags for e in found] == [m.flags for m in batch]
+    assert [e.received for e in found] == [m.received for m in batch]
+    assert [e.size for e in found] == [len(m.raw) for m in batch]
+
+
+def test_preexisting_status_headers_stay() -> None:
+    raw = b"Status: RO\nX-Status: F\nX-Keywords: old\nSubject: s\n\nbody\n"
+    mbox = serialise(Message(raw, Flags(), datetime(2020, 1, 1, tzinfo=UTC)))
+    (entry,) = entries(mbox)
+    assert message_bytes(mbox, entry) == raw and entry.flags == Flags()
+
+
+def test_a_message_that_looks_like_our_own_wrapping_round_trips() -> None:
+    inner = serialise(Message(b"Subject: inner\n\nx", Flags.of(Flag.SEEN), datetime(2020, 1, 1, tzinfo=UTC)))
+    raw = inner.split(b"\n", 1)[1]  # starts with a marker line and Status: RO
+    mbox = serialise(Message(raw, Flags(), datetime(2021, 1, 1, tzinfo=UTC)))
+    (entry,) = entries(mbox)
+    assert message_bytes(mbox, entry) == raw and entry.flags == Flags()
+
+
+# --- foreign mbox files -------------------------------------------------------------------
+
+
+def test_reads_mboxo_as_the_file_holds_it() -> None:
+    mbox = (
+        b"From a@example.org Mon Jan  1 10:00:00 2001\nStatus: RO\nX-Status: A\nSubject: one\n\n>From quoted\nbody\n\n"
+        b"From b@example.org Tue Jan  2 10:00:00 2001\nSubject: two\n\nno newline at the end"
+    )
+    first, second = entries(mbox)
+    assert message_bytes(mbox, first) == b"Status: RO\nX-Status: A\nSubject: one\n\n>From quoted\nbody\n"
+    assert first.flags == Flags.of(Flag.SEEN, Flag.ANSWERED)
+    assert first.received == datetime(2001, 1, 1, 10, tzinfo=UTC)
+    assert message_bytes(mbox, second) == b"Subject: two\n\nno newline at the end"
+
+
+def test_reads_mboxcl2_by_content_length() -> None:
+    body = b"line\n\nFrom not a separator\n"
+    mbox = (
+        b"From x Mon Jan  1 10:00:00 2001\nContent-Length: %d\nSubject: a\n\n" % len(body) + body + b"\n"
+        b"From y Mon Jan  1 10:00:00 2001\nSubject: b\n\nb\n"
+    )
+    first, second = entries(mbox)
+    assert message_bytes(mbox, first) == b"Content-Length: %d\nSubject: a\n\n" % len(body) + body
+    assert message_bytes(mbox, second) == b"Subject: b\n\nb\n"
+
+
+def test_a_wrong_content_length_falls_back_to_separators() -> None:
+    mbox = b"From x Mon Jan  1 10:00:00 2001\nContent-Length: 999\n\nbody\n\nFrom y Mon Jan  1 10:00:00 2001\n\nb\n"
+    assert [message_bytes(mbox, e) for e in entries(mbox)] == [b"Content-Length: 999\n\nbody\n", b"\nb\n"]
+
+
+def test_a_message_changed_by_another_program_is_read_as_foreign() -> None:
+    ours = serialise(Message(b"Subject: s\n\nbody\n", Flags.of(Flag.SEEN), datetime(2020, 1, 1, tzinfo=UTC)))
+    edited = ours.replace(b"body", b"BODY, longer now")
+    (entry,) = entries(edited)
+    assert not entry.quoted and b"BODY, longer now" in message_bytes(edited, entry)
+
+
+def test_a_file_not_starting_with_from_is_refused() -> None:
+    with pytest.raises(ValueError):
+        list(entries(b"Subject: not an mbox\n\n"))
+
+
+# --- the store ----------------------------------------------------------------------------
+
+
+def _store(path: Path, readonly: bool = False):
+    return open_store(parse_endpoint(f"mbox:{path}"), readonly=readonly)
+
+
+def _message(raw: bytes = b"Subject: s\n\nbody\n", **kwargs) -> Message:
+    return Message(raw, received=datetime(2020, 1, 1, tzinfo=UTC), **kwargs)
+
+
+def test_layout_is_a_directory_per_folder_with_an_mbox_file(tmp_path: Path) -> None:
+    with _store(tmp_path / "a") as store:
+        store.ensure_folder(("INBOX",))
+        store.append_batch(("Lists", "python"), [_message()])
+        store.append_batch(("Lists",), [_message()])
+        assert [f.path for f in store.list_folders()] == [("INBOX",), ("Lists",), ("Lists", "python")]
+    assert (tmp_path / "a" / "INBOX" / "mbox").is_file()
+    assert (tmp_path / "a" / "Lists" / "mbox").is_file()
+    assert (tmp_path / "a" / "Lists" / "python" / "mbox").is_file()
+
+
+def test_reads_a_single_mbox_file_as_inbox_and_refuses_to_write_it(tmp_path: Path) -> None:
+    path = tmp_path / "export.mbox"
+    path.write_bytes(b"From x Mon Jan  1 10:00:00 2001\nSubject: a\n\nbody\n")
+    with _store(path, readonly=True) as store:
+        assert [f.path for f in store.list_folders()] == [("INBOX",)]
+        assert [m.raw for m in store.messages(("INBOX",))] == [b"Subject: a\n\nbody\n"]
+    with pytest.raises(StoreError, match="single mbox file"):
+        _store(path).open()
+
+
+def test_reads_the_classic_layout_of_plain_mbox_files(tmp_path: Path) -> None:
+    (tmp_path / "Lists").mkdir()
+    (tmp_path / "INBOX").write_bytes(b"From x Mon Jan  1 10:00:00 2001\n\ninbox\n")
+    (tmp_path / "Lists" / "python").write_bytes(b"From x Mon Jan  1 10:00:00 2001\n\npython\n")
+    (tmp_path / "notes.txt").write_bytes(b"not mail")
+    with _store(tmp_path, readonly=True) as store:
+        folders = {f.path: f.selectable for f in store.list_folders()}
+        assert folders == {("INBOX",): True, ("Lists",): False, ("Lists", "python"): True}
+        assert [m.raw for m in store.messages(("Lists", "python"))] == [b"\npython\n"]
+
+
+def test_appending_to_a_foreign_file_adds_the_missing_blank_line(tmp_path: Path) -> None:
+    (tmp_path / "INBOX").mkdir()
+    (tmp_path / "INBOX" / "mbox").write_bytes(b"From x Mon Jan  1 10:00:00 2001\n\nno blank line after me\n")
+    with _store(tmp_path) as store:
+        (result,) = store.append_batch(("INBOX",), [_message(b"From me\n")])
+        got = list(store.messages(("INBOX",)))
+    assert [m.raw for m in got] == [b"\nno blank line after me\n", b"From me\n"]
+    assert got[1].uid == result.uid
+
+
+def test_scan_does_not_need_the_bodies(tmp_path: Path) -> None:
+    big = b"Subject: big\n\n" + b"From line\n" * 100_000
+    with _store(tmp_path) as store:
+        store.append_batch(("INBOX",), [_message(big), _message()])
+        refs = list(store.scan(("INBOX",)).refs)
+        assert [r.size for r in refs] == [len(big), len(_message().raw)]
+        assert [m.raw for m in store.fetch(("INBOX",), refs[1:])] == [_message().raw]
+
+
+def test_flags_cannot_be_changed_in_place(tmp_path: Path) -> None:
+    with _store(tmp_path) as store:
+        assert not store.supports_flag_updates
+        (result,) = store.append_batch(("INBOX",), [_message()])
+        with pytest.raises(StoreError):
+            store.set_flags(("INBOX",), result.uid, Flags.of(Flag.SEEN))
+
+
+def test_a_failed_write_restores_the_file_length(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with _store(tmp_path) as store:
+        store.append_batch(("INBOX",), [_message()])
+        path = tmp_path / "INBOX" / "mbox"
+        before = path.read_bytes()
+        real_write = os.write
+        calls = []
+
+        def disk_fills_up(fd: int, data: bytes) -> int:
+            calls.append(len(data))
+            if len(calls) == 3:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real_write(fd, data[: max(1, len(data) // 2)])  # short writes too
+
+        monkeypatch.setattr(os, "write", disk_fills_up)
+        results = store.append_batch(("INBOX",), [_message(b"x" * 1000), _message(b"y" * 1000)])
+        monkeypatch.undo()
+        assert all(not r.ok and "No space left on device" in r.error for r in results)
+        assert path.read_bytes() == before
+        assert not (tmp_path / "INBOX" / "mbox.lock").exists()
+        assert [m.raw for m in store.messages(("INBOX",))] == [_message().raw]
+
+
+def test_a_held_dotlock_stops_the_write_and_a_stale_one_is_removed(tmp_path: Path) -> None:
+    path = tmp_path / "mbox"
+    path.touch()
+    dotlock = tmp_path / "mbox.lock"
+    dotlock.touch()
+    with pytest.raises(FolderError, match="locked by"):
+        with lock.dotlock(path, wait=0.2):
+            pass
+    old = time.time() - lock.STALE_AFTER - 10
+    os.utime(dotlock, (old, old))
+    with lock.dotlock(path, wait=0.2):
+        assert dotlock.read_text() == f"{os.getpid()}\n"
+    assert not dotlock.exists()
+
+
+def test_reading_leaves_nothing_behind(tmp_path: Path) -> None:
+    with _store(tmp_path) as store:
+        store.append_batch(("INBOX",), [_message()])
+    before = sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
+    with _store(tmp_path, readonly=True) as store:
+        list(store.messages(("INBOX",)))
+        store.list_folders()
+        with pytest.raises(StoreError):
+            store.append_batch(("INBOX",), [_message()])
+    assert sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
+
+
+def test_missing_archive_is_one_sentence(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"^no mbox archive at .*: check the path$"):
+        _store(tmp_path / "nothing", readonly=True).open()
+
+
+def test_a_non_mbox_file_in_a_folder_is_a_folder_error(tmp_path: Path) -> None:
+    (tmp_path / "INBOX").mkdir()
+    (tmp_path / "INBOX" / "mbox").write_bytes(b"garbage\n")
+    with _store(tmp_path, readonly=True) as store:
+        with pytest.raises(FolderError, match="is not an mbox file"):
+            store.scan(("INBOX",))
+
+
+def test_an_mbox_file_linking_outside_the_archive_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"")
+    with _store(tmp_path / "archive") as store:
+        store.ensure_folder(("INBOX",))
+        (tmp_path / "archive" / "INBOX" / "mbox").unlink()
+        (tmp_path / "archive" / "INBOX" / "mbox").symlink_to(outside)
+        with pytest.raises(FolderError, match="leads outside the archive"):
+            store.append_batch(("INBOX",), [_message()])
+    assert outside.read_bytes() == b""
