@@ -1,0 +1,187 @@
+"""Open a logged-in IMAP connection: socket, TLS or STARTTLS, login, capabilities.
+
+Every failure becomes a ConnectError of one sentence naming the server, the user and the
+fix. The password is sent to the server and nowhere else: never logged, never in errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import ssl
+from collections.abc import Callable
+from typing import TypeVar
+
+from migrator.endpoint import Endpoint
+from migrator.errors import ConfigError, ConnectError, ConnectionLost
+from migrator.stores.imap.commands import Literal, astring
+from migrator.stores.imap.parser import Response
+from migrator.stores.imap.protocol import ImapProtocol
+
+CONNECT_TIMEOUT = 30.0
+READ_TIMEOUT = 120.0  # a server silent this long mid-command is treated as a lost connection
+_NAME_MISMATCH = {62, 64}  # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+T = TypeVar("T")
+
+
+def connect(endpoint: Endpoint, password: str) -> ImapProtocol:
+    """Return a logged-in connection to ``endpoint``; raise ConnectError or ConfigError."""
+    context = tls_context(endpoint) if endpoint.tls != "none" else None
+    sock = _open_socket(endpoint, context if endpoint.tls == "implicit" else None)
+    protocol = ImapProtocol(sock, f"{endpoint.host}:{endpoint.port}")
+    try:
+        greeting = protocol.read_greeting()
+        if greeting.kind == "BYE":
+            raise ConnectError(f"{endpoint.host} refused the connection for {endpoint.user}: {greeting.said()}")
+        _refresh_capabilities(protocol)
+        if endpoint.tls == "starttls":
+            assert context is not None  # tls != "none" here
+            _starttls(protocol, endpoint, context)
+            _refresh_capabilities(protocol)
+        if greeting.kind != "PREAUTH":
+            _login(protocol, endpoint, password)
+            _refresh_capabilities(protocol)
+    except ConnectionLost as error:
+        raise ConnectError(f"cannot talk to {endpoint.host} as {endpoint.user}: {error}") from None
+    except BaseException:
+        protocol.close()
+        raise
+    return protocol
+
+
+def tls_context(endpoint: Endpoint) -> ssl.SSLContext:
+    """Return a verifying TLS context, trusting ``ca_file`` when the endpoint names one."""
+    try:
+        return ssl.create_default_context(cafile=endpoint.ca_file)
+    except (OSError, ssl.SSLError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise ConfigError(
+            f"cannot use the CA file {endpoint.ca_file} for {endpoint.account}: {reason}; "
+            "give a PEM certificate file with ?ca_file=PATH"
+        ) from None
+
+
+def _open_socket(endpoint: Endpoint, context: ssl.SSLContext | None) -> socket.socket:
+    where = f"{endpoint.host}:{endpoint.port}"
+    try:
+        sock = socket.create_connection((endpoint.host, endpoint.port), timeout=CONNECT_TIMEOUT)
+    except socket.gaierror as error:
+        raise ConnectError(
+            f"cannot find the server {endpoint.host} ({error.strerror}): check the host name in the endpoint"
+        ) from None
+    except ConnectionRefusedError:
+        raise ConnectError(
+            f"cannot connect to {where} for {endpoint.user}: connection refused. "
+            "Check the host and the port (IMAPS is usually 993, IMAP with STARTTLS 143)"
+        ) from None
+    except TimeoutError:
+        raise ConnectError(
+            f"cannot connect to {where} for {endpoint.user}: no answer within {CONNECT_TIMEOUT:.0f} s. "
+            "Check the host, the port and any firewall in between"
+        ) from None
+    except OSError as error:
+        raise ConnectError(f"cannot connect to {where} for {endpoint.user}: {error.strerror or error}") from None
+    # Without TCP_NODELAY, Nagle's algorithm holds small commands back for a delayed ACK.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.settimeout(READ_TIMEOUT)
+    if context is None:
+        return sock
+    return _handshake(lambda: context.wrap_socket(sock, server_hostname=endpoint.host), sock, endpoint)
+
+
+def _handshake(wrap: Callable[[], T], sock: socket.socket, endpoint: Endpoint) -> T:
+    """Return the TLS socket ``wrap()`` makes; map certificate and handshake failures to ConnectError."""
+    where = f"{endpoint.host}:{endpoint.port}"
+    try:
+        return wrap()
+    except ssl.SSLCertVerificationError as error:
+        sock.close()
+        raise ConnectError(_certificate_problem(error, endpoint)) from None
+    except (ssl.SSLError, OSError) as error:
+        sock.close()
+        hint = "use imap:// for a server that offers STARTTLS" if endpoint.tls == "implicit" else "check the port"
+        reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
+        raise ConnectError(f"the TLS handshake with {where} failed for {endpoint.user} ({reason}): {hint}") from None
+
+
+def _certificate_problem(error: ssl.SSLCertVerificationError, endpoint: Endpoint) -> str:
+    if error.verify_code in _NAME_MISMATCH:
+        return (
+            f"the certificate of {endpoint.host} was issued for another name ({error.verify_message}): "
+            "connect to the server by the name in its certificate"
+        )
+    return (
+        f"the certificate of {endpoint.host} is not trusted ({error.verify_message}): "
+        "if you trust this server, give its CA certificate with ?ca_file=PATH"
+    )
+
+
+def _starttls(protocol: ImapProtocol, endpoint: Endpoint, context: ssl.SSLContext) -> None:
+    if "STARTTLS" not in protocol.capabilities:
+        raise ConnectError(
+            f"{endpoint.host}:{endpoint.port} does not offer STARTTLS, so the password for {endpoint.user} "
+            "would travel in clear: use imaps:// (port 993), or add ?tls=none only on a network you trust"
+        )
+    reply = protocol.run(b"STARTTLS")
+    if not reply.result.ok:
+        raise ConnectError(f"{endpoint.host} refused STARTTLS for {endpoint.user}: {reply.result.said()}")
+    _handshake(lambda: protocol.starttls(context, endpoint.host), protocol.sock, endpoint)
+    protocol.capabilities = frozenset()  # capabilities seen before TLS must not be trusted (RFC 3501 6.2.1)
+
+
+def _refresh_capabilities(protocol: ImapProtocol) -> None:
+    """Ask for CAPABILITY unless a greeting or login reply since the last change listed them."""
+    if not protocol.capabilities:
+        protocol.run(b"CAPABILITY")
+
+
+def _login(protocol: ImapProtocol, endpoint: Endpoint, password: str) -> None:
+    mechanism = _mechanism(protocol, endpoint)
+    initial_response = "SASL-IR" in protocol.capabilities
+    protocol.capabilities = frozenset()  # they change once logged in; the login reply may list the new ones
+    if mechanism == "plain":
+        result = _authenticate_plain(protocol, endpoint.user or "", password, initial_response)
+    else:
+        result = protocol.run(b"LOGIN ", *_login_arguments(endpoint.user or "", password)).result
+    if not result.ok:
+        raise ConnectError(
+            f"cannot log in to {endpoint.host} as {endpoint.user}: the server said {result.said()!r}. "
+            "Check the user name and the password (or the password source in the endpoint or profile)"
+        )
+
+
+def _mechanism(protocol: ImapProtocol, endpoint: Endpoint) -> str:
+    wanted = (endpoint.auth or "").lower()
+    if wanted not in ("", "plain", "login"):
+        raise ConfigError(f"auth={endpoint.auth!r} for {endpoint.account} is not one of plain, login")
+    if "AUTH=PLAIN" in protocol.capabilities and wanted in ("", "plain"):
+        return "plain"
+    if "LOGINDISABLED" in protocol.capabilities:
+        raise ConnectError(
+            f"{endpoint.host} refuses to log in {endpoint.user} without TLS: "
+            "use imaps:// (port 993) or imap:// with STARTTLS instead of ?tls=none"
+        )
+    return "login"
+
+
+def _login_arguments(user: str, password: str) -> list[bytes | Literal]:
+    arguments: list[bytes | Literal] = []
+    for value in (user, password):
+        encoded = astring(value)
+        if arguments:
+            arguments.append(b" ")
+        arguments.append(encoded)
+    return arguments
+
+
+def _authenticate_plain(protocol: ImapProtocol, user: str, password: str, initial_response: bool) -> Response:
+    token = base64.b64encode(b"\0" + user.encode("utf-8") + b"\0" + password.encode("utf-8"))
+    if initial_response:
+        return protocol.run(b"AUTHENTICATE PLAIN " + token).result
+    command = protocol.send(b"AUTHENTICATE PLAIN")
+    if protocol.wait_continuation(command):
+        protocol.send_line(token)
+    for _ in protocol.untagged(command):
+        pass
+    assert command.result is not None
+    return command.result

@@ -1,0 +1,116 @@
+"""Folders of an IMAP account: listing with special-use roles, finding a role's folder, creating."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from migrator.errors import FolderError
+from migrator.folder import Folder, Role
+from migrator.message import FolderPath
+from migrator.stores.imap.commands import astring
+from migrator.stores.imap.names import NameCodec
+from migrator.stores.imap.parser import ListEntry, list_entry
+from migrator.stores.imap.session import Session
+
+ROLE_ATTRIBUTES = {
+    "\\sent": Role.SENT,
+    "\\drafts": Role.DRAFTS,
+    "\\trash": Role.TRASH,
+    "\\junk": Role.JUNK,
+    "\\archive": Role.ARCHIVE,
+    "\\all": Role.ALL,
+    "\\flagged": Role.FLAGGED,
+}
+# Where servers without SPECIAL-USE keep each role, most common first ('/' between levels).
+USUAL_NAMES = {
+    Role.SENT: ("Sent", "Sent Items", "Sent Messages", "Sent Mail", "INBOX/Sent", "[Gmail]/Sent Mail"),
+    Role.DRAFTS: ("Drafts", "Draft", "INBOX/Drafts", "[Gmail]/Drafts"),
+    Role.TRASH: ("Trash", "Deleted Items", "Deleted Messages", "INBOX/Trash", "[Gmail]/Trash", "[Gmail]/Bin"),
+    Role.JUNK: ("Junk", "Spam", "Junk E-mail", "Junk Email", "Bulk Mail", "INBOX/Junk", "INBOX/Spam", "[Gmail]/Spam"),
+    Role.ARCHIVE: ("Archive", "Archives", "INBOX/Archive"),
+    Role.ALL: ("All Mail", "[Gmail]/All Mail"),
+    Role.FLAGGED: ("Flagged", "Starred", "[Gmail]/Starred"),
+}
+_UNSELECTABLE = ("\\noselect", "\\nonexistent")
+
+
+def list_entries(session: Session) -> list[ListEntry]:
+    """Return every LIST entry of the account, with special-use attributes when the server has them."""
+    command = b'LIST "" "*"'
+    if {"SPECIAL-USE", "LIST-EXTENDED"} <= session.capabilities:
+        command += b" RETURN (SPECIAL-USE)"
+    reply = session.protocol.run(command)
+    if not reply.result.ok:
+        raise FolderError(f"cannot list the folders of {session.where}: the server said {reply.result.said()!r}")
+    return [list_entry(response) for response in reply.of_kind("LIST")]
+
+
+def folders_from(entries: Iterable[ListEntry], codec: NameCodec) -> tuple[list[Folder], dict[FolderPath, str]]:
+    """Return the folders (INBOX first, parents before children) and each path's server name."""
+    folders: dict[FolderPath, Folder] = {}
+    names: dict[FolderPath, str] = {}
+    for entry in entries:
+        path = codec.path_of(entry.name, entry.separator)
+        if path not in folders:
+            folders[path] = _folder(path, entry)
+            names[path] = entry.name
+    for path in list(folders):
+        for depth in range(1, len(path)):
+            folders.setdefault(path[:depth], Folder(path[:depth], selectable=False))
+    ordered = sorted(folders.values(), key=lambda f: (f.path != ("INBOX",), f.path))
+    return ordered, names
+
+
+def _folder(path: FolderPath, entry: ListEntry) -> Folder:
+    if path == ("INBOX",):
+        role: Role | None = Role.INBOX
+    else:
+        role = next((r for attribute, r in ROLE_ATTRIBUTES.items() if entry.has(attribute)), None)
+    selectable = not any(entry.has(attribute) for attribute in _UNSELECTABLE)
+    return Folder(path, role, selectable)
+
+
+def role_folder(folders: Iterable[Folder], path: FolderPath, role: Role) -> FolderPath | None:
+    """Return the existing folder that should take mail of ``role``, or None.
+
+    First a folder marked with the role (RFC 6154), then one named like ``path``, then the
+    names servers without SPECIAL-USE usually give that role.
+    """
+    selectable = [f for f in folders if f.selectable]
+    marked = [f.path for f in selectable if f.role is role]
+    if marked:
+        return path if path in marked else marked[0]
+    by_name = {_folded(f.path): f.path for f in selectable}
+    for name in (_folded(path), *(n.casefold() for n in USUAL_NAMES.get(role, ()))):
+        if name in by_name:
+            return by_name[name]
+    return None
+
+
+def _folded(path: FolderPath) -> str:
+    return "/".join(path).casefold()
+
+
+def create_folder(session: Session, path: FolderPath, folders: Iterable[Folder]) -> None:
+    """Create ``path`` unless it is a selectable folder already, with any parent not listed.
+
+    Subscribe to what was created; raise FolderError.
+    """
+    listed = {f.path: f for f in folders}
+    for depth in range(1, len(path)):
+        if path[:depth] not in listed:
+            _create_one(session, path[:depth])
+    leaf = listed.get(path)
+    if leaf is None or not leaf.selectable:
+        _create_one(session, path)
+    session.folders = None  # the listing no longer holds
+
+
+def _create_one(session: Session, path: FolderPath) -> None:
+    name = session.server_name(path)
+    result = session.protocol.run(b"CREATE ", astring(name)).result
+    if not result.ok and result.code != "ALREADYEXISTS":
+        raise FolderError(f"cannot create the folder {'/'.join(path)} on {session.where}: the server said {result.said()!r}")
+    # A failed SUBSCRIBE only hides the folder in some mail clients: the copy goes on.
+    session.protocol.run(b"SUBSCRIBE ", astring(name))
+    session.known_names[path] = name

@@ -1,0 +1,255 @@
+"""One IMAP connection: tagged commands written and pipelined, responses read as they arrive.
+
+Commands are buffered and written when the client next waits for the server, so a run of
+pipelined commands leaves in few packets. Responses are read one at a time, each literal
+read straight into one ``bytes`` object, so a 10 MB message is held once, never a whole
+FETCH response. Untagged responses read while waiting for a continuation (``+``) belong to
+earlier commands: they are kept, in order, for whoever reads those commands' results.
+Callers read the results of pipelined commands oldest first; what an abandoned command
+still receives is dropped when a newer command is read.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import ssl
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from migrator.errors import ConnectionLost
+from migrator.stores.imap.commands import Literal
+from migrator.stores.imap.parser import ParseError, Response, capabilities, literal_size, parse_response
+
+READ_BUFFER = 256 * 1024
+MAX_LINE = 8 * 1024 * 1024  # a response line (not a literal) longer than this means a broken server
+DIRECT_WRITE = 64 * 1024  # literals larger than this are sent as they are, not copied into the buffer
+
+
+class Command:
+    """A command sent on a connection; ``result`` is its tagged response once read."""
+
+    def __init__(self, tag: str, name: str) -> None:
+        self.tag = tag
+        self.name = name
+        self.result: Response | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A finished command: the untagged responses read before its result, and the result."""
+
+    untagged: list[Response]
+    result: Response
+
+    def of_kind(self, kind: str) -> list[Response]:
+        """Return the untagged responses of one kind (``LIST``, ``STATUS``...)."""
+        return [r for r in self.untagged if r.kind == kind]
+
+
+class ImapProtocol:
+    """The wire protocol on one socket; ``peer`` names the server in error messages."""
+
+    def __init__(self, sock: socket.socket, peer: str) -> None:
+        self.peer = peer
+        self.capabilities: frozenset[str] = frozenset()
+        self.closed = False
+        self._attach(sock)
+        self._tags = itertools.count(1)
+        self._out = bytearray()
+        self._in_flight: dict[str, Command] = {}
+        self._backlog: deque[Response] = deque()
+        self._farewell = ""
+
+    def _attach(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader = sock.makefile("rb", buffering=READ_BUFFER)
+
+    @property
+    def literal_plus(self) -> bool:
+        """Return True when literals may be sent without waiting for the server (RFC 7888)."""
+        return "LITERAL+" in self.capabilities
+
+    # --- writing ----------------------------------------------------------------------
+
+    def send(self, *parts: bytes | Literal) -> Command:
+        """Queue a command made of ``parts`` (raw bytes, or Literals) and return it.
+
+        A synchronising literal first waits for the server's ``+``; when the server refuses
+        the command instead, the rest is not sent and the command already has its result.
+        """
+        command = Command(f"M{next(self._tags)}", _command_name(parts))
+        self._in_flight[command.tag] = command
+        self._out += command.tag.encode("ascii") + b" "
+        for part in parts:
+            if isinstance(part, Literal):
+                if not self._write_literal(command, part.data):
+                    return command
+            else:
+                self._out += part
+        self._out += b"\r\n"
+        return command
+
+    def _write_literal(self, command: Command, data: bytes) -> bool:
+        if self.literal_plus:
+            self._out += b"{%d+}\r\n" % len(data)
+        else:
+            self._out += b"{%d}\r\n" % len(data)
+            if not self.wait_continuation(command):
+                return False
+        if len(data) > DIRECT_WRITE:
+            self.flush()
+            self._sendall(data)
+        else:
+            self._out += data
+        return True
+
+    def send_line(self, line: bytes) -> None:
+        """Queue one line answering a continuation request (an AUTHENTICATE response)."""
+        self._out += line + b"\r\n"
+
+    def flush(self) -> None:
+        """Write every queued command; raise ConnectionLost."""
+        if self._out:
+            self._sendall(self._out)
+            self._out.clear()
+
+    def _sendall(self, data: bytes | bytearray) -> None:
+        try:
+            self.sock.sendall(data)
+        except OSError as error:
+            raise self._lost(_reason(error)) from None
+
+    # --- reading ----------------------------------------------------------------------
+
+    def wait_continuation(self, command: Command) -> bool:
+        """Return True once the server asks for more of ``command``, False if it finished it instead."""
+        self.flush()
+        while True:
+            response = self._read_wire()
+            if response.tag == "+":
+                return True
+            self._backlog.append(response)
+            if response.tag == command.tag:
+                return False
+
+    def untagged(self, command: Command) -> Iterator[Response]:
+        """Yield the untagged responses that arrive until ``command`` has its result.
+
+        Responses that arrive while an older command is still unanswered belong to that
+        command, whose reader gave up on it (an abandoned stream): they are dropped.
+        """
+        while command.result is None:
+            response = self._backlog.popleft() if self._backlog else self._read()
+            if response.tag == "*":
+                if next(iter(self._in_flight.values())) is command:
+                    yield response
+            elif response.tag == "+":
+                raise self._lost(f"an unexpected continuation request during {command.name}")
+            else:
+                self._complete(response)
+
+    def run(self, *parts: bytes | Literal) -> Reply:
+        """Send a command, wait for it, and return its untagged responses and result."""
+        command = self.send(*parts)
+        untagged = list(self.untagged(command))
+        assert command.result is not None  # untagged() only stops once the result is in
+        return Reply(untagged, command.result)
+
+    def read_greeting(self) -> Response:
+        """Return the server's greeting; raise ConnectionLost."""
+        return self._read()
+
+    def _complete(self, response: Response) -> None:
+        command = self._in_flight.pop(response.tag, None)
+        if command is None:
+            raise self._lost(f"a response for a command never sent ({response.tag})")
+        command.result = response
+
+    def _read(self) -> Response:
+        self.flush()
+        return self._read_wire()
+
+    def _read_wire(self) -> Response:
+        segments = [self._readline()]
+        literals: list[bytes] = []
+        while (size := literal_size(segments[-1])) is not None:
+            literals.append(self._read_exact(size))
+            segments.append(self._readline())
+        try:
+            response = parse_response(segments, literals)
+        except ParseError as error:
+            raise self._lost(f"an unreadable response: {error}") from None
+        self._note(response)
+        return response
+
+    def _note(self, response: Response) -> None:
+        """Keep what any response may tell about the connection: capabilities, a farewell."""
+        if response.kind == "CAPABILITY":
+            self.capabilities = capabilities(response.data)
+        elif response.code == "CAPABILITY":
+            self.capabilities = capabilities(response.code_args)
+        if response.kind == "BYE":
+            self._farewell = response.text
+
+    def _readline(self) -> bytes:
+        try:
+            line = self.reader.readline(MAX_LINE)
+        except OSError as error:
+            raise self._lost(_reason(error)) from None
+        if not line.endswith(b"\n"):
+            raise self._lost("the server sent a line longer than 8 MB" if line else self._closing_words())
+        return line[:-2] if line.endswith(b"\r\n") else line[:-1]
+
+    def _read_exact(self, size: int) -> bytes:
+        try:
+            data = self.reader.read(size)
+        except OSError as error:
+            raise self._lost(_reason(error)) from None
+        if len(data) < size:
+            raise self._lost(self._closing_words())
+        return data
+
+    def _closing_words(self) -> str:
+        if self._farewell:
+            return f"the server said goodbye: {self._farewell}"
+        return "the server closed the connection"
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def starttls(self, context: ssl.SSLContext, hostname: str) -> None:
+        """Wrap the socket in TLS after a successful STARTTLS; ssl errors propagate as they are."""
+        self.reader.close()
+        self._attach(context.wrap_socket(self.sock, server_hostname=hostname))
+
+    def logout(self) -> None:
+        """Say goodbye politely when the connection still works, then close it."""
+        if not self.closed:
+            try:
+                self.run(b"LOGOUT")
+            except ConnectionLost:
+                pass  # the server went first; there is nothing left to close politely
+        self.close()
+
+    def close(self) -> None:
+        """Close the socket at once."""
+        self.closed = True
+        self.reader.close()
+        self.sock.close()
+
+    def _lost(self, reason: str) -> ConnectionLost:
+        self.close()
+        return ConnectionLost(f"the connection to {self.peer} was lost: {reason}")
+
+
+def _command_name(parts: tuple[bytes | Literal, ...]) -> str:
+    words = parts[0].split(b" ", 2) if parts and isinstance(parts[0], bytes) else [b"?"]
+    name = words[:2] if words[0].upper() == b"UID" else words[:1]
+    return b" ".join(name).decode("ascii", "replace")
+
+
+def _reason(error: OSError) -> str:
+    if isinstance(error, TimeoutError):
+        return "the server did not answer in time"
+    return error.strerror or str(error) or type(error).__name__

@@ -1,0 +1,183 @@
+"""Reading folders: scans without bodies, bodies streamed in pipelined batches, content keys.
+
+Reads always EXAMINE (never SELECT) and fetch with BODY.PEEK, so reading a folder changes
+nothing in it: no \\Seen set, no \\Recent cleared.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+
+from migrator.contentkey import content_key_from_headers
+from migrator.errors import FolderError
+from migrator.folder import FolderStats
+from migrator.message import FolderPath, Message, MessageRef
+from migrator.stores.base import FolderScan
+from migrator.stores.imap.commands import uid_set
+from migrator.stores.imap.flags import flags_from_imap
+from migrator.stores.imap.parser import Value, as_int, fetch_items, flag_names, internaldate
+from migrator.stores.imap.protocol import Command
+from migrator.stores.imap.session import Session
+
+FETCH_BATCH_BYTES = 8 * 1024 * 1024
+FETCH_BATCH_MESSAGES = 1000
+FETCH_PIPELINE = 2  # batches in flight: the next is on its way while the current one streams in
+_SCAN_ITEMS = b"(UID FLAGS RFC822.SIZE INTERNALDATE)"
+_BODY_ITEMS = b"(UID FLAGS INTERNALDATE BODY.PEEK[])"
+_KEY_ITEMS = b"(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE FROM SUBJECT TO)])"
+_KEY_ITEM = "BODY[HEADER.FIELDS"
+
+
+def plan_batches(refs: Sequence[MessageRef], max_bytes: int = FETCH_BATCH_BYTES, max_messages: int = FETCH_BATCH_MESSAGES) -> list[list[int]]:
+    """Return the uids of ``refs`` cut into batches of at most ``max_messages`` and about ``max_bytes``.
+
+    A batch holds at least one message, however large; sizes unknown count as 0.
+    """
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    size = 0
+    for ref in refs:
+        ref_size = ref.size or 0
+        if batch and (len(batch) >= max_messages or size + ref_size > max_bytes):
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append(int(ref.uid))
+        size += ref_size
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+def scan_folder(session: Session, path: FolderPath) -> FolderScan:
+    """Return the folder's UIDVALIDITY and a MessageRef per message; raise FolderError."""
+    box = session.select(path, fresh=True)
+    if not box.exists:
+        return FolderScan(box.validity, [])
+    return FolderScan(box.validity, [_ref(items) for items in _fetched(session, path, b"1:*", _SCAN_ITEMS)])
+
+
+def _ref(items: dict[str, Value]) -> MessageRef:
+    return MessageRef(
+        uid=str(as_int(items["UID"])),
+        flags=flags_from_imap(flag_names(items.get("FLAGS", []))),
+        size=as_int(items["RFC822.SIZE"]) if "RFC822.SIZE" in items else None,
+        received=internaldate(items["INTERNALDATE"]) if "INTERNALDATE" in items else None,
+    )
+
+
+def _fetched(session: Session, path: FolderPath, uids: bytes, items: bytes) -> Iterator[dict[str, Value]]:
+    """Yield the items of each FETCH response to ``UID FETCH uids items`` as it arrives."""
+    command = session.protocol.send(b"UID FETCH " + uids + b" " + items)
+    yield from _fetch_responses(session, command)
+    assert command.result is not None
+    session.check(command.result, path)
+
+
+def _fetch_responses(session: Session, command: Command) -> Iterator[dict[str, Value]]:
+    for response in session.protocol.untagged(command):
+        if response.kind == "FETCH":
+            items = fetch_items(response)
+            if "UID" in items:  # FETCH responses without UID are unsolicited flag news
+                yield items
+
+
+def stream_messages(
+    session: Session, path: FolderPath, refs: dict[int, MessageRef], done: set[int], validities: dict[FolderPath, str]
+) -> Iterator[Message]:
+    """Yield the messages for the uids of ``refs`` not in ``done``, adding each to ``done``.
+
+    ``validities`` holds the UIDVALIDITY each folder had when its uids were learnt (one not
+    there yet is recorded now); raise FolderError when the folder's is no longer that. A
+    stream closed before its end closes the connection, whose responses are then half read.
+    """
+    box = session.select(path)
+    if validities.setdefault(path, box.validity) != box.validity:
+        raise FolderError(
+            f"the folder {'/'.join(path)} on {session.where} was renumbered (UIDVALIDITY changed) "
+            "while it was being copied: run the copy again"
+        )
+    wanted = [refs[uid] for uid in sorted(refs) if uid not in done]
+    finished = False
+    try:
+        yield from _stream_batches(session, path, refs, done, plan_batches(wanted, FETCH_BATCH_BYTES, FETCH_BATCH_MESSAGES))
+        finished = True
+    finally:
+        if not finished:
+            session.protocol.close()
+
+
+def _stream_batches(
+    session: Session, path: FolderPath, refs: dict[int, MessageRef], done: set[int], batches: list[list[int]]
+) -> Iterator[Message]:
+    waiting = iter(batches)
+    in_flight: deque[Command] = deque()
+
+    def send_next() -> None:
+        batch = next(waiting, None)
+        if batch is not None:
+            in_flight.append(session.protocol.send(b"UID FETCH " + uid_set(batch) + b" " + _BODY_ITEMS))
+
+    for _ in range(FETCH_PIPELINE):
+        send_next()
+    while in_flight:
+        command = in_flight[0]
+        for items in _fetch_responses(session, command):
+            message = _message(items, path, refs)
+            if message is not None and int(message.uid) not in done:
+                done.add(int(message.uid))
+                yield message
+        in_flight.popleft()
+        assert command.result is not None
+        session.check(command.result, path)
+        send_next()
+
+
+def _message(items: dict[str, Value], path: FolderPath, refs: dict[int, MessageRef]) -> Message | None:
+    """Return the Message a FETCH response carries, or None for one that brings no requested body."""
+    body = items.get("BODY[]")
+    ref = refs.get(as_int(items["UID"]))
+    if ref is None or not isinstance(body, bytes):
+        return None
+    flags = flags_from_imap(flag_names(items["FLAGS"])) if "FLAGS" in items else ref.flags
+    if "INTERNALDATE" in items:
+        received = internaldate(items["INTERNALDATE"])
+    else:
+        received = ref.received or datetime.now(timezone.utc)
+    return Message(body, flags, received, path, ref.uid)
+
+
+def content_keys(session: Session, path: FolderPath, first_uid: int = 1) -> dict[str, list[str]]:
+    """Return the uids (from ``first_uid`` on) grouped by content key, reading headers only."""
+    keys: dict[str, list[str]] = {}
+    if not session.select(path, fresh=True).exists:
+        return keys
+    for items in _fetched(session, path, b"%d:*" % first_uid, _KEY_ITEMS):
+        uid = as_int(items["UID"])
+        if uid >= first_uid:  # "n:*" also returns the last message when every uid is below n
+            key = content_key_from_headers(_key_headers(items), as_int(items.get("RFC822.SIZE")))
+            keys.setdefault(key, []).append(str(uid))
+    return keys
+
+
+def _key_headers(items: dict[str, Value]) -> bytes:
+    """Return the header lines of a HEADER.FIELDS item (a server may answer NIL when there are none)."""
+    for name, value in items.items():
+        if name.startswith(_KEY_ITEM) and isinstance(value, bytes):
+            return value
+    return b""
+
+
+def folder_stats(session: Session, path: FolderPath) -> FolderStats:
+    """Return the folder's message count and total size; raise FolderError."""
+    if "STATUS=SIZE" in session.capabilities:
+        numbers = session.status(path, b"(MESSAGES SIZE)")
+        return FolderStats(numbers.get("MESSAGES", 0), numbers.get("SIZE", 0))
+    if not session.select(path, fresh=True).exists:
+        return FolderStats(0, 0)
+    count = size = 0
+    for items in _fetched(session, path, b"1:*", b"(UID RFC822.SIZE)"):
+        count += 1
+        size += as_int(items.get("RFC822.SIZE"))
+    return FolderStats(count, size)

@@ -1,0 +1,121 @@
+"""A logged-in connection as the store uses it: namespace, selected mailbox, folder errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from migrator.endpoint import Endpoint
+from migrator.errors import FolderError, StoreError
+from migrator.folder import Folder
+from migrator.message import FolderPath
+from migrator.stores.imap.commands import astring
+from migrator.stores.imap.names import NameCodec
+from migrator.stores.imap.parser import Response, as_int, flag_names, list_entry, personal_namespace, status_items
+from migrator.stores.imap.protocol import ImapProtocol, Reply
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    """The mailbox a session has selected (read-write) or examined (read-only)."""
+
+    name: str
+    writable: bool
+    validity: str
+    exists: int
+    permanent_flags: frozenset[str]
+
+
+class Session:
+    """One connection's view of an account.
+
+    ``known_names`` maps folder paths to the exact names the server listed, shared across
+    reconnections, so a folder is always addressed by the name the server gave it.
+    """
+
+    def __init__(
+        self, protocol: ImapProtocol, codec: NameCodec, endpoint: Endpoint, known_names: dict[FolderPath, str], *, readonly: bool
+    ) -> None:
+        self.protocol = protocol
+        self.codec = codec
+        self.endpoint = endpoint
+        self.where = endpoint.account
+        self.known_names = known_names
+        self.readonly = readonly
+        self.selected: Mailbox | None = None
+        self.folders: list[Folder] | None = None  # the last listing, until a folder is created
+
+    @classmethod
+    def start(cls, protocol: ImapProtocol, endpoint: Endpoint, known_names: dict[FolderPath, str], *, readonly: bool) -> "Session":
+        """Return a session on a logged-in connection, having asked for its personal namespace."""
+        return cls(protocol, _personal_namespace(protocol), endpoint, known_names, readonly=readonly)
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """Return the server's capabilities as of now."""
+        return self.protocol.capabilities
+
+    def server_name(self, path: FolderPath) -> str:
+        """Return the mailbox name for ``path``: as the server listed it, else as the codec writes it."""
+        return self.known_names.get(path) or self.codec.server_name(path)
+
+    def select(self, path: FolderPath, *, write: bool = False, fresh: bool = False) -> Mailbox:
+        """EXAMINE (or, for ``write``, SELECT) the folder unless already so; raise FolderError."""
+        if write and self.readonly:
+            raise StoreError(f"{self.where} is opened read-only: cannot select {'/'.join(path)} for writing")
+        name = self.server_name(path)
+        current = self.selected
+        if current and not fresh and current.name == name and current.writable == write:
+            return current
+        self.selected = None
+        reply = self.protocol.run(b"SELECT " if write else b"EXAMINE ", astring(name))
+        self.check(reply.result, path)
+        self.selected = _mailbox(name, write, reply)
+        return self.selected
+
+    def status(self, path: FolderPath, items: bytes) -> dict[str, int]:
+        """Return the numbers STATUS reports for ``items`` (``(MESSAGES UIDNEXT)``); raise FolderError."""
+        reply = self.protocol.run(b"STATUS ", astring(self.server_name(path)), b" " + items)
+        self.check(reply.result, path)
+        for response in reply.of_kind("STATUS"):
+            return status_items(response)
+        raise FolderError(f"{self.where} answered STATUS for {'/'.join(path)} without numbers")
+
+    def check(self, result: Response, path: FolderPath) -> None:
+        """Raise FolderError naming the folder when ``result`` is not OK."""
+        if result.ok:
+            return
+        folder = "/".join(path)
+        if result.code in ("NONEXISTENT", "TRYCREATE") or not self._exists(self.server_name(path)):
+            raise FolderError(f"no folder {folder} on {self.where}: run `migrator folders {self.endpoint}` to see its folders")
+        raise FolderError(f"cannot use the folder {folder} on {self.where}: the server said {result.said()!r}")
+
+    def _exists(self, name: str) -> bool:
+        """Return True when LIST knows the mailbox ``name`` (servers without NONEXISTENT give no other sign)."""
+        reply = self.protocol.run(b'LIST "" ', astring(name))
+        return any(list_entry(response).name == name for response in reply.of_kind("LIST"))
+
+
+def _mailbox(name: str, write: bool, reply: Reply) -> Mailbox:
+    exists = 0
+    validity = ""
+    permanent: frozenset[str] = frozenset()
+    for response in reply.untagged:
+        if response.kind == "EXISTS" and response.number is not None:
+            exists = response.number
+        elif response.code == "UIDVALIDITY" and response.code_args:
+            validity = str(as_int(response.code_args[0]))
+        elif response.code == "PERMANENTFLAGS" and response.code_args:
+            permanent = frozenset(flag_names(response.code_args[0]))
+    return Mailbox(name, write, validity, exists, permanent)
+
+
+def _personal_namespace(protocol: ImapProtocol) -> NameCodec:
+    """Return the personal namespace from NAMESPACE (RFC 2342), else the root separator from LIST."""
+    if "NAMESPACE" in protocol.capabilities:
+        for response in protocol.run(b"NAMESPACE").of_kind("NAMESPACE"):
+            namespace = personal_namespace(response)
+            if namespace is not None:
+                return NameCodec(separator=namespace[1], prefix=namespace[0])
+    for response in protocol.run(b'LIST "" ""').of_kind("LIST"):
+        return NameCodec(separator=list_entry(response).separator)
+    return NameCodec()

@@ -1,0 +1,162 @@
+"""ImapStore: an IMAP account as a Store, reconnecting and resuming when a connection drops."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar
+
+from migrator.endpoint import Endpoint
+from migrator.errors import ConnectError, ConnectionLost, FolderError
+from migrator.folder import Folder, FolderStats, Role
+from migrator.message import Flags, FolderPath, Message, MessageRef
+from migrator.stores.base import AppendResult, FolderScan, Store
+from migrator.stores.imap import folders, reading, writing
+from migrator.stores.imap.connection import connect
+from migrator.stores.imap.parser import ParseError
+from migrator.stores.imap.session import Session
+
+RECONNECT_DELAYS = (0.5, 1.0, 2.0)  # pauses before each new attempt after a lost connection
+T = TypeVar("T")
+
+
+class ImapStore(Store):
+    """An IMAP4rev1 account. Reading never changes the source; writing needs ``readonly=False``."""
+
+    def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
+        super().__init__(endpoint, readonly=readonly)
+        self._password: str | None = None
+        self._session: Session | None = None
+        self._known_names: dict[FolderPath, str] = {}
+        self._validity: dict[FolderPath, str] = {}
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect and log in; raise ConnectError or ConfigError."""
+        self._live()
+
+    def close(self) -> None:
+        """Log out and close the connection."""
+        if self._session is not None:
+            self._session.protocol.logout()
+            self._session = None
+
+    def _live(self) -> Session:
+        """Return a working session, connecting (again) when there is none."""
+        if self._session is None or self._session.protocol.closed:
+            if self._password is None:
+                self._password = self.endpoint.password.resolve(self.endpoint.account)
+            protocol = connect(self.endpoint, self._password)
+            try:
+                self._session = Session.start(protocol, self.endpoint, self._known_names, readonly=self.readonly)
+            except ParseError as error:
+                protocol.close()
+                raise ConnectError(f"cannot use {self.endpoint.account}: its NAMESPACE reply cannot be read ({error})") from None
+        return self._session
+
+    def _retrying(self, operation: Callable[[Session], T], what: str) -> T:
+        """Return ``operation(session)``, reconnecting after a lost connection (bounded)."""
+        attempt = 0
+        while True:
+            try:
+                return operation(self._live())
+            except (ConnectionLost, ConnectError) as error:
+                self._pause_or_raise(error, attempt)
+                attempt += 1
+            except ParseError as error:
+                raise self._unreadable(error, what) from None
+
+    def _pause_or_raise(self, error: ConnectionLost | ConnectError, attempt: int) -> None:
+        if self._session is not None:
+            self._session.protocol.close()
+        if attempt >= len(RECONNECT_DELAYS):
+            raise ConnectionLost(f"{error} (gave up after {attempt} reconnections)") from None
+        time.sleep(RECONNECT_DELAYS[attempt])
+
+    def _unreadable(self, error: ParseError, what: str) -> FolderError:
+        if self._session is not None:
+            self._session.protocol.close()  # the rest of the response cannot be trusted either
+        return FolderError(f"{self.endpoint.account} sent a response that cannot be read while {what}: {error}")
+
+    # --- reading ---------------------------------------------------------------------
+
+    def list_folders(self) -> list[Folder]:
+        """Return every folder, INBOX first and parents before children."""
+        return self._retrying(self._listing, "listing folders")
+
+    def _listing(self, session: Session) -> list[Folder]:
+        found, names = folders.folders_from(folders.list_entries(session), session.codec)
+        self._known_names.update(names)
+        session.folders = found
+        return found
+
+    def scan(self, folder: FolderPath) -> FolderScan:
+        """Return the folder's UIDVALIDITY and its messages' uids, flags, sizes and dates."""
+        scan = self._retrying(lambda s: reading.scan_folder(s, folder), f"scanning {'/'.join(folder)}")
+        self._validity[folder] = scan.validity
+        return scan
+
+    def fetch(self, folder: FolderPath, refs: Iterable[MessageRef]) -> Iterator[Message]:
+        """Yield the messages for ``refs`` in uid order, streaming; resume after a lost connection."""
+        wanted = {int(ref.uid): ref for ref in refs}
+        if not wanted:
+            return
+        done: set[int] = set()
+        attempt = 0
+        while True:
+            progress = len(done)
+            try:
+                yield from reading.stream_messages(self._live(), folder, wanted, done, self._validity)
+                return
+            except (ConnectionLost, ConnectError) as error:
+                attempt = 0 if len(done) > progress else attempt
+                self._pause_or_raise(error, attempt)
+                attempt += 1
+            except ParseError as error:
+                raise self._unreadable(error, f"fetching from {'/'.join(folder)}") from None
+
+    def stats(self, folder: FolderPath) -> FolderStats:
+        """Return the folder's message count and total size, without fetching messages."""
+        return self._retrying(lambda s: reading.folder_stats(s, folder), f"counting {'/'.join(folder)}")
+
+    def content_keys(self, folder: FolderPath) -> dict[str, list[str]]:
+        """Return the folder's uids grouped by content key, fetching headers only."""
+        return self._retrying(lambda s: reading.content_keys(s, folder), f"reading headers of {'/'.join(folder)}")
+
+    # --- writing ---------------------------------------------------------------------
+
+    def ensure_folder(self, folder: FolderPath, role: Role | None = None) -> FolderPath:
+        """Return the folder that mail of ``folder`` (with ``role``) goes to, creating it if needed."""
+        self._check_writable()
+        if role is Role.INBOX or tuple(p.upper() for p in folder) == ("INBOX",):
+            return ("INBOX",)
+        return self._retrying(lambda s: self._ensure(s, folder, role), f"creating {'/'.join(folder)}")
+
+    def _ensure(self, session: Session, folder: FolderPath, role: Role | None) -> FolderPath:
+        listing = session.folders if session.folders is not None else self._listing(session)
+        path = session.codec.storable(folder)
+        found = folders.role_folder(listing, path, role) if role is not None else None
+        if found is not None:
+            return found
+        folders.create_folder(session, path, listing)
+        return path
+
+    def append_batch(self, folder: FolderPath, messages: Sequence[Message]) -> list[AppendResult]:
+        """Append ``messages`` with their flags and dates; return once the server confirmed each."""
+        self._check_writable()
+        job = writing.AppendJob(folder, messages)
+        self._retrying(lambda s: writing.append_messages(s, job), f"appending to {'/'.join(folder)}")
+        return job.finished()
+
+    def set_flags(self, folder: FolderPath, uid: str, flags: Flags) -> None:
+        """Replace the flags of message ``uid`` in ``folder``."""
+        self._check_writable()
+        self._retrying(lambda s: writing.set_flags(s, folder, uid, flags), f"setting flags in {'/'.join(folder)}")
+
+    def delete(self, folder: FolderPath, uids: Iterable[str]) -> None:
+        """Delete (flag and expunge) exactly the messages ``uids`` from ``folder``."""
+        self._check_writable()
+        chosen = list(uids)
+        if chosen:
+            self._retrying(lambda s: writing.delete_messages(s, folder, chosen), f"deleting from {'/'.join(folder)}")

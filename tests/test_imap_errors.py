@@ -1,0 +1,404 @@
+"""IMAP failures: each becomes the right error class with a clear sentence, and lost connections resume.
+
+Against the real Dovecot where it can produce the failure; through a TCP proxy on a real
+socket to cut connections mid-command or to connect from another address; and with a
+scripted fake server only for what Dovecot will not do (no STARTTLS, a goodbye greeting,
+malformed responses, refused keywords).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import socket
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import pytest
+
+from migrator.credentials import PasswordSource
+from migrator.endpoint import Endpoint
+from migrator.errors import ConfigError, ConnectError, ConnectionLost, FolderError
+from migrator.message import Flag, Flags, Message
+from migrator.stores.imap import ImapStore, store as store_module
+from tests.support.dovecot import DovecotServer, MailUser
+
+UTC = timezone.utc
+
+
+@pytest.fixture(autouse=True)
+def quick_reconnect(monkeypatch):
+    monkeypatch.setattr(store_module, "RECONNECT_DELAYS", (0.0, 0.0, 0.0))
+
+
+def endpoint(server: DovecotServer | None, user: MailUser | None, **changes: object) -> Endpoint:
+    fields: dict = dict(kind="imap", host="127.0.0.1", tls="implicit", user=user.name if user else "alice",
+                        password=PasswordSource(literal=user.password if user else "secret"))
+    if server is not None:
+        fields.update(port=server.ports["imaps"], ca_file=str(server.ca_file))
+    fields.update(changes)
+    return Endpoint(**fields)
+
+
+def messages(count: int, size: int = 3000) -> list[Message]:
+    body = b"".join(b"line %05d of the body of a test message\r\n" % i for i in range(size // 42))
+    return [
+        Message(b"Subject: number %d\r\nMessage-ID: <%d@drop.test>\r\n\r\n" % (n, n) + body,
+                Flags.of(Flag.SEEN), datetime(2022, 3, 4, 5, 6, 7, tzinfo=UTC))
+        for n in range(count)
+    ]
+
+
+# --- a TCP proxy that can cut a connection ----------------------------------------------------
+
+
+class Proxy:
+    """Forwards TCP connections to ``target``; ``cut(connection_number, direction, sent, chunk)`` says when to cut.
+
+    ``listen_host``/``source_host`` make the client and the server see other loopback addresses.
+    """
+
+    def __init__(self, target: tuple[str, int], cut: Callable[[int, str, int, bytes], bool] = lambda *_: False,
+                 *, listen_host: str = "127.0.0.1", source_host: str | None = None) -> None:
+        self.target = target
+        self.cut = cut
+        self.source = (source_host, 0) if source_host else None
+        self.listener = socket.create_server((listen_host, 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            upstream = socket.create_connection(self.target, source_address=self.source)
+            number = self.connections
+            for source, sink, direction in ((upstream, client, "down"), (client, upstream, "up")):
+                threading.Thread(target=self._pump, args=(number, source, sink, direction, (client, upstream)), daemon=True).start()
+
+    def _pump(self, number: int, source: socket.socket, sink: socket.socket, direction: str, pair) -> None:
+        sent = 0
+        try:
+            while chunk := source.recv(16384):
+                if self.cut(number, direction, sent, chunk):
+                    break
+                sink.sendall(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass
+        for sock in pair:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def proxies():
+    started: list[Proxy] = []
+
+    def make(*args, **kwargs) -> Proxy:
+        started.append(Proxy(*args, **kwargs))
+        return started[-1]
+
+    yield make
+    for proxy in started:
+        proxy.close()
+
+
+# --- connecting to the real server -------------------------------------------------------------
+
+
+def test_wrong_password(dovecot, user):
+    with pytest.raises(ConnectError) as caught:
+        ImapStore(endpoint(dovecot, user, password=PasswordSource(literal="pw-Zx81q"))).open()
+    message = str(caught.value)
+    assert f"cannot log in to 127.0.0.1 as {user.name}" in message
+    assert "AUTHENTICATIONFAILED" in message and "password" in message
+    assert "pw-Zx81q" not in message
+
+
+def test_connection_refused(dovecot, user):
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    with pytest.raises(ConnectError, match=rf"cannot connect to 127.0.0.1:{port} for {user.name}: connection refused"):
+        ImapStore(endpoint(dovecot, user, port=port)).open()
+
+
+def test_untrusted_certificate(dovecot, user):
+    for ca_file in (str(dovecot.untrusted_ca_file), None):
+        with pytest.raises(ConnectError, match=r"certificate of 127.0.0.1 is not trusted .*\?ca_file=PATH"):
+            ImapStore(endpoint(dovecot, user, ca_file=ca_file)).open()
+
+
+def test_unreadable_ca_file(dovecot, user, tmp_path):
+    with pytest.raises(ConfigError, match=rf"CA file {tmp_path}/none.pem for {user.name}@127.0.0.1"):
+        ImapStore(endpoint(dovecot, user, ca_file=str(tmp_path / "none.pem"))).open()
+
+
+def test_certificate_for_another_name(dovecot, user, proxies):
+    proxy = proxies(("127.0.0.1", dovecot.ports["imaps"]), listen_host="127.0.0.3")
+    with pytest.raises(ConnectError, match="certificate of 127.0.0.3 was issued for another name"):
+        ImapStore(endpoint(dovecot, user, host="127.0.0.3", port=proxy.port)).open()
+
+
+def test_tls_port_spoken_to_in_clear_and_back(dovecot, user):
+    with pytest.raises(ConnectError, match="TLS handshake .* failed"):
+        ImapStore(endpoint(dovecot, user, port=dovecot.ports["imap"])).open()
+
+
+def test_login_disabled_without_tls(dovecot, user, proxies):
+    # Dovecot trusts a client on its own address; from 127.0.0.2 it refuses LOGIN in clear.
+    proxy = proxies(("127.0.0.1", dovecot.ports["imap"]), source_host="127.0.0.2")
+    with pytest.raises(ConnectError, match="refuses to log in .* without TLS: use imaps://"):
+        ImapStore(endpoint(dovecot, user, port=proxy.port, tls="none")).open()
+    with ImapStore(endpoint(dovecot, user, port=proxy.port, tls="starttls")) as imap:
+        assert imap.list_folders()[0].path == ("INBOX",)
+
+
+def test_unknown_folder(dovecot, user):
+    with ImapStore(endpoint(dovecot, user)) as imap:
+        with pytest.raises(FolderError) as caught:
+            imap.scan(("No Such Folder",))
+    assert str(caught.value) == (
+        f"no folder No Such Folder on {user.name}@127.0.0.1: run "
+        f"`migrator folders imaps://{user.name}@127.0.0.1:{dovecot.ports['imaps']}` to see its folders"
+    )
+
+
+def test_folder_renumbered_between_scan_and_fetch(dovecot, user):
+    dovecot.seed(user, [("Box", m.raw, [], m.received) for m in messages(2)])
+    with ImapStore(endpoint(dovecot, user)) as imap:
+        refs = list(imap.scan(("Box",)).refs)
+        conn = dovecot.imap(user)
+        conn.delete("Box")
+        conn.logout()
+        dovecot.seed(user, [("Box", m.raw, [], m.received) for m in messages(2)])  # a new UIDVALIDITY
+        with pytest.raises(FolderError, match=r"folder Box on .* was renumbered \(UIDVALIDITY changed\)"):
+            list(imap.fetch(("Box",), refs))
+
+
+# --- lost connections ------------------------------------------------------------------------
+
+
+def test_fetch_resumes_after_dropped_connections(dovecot, user, proxies):
+    dovecot.seed(user, [("Box", m.raw, ["\\Seen"], m.received) for m in messages(200)])
+    served = [raw for raw, _, _ in dovecot.dump(user)["Box"]]
+    # Cut each of the first three connections after ~150 KB from the server: mid-FETCH.
+    proxy = proxies(("127.0.0.1", dovecot.ports["imaps"]), lambda n, way, sent, _: n <= 3 and way == "down" and sent > 150_000)
+    with ImapStore(endpoint(dovecot, user, port=proxy.port)) as imap:
+        refs = list(imap.scan(("Box",)).refs)
+        fetched = list(imap.fetch(("Box",), refs))
+    assert proxy.connections == 4
+    assert [m.uid for m in fetched] == [r.uid for r in refs]  # no duplicate, no loss, in order
+    assert [m.raw for m in fetched] == served
+
+
+def test_a_connection_that_keeps_dropping_gives_up(dovecot, user, proxies):
+    dovecot.seed(user, [("Box", m.raw, [], m.received) for m in messages(3, size=100_000)])
+    # The first connection is cut mid-FETCH, every later one before the server's greeting.
+    proxy = proxies(("127.0.0.1", dovecot.ports["imaps"]), lambda n, way, sent, _: way == "down" and (n > 1 or sent > 60_000))
+    with ImapStore(endpoint(dovecot, user, port=proxy.port)) as imap:
+        refs = list(imap.scan(("Box",)).refs)
+        with pytest.raises(ConnectionLost, match="gave up after 3 reconnections"):
+            list(imap.fetch(("Box",), refs))
+    assert proxy.connections == 4
+
+
+def test_append_resumes_without_duplicates_when_replies_are_lost(dovecot_server, make_user, proxies):
+    # In clear, so the proxy can see the server's first APPENDUID and cut the connection just
+    # before forwarding it: the server has stored that group, the client never heard of it.
+    plain = dovecot_server(plaintext_auth=True)
+    user = make_user(plain)
+    proxy = proxies(("127.0.0.1", plain.ports["imap"]), lambda n, way, _, chunk: n == 1 and b"APPENDUID" in chunk)
+    batch = messages(250)
+    with ImapStore(endpoint(None, user, port=proxy.port, tls="none"), readonly=False) as imap:
+        folder = imap.ensure_folder(("Copied",))
+        results = imap.append_batch(folder, batch)
+    assert proxy.connections == 2
+    assert all(r.ok for r in results)
+    stored = plain.dump(user)["Copied"]
+    assert sorted(raw for raw, _, _ in stored) == sorted(m.raw for m in batch)
+    assert len({r.uid for r in results}) == len(batch)
+
+
+# --- what only a fake server does -------------------------------------------------------------
+
+
+class ScriptedServer:
+    """A fake IMAP server on a real socket: each command is answered by ``answer(tag, command)``.
+
+    ``commands`` records what the client sent (literals inline, and each line that answered
+    a ``+`` continuation request of the answer).
+    """
+
+    def __init__(self, greeting: bytes, answer: Callable[[str, str], list[bytes]]) -> None:
+        self.greeting = greeting
+        self.answer = answer
+        self.commands: list[str] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with client, client.makefile("rwb") as stream:
+            stream.write(self.greeting + b"\r\n")
+            stream.flush()
+            while command := self._read_command(stream):
+                tag, _, text = command.partition(" ")
+                self.commands.append(text)
+                for line in self.answer(tag, text):
+                    stream.write(line.replace(b"{tag}", tag.encode()) + b"\r\n")
+                    if line.startswith(b"+"):  # a continuation request: the next line answers it
+                        stream.flush()
+                        self.commands.append(stream.readline().decode().rstrip("\r\n"))
+                stream.flush()
+                if text.upper() == "LOGOUT":
+                    return
+
+    @staticmethod
+    def _read_command(stream) -> str:
+        parts = []
+        while line := stream.readline():
+            literal = re.search(rb"\{(\d+)(\+?)\}\r\n$", line)
+            if not literal:
+                parts.append(line.rstrip(b"\r\n"))
+                break
+            if not literal.group(2):
+                stream.write(b"+ go on\r\n")
+                stream.flush()
+            parts.append(line[: literal.start()] + stream.read(int(literal.group(1))))
+        return b"".join(parts).decode("utf-8", "replace")
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def usual_answers(capabilities: bytes, **special: Callable[[str], list[bytes]]) -> Callable[[str, str], list[bytes]]:
+    """Return an answer function: login and housekeeping as a plain server, ``special`` per command word."""
+
+    def answer(tag: str, text: str) -> list[bytes]:
+        word = text.split(" ", 1)[0].upper()
+        if word in special:
+            return special[word](text)
+        if word == "CAPABILITY":
+            return [b"* CAPABILITY " + capabilities, b"{tag} OK done"]
+        if word == "LOGOUT":
+            return [b"* BYE bye", b"{tag} OK done"]
+        if word == "NAMESPACE":
+            return [b'* NAMESPACE (("" "/")) NIL NIL', b"{tag} OK done"]
+        return [b"{tag} OK done"]
+
+    return answer
+
+
+@pytest.fixture
+def fake():
+    started: list[ScriptedServer] = []
+
+    def make(greeting: bytes, answer: Callable[[str, str], list[bytes]]) -> ScriptedServer:
+        started.append(ScriptedServer(greeting, answer))
+        return started[-1]
+
+    yield make
+    for server in started:
+        server.close()
+
+
+def test_starttls_required_but_not_offered(fake):
+    server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 NAMESPACE"))
+    with pytest.raises(ConnectError, match=r"127.0.0.1:\d+ does not offer STARTTLS, so the password for alice would travel in clear"):
+        ImapStore(endpoint(None, None, port=server.port, tls="starttls")).open()
+    assert "LOGIN" not in " ".join(server.commands).upper()
+
+
+def test_goodbye_greeting(fake):
+    server = fake(b"* BYE too many connections from your address", usual_answers(b"IMAP4rev1"))
+    with pytest.raises(ConnectError, match="127.0.0.1 refused the connection for alice: too many connections"):
+        ImapStore(endpoint(None, None, port=server.port, tls="none")).open()
+
+
+def test_malformed_list_response(fake):
+    broken = {"LIST": lambda _: [b'* LIST (\\HasNoChildren "/" "unbalanced', b"{tag} OK done"]}
+    server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 NAMESPACE", **broken))
+    with ImapStore(endpoint(None, None, port=server.port, tls="none")) as imap:
+        with pytest.raises(ConnectionLost, match="unreadable response"):
+            imap.list_folders()
+
+
+def test_malformed_fetch_item(fake):
+    answers = {
+        "EXAMINE": lambda _: [b"* 1 EXISTS", b"* OK [UIDVALIDITY 7] ok", b"{tag} OK [READ-ONLY] done"],
+        "UID": lambda _: [b'* 1 FETCH (UID 1 FLAGS () RFC822.SIZE 5 INTERNALDATE "yesterday")', b"{tag} OK done"],
+    }
+    server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 NAMESPACE", **answers))
+    with ImapStore(endpoint(None, None, port=server.port, tls="none")) as imap:
+        with pytest.raises(FolderError, match="alice@127.0.0.1 sent a response that cannot be read while scanning Box"):
+            imap.scan(("Box",))
+
+
+def test_keywords_the_folder_refuses_are_dropped_on_retry(fake):
+    def append(text: str) -> list[bytes]:
+        if "work" in text:
+            return [b"{tag} NO [CANNOT] keywords are not allowed here"]
+        return [b"{tag} OK [APPENDUID 9 41] done"]
+
+    answers = {
+        "STATUS": lambda _: [b'* STATUS "Box" (UIDNEXT 41)', b"{tag} OK done"],
+        "SELECT": lambda _: [b"* 0 EXISTS", b"* OK [UIDVALIDITY 9] ok",
+                             b"* OK [PERMANENTFLAGS (\\Seen \\Flagged)] limited", b"{tag} OK [READ-WRITE] done"],
+        "APPEND": append,
+    }
+    server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 NAMESPACE UIDPLUS", **answers))
+    message = Message(b"Subject: x\r\n\r\nbody\r\n", Flags.of(Flag.SEEN, keywords=("work",)), datetime(2020, 1, 1, tzinfo=UTC))
+    with ImapStore(endpoint(None, None, port=server.port, tls="none"), readonly=False) as imap:
+        [result] = imap.append_batch(("Box",), [message])
+    assert result.ok and result.uid == "41"
+    appends = [c for c in server.commands if c.upper().startswith("APPEND")]
+    assert len(appends) == 2
+    assert "(\\Seen work)" in appends[0] and "(\\Seen)" in appends[1]
+
+
+def test_authenticate_plain_without_initial_response(fake):
+    answers = {"AUTHENTICATE": lambda _: [b"+ ", b"{tag} OK logged in"]}
+    server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 AUTH=PLAIN NAMESPACE", **answers))
+    with ImapStore(endpoint(None, None, port=server.port, tls="none")):
+        pass
+    position = server.commands.index("AUTHENTICATE PLAIN")
+    assert base64.b64decode(server.commands[position + 1]) == b"\0alice\0secret"
+
+
+@pytest.mark.parametrize("marked, expunged", [({3, 5}, True), ({3, 5, 8}, False)])
+def test_delete_without_uidplus_expunges_only_its_own(fake, marked, expunged):
+    search = " ".join(map(str, sorted(marked))).encode()
+    answers = {
+        "SELECT": lambda _: [b"* 9 EXISTS", b"* OK [UIDVALIDITY 7] ok", b"{tag} OK [READ-WRITE] done"],
+        "UID": lambda text: [b"* SEARCH " + search] * ("SEARCH" in text) + [b"{tag} OK done"],
+    }
+    server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 NAMESPACE", **answers))
+    with ImapStore(endpoint(None, None, port=server.port, tls="none"), readonly=False) as imap:
+        if expunged:
+            imap.delete(("Box",), ["5", "3"])
+        else:
+            with pytest.raises(FolderError, match="other messages there are marked deleted too"):
+                imap.delete(("Box",), ["5", "3"])
+    assert "UID STORE 3,5 +FLAGS.SILENT (\\Deleted)" in server.commands
+    assert ("EXPUNGE" in server.commands) is expunged
