@@ -21,6 +21,28 @@ class Role(enum.Enum):
     FLAGGED = "flagged"
 
 
+USUAL_NAMES: dict[Role, tuple[str, ...]] = {
+    Role.SENT: ("Sent", "Sent Items", "Sent Messages", "Sent Mail", "INBOX/Sent", "[Gmail]/Sent Mail"),
+    Role.DRAFTS: ("Drafts", "Draft", "INBOX/Drafts", "[Gmail]/Drafts"),
+    Role.TRASH: ("Trash", "Deleted Items", "Deleted Messages", "INBOX/Trash", "[Gmail]/Trash", "[Gmail]/Bin"),
+    Role.JUNK: ("Junk", "Spam", "Junk E-mail", "Junk Email", "Bulk Mail", "INBOX/Junk", "INBOX/Spam", "[Gmail]/Spam"),
+    Role.ARCHIVE: ("Archive", "Archives", "INBOX/Archive"),
+    Role.ALL: ("All Mail", "[Gmail]/All Mail"),
+    Role.FLAGGED: ("Flagged", "Starred", "[Gmail]/Starred"),
+}
+"""Where stores without special-use attributes keep each role, most common first ('/' between levels)."""
+
+_ROLE_OF_NAME = {name.casefold(): role for role, names in USUAL_NAMES.items() for name in names}
+
+
+def role_by_name(path: FolderPath) -> Role | None:
+    """Return the role a folder's usual name implies (INBOX, "Sent Items", "[Gmail]/Spam"...), or None."""
+    name = "/".join(path).casefold()
+    if name == "inbox":
+        return Role.INBOX
+    return _ROLE_OF_NAME.get(name)
+
+
 @dataclass(frozen=True)
 class Folder:
     """A folder of a store; ``role`` is None for ordinary folders."""

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from migrator.endpoint import Endpoint
 from migrator.errors import FolderError, MessageError
-from migrator.folder import Folder, Role
+from migrator.folder import Folder, role_by_name
 from migrator.message import Flag, Flags, FolderPath, Message, MessageRef
 from migrator.stores.base import AppendResult, FolderScan, Store
 from migrator.stores.foldernames import EML_SUFFIX, encode_eml_dirname
@@ -100,7 +100,7 @@ class EmlStore(Store):
         paths = {path for path, entry in self.tree.walk() if entry.is_dir(follow_symlinks=False)}
         if self._loose_inbox():
             paths.add(("INBOX",))
-        return [Folder(p, Role.INBOX if p == ("INBOX",) else None) for p in sorted(paths)]
+        return [Folder(p, role_by_name(p)) for p in sorted(paths)]
 
     def _loose_inbox(self) -> bool:
         """Return True when the root's own ``.eml`` files are INBOX (no INBOX directory)."""

@@ -33,7 +33,7 @@ from pathlib import Path
 from migrator.contentkey import crlf_size
 from migrator.endpoint import Endpoint
 from migrator.errors import FolderError, MessageError, StoreError
-from migrator.folder import Folder, Role
+from migrator.folder import Folder, role_by_name
 from migrator.message import Flag, Flags, FolderPath, Message, MessageRef
 from migrator.stores.base import AppendResult, FolderScan, Store
 from migrator.stores.foldernames import first_distinct, maildir_dirname, maildir_path, name_variants
@@ -176,7 +176,7 @@ class MaildirStore(Store):
         self._dirs = self._read_dirs()
         selectable = set(self._dirs) | {("INBOX",)}
         return [
-            Folder(path, Role.INBOX if path == ("INBOX",) else None, path in selectable)
+            Folder(path, role_by_name(path), path in selectable)
             for path in with_parents(selectable)
         ]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from migrator.errors import FolderError
-from migrator.folder import Folder, Role
+from migrator.folder import USUAL_NAMES, Folder, Role
 from migrator.message import FolderPath
 from migrator.stores.imap.commands import astring
 from migrator.stores.imap.names import NameCodec
@@ -20,16 +20,6 @@ ROLE_ATTRIBUTES = {
     "\\archive": Role.ARCHIVE,
     "\\all": Role.ALL,
     "\\flagged": Role.FLAGGED,
-}
-# Where servers without SPECIAL-USE keep each role, most common first ('/' between levels).
-USUAL_NAMES = {
-    Role.SENT: ("Sent", "Sent Items", "Sent Messages", "Sent Mail", "INBOX/Sent", "[Gmail]/Sent Mail"),
-    Role.DRAFTS: ("Drafts", "Draft", "INBOX/Drafts", "[Gmail]/Drafts"),
-    Role.TRASH: ("Trash", "Deleted Items", "Deleted Messages", "INBOX/Trash", "[Gmail]/Trash", "[Gmail]/Bin"),
-    Role.JUNK: ("Junk", "Spam", "Junk E-mail", "Junk Email", "Bulk Mail", "INBOX/Junk", "INBOX/Spam", "[Gmail]/Spam"),
-    Role.ARCHIVE: ("Archive", "Archives", "INBOX/Archive"),
-    Role.ALL: ("All Mail", "[Gmail]/All Mail"),
-    Role.FLAGGED: ("Flagged", "Starred", "[Gmail]/Starred"),
 }
 _UNSELECTABLE = ("\\noselect", "\\nonexistent")
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from migrator.endpoint import Endpoint
 from migrator.errors import FolderError, StoreError
-from migrator.folder import Folder, Role
+from migrator.folder import Folder, Role, role_by_name
 from migrator.message import FolderPath, Message, MessageRef
 from migrator.stores.base import AppendResult, FolderScan, Store
 from migrator.stores.foldernames import MBOX_FILE, encode_mbox_dirname
@@ -69,7 +69,7 @@ class MboxStore(Store):
                 folders[path] = os.path.isfile(os.path.join(entry.path, MBOX_FILE))
             elif entry.name != MBOX_FILE and entry.is_file(follow_symlinks=False) and _starts_like_mbox(entry.path):
                 folders[path] = True  # the classic layout (a dotlock or anything else does not start so)
-        return [Folder(p, Role.INBOX if p == ("INBOX",) else None, s) for p, s in sorted(folders.items())]
+        return [Folder(p, role_by_name(p), s) for p, s in sorted(folders.items())]
 
     def _mbox_path(self, folder: FolderPath) -> Path | None:
         if self.root.is_file():
