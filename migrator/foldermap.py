@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from migrator.errors import ConfigError
-from migrator.folder import Folder
+from migrator.folder import Folder, Role
 from migrator.message import FolderPath
 
 _GLOB_CHARS = set("*?[")
@@ -97,6 +97,15 @@ class FolderRules:
                 known = ", ".join(f.name for f in folders[:12])
                 raise ConfigError(f"no folder {pattern!r} in the source (it has: {known}): check --folder")
         return [f for f in folders if f.selectable and self.selects(f)]
+
+    def destination(self, folder: Folder) -> tuple[FolderPath, Role | None]:
+        """Return the target path of ``folder`` and the role to look for there.
+
+        A folder the user renamed goes where the rule says, not to the target's folder of
+        the same special-use role.
+        """
+        path = self.target_path(folder.path)
+        return path, folder.role if path == folder.path else None
 
     def target_path(self, path: FolderPath) -> FolderPath:
         """Return the path the folder gets on the targets after renames."""

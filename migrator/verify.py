@@ -29,7 +29,7 @@ class FolderComparison:
 
 def verify(source: Store, target: Store, rules: FolderRules = FolderRules()) -> list[FolderComparison]:
     """Return the comparison of every selected source folder with its folder in the target."""
-    return [_compare(source, target, folder.path, rules.target_path(folder.path), folder.role)
+    return [_compare(source, target, folder.path, *rules.destination(folder))
             for folder in rules.select(source.list_folders())]
 
 

@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 import pytest
 
 from migrator.endpoint import parse_endpoint
-from migrator.pipeline import run_copy
+from migrator.foldermap import FolderRules
+from migrator.pipeline import CopyOptions, run_copy
 from migrator.state import StateStore
 from migrator.stores import open_store
 from migrator.verify import verify
@@ -167,3 +168,10 @@ def test_killed_in_the_middle_of_a_fetch_and_rerun_ends_exact(dovecot, source, t
                     got[folder.name] = items
         assert got == {name: sorted(raw.replace(b"\r\n", b"\n") for raw, _, _ in items)
                        for name, items in expected.items()}, target
+
+
+def test_a_users_map_wins_over_the_special_use_folder(dovecot, dotted, source, make_user):
+    target = make_user(dotted)
+    rules = FolderRules.build(include=["Sent"], maps=["Sent=Old/Sent"])
+    run_copy(parse_endpoint(url(dovecot, source)), [parse_endpoint(url(dotted, target))], CopyOptions(rules=rules))
+    assert dump(dotted, target) == {"Old/Sent": dump(dovecot, source)["Sent"]}

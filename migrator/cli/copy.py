@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from migrator.cli.app import app
-from migrator.cli.progress_bars import choose_progress
+from migrator.cli.progress_bars import choose_progress, print_summary
 from migrator.endpoint import parse_endpoint
 from migrator.foldermap import FolderRules
 from migrator.paths import default_state_path
@@ -38,10 +38,5 @@ def copy(
     finally:
         if state_store is not None:
             state_store.close()
-    if dry_run:
-        typer.echo(f"dry run: would copy {summary.copied} messages ({summary.bytes / 1e6:.1f} MB); nothing written")
-    elif not quiet or summary.failures:
-        typer.echo(summary.describe())
-        for failure in summary.failures:
-            typer.echo(f"  failed: {failure.describe()}", err=True)
+    print_summary(summary, quiet=quiet, dry_run=dry_run)
     return int(summary.exit_code)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from migrator.contentkey import content_key
-from migrator.folder import Folder
+from migrator.folder import Folder, Role
 from migrator.message import FolderPath, Message, MessageRef
 from migrator.pipeline.batches import batched, prefetched
 from migrator.pipeline.filters import MessageFilter
@@ -36,7 +36,7 @@ class RunContext:
 
     plan: PlanContext
     targets: Sequence[Store]
-    target_path: Callable[[FolderPath], FolderPath]
+    destination: Callable[[Folder], tuple[FolderPath, Role | None]]
     message_filter: MessageFilter
     summary: Summary
     progress: Progress
@@ -61,8 +61,8 @@ class FolderCopy:
         """Copy the folder; return its target plans (for deleting from the source afterwards)."""
         scan = self.source.scan(self.folder.path)
         refs = [r for r in scan.refs if self.run.message_filter.accepts(r.flags, r.size, r.received)]
-        target_path = self.run.target_path(self.folder.path)
-        self.plans = [plan_target(self.run.plan, t, self.folder, target_path, scan.validity) for t in self.run.targets]
+        destination = self.run.destination(self.folder)
+        self.plans = [plan_target(self.run.plan, t, self.folder, destination, scan.validity) for t in self.run.targets]
         todo = [r for r in refs if any(p.needs(r.uid) for p in self.plans)]
         self.run.summary.unchanged += len(refs) - len(todo)
         if not self.run.plan.dry_run:

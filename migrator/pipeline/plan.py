@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from migrator.folder import Folder
+from migrator.folder import Folder, Role
 from migrator.message import FolderPath
 from migrator.state import CopiedEntry, Pair, StateStore
 from migrator.stores.base import Store
@@ -50,12 +50,14 @@ class PlanContext:
     dry_run: bool
 
 
-def plan_target(ctx: PlanContext, target: Store, folder: Folder, target_path: FolderPath, validity: str) -> TargetPlan:
-    """Return the plan for copying ``folder`` into ``target`` under ``target_path``."""
+def plan_target(ctx: PlanContext, target: Store, folder: Folder, destination: tuple[FolderPath, Role | None],
+                validity: str) -> TargetPlan:
+    """Return the plan for copying ``folder`` into ``target`` at ``destination`` (path, role to look for)."""
+    target_path, role = destination
     name = str(target.endpoint)
     if ctx.dry_run:
         return _dry_plan(ctx, target, folder, name, target_path)
-    path = target.ensure_folder(target_path, folder.role)
+    path = target.ensure_folder(target_path, role)
     plan = TargetPlan(target, name, folder.path, path)
     entries: dict[str, CopiedEntry] = {}
     if ctx.state is not None:

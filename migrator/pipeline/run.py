@@ -79,7 +79,7 @@ def _check(source: Endpoint, targets: Sequence[Endpoint], options: CopyOptions, 
 
 def _run_context(source: Store, targets: list[Store], options: CopyOptions, state: StateStore | None, progress: Progress) -> RunContext:
     plan = PlanContext(source, str(source.endpoint), state, options.dry_run)
-    return RunContext(plan, targets, options.rules.target_path, options.message_filter, Summary(), progress)
+    return RunContext(plan, targets, options.rules.destination, options.message_filter, Summary(), progress)
 
 
 def copy_folders(run: RunContext, rules: FolderRules) -> list[TargetPlan]:
