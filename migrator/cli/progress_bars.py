@@ -7,7 +7,7 @@ import sys
 import typer
 from tqdm import tqdm
 
-from migrator.pipeline import Failure, Progress
+from migrator.pipeline import Failure, Progress, Summary
 
 
 class BarProgress(Progress):
@@ -70,3 +70,15 @@ def choose_progress(quiet: bool, dry_run: bool) -> Progress:
     if quiet or not sys.stdout.isatty():
         return QuietProgress()
     return BarProgress()
+
+
+def print_summary(summary: Summary, *, quiet: bool, dry_run: bool) -> None:
+    """Print what a run did: nothing when quiet and all went well, failures on stderr."""
+    if dry_run:
+        typer.echo(f"dry run: would copy {summary.copied} messages ({summary.bytes / 1e6:.1f} MB); nothing written")
+        return
+    if quiet and not summary.failures:
+        return
+    typer.echo(summary.describe())
+    for failure in summary.failures:
+        typer.echo(f"  failed: {failure.describe()}", err=True)

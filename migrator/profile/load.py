@@ -1,0 +1,267 @@
+"""Load a profile: YAML with places, checked key by key against schema v1.
+
+Every mistake is a ConfigError naming the file, line and column, the key, and what was
+expected; a misspelt key suggests the key it resembles rather than being ignored.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import stat
+from collections.abc import Mapping as MappingABC
+from dataclasses import dataclass
+from pathlib import Path
+
+from migrator.errors import ConfigError
+from migrator.foldermap import MapRule
+from migrator.pipeline.filters import MessageFilter
+from migrator.profile import nodes
+from migrator.profile.nodes import Item, Mapping, Scalar, Sequence, Where
+from migrator.profile.schema import (
+    AUTH_METHODS, ENDPOINT_KEYS, ENDPOINT_TYPES, FILTERS_KEYS, FOLDERS_KEYS, MAP_KEYS, OPTIONS_KEYS,
+    PASSWORD_KEYS, SCHEMA_VERSION, SERVER_TYPES, TOP_KEYS, EndpointSpec, Key, Profile,
+)
+
+_PATH_KEYS = ("path", "ca_file", "password_file")
+
+
+def load_profile(path: Path | str, environ: MappingABC[str, str] | None = None) -> Profile:
+    """Return the validated profile at ``path``; raise ConfigError naming file, line, column and key."""
+    path = Path(path)
+    try:
+        content = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no profile {path}: check the path, or write one with `migrator profile init {path}`"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read the profile {path}: {getattr(error, 'strerror', None) or error}") from None
+    tree = nodes.parse(content, str(path), environ)
+    if tree is None:
+        raise ConfigError(f"the profile {path} is empty: start from `migrator profile init`")
+    return _ProfileReader(path).read(tree)
+
+
+@dataclass
+class _Section:
+    """A checked mapping: converted values, the items behind them, and where each was written."""
+
+    name: str
+    where: Where
+    values: dict[str, object]
+    items: dict[str, Item]
+    key_where: dict[str, Where]
+
+    def error(self, key: str, message: str) -> ConfigError:
+        """Return a ConfigError at ``key`` (or at the section when the key is absent)."""
+        return self.key_where.get(key, self.where).error(f"{self.name}: {message}")
+
+
+def _section(item: Item, name: str, keys: dict[str, Key], expected: str) -> _Section:
+    """Return ``item`` checked against ``keys``; raise ConfigError for unknown keys or wrong values."""
+    if not isinstance(item, Mapping):
+        raise item.where.error(f"{name}: expected {expected}, got {_shown(item)}")
+    values: dict[str, object] = {}
+    for key, child in item.entries.items():
+        where = item.key_where[key]
+        if key not in keys:
+            raise where.error(f"{name}: unknown key {key!r}; {_suggestion(key, keys)}")
+        convert = keys[key].convert
+        if convert is None:
+            continue
+        try:
+            values[key] = convert(_plain(child))
+        except ValueError:
+            raise child.where.error(f"{name}: {key} expects {keys[key].expected}, got {_shown(child)}") from None
+    return _Section(name, item.where, values, item.entries, item.key_where)
+
+
+def _suggestion(key: str, keys: dict[str, Key]) -> str:
+    close = difflib.get_close_matches(key.lower(), list(keys), n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"the keys here are {', '.join(keys)}"
+
+
+def _plain(item: Item) -> object:
+    if isinstance(item, Scalar):
+        return item.value
+    if isinstance(item, Sequence):
+        return [_plain(child) for child in item.items]
+    return {key: _plain(child) for key, child in item.entries.items()}
+
+
+def _shown(item: Item) -> str:
+    if isinstance(item, Mapping):
+        return "a mapping"
+    if isinstance(item, Sequence):
+        return "a list"
+    if item.value is None:
+        return "nothing"
+    return repr(item.value) if isinstance(item.value, str) else f"{item.value!r} ({type(item.value).__name__})"
+
+
+class _ProfileReader:
+    """Reads one profile tree; paths in it are relative to the profile's directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.base = path.resolve().parent
+        self.warnings: list[str] = []
+
+    def read(self, tree: Item) -> Profile:
+        top = _section(tree, "profile", TOP_KEYS, "a mapping of keys (version, source, targets, ...)")
+        self._check_version(top)
+        for required in ("source", "targets"):
+            if required not in top.items:
+                raise top.where.error(f"profile: no {required}: add {required}: with {TOP_KEYS[required].expected}")
+        source = self._endpoint(top.items["source"], "source")
+        targets = self._targets(top.items["targets"])
+        delete_after, keep_days = self._deletion(top, source)
+        options = self._optional(top, "options", OPTIONS_KEYS)
+        self._check_connections(options)
+        folders = self._optional(top, "folders", FOLDERS_KEYS)
+        return Profile(
+            path=self.path, name=self.path.stem, source=source, targets=targets,
+            include=folders.values.get("include", ()), exclude=folders.values.get("exclude", ()),
+            renames=self._renames(folders), message_filter=self._filter(top),
+            state=self._path(top.values["state"]) if "state" in top.values else None,
+            delete_after=delete_after, keep_days=keep_days,
+            dry_run=options.values.get("dry_run", False), quiet=options.values.get("quiet", False),
+            connections=options.values.get("connections", 1), warnings=tuple(self.warnings),
+        )
+
+    def _check_version(self, top: _Section) -> None:
+        if "version" not in top.items:
+            raise top.where.error(f"profile: no version: start the profile with `version: {SCHEMA_VERSION}`")
+
+    def _optional(self, top: _Section, key: str, keys: dict[str, Key]) -> _Section:
+        item = top.items.get(key)
+        if item is None or (isinstance(item, Scalar) and item.value is None):
+            return _Section(key, top.where, {}, {}, {})
+        return _section(item, key, keys, TOP_KEYS[key].expected)
+
+    # --- endpoints -------------------------------------------------------------------
+
+    def _targets(self, item: Item) -> tuple[EndpointSpec, ...]:
+        if not isinstance(item, Sequence) or not item.items:
+            raise item.where.error(f"profile: targets expects {TOP_KEYS['targets'].expected}, got {_shown(item)}")
+        targets = []
+        for number, child in enumerate(item.items, 1):
+            spec = self._endpoint(child, f"target {number}")
+            if spec.type == "pop3":
+                raise child.where.error(f"target {number}: POP3 cannot be a target, it only delivers mail; "
+                                        "write to imap, maildir, mbox, eml or pst")
+            targets.append(spec)
+        return tuple(targets)
+
+    def _endpoint(self, item: Item, name: str) -> EndpointSpec:
+        section = _section(item, name, ENDPOINT_KEYS, TOP_KEYS["source"].expected)
+        kind = section.values.get("type")
+        if kind is None:
+            raise section.where.error(f"{name}: no type: add type: with one of {', '.join(ENDPOINT_TYPES)}")
+        for key in section.values:
+            if kind not in ENDPOINT_KEYS[key].applies_to:
+                usable = ", ".join(k for k, spec in ENDPOINT_KEYS.items() if kind in spec.applies_to and k != "type")
+                raise section.error(key, f"{key} does not apply to a {kind} endpoint (it takes {usable})")
+        if kind in SERVER_TYPES:
+            self._check_server(section, kind)
+        elif "path" not in section.values:
+            raise section.where.error(f"{name}: no path: add path: with where the {kind} archive is")
+        values = dict(section.values)
+        for key in _PATH_KEYS:
+            if key in values:
+                values[key] = self._path(values[key]) if key == "path" else str(self._path(values[key]))
+        return EndpointSpec(**values)
+
+    def _check_server(self, section: _Section, kind: str) -> None:
+        for required in ("host", "user"):
+            if required not in section.values:
+                raise section.where.error(f"{section.name}: no {required}: a {kind} endpoint needs host and user")
+        sources = [key for key in PASSWORD_KEYS if key in section.values]
+        if not sources:
+            raise section.where.error(
+                f"{section.name}: no password source for {section.values['user']}@{section.values['host']}: "
+                "add password_command, password_env, password_file or password"
+            )
+        if len(sources) > 1:
+            raise section.error(sources[1], f"give one password source, not both {sources[0]} and {sources[1]}")
+        auth = section.values.get("auth")
+        if auth is not None and auth not in AUTH_METHODS[kind]:
+            methods = ", ".join(AUTH_METHODS[kind])
+            raise section.error("auth", f"auth {auth!r} is not a {kind} login method: use {methods}")
+        if "password" in sources:
+            self._check_literal_password(section)
+
+    def _check_literal_password(self, section: _Section) -> None:
+        item = section.items["password"]
+        if isinstance(item, Scalar) and item.from_environment:
+            return
+        try:
+            mode = self.path.stat().st_mode
+        except OSError:
+            return
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            self.warnings.append(
+                f"{self.path} holds a password (line {item.where.line}) and other users can read it: "
+                f"run chmod 600 {self.path}, or use password_command, password_env or password_file"
+            )
+
+    def _path(self, text: str) -> Path:
+        return self.base / os.path.expanduser(text)
+
+    # --- folders, filters, deletion, options -----------------------------------------
+
+    def _renames(self, folders: _Section) -> tuple[MapRule, ...]:
+        item = folders.items.get("map")
+        if item is None:
+            return ()
+        if not isinstance(item, Sequence):
+            raise item.where.error(f"folders: map expects {FOLDERS_KEYS['map'].expected}, got {_shown(item)}")
+        return tuple(self._rename(child) for child in item.items)
+
+    def _rename(self, item: Item) -> MapRule:
+        if isinstance(item, Mapping):
+            section = _section(item, "folders map", MAP_KEYS, "")
+            for required in ("from", "to"):
+                if required not in section.values:
+                    raise section.where.error(f"folders map: no {required}: write {{from: OLD, to: NEW}}")
+            old = str(section.values["from"])
+            if "=" in old:
+                raise section.error("from", "from cannot contain '=': in a regular expression write \\x3d instead")
+            text = f"{old}={section.values['to']}"
+        elif isinstance(item, Scalar) and isinstance(item.value, str):
+            text = item.value
+        else:
+            raise item.where.error(f"folders: a map entry is 'OLD=NEW' or {{from: OLD, to: NEW}}, not {_shown(item)}")
+        try:
+            return MapRule.parse(text)
+        except ConfigError as error:
+            raise item.where.error(f"folders map: {error}") from None
+
+    def _filter(self, top: _Section) -> MessageFilter:
+        filters = self._optional(top, "filters", FILTERS_KEYS)
+        since, before = filters.values.get("since"), filters.values.get("before")
+        if since is not None and before is not None and since >= before:
+            raise filters.error("before", "before must be later than since, or no message can match")
+        return MessageFilter(since, before, filters.values.get("max_size"), filters.values.get("unseen_only", False))
+
+    def _deletion(self, top: _Section, source: EndpointSpec) -> tuple[bool, int | None]:
+        delete_after = top.values.get("delete_after")
+        keep_days = top.values.get("keep_days")
+        given = {"delete_after": delete_after is True, "keep_days": keep_days is not None}
+        asked = [key for key, present in given.items() if present]
+        if asked and source.type != "pop3":
+            raise top.error(asked[0], f"{asked[0]} applies to POP3 sources only; the source here is {source.type}")
+        if keep_days is not None and delete_after is False:
+            raise top.error("keep_days", "keep_days asks for deletion, but delete_after is false: drop one of them")
+        return bool(delete_after), keep_days
+
+    def _check_connections(self, options: _Section) -> None:
+        connections = options.values.get("connections", 1)
+        if connections > 1:
+            self.warnings.append(
+                f"{self.path}: options.connections is {connections}, but this version copies over one "
+                "connection per store; the setting is kept for later versions"
+            )

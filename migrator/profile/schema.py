@@ -1,0 +1,217 @@
+"""Profile schema version 1: every key a profile may hold, the values it takes, and the result.
+
+Converters take the value YAML produced (after ``${VAR}`` expansion) and return the value a
+run uses, or raise ValueError; the loader then reports what was expected, and where.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from migrator.foldermap import MapRule
+from migrator.pipeline.filters import MessageFilter
+
+SCHEMA_VERSION = 1
+SERVER_TYPES = ("imap", "pop3")
+LOCAL_TYPES = ("maildir", "mbox", "eml", "pst")
+ENDPOINT_TYPES = SERVER_TYPES + LOCAL_TYPES
+TLS_MODES = ("implicit", "starttls", "none")
+AUTH_METHODS = {"imap": ("plain", "login"), "pop3": ("user", "apop", "plain")}
+PASSWORD_KEYS = ("password", "password_env", "password_command", "password_file")
+SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+              "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", re.IGNORECASE)
+_TRUE, _FALSE = ("true", "yes", "on"), ("false", "no", "off")
+
+
+def text(value: object) -> str:
+    """Return a non-empty string; numbers are refused so that `password: 0123` cannot change."""
+    if isinstance(value, str) and value.strip():
+        return value
+    raise ValueError
+
+
+def boolean(value: object) -> bool:
+    """Return True or False, also from the words true/false/yes/no (e.g. from ${VAR})."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+        return value.lower() in _TRUE
+    raise ValueError
+
+
+def whole_number(minimum: int, maximum: int | None = None) -> Callable[[object], int]:
+    """Return a converter accepting whole numbers (or digit strings) in [minimum, maximum]."""
+
+    def convert(value: object) -> int:
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError
+        if value < minimum or (maximum is not None and value > maximum):
+            raise ValueError
+        return value
+
+    return convert
+
+
+def choice(*allowed: str) -> Callable[[object], str]:
+    """Return a converter accepting one of ``allowed`` (any case)."""
+
+    def convert(value: object) -> str:
+        if isinstance(value, str) and value.lower() in allowed:
+            return value.lower()
+        raise ValueError
+
+    return convert
+
+
+def date(value: object) -> dt.datetime:
+    """Return a timezone-aware moment from a YAML date, a date-time, or an ISO 8601 string.
+
+    A date without a time means midnight, and a time without a zone means local time.
+    """
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError from None
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day)
+    if not isinstance(value, dt.datetime):
+        raise ValueError
+    return value if value.tzinfo is not None else value.astimezone()
+
+
+def size(value: object) -> int:
+    """Return a size in bytes from a number or text like "25MB", "1.5 GB", "512 KiB"."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = _SIZE.fullmatch(value) if isinstance(value, str) else None
+    if match is None or match.group(2).lower() not in SIZE_UNITS:
+        raise ValueError
+    result = int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
+    if result <= 0:
+        raise ValueError
+    return result
+
+
+def string_list(value: object) -> tuple[str, ...]:
+    """Return one or more non-empty strings (a single string counts as a list of one)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise ValueError
+    return tuple(text(item) for item in items)
+
+
+@dataclass(frozen=True)
+class Key:
+    """A key a section may hold: what it takes (``expected``, for errors) and how to convert it.
+
+    ``applies_to`` lists the endpoint types a key of an endpoint makes sense for.
+    """
+
+    name: str
+    expected: str
+    convert: Callable[[object], object] | None = None  # None: a section, checked by the loader
+    applies_to: tuple[str, ...] = ENDPOINT_TYPES
+
+
+def _keys(*keys: Key) -> dict[str, Key]:
+    return {key.name: key for key in keys}
+
+
+_TEXT = "a string (quote it if it looks like a number)"
+TOP_KEYS = _keys(
+    Key("version", f"the schema version, {SCHEMA_VERSION}", whole_number(SCHEMA_VERSION, SCHEMA_VERSION)),
+    Key("source", "one endpoint (a mapping with type: and its keys)"),
+    Key("targets", "a list of endpoints (each starting with '- type:')"),
+    Key("folders", "a mapping with include, exclude and map"),
+    Key("filters", "a mapping with since, before, max_size and unseen_only"),
+    Key("state", "the path of the state file", text),
+    Key("delete_after", "true or false", boolean),
+    Key("keep_days", "a whole number of days (0 or more)", whole_number(0)),
+    Key("options", "a mapping with dry_run, quiet and connections"),
+)
+ENDPOINT_KEYS = _keys(
+    Key("type", f"one of {', '.join(ENDPOINT_TYPES)}", choice(*ENDPOINT_TYPES)),
+    Key("host", "a host name or address", text, SERVER_TYPES),
+    Key("port", "a port number from 1 to 65535", whole_number(1, 65535), SERVER_TYPES),
+    Key("tls", f"one of {', '.join(TLS_MODES)}", choice(*TLS_MODES), SERVER_TYPES),
+    Key("user", "the login name, " + _TEXT, text, SERVER_TYPES),
+    Key("password", _TEXT, text, SERVER_TYPES),
+    Key("password_env", "the name of an environment variable", text, SERVER_TYPES),
+    Key("password_command", "a shell command printing the password", text, SERVER_TYPES),
+    Key("password_file", "the path of a file holding the password", text, SERVER_TYPES),
+    Key("ca_file", "the path of a PEM CA certificate", text, SERVER_TYPES),
+    Key("auth", "a login method (pop3: user, apop, plain; imap: plain, login)",
+        choice(*sorted({m for methods in AUTH_METHODS.values() for m in methods})), SERVER_TYPES),
+    Key("path", "the path of the archive", text, LOCAL_TYPES),
+)
+FOLDERS_KEYS = _keys(
+    Key("include", "a folder glob or a list of them ('/' between levels)", string_list),
+    Key("exclude", "a folder glob or a list of them ('/' between levels)", string_list),
+    Key("map", "a list of renames: 'OLD=NEW' strings or {from: OLD, to: NEW} (re:REGEX for expressions)"),
+)
+MAP_KEYS = _keys(
+    Key("from", "a folder name, or re:REGEX", text),
+    Key("to", "the new folder name", text),
+)
+FILTERS_KEYS = _keys(
+    Key("since", "a date like 2024-01-31 (messages received on or after it)", date),
+    Key("before", "a date like 2024-12-31 (messages received before it)", date),
+    Key("max_size", 'a size like 25MB or "1.5 GB" (larger messages are skipped)', size),
+    Key("unseen_only", "true or false", boolean),
+)
+OPTIONS_KEYS = _keys(
+    Key("dry_run", "true or false", boolean),
+    Key("quiet", "true or false", boolean),
+    Key("connections", "a whole number of connections, 1 or more", whole_number(1)),
+)
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """One endpoint as the profile wrote it (paths already made absolute)."""
+
+    type: str
+    host: str | None = None
+    port: int | None = None
+    tls: str = "implicit"
+    user: str | None = None
+    password: str | None = None
+    password_env: str | None = None
+    password_command: str | None = None
+    password_file: str | None = None
+    ca_file: str | None = None
+    auth: str | None = None
+    path: Path | None = None
+
+    def __repr__(self) -> str:  # never show a literal password
+        shown = self.path if self.path is not None else f"{self.user}@{self.host}"
+        return f"EndpointSpec({self.type}: {shown})"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated profile. ``warnings`` are for the user (e.g. a readable literal password)."""
+
+    path: Path
+    name: str
+    source: EndpointSpec
+    targets: tuple[EndpointSpec, ...]
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    renames: tuple[MapRule, ...] = ()
+    message_filter: MessageFilter = field(default_factory=MessageFilter)
+    state: Path | None = None
+    delete_after: bool = False
+    keep_days: int | None = None
+    dry_run: bool = False
+    quiet: bool = False
+    connections: int = 1
+    warnings: tuple[str, ...] = ()

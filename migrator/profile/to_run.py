@@ -1,0 +1,78 @@
+"""Turn a validated profile into what a run needs: endpoints, copy options, state and lock paths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from migrator.credentials import PasswordSource
+from migrator.endpoint import SERVER_SCHEMES, Endpoint
+from migrator.foldermap import FolderRules
+from migrator.paths import state_dir
+from migrator.pipeline import CopyOptions
+from migrator.profile.schema import EndpointSpec, Profile
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A profile ready to run: the state file is also the key of the profile's lock."""
+
+    name: str
+    source: Endpoint
+    targets: tuple[Endpoint, ...]
+    options: CopyOptions
+    state_path: Path
+    quiet: bool
+
+    @property
+    def lock_path(self) -> Path:
+        """Return the lock file guarding this profile's state file."""
+        return self.state_path.with_name(self.state_path.name + ".lock")
+
+
+def plan_run(profile: Profile, *, dry_run: bool = False, quiet: bool = False) -> RunPlan:
+    """Return the run ``profile`` describes; ``dry_run`` and ``quiet`` add to the profile's options."""
+    options = CopyOptions(
+        rules=FolderRules(profile.include, profile.exclude, profile.renames),
+        message_filter=profile.message_filter,
+        dry_run=dry_run or profile.dry_run,
+        delete_after=profile.delete_after,
+        keep_days=profile.keep_days,
+    )
+    return RunPlan(
+        name=profile.name,
+        source=endpoint_of(profile.source),
+        targets=tuple(endpoint_of(t) for t in profile.targets),
+        options=options,
+        state_path=profile.state or default_profile_state(profile.name),
+        quiet=quiet or profile.quiet,
+    )
+
+
+def default_profile_state(name: str) -> Path:
+    """Return the state file of the profile called ``name`` when it names none."""
+    return state_dir() / f"{name}.sqlite"
+
+
+def endpoint_of(spec: EndpointSpec) -> Endpoint:
+    """Return the Endpoint an endpoint section describes."""
+    if spec.path is not None:
+        return Endpoint(kind=spec.type, path=spec.path)
+    return Endpoint(
+        kind=spec.type,
+        host=spec.host,
+        port=spec.port or _default_port(spec.type, spec.tls),
+        user=spec.user,
+        tls=spec.tls,
+        ca_file=spec.ca_file,
+        password=PasswordSource(
+            env=spec.password_env, file=spec.password_file, command=spec.password_command, literal=spec.password,
+        ),
+        auth=spec.auth,
+    )
+
+
+def _default_port(kind: str, tls: str) -> int:
+    # tls: none uses the same port as STARTTLS (143 or 110), only without the upgrade.
+    mode = "implicit" if tls == "implicit" else "starttls"
+    return next(port for protocol, tls_mode, port in SERVER_SCHEMES.values() if (protocol, tls_mode) == (kind, mode))

@@ -1,0 +1,167 @@
+"""Open a logged-in POP3 session with poplib: TLS or STLS, CAPA, USER/PASS, APOP or SASL PLAIN.
+
+Every failure becomes a ConnectError of one sentence naming the server, the user and the
+fix. The password goes to the server and nowhere else.
+"""
+
+from __future__ import annotations
+
+import base64
+import poplib
+import socket
+import ssl
+from collections.abc import Callable
+from typing import TypeVar
+
+from migrator.endpoint import Endpoint
+from migrator.errors import ConfigError, ConnectError
+from migrator.stores.imap.connection import tls_context
+
+TIMEOUT = 60.0
+MAX_LINE = 64 * 1024 * 1024
+AUTH_METHODS = ("user", "apop", "plain")
+T = TypeVar("T")
+Capabilities = dict[str, list[str]]
+
+
+class _LongLines:
+    """poplib refuses lines over 2048 bytes, far less than real mail holds; accept up to MAX_LINE."""
+
+    file: object
+
+    def _getline(self) -> tuple[bytes, int]:
+        line = self.file.readline(MAX_LINE + 1)  # type: ignore[attr-defined]
+        if len(line) > MAX_LINE:
+            raise poplib.error_proto(b"-ERR line longer than 64 MB")
+        if not line:
+            raise ConnectionAbortedError("the server closed the connection")
+        return line.rstrip(b"\n").removesuffix(b"\r"), len(line)
+
+    def auth_plain(self, user: str, password: str) -> bytes:
+        """Log in with SASL PLAIN and an initial response (RFC 5034); return the server's reply."""
+        token = base64.b64encode(b"\0" + user.encode("utf-8") + b"\0" + password.encode("utf-8"))
+        return self._shortcmd("AUTH PLAIN " + token.decode("ascii"))  # type: ignore[attr-defined]
+
+
+class PopClient(_LongLines, poplib.POP3):
+    """A plain-text POP3 connection (upgraded with STLS unless the user chose tls: none)."""
+
+
+class PopSslClient(_LongLines, poplib.POP3_SSL):
+    """A POP3 connection inside TLS from the first byte (pop3s)."""
+
+
+def said(error: BaseException) -> str:
+    """Return the server's words carried by a poplib error, as text."""
+    text = error.args[0] if error.args else error
+    return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+
+
+def connect(endpoint: Endpoint, password: str) -> tuple[poplib.POP3, Capabilities]:
+    """Return a logged-in session and the server's capabilities; raise ConnectError or ConfigError."""
+    method = (endpoint.auth or "user").lower()
+    if method not in AUTH_METHODS:
+        raise ConfigError(f"auth {endpoint.auth!r} for {endpoint.account} is not one of {', '.join(AUTH_METHODS)}")
+    context = tls_context(endpoint) if endpoint.tls != "none" else None
+    client = _guarded(endpoint, lambda: _open(endpoint, context))
+    try:
+        capabilities = capabilities_of(client)
+        if endpoint.tls == "starttls":
+            assert context is not None
+            _starttls(client, endpoint, context, capabilities)
+            capabilities = capabilities_of(client)
+        _login(client, endpoint, password, method, capabilities)
+        return client, capabilities_of(client) or capabilities
+    except BaseException:
+        client.close()
+        raise
+
+
+def capabilities_of(client: poplib.POP3) -> Capabilities:
+    """Return the CAPA listing, or {} from a server without CAPA (RFC 1939 only)."""
+    try:
+        return client.capa()
+    except poplib.error_proto:
+        return {}
+
+
+def _open(endpoint: Endpoint, context: ssl.SSLContext | None) -> poplib.POP3:
+    if endpoint.tls == "implicit":
+        return PopSslClient(endpoint.host, endpoint.port, timeout=TIMEOUT, context=context)
+    return PopClient(endpoint.host, endpoint.port, timeout=TIMEOUT)
+
+
+def _guarded(endpoint: Endpoint, action: Callable[[], T]) -> T:
+    """Return ``action()``; turn network, TLS and greeting failures into one-sentence ConnectErrors."""
+    where = f"{endpoint.host}:{endpoint.port}"
+    try:
+        return action()
+    except ssl.SSLCertVerificationError as error:
+        raise ConnectError(
+            f"the certificate of {endpoint.host} is not trusted ({error.verify_message}): "
+            "if you trust this server, give its CA certificate with ca_file (?ca_file=PATH in a URL)"
+        ) from None
+    except ssl.SSLError as error:
+        hint = "use pop3:// for a server that offers STLS" if endpoint.tls == "implicit" else "check the port"
+        raise ConnectError(
+            f"the TLS handshake with {where} failed for {endpoint.user} ({error.reason}): {hint}"
+        ) from None
+    except socket.gaierror as error:
+        raise ConnectError(f"cannot find the server {endpoint.host} ({error.strerror}): check the host name") from None
+    except ConnectionRefusedError:
+        raise ConnectError(
+            f"cannot connect to {where} for {endpoint.user}: connection refused. "
+            "Check the host and the port (POP3S is usually 995, POP3 with STLS 110)"
+        ) from None
+    except TimeoutError:
+        raise ConnectError(
+            f"{where} did not answer within {TIMEOUT:.0f} s for {endpoint.user}: check the host, the port "
+            "and whether the port expects TLS from the start (pop3s://) or STLS (pop3://)"
+        ) from None
+    except poplib.error_proto as error:
+        raise ConnectError(f"{where} refused {endpoint.user}: the server said {said(error)!r}") from None
+    except OSError as error:
+        raise ConnectError(f"cannot connect to {where} for {endpoint.user}: {error.strerror or error}") from None
+
+
+def _starttls(client: poplib.POP3, endpoint: Endpoint, context: ssl.SSLContext, capabilities: Capabilities) -> None:
+    if "STLS" not in capabilities:
+        raise ConnectError(
+            f"{endpoint.host}:{endpoint.port} does not offer STLS, so the password for {endpoint.user} would "
+            "travel in clear: use pop3s:// (port 995), or tls: none (?tls=none) only on a network you trust"
+        )
+    _guarded(endpoint, lambda: client.stls(context))
+
+
+def _login(client: poplib.POP3, endpoint: Endpoint, password: str, method: str, capabilities: Capabilities) -> None:
+    user = endpoint.user or ""
+    if method == "apop" and not client.timestamp.match(client.welcome):
+        raise ConnectError(
+            f"{endpoint.host} does not offer APOP (its greeting has no timestamp): "
+            f"drop auth: apop for {user} to log in with USER and PASS"
+        )
+    if method == "plain" and "PLAIN" not in (m.upper() for m in capabilities.get("SASL", [])):
+        offered = " ".join(capabilities.get("SASL", [])) or "none"
+        raise ConnectError(
+            f"{endpoint.host} does not offer SASL PLAIN (it offers: {offered}): "
+            f"drop auth: plain for {user} to log in with USER and PASS"
+        )
+    try:
+        if method == "apop":
+            client.apop(user, password)
+        elif method == "plain":
+            client.auth_plain(user, password)
+        else:
+            client.user(user)
+            client.pass_(password)
+    except poplib.error_proto as error:
+        raise ConnectError(_login_refused(endpoint, said(error))) from None
+    except OSError as error:
+        raise ConnectError(f"{endpoint.host} closed the connection while {user} logged in: {error}") from None
+
+
+def _login_refused(endpoint: Endpoint, words: str) -> str:
+    fix = "Check the user name and the password (or the password source in the profile or endpoint)"
+    if endpoint.tls == "none" and "plaintext" in words.lower():
+        fix = "The server wants TLS first: use pop3s:// or pop3:// with STLS instead of tls: none"
+    return f"cannot log in to {endpoint.host} as {endpoint.user}: the server said {words!r}. {fix}"
