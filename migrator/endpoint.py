@@ -91,7 +91,7 @@ def _server(text: str) -> Endpoint:
         )
     if url.password is not None:
         raise ConfigError(
-            f"a password in the endpoint URL would end up in shell history and process lists: "
+            "a password in the endpoint URL would end up in shell history and process lists: "
             f"use ?password_env=VAR or ?password_file=PATH instead"
         )
     if not url.hostname:

@@ -17,10 +17,10 @@ from migrator.errors import ConfigError, ConnectError, ConnectionLost
 from migrator.stores.imap.commands import Literal, astring
 from migrator.stores.imap.parser import Response
 from migrator.stores.imap.protocol import ImapProtocol
+from migrator.stores.tls import certificate_problem, tls_context
 
 CONNECT_TIMEOUT = 30.0
 READ_TIMEOUT = 120.0  # a server silent this long mid-command is treated as a lost connection
-_NAME_MISMATCH = {62, 64}  # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 T = TypeVar("T")
 
 
@@ -47,18 +47,6 @@ def connect(endpoint: Endpoint, password: str) -> ImapProtocol:
         protocol.close()
         raise
     return protocol
-
-
-def tls_context(endpoint: Endpoint) -> ssl.SSLContext:
-    """Return a verifying TLS context, trusting ``ca_file`` when the endpoint names one."""
-    try:
-        return ssl.create_default_context(cafile=endpoint.ca_file)
-    except (OSError, ssl.SSLError) as error:
-        reason = getattr(error, "strerror", None) or str(error)
-        raise ConfigError(
-            f"cannot use the CA file {endpoint.ca_file} for {endpoint.account}: {reason}; "
-            "give a PEM certificate file with ?ca_file=PATH"
-        ) from None
 
 
 def _open_socket(endpoint: Endpoint, context: ssl.SSLContext | None) -> socket.socket:
@@ -96,24 +84,12 @@ def _handshake(wrap: Callable[[], T], sock: socket.socket, endpoint: Endpoint) -
         return wrap()
     except ssl.SSLCertVerificationError as error:
         sock.close()
-        raise ConnectError(_certificate_problem(error, endpoint)) from None
+        raise ConnectError(certificate_problem(error, endpoint)) from None
     except (ssl.SSLError, OSError) as error:
         sock.close()
         hint = "use imap:// for a server that offers STARTTLS" if endpoint.tls == "implicit" else "check the port"
         reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
         raise ConnectError(f"the TLS handshake with {where} failed for {endpoint.user} ({reason}): {hint}") from None
-
-
-def _certificate_problem(error: ssl.SSLCertVerificationError, endpoint: Endpoint) -> str:
-    if error.verify_code in _NAME_MISMATCH:
-        return (
-            f"the certificate of {endpoint.host} was issued for another name ({error.verify_message}): "
-            "connect to the server by the name in its certificate"
-        )
-    return (
-        f"the certificate of {endpoint.host} is not trusted ({error.verify_message}): "
-        "if you trust this server, give its CA certificate with ?ca_file=PATH"
-    )
 
 
 def _starttls(protocol: ImapProtocol, endpoint: Endpoint, context: ssl.SSLContext) -> None:

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from migrator.endpoint import Endpoint
 from migrator.errors import ConfigError, ConnectError
-from migrator.stores.imap.connection import tls_context
+from migrator.stores.tls import certificate_problem, tls_context
 
 TIMEOUT = 60.0
 MAX_LINE = 64 * 1024 * 1024
@@ -97,10 +97,7 @@ def _guarded(endpoint: Endpoint, action: Callable[[], T]) -> T:
     try:
         return action()
     except ssl.SSLCertVerificationError as error:
-        raise ConnectError(
-            f"the certificate of {endpoint.host} is not trusted ({error.verify_message}): "
-            "if you trust this server, give its CA certificate with ca_file (?ca_file=PATH in a URL)"
-        ) from None
+        raise ConnectError(certificate_problem(error, endpoint)) from None
     except ssl.SSLError as error:
         hint = "use pop3:// for a server that offers STLS" if endpoint.tls == "implicit" else "check the port"
         raise ConnectError(
