@@ -1,10 +1,12 @@
 """The sqlite state file: what was copied where, so reruns copy only what is new.
 
 Like mbsync's sync state it is small and explicit: one row per source folder and target
-(a *pair*), one row per message copied through that pair. A batch is first recorded as
-pending, then written to the target, then marked done; a run killed in between leaves
-pending rows, and the next run checks the target for them by content key before copying
-again, so nothing is lost and nothing is written twice.
+(a *pair*), one row per message copied through that pair, recorded once its write is
+durable. Before a run writes into a pair it marks the pair *dirty*, and clears the mark
+when every write of the folder is recorded; a run killed in between leaves the mark, and
+the next run first looks in the target by content key for messages it may have written
+without recording them, so nothing is lost and nothing is written twice. One mark per
+folder, rather than a pending row per message, keeps the commits (each an fsync) few.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ CREATE TABLE IF NOT EXISTS pairs (
     id INTEGER PRIMARY KEY,
     source TEXT NOT NULL, folder TEXT NOT NULL, target TEXT NOT NULL,
     target_folder TEXT NOT NULL DEFAULT '', validity TEXT NOT NULL DEFAULT '',
+    dirty INTEGER NOT NULL DEFAULT 0,
     UNIQUE (source, folder, target));
 CREATE TABLE IF NOT EXISTS copied (
     pair INTEGER NOT NULL REFERENCES pairs(id),
     uid TEXT NOT NULL, target_uid TEXT, content_key TEXT NOT NULL, flags TEXT NOT NULL,
-    done INTEGER NOT NULL, copied_at REAL NOT NULL,
+    copied_at REAL NOT NULL,
     PRIMARY KEY (pair, uid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL, started REAL NOT NULL, ended REAL,
@@ -46,6 +49,7 @@ class Pair:
     id: int
     target_folder: str
     validity: str
+    dirty: bool
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,6 @@ class CopiedEntry:
     target_uid: str | None
     content_key: str
     flags: str
-    done: bool
     copied_at: float
 
 
@@ -111,10 +114,10 @@ class StateStore:
     def pair(self, source: str, folder: FolderPath, target: str) -> Pair | None:
         """Return the pair for this source folder and target, or None if never copied."""
         row = self.db.execute(
-            "SELECT id, target_folder, validity FROM pairs WHERE source=? AND folder=? AND target=?",
+            "SELECT id, target_folder, validity, dirty FROM pairs WHERE source=? AND folder=? AND target=?",
             (source, folder_key(folder), target),
         ).fetchone()
-        return Pair(*row) if row else None
+        return Pair(row[0], row[1], row[2], bool(row[3])) if row else None
 
     def open_pair(self, source: str, folder: FolderPath, target: str, target_folder: FolderPath, validity: str) -> Pair:
         """Return the pair, created or updated to the given target folder and validity."""
@@ -133,36 +136,24 @@ class StateStore:
     def entries(self, pair: Pair) -> dict[str, CopiedEntry]:
         """Return every message recorded for the pair, by source uid."""
         rows = self.db.execute(
-            "SELECT uid, target_uid, content_key, flags, done, copied_at FROM copied WHERE pair=?", (pair.id,)
+            "SELECT uid, target_uid, content_key, flags, copied_at FROM copied WHERE pair=?", (pair.id,)
         )
-        return {uid: CopiedEntry(tuid, key, flags, bool(done), at) for uid, tuid, key, flags, done, at in rows}
+        return {uid: CopiedEntry(tuid, key, flags, at) for uid, tuid, key, flags, at in rows}
 
-    def begin(self, pair: Pair, pending: Iterable[tuple[str, str, str]]) -> None:
-        """Record (uid, content_key, flags) rows as pending before the target write starts."""
+    def mark_dirty(self, pair: Pair, dirty: bool) -> Pair:
+        """Record that writes into the pair are (or are no longer) under way."""
+        with self.db:
+            self.db.execute("UPDATE pairs SET dirty=? WHERE id=?", (int(dirty), pair.id))
+        return Pair(pair.id, pair.target_folder, pair.validity, dirty)
+
+    def record(self, pair: Pair, copied: Iterable[tuple[str, str | None, str, str]]) -> None:
+        """Record (uid, target_uid, content_key, flags) of messages durably in the target, in one commit."""
         now = time.time()
         with self.db:
             self.db.executemany(
-                "INSERT OR REPLACE INTO copied VALUES (?, ?, NULL, ?, ?, 0, ?)",
-                ((pair.id, uid, key, flags, now) for uid, key, flags in pending),
+                "INSERT OR REPLACE INTO copied VALUES (?, ?, ?, ?, ?, ?)",
+                ((pair.id, uid, tuid, key, flags, now) for uid, tuid, key, flags in copied),
             )
-
-    def adopt(self, pair: Pair, found: Iterable[tuple[str, str | None, str, str]]) -> None:
-        """Record (uid, target_uid, content_key, flags) rows for messages found already in the target."""
-        now = time.time()
-        with self.db:
-            self.db.executemany(
-                "INSERT OR REPLACE INTO copied VALUES (?, ?, ?, ?, ?, 1, ?)",
-                ((pair.id, uid, tuid, key, flags, now) for uid, tuid, key, flags in found),
-            )
-
-    def finish(self, pair: Pair, written: Iterable[tuple[str, str | None]], failed: Iterable[str]) -> None:
-        """Mark (uid, target_uid) rows done and forget the failed uids, in one transaction."""
-        with self.db:
-            self.db.executemany(
-                "UPDATE copied SET target_uid=?, done=1 WHERE pair=? AND uid=?",
-                ((tuid, pair.id, uid) for uid, tuid in written),
-            )
-            self.db.executemany("DELETE FROM copied WHERE pair=? AND uid=?", ((pair.id, uid) for uid in failed))
 
     def renumber(self, pair: Pair, validity: str, new_uids: dict[str, str]) -> Pair:
         """Record a new source validity, moving rows from old uids to ``new_uids[old]``.
@@ -171,21 +162,16 @@ class StateStore:
         Done in one transaction, so old and new numbers can overlap safely.
         """
         rows = self.db.execute(
-            "SELECT uid, target_uid, content_key, flags, done, copied_at FROM copied WHERE pair=?", (pair.id,)
+            "SELECT uid, target_uid, content_key, flags, copied_at FROM copied WHERE pair=?", (pair.id,)
         ).fetchall()
         with self.db:
             self.db.execute("DELETE FROM copied WHERE pair=?", (pair.id,))
             self.db.executemany(
-                "INSERT INTO copied VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO copied VALUES (?, ?, ?, ?, ?, ?)",
                 ((pair.id, new_uids[uid], *rest) for uid, *rest in rows if uid in new_uids),
             )
             self.db.execute("UPDATE pairs SET validity=? WHERE id=?", (validity, pair.id))
-        return Pair(pair.id, pair.target_folder, validity)
-
-    def forget(self, pair: Pair, uids: Iterable[str]) -> None:
-        """Drop rows (messages no longer in the source, or found missing from the target)."""
-        with self.db:
-            self.db.executemany("DELETE FROM copied WHERE pair=? AND uid=?", ((pair.id, uid) for uid in uids))
+        return Pair(pair.id, pair.target_folder, validity, pair.dirty)
 
     def update_flags(self, pair: Pair, changes: Iterable[tuple[str, str]]) -> None:
         """Record new flags (uid, flags) after they were carried to the target."""

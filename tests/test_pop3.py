@@ -271,16 +271,16 @@ def test_killed_before_quit_deletes_nothing_and_rerun_finishes(dovecot, user, tm
 def test_killed_between_write_and_record_copies_nothing_twice(dovecot, user, tmp_path, state, monkeypatch):
     target = tmp_path / "Maildir"
     seed_inbox(dovecot, user, numbered(4))
-    real_finish = StateStore.finish
+    real_record = StateStore.record
 
-    def die_after_write(self, pair, written, failed):
+    def die_after_write(self, pair, copied):
         raise SystemExit("killed after the write, before the state recorded it")
 
-    monkeypatch.setattr(StateStore, "finish", die_after_write)
+    monkeypatch.setattr(StateStore, "record", die_after_write)
     with pytest.raises(SystemExit):
         copy(dovecot, user, target, state, delete_after=True)
     assert server_count(dovecot, user) == 4
-    monkeypatch.setattr(StateStore, "finish", real_finish)
+    monkeypatch.setattr(StateStore, "record", real_record)
     summary = copy(dovecot, user, target, state, delete_after=True)
     assert (summary.copied, summary.deleted) == (0, 4)
     assert server_count(dovecot, user) == 0

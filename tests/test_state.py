@@ -6,21 +6,23 @@ import stat
 from migrator.state import StateStore
 
 
-def test_rows_go_from_pending_to_done(tmp_path):
+def test_a_pair_is_dirty_while_writes_are_under_way(tmp_path):
     state = StateStore(tmp_path / "s.sqlite")
     pair = state.open_pair("src", ("INBOX",), "dst", ("INBOX",), "v1")
-    state.begin(pair, [("1", "k1", ""), ("2", "k2", "\\seen")])
-    assert {uid: e.done for uid, e in state.entries(pair).items()} == {"1": False, "2": False}
-    state.finish(pair, [("1", "t1")], failed=["2"])
-    entries = state.entries(pair)
-    assert list(entries) == ["1"] and entries["1"].done and entries["1"].target_uid == "t1"
+    assert not pair.dirty
+    state.mark_dirty(pair, True)
+    assert state.pair("src", ("INBOX",), "dst").dirty
+    state.record(pair, [("1", "t1", "k1", "\\seen")])
+    state.mark_dirty(pair, False)
+    entries = state.entries(state.pair("src", ("INBOX",), "dst"))
+    assert entries["1"].target_uid == "t1" and entries["1"].flags == "\\seen"
 
 
 def test_state_survives_reopen_and_is_private(tmp_path):
     path = tmp_path / "sub" / "s.sqlite"
     state = StateStore(path)
     pair = state.open_pair("src", ("A", "B"), "dst", ("A", "B"), "v1")
-    state.adopt(pair, [("7", "70", "k", "")])
+    state.record(pair, [("7", "70", "k", "")])
     state.close()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     again = StateStore(path)
@@ -30,7 +32,7 @@ def test_state_survives_reopen_and_is_private(tmp_path):
 def test_renumber_handles_overlapping_uids(tmp_path):
     state = StateStore(tmp_path / "s.sqlite")
     pair = state.open_pair("src", ("INBOX",), "dst", ("INBOX",), "v1")
-    state.adopt(pair, [("1", "a", "k1", ""), ("2", "b", "k2", ""), ("3", "c", "k3", "")])
+    state.record(pair, [("1", "a", "k1", ""), ("2", "b", "k2", ""), ("3", "c", "k3", "")])
     pair = state.renumber(pair, "v2", {"1": "2", "2": "3"})
     assert pair.validity == "v2"
     assert {uid: e.content_key for uid, e in state.entries(pair).items()} == {"2": "k1", "3": "k2"}

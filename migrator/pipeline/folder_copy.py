@@ -26,8 +26,7 @@ class Deferred:
     """Writes to a target that is durable only once closed (PST): recorded after close."""
 
     plan: TargetPlan
-    written: list[tuple[str, str | None]] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
+    rows: list[tuple[str, str | None, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -73,6 +72,7 @@ class FolderCopy:
             self.run.summary.bytes += sum(r.size or 0 for r in todo)
         elif todo:
             self._copy_messages(todo)
+            self._settle()
         self.run.progress.folder_done(self.folder.name, self.copied, self.failed)
         return self.plans
 
@@ -119,27 +119,33 @@ class FolderCopy:
                 to_write.append(message)
         state = self.run.state
         if state is not None and plan.pair is not None:
-            state.adopt(plan.pair, adopted)
-            state.begin(plan.pair, ((m.uid, keys[m.uid], m.flags.encode()) for m in to_write))
+            if adopted:
+                state.record(plan.pair, adopted)
+            if to_write and not plan.pair.dirty:
+                plan.pair = state.mark_dirty(plan.pair, True)
         results = plan.store.append_batch(plan.folder, to_write) if to_write else []
-        self._record(plan, results)
+        self._record(plan, results, keys)
         for result in results:
             outcome[result.message.uid] = "copied" if result.ok else "failed"
         return outcome
 
-    def _record(self, plan: TargetPlan, results: list[AppendResult]) -> None:
-        written = [(r.message.uid, r.uid) for r in results if r.ok]
-        failed = [r.message.uid for r in results if not r.ok]
+    def _record(self, plan: TargetPlan, results: list[AppendResult], keys: dict[str, str]) -> None:
+        rows = [(r.message.uid, r.uid, keys[r.message.uid], r.message.flags.encode()) for r in results if r.ok]
         for result in results:
             if not result.ok:
                 self.run.summary.fail(self._failure(plan, result))
         if self.run.state is None or plan.pair is None:
             return
         if plan.store.durable_on_append:
-            self.run.state.finish(plan.pair, written, failed)
+            self.run.state.record(plan.pair, rows)
         else:
-            self._deferred(plan).written.extend(written)
-            self._deferred(plan).failed.extend(failed)
+            self._deferred(plan).rows.extend(rows)
+
+    def _settle(self) -> None:
+        """Clear the dirty marks of targets whose every write of this folder is recorded."""
+        for plan in self.plans:
+            if plan.pair is not None and plan.pair.dirty and plan.store.durable_on_append:
+                plan.pair = self.run.state.mark_dirty(plan.pair, False)
 
     def _deferred(self, plan: TargetPlan) -> Deferred:
         for deferred in self.run.deferred:

@@ -2,8 +2,9 @@
 
 A plan starts from the state file (messages copied by earlier runs) and, where the state
 cannot be trusted alone, from the target's content keys: on the first copy into a pair
-(a half-finished manual copy must not be duplicated), after a run was killed between a
-write and its record (pending rows), and after the source renumbered its folder.
+(a half-finished manual copy must not be duplicated) and after a run was killed while
+writing into the pair (it is still marked dirty). Messages found there are adopted
+instead of written again.
 """
 
 from __future__ import annotations
@@ -65,10 +66,9 @@ def plan_target(ctx: PlanContext, target: Store, folder: Folder, destination: tu
         if plan.pair.validity != validity:
             plan.pair = _renumber(ctx, plan.pair, folder, validity)
         entries = ctx.state.entries(plan.pair)
-    if not entries or not all(e.done for e in entries.values()):
+    if not entries or (plan.pair is not None and plan.pair.dirty):
         plan.present = _unclaimed(target.content_keys(path), entries)
-        _resolve_pending(ctx, plan, entries)
-    plan.done = {uid: e for uid, e in entries.items() if e.done}
+    plan.done = entries
     return plan
 
 
@@ -76,7 +76,7 @@ def _dry_plan(ctx: PlanContext, target: Store, folder: Folder, name: str, path: 
     plan = TargetPlan(target, name, folder.path, path)
     pair = ctx.state.pair(ctx.source_name, folder.path, name) if ctx.state else None
     if pair is not None:
-        plan.done = {uid: e for uid, e in ctx.state.entries(pair).items() if e.done}
+        plan.done = ctx.state.entries(pair)
     return plan
 
 
@@ -97,30 +97,10 @@ def _unclaimed(keys: dict[str, list[str]], entries: dict[str, CopiedEntry]) -> d
     present = {key: list(uids) for key, uids in keys.items()}
     for entry in entries.values():
         uids = present.get(entry.content_key)
-        if not entry.done or not uids:
+        if not uids:
             continue
         if entry.target_uid in uids:
             uids.remove(entry.target_uid)
         else:
             uids.pop()
     return present
-
-
-def _resolve_pending(ctx: PlanContext, plan: TargetPlan, entries: dict[str, CopiedEntry]) -> None:
-    """Settle rows left pending by a killed run: found in the target means done, else copy again."""
-    assert ctx.state is not None or not entries
-    found, lost = [], []
-    for uid, entry in entries.items():
-        if entry.done:
-            continue
-        tuid = plan.take_present(entry.content_key)
-        if tuid is None:
-            lost.append(uid)
-        else:
-            found.append((uid, tuid, entry.content_key, entry.flags))
-            entries[uid] = CopiedEntry(tuid, entry.content_key, entry.flags, True, entry.copied_at)
-    if ctx.state is not None and plan.pair is not None:
-        ctx.state.adopt(plan.pair, found)
-        ctx.state.forget(plan.pair, lost)
-    for uid in lost:
-        del entries[uid]

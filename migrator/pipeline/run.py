@@ -101,11 +101,13 @@ def copy_folders(run: RunContext, rules: FolderRules) -> list[TargetPlan]:
 
 
 def _record_deferred(run: RunContext) -> None:
+    """Record the writes of targets that became durable on close, and clear their dirty marks."""
     if run.state is None:
         return
     for deferred in run.deferred:
         if deferred.plan.pair is not None:
-            run.state.finish(deferred.plan.pair, deferred.written, deferred.failed)
+            run.state.record(deferred.plan.pair, deferred.rows)
+            run.state.mark_dirty(deferred.plan.pair, False)
 
 
 def _delete_copied(run: RunContext, plans: list[TargetPlan], options: CopyOptions) -> None:
@@ -127,6 +129,6 @@ def _copied_everywhere(state: StateStore, plans: list[TargetPlan], cutoff: float
     for plan in plans:
         if plan.pair is None:
             return []
-        done = {uid for uid, e in state.entries(plan.pair).items() if e.done and e.copied_at <= cutoff}
+        done = {uid for uid, e in state.entries(plan.pair).items() if e.copied_at <= cutoff}
         common = done if common is None else common & done
     return sorted(common or ())

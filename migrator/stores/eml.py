@@ -33,6 +33,7 @@ from migrator.stores.localfs import (
     FILE_MODE,
     from_time_ns,
     fsync_dir,
+    in_parallel,
     natural_order,
     open_root,
     publish,
@@ -160,7 +161,7 @@ class EmlStore(Store):
         number = next_number(os.listdir(directory))
         names = [f"{number + i:06d}{EML_SUFFIX}" for i in range(len(messages))]
         _append_flags(directory, b"".join(flags_line(n, m.flags) for n, m in zip(names, messages)))
-        results = [_write_message(directory, name, message) for name, message in zip(names, messages)]
+        results = in_parallel(lambda job: _write_message(directory, *job), list(zip(names, messages)))
         try:
             fsync_dir(directory)
         except OSError as e:

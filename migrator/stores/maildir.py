@@ -21,6 +21,7 @@ into ``cur/`` (not ``new/``: a migrated message is not new mail, and its flags a
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -38,10 +39,11 @@ from migrator.message import Flag, Flags, FolderPath, Message, MessageRef
 from migrator.stores.base import AppendResult, FolderScan, Store
 from migrator.stores.foldernames import first_distinct, maildir_dirname, maildir_path, name_variants
 from migrator.stores.localfs import (
-    FILE_MODE,
     DIR_MODE,
+    FILE_MODE,
     from_time_ns,
     fsync_dir,
+    in_parallel,
     natural_order,
     open_root,
     reason,
@@ -278,17 +280,8 @@ class MaildirStore(Store):
         self._create_folder(folder)
         directory = self._existing_dir(folder)
         indexes = self._keyword_indexes(directory, (k for m in messages for k in stored_keywords(m.flags)))
-        results: list[AppendResult] = []
-        staged: list[tuple[int, str]] = []
-        for message in messages:
-            unique = unique_name(message.raw)
-            try:
-                write_synced(directory / "tmp" / unique, message.raw, message.received)
-            except OSError as e:
-                results.append(AppendResult(message, error=f"cannot write into {directory}/tmp: {reason(e)}"))
-                continue
-            staged.append((len(results), unique))
-            results.append(AppendResult(message, uid=unique))
+        results = in_parallel(functools.partial(_write_to_tmp, directory), messages)
+        staged = [(position, r.uid) for position, r in enumerate(results) if r.ok]
         return self._commit(directory, results, staged, indexes)
 
     def _commit(
@@ -389,3 +382,13 @@ def _read(directory: Path, folder: FolderPath, uid: str, name: str | None, keywo
     except OSError as e:
         raise MessageError(f"cannot read {directory / name}: {reason(e)}") from None
     return Message(raw, flags_of(split_name(name)[1], keywords), from_time_ns(mtime_ns), folder, uid)
+
+
+def _write_to_tmp(directory: Path, message: Message) -> AppendResult:
+    """Write ``message`` into ``directory/tmp``, fsynced; return its result (the uid is its unique name)."""
+    unique = unique_name(message.raw)
+    try:
+        write_synced(directory / "tmp" / unique, message.raw, message.received)
+    except OSError as e:
+        return AppendResult(message, error=f"cannot write into {directory}/tmp: {reason(e)}")
+    return AppendResult(message, uid=unique)
