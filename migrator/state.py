@@ -11,11 +11,12 @@ folder, rather than a pending row per message, keeps the commits (each an fsync)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +106,18 @@ class StateStore:
         elif int(row[0]) != SCHEMA_VERSION:
             raise StoreError(f"the state file {self.path} has schema {row[0]}, this migrator reads {SCHEMA_VERSION}")
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # The connection is in autocommit mode (so PRAGMAs apply at once); without an explicit
+        # BEGIN every row of an executemany would be a transaction, and an fsync, of its own.
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
     def close(self) -> None:
         """Close the database."""
         self.db.close()
@@ -121,7 +134,7 @@ class StateStore:
 
     def open_pair(self, source: str, folder: FolderPath, target: str, target_folder: FolderPath, validity: str) -> Pair:
         """Return the pair, created or updated to the given target folder and validity."""
-        with self.db:
+        with self._transaction():
             self.db.execute(
                 "INSERT INTO pairs (source, folder, target, target_folder, validity) VALUES (?,?,?,?,?) "
                 "ON CONFLICT (source, folder, target) DO UPDATE SET target_folder=excluded.target_folder",
@@ -142,14 +155,14 @@ class StateStore:
 
     def mark_dirty(self, pair: Pair, dirty: bool) -> Pair:
         """Record that writes into the pair are (or are no longer) under way."""
-        with self.db:
+        with self._transaction():
             self.db.execute("UPDATE pairs SET dirty=? WHERE id=?", (int(dirty), pair.id))
         return Pair(pair.id, pair.target_folder, pair.validity, dirty)
 
     def record(self, pair: Pair, copied: Iterable[tuple[str, str | None, str, str]]) -> None:
         """Record (uid, target_uid, content_key, flags) of messages durably in the target, in one commit."""
         now = time.time()
-        with self.db:
+        with self._transaction():
             self.db.executemany(
                 "INSERT OR REPLACE INTO copied VALUES (?, ?, ?, ?, ?, ?)",
                 ((pair.id, uid, tuid, key, flags, now) for uid, tuid, key, flags in copied),
@@ -164,7 +177,7 @@ class StateStore:
         rows = self.db.execute(
             "SELECT uid, target_uid, content_key, flags, copied_at FROM copied WHERE pair=?", (pair.id,)
         ).fetchall()
-        with self.db:
+        with self._transaction():
             self.db.execute("DELETE FROM copied WHERE pair=?", (pair.id,))
             self.db.executemany(
                 "INSERT INTO copied VALUES (?, ?, ?, ?, ?, ?)",
@@ -175,7 +188,7 @@ class StateStore:
 
     def update_flags(self, pair: Pair, changes: Iterable[tuple[str, str]]) -> None:
         """Record new flags (uid, flags) after they were carried to the target."""
-        with self.db:
+        with self._transaction():
             self.db.executemany(
                 "UPDATE copied SET flags=? WHERE pair=? AND uid=?", ((flags, pair.id, uid) for uid, flags in changes)
             )
@@ -184,13 +197,13 @@ class StateStore:
 
     def start_run(self, name: str) -> int:
         """Record the start of a run and return its id."""
-        with self.db:
+        with self._transaction():
             cursor = self.db.execute("INSERT INTO runs (name, started) VALUES (?, ?)", (name, time.time()))
         return int(cursor.lastrowid)
 
     def end_run(self, run_id: int, *, copied: int, skipped: int, failed: int, size: int, exit_code: int) -> None:
         """Record the end of a run with its counts and exit code."""
-        with self.db:
+        with self._transaction():
             self.db.execute(
                 "UPDATE runs SET ended=?, copied=?, skipped=?, failed=?, bytes=?, exit_code=? WHERE id=?",
                 (time.time(), copied, skipped, failed, size, exit_code, run_id),
