@@ -1,0 +1,134 @@
+"""The write-once file layout: a forward-only allocator and the allocation maps it leaves behind (§2.2.2.7)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from migrator.stores.pst import format as fmt
+
+_FULL_PAGE = b"\xff" * fmt.PAGE_DATA_SIZE
+_ZERO_RUNS = re.compile("0+")
+
+
+def map_page(data: bytes, ptype: int, ib: int) -> bytes:
+    """Return a 512-byte AMap/PMap/FMap/FPMap page: ``data`` (496 bytes) plus its trailer (BID = own offset)."""
+    trailer = fmt.PAGE_TRAILER.pack(ptype, ptype, 0, fmt.crc32(data), ib)
+    return data + trailer
+
+
+def set_bits(bitmap: bytearray, first: int, count: int) -> None:
+    """Set ``count`` bits of ``bitmap`` from bit ``first`` on, most significant bit first."""
+    end = first + count
+    while first < end and first % 8:
+        bitmap[first // 8] |= 0x80 >> (first % 8)
+        first += 1
+    whole = (end - first) // 8
+    bitmap[first // 8:first // 8 + whole] = b"\xff" * whole
+    first += whole * 8
+    while first < end:
+        bitmap[first // 8] |= 0x80 >> (first % 8)
+        first += 1
+
+
+def longest_zero_run(bitmap: bytes) -> int:
+    """Return the length of the longest run of 0 bits in ``bitmap``."""
+    if bitmap.count(0xFF) == len(bitmap):
+        return 0  # the common case: an interval filled to the last unit
+    bits = format(int.from_bytes(bitmap, "big"), f"0{len(bitmap) * 8}b")
+    return max((len(run) for run in _ZERO_RUNS.findall(bits)), default=0)
+
+
+@dataclass
+class IntervalSummary:
+    """What the header and FMaps need to know about one finished AMap interval."""
+
+    free_units: int
+    longest_free_run: int
+
+
+@dataclass
+class Allocator:
+    """Hands out file space strictly front to back and writes each interval's AMap when it is left behind.
+
+    Map pages sit at fixed places at the start of every 253,952-byte interval; allocations never straddle
+    them. Free space left by alignment stays zero on disk and 0 in the AMap.
+    """
+
+    file: BinaryIO
+    cursor: int = fmt.FIRST_AMAP_OFFSET
+    interval: int = 0
+    bitmap: bytearray = field(default_factory=lambda: bytearray(fmt.PAGE_DATA_SIZE))
+    finished: list[IntervalSummary] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._enter_interval(0)
+
+    def allocate(self, size: int, align: int) -> int:
+        """Return the file offset of ``size`` fresh bytes aligned to ``align``, marking them allocated."""
+        ib = _round_up(self.cursor, align)
+        if ib + size > fmt.interval_offset(self.interval + 1):
+            self._leave_interval()
+            ib = _round_up(self.cursor, align)
+        self._mark(ib, size)
+        self.cursor = ib + size
+        return ib
+
+    def write(self, ib: int, data: bytes) -> None:
+        """Write ``data`` at ``ib`` (an offset this allocator returned)."""
+        self.file.seek(ib)
+        self.file.write(data)
+
+    def finish(self) -> int:
+        """Close the last interval, pad the file to its end and return the file size."""
+        self._leave_interval()
+        end = fmt.interval_offset(self.interval)
+        self.file.truncate(end)
+        return end
+
+    def _mark(self, ib: int, size: int) -> None:
+        start = ib - fmt.interval_offset(self.interval)
+        set_bits(self.bitmap, start // fmt.BLOCK_ALIGN, _round_up(size, fmt.BLOCK_ALIGN) // fmt.BLOCK_ALIGN)
+
+    def _enter_interval(self, index: int) -> None:
+        self.interval = index
+        self.bitmap = bytearray(fmt.PAGE_DATA_SIZE)
+        start = fmt.interval_offset(index)
+        reserved = fmt.reserved_map_bytes(index)
+        set_bits(self.bitmap, 0, reserved // fmt.BLOCK_ALIGN)
+        self.cursor = start + reserved
+        if fmt.has_pmap(index):
+            self.write(start + fmt.PMAP_OFFSET_IN_INTERVAL, map_page(_FULL_PAGE, fmt.PTYPE_PMAP, start + 512))
+
+    def _leave_interval(self) -> None:
+        start = fmt.interval_offset(self.interval)
+        self.write(start, map_page(bytes(self.bitmap), fmt.PTYPE_AMAP, start))
+        free = fmt.AMAP_BITS - bin(int.from_bytes(self.bitmap, "big")).count("1")
+        self.finished.append(IntervalSummary(free, min(longest_zero_run(self.bitmap), 255)))
+        self._enter_interval(self.interval + 1)
+
+    def write_free_maps(self) -> None:
+        """Write the FMap and FPMap pages of every finished interval that holds one (call after finish)."""
+        for index in range(len(self.finished)):
+            start = fmt.interval_offset(index)
+            if fmt.has_fmap(index):
+                runs = bytes(s.longest_free_run for s in self.finished[index:index + fmt.PAGE_DATA_SIZE])
+                page = runs.ljust(fmt.PAGE_DATA_SIZE, b"\0")
+                self.write(start + fmt.FMAP_OFFSET_IN_INTERVAL, map_page(page, fmt.PTYPE_FMAP, start + 1024))
+            elif fmt.has_fpmap(index):
+                self.write(start + fmt.FMAP_OFFSET_IN_INTERVAL, map_page(_FULL_PAGE, fmt.PTYPE_FPMAP, start + 1024))
+
+    @property
+    def amap_free_bytes(self) -> int:
+        """Return cbAMapFree: the free 64-byte units of all finished intervals, in bytes."""
+        return sum(s.free_units for s in self.finished) * fmt.BLOCK_ALIGN
+
+    @property
+    def last_amap_offset(self) -> int:
+        """Return the offset of the last finished interval's AMap page."""
+        return fmt.interval_offset(len(self.finished) - 1)
+
+
+def _round_up(value: int, align: int) -> int:
+    return (value + align - 1) // align * align

@@ -1,0 +1,180 @@
+"""Property contexts and table contexts (§2.3.3, §2.3.4) built on a heap, with big values in subnodes."""
+
+from __future__ import annotations
+
+import functools
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from migrator.stores.pst import format as fmt
+from migrator.stores.pst import props as p
+from migrator.stores.pst.heap_writer import Heap, build_bth
+from migrator.stores.pst.ndb_writer import NdbWriter, SubnodeEntry
+from migrator.stores.pst.prop_values import PropValue, encode_value, inline_slot, is_fixed_inline
+
+Properties = Mapping[int, PropValue]
+"""Property values keyed by full tag (id << 16 | type)."""
+
+
+@dataclass
+class Subnodes:
+    """The subnode tree of one node being written, and the external data bytes it holds."""
+
+    ndb: NdbWriter
+    entries: list[SubnodeEntry] = field(default_factory=list)
+    data_bytes: int = 0
+    _next_value_index: int = 1
+
+    def add_value(self, data: bytes) -> int:
+        """Store a value too big for the heap in its own subnode and return that subnode's NID."""
+        nid = self.new_nid()
+        self.add(nid, self.ndb.write_data(data), 0, len(data))
+        return nid
+
+    def new_nid(self) -> int:
+        """Return a fresh local NID for a subnode holding a big value or a row matrix."""
+        nid = fmt.make_nid(fmt.NID_TYPE_LTP, self._next_value_index)
+        self._next_value_index += 1
+        return nid
+
+    def add(self, nid: int, bid_data: int, bid_sub: int, data_bytes: int) -> None:
+        """Record a subnode already written, holding ``data_bytes`` of external data in all."""
+        self.entries.append(SubnodeEntry(nid, bid_data, bid_sub))
+        self.data_bytes += data_bytes
+
+    def write(self) -> int:
+        """Write the subnode tree and return its BID (0 when there are no subnodes)."""
+        return self.ndb.write_subnodes(self.entries)
+
+
+def store_variable(heap: Heap, subnodes: Subnodes, data: bytes) -> int:
+    """Return the HNID of a variable-size value: a heap allocation when small, else a subnode."""
+    if not data:
+        return 0
+    if len(data) <= fmt.MAX_HEAP_ALLOC:
+        return heap.allocate(data)
+    return subnodes.add_value(data)
+
+
+def build_pc(values: Properties, subnodes: Subnodes, size_tag: int | None = None) -> list[bytes]:
+    """Return the heap blocks of a property context holding ``values``.
+
+    With ``size_tag`` (a PT_LONG tag present in ``values``), that property is set to the node's size: the
+    bytes of its own blocks plus every external data byte in its subnodes (PidTagMessageSize, AttachSize).
+    """
+    heap = Heap(fmt.HN_CLIENT_PC)
+    records = [(p.tag_id(t), _pc_record(t, values[t], heap, subnodes)) for t in sorted(values, key=p.tag_id)]
+    bth = build_bth(heap, 2, 6, records)
+    blocks = heap.block_payloads(bth.header)
+    if size_tag is None:
+        return blocks
+    size = sum(len(block) for block in blocks) + subnodes.data_bytes
+    position = [key for key, _ in records].index(p.tag_id(size_tag))
+    leaf = bth.leaves[position // bth.per_leaf]
+    heap.patch(leaf, (position % bth.per_leaf) * 8 + 4, struct.pack("<I", size))
+    return heap.block_payloads(bth.header)
+
+
+def _pc_record(prop_tag: int, value: PropValue, heap: Heap, subnodes: Subnodes) -> bytes:
+    prop_type = p.tag_type(prop_tag)
+    if is_fixed_inline(prop_type):
+        slot = inline_slot(prop_type, value)
+    else:
+        slot = store_variable(heap, subnodes, encode_value(prop_type, value))
+    return struct.pack("<HI", prop_type, slot)
+
+
+@dataclass(frozen=True)
+class Column:
+    """Where one column's cell sits in a row: byte offset, width and cell-existence bit."""
+
+    tag: int
+    offset: int
+    width: int
+    bit: int
+
+
+@dataclass(frozen=True)
+class RowLayout:
+    """The columns of a table and the section ends (TCI_4b, TCI_2b, TCI_1b, TCI_bm = row size)."""
+
+    columns: tuple[Column, ...]
+    ends: tuple[int, int, int, int]
+
+    @property
+    def row_size(self) -> int:
+        """Return the size of one row in bytes, cell-existence bitmap included."""
+        return self.ends[fmt.TCI_BM]
+
+
+def cell_width(prop_type: int) -> int:
+    """Return the width of a cell of ``prop_type`` in a row: 8-byte values inline, variable ones as HNIDs."""
+    size = p.FIXED_TYPE_SIZES.get(prop_type)
+    return size if size in (1, 2, 4, 8) else 4
+
+
+@functools.lru_cache(maxsize=64)
+def row_layout(tags: tuple[int, ...]) -> RowLayout:
+    """Return the row layout of a table with ``tags`` (row id and row version columns are added)."""
+    fixed = [p.tag(p.PID_LTP_ROW_ID, p.PT_LONG), p.tag(p.PID_LTP_ROW_VER, p.PT_LONG)]
+    others = sorted({t for t in tags if t not in fixed}, key=lambda t: (-cell_width(p.tag_type(t)), t))
+    ordered = fixed + others
+    columns = []
+    offset = 0
+    ends = {}
+    for bit, column_tag in enumerate(ordered):
+        width = cell_width(p.tag_type(column_tag))
+        columns.append(Column(column_tag, offset, width, bit))
+        offset += width
+        ends[width] = offset
+    end_4 = max(ends.get(8, 0), ends.get(4, 0))
+    end_2 = max(end_4, ends.get(2, 0))
+    end_1 = max(end_2, ends.get(1, 0))
+    bitmap_size = (len(columns) + 7) // 8
+    return RowLayout(tuple(columns), (end_4, end_2, end_1, end_1 + bitmap_size))
+
+
+def _encode_row(layout: RowLayout, row_id: int, values: Properties, heap: Heap, subnodes: Subnodes) -> bytes:
+    row = bytearray(layout.row_size)
+    present = {**values, p.tag(p.PID_LTP_ROW_ID, p.PT_LONG): row_id, p.tag(p.PID_LTP_ROW_VER, p.PT_LONG): 0}
+    for column in layout.columns:
+        if column.tag not in present:
+            continue
+        prop_type = p.tag_type(column.tag)
+        encoded = encode_value(prop_type, present[column.tag])
+        if p.FIXED_TYPE_SIZES.get(prop_type) != column.width:
+            encoded = struct.pack("<I", store_variable(heap, subnodes, encoded))
+        row[column.offset:column.offset + column.width] = encoded
+        row[layout.ends[fmt.TCI_1B] + column.bit // 8] |= 0x80 >> (column.bit % 8)
+    return bytes(row)
+
+
+def build_tc(tags: Sequence[int], rows: Sequence[tuple[int, Properties]], subnodes: Subnodes) -> list[bytes]:
+    """Return the heap blocks of a table context with columns ``tags`` and ``rows`` (row id, values)."""
+    layout = row_layout(tuple(tags))
+    heap = Heap(fmt.HN_CLIENT_TC)
+    encoded = [_encode_row(layout, row_id, values, heap, subnodes) for row_id, values in rows]
+    index = sorted((row_id, struct.pack("<I", number)) for number, (row_id, _) in enumerate(rows))
+    hid_index = build_bth(heap, 4, 4, index).header
+    hnid_rows = _store_rows(encoded, layout.row_size, heap, subnodes)
+    descriptors = b"".join(
+        fmt.TCOLDESC.pack(c.tag, c.offset, c.width, c.bit) for c in sorted(layout.columns, key=lambda c: c.tag)
+    )
+    info = fmt.TCINFO_HEADER.pack(fmt.HN_CLIENT_TC, len(layout.columns), *layout.ends, hid_index, hnid_rows)
+    return heap.block_payloads(heap.allocate(info + descriptors))
+
+
+def _store_rows(encoded: list[bytes], row_size: int, heap: Heap, subnodes: Subnodes) -> int:
+    total = row_size * len(encoded)
+    if total == 0:
+        return 0
+    if total <= fmt.MAX_HEAP_ALLOC:
+        return heap.allocate(b"".join(encoded))
+    # Rows never span blocks, and every block but the last is full: readers locate row n by arithmetic.
+    per_block = fmt.MAX_BLOCK_PAYLOAD // row_size
+    blocks = [b"".join(encoded[i:i + per_block]) for i in range(0, len(encoded), per_block)]
+    payloads = [block.ljust(fmt.MAX_BLOCK_PAYLOAD, b"\0") for block in blocks[:-1]] + blocks[-1:]
+    nid = subnodes.new_nid()
+    subnodes.add(nid, subnodes.ndb.write_block_list(payloads), 0, sum(len(b) for b in payloads))
+    return nid

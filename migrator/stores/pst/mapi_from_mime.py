@@ -1,0 +1,388 @@
+"""Mapping an RFC 5322 message and its IMAP metadata to MAPI properties ([MS-OXCMAIL], simplified).
+
+Pure: a Message in, property values out. The exact original bytes travel beside the mapped properties in
+migrator's named properties, so a restore never depends on this mapping.
+"""
+
+from __future__ import annotations
+
+import email.errors
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.header import decode_header, make_header
+from email.message import Message as EmailMessage
+from email.utils import getaddresses, parsedate_to_datetime
+
+from migrator.message import Flag, Flags, Message
+from migrator.stores.pst import props as p
+from migrator.stores.pst.ltp_writer import Properties
+from migrator.stores.pst.mime_tree import parse_message
+from migrator.stores.pst.namemap_writer import NamedProperty
+from migrator.stores.pst.prop_values import PropValue
+
+_ONE_OFF_PROVIDER = bytes.fromhex("812B1FA4BEA310199D6E00DD010F5402")
+_ONE_OFF_FLAGS = 0x8001  # MAPI_ONE_OFF_UNICODE | MAPI_ONE_OFF_NO_RICH_INFO
+_SUBJECT_PREFIX = re.compile(r"[^\W\d_]{1,3}: ")
+_ICON_REPLIED = 0x105
+_ICON_FORWARDED = 0x106
+
+
+@dataclass
+class MapiAttachment:
+    """One attachment: its properties, and an embedded message when it is attached as a message."""
+
+    props: dict[int, PropValue]
+    embedded: "MapiMessage | None" = None
+
+
+@dataclass
+class MapiMessage:
+    """A message as MAPI sees it: properties, recipient rows and attachments."""
+
+    props: dict[int, PropValue]
+    recipients: list[dict[int, PropValue]] = field(default_factory=list)
+    attachments: list[MapiAttachment] = field(default_factory=list)
+
+
+def t(prop_id: int, prop_type: int) -> int:
+    """Return the tag of ``prop_id`` with ``prop_type`` (shorthand used throughout the mapping)."""
+    return p.tag(prop_id, prop_type)
+
+
+def parse_mime(raw: bytes) -> EmailMessage:
+    """Return the parsed MIME tree of ``raw``; lenient, it never raises on bad input."""
+    return parse_message(raw)
+
+
+def header_text(parsed: EmailMessage, name: str) -> str:
+    """Return the value of header ``name`` with encoded words decoded, or '' when missing."""
+    value = parsed.get(name)
+    if value is None:
+        return ""
+    return decode_words(str(value)).strip()
+
+
+def addresses(parsed: EmailMessage, name: str) -> list[tuple[str, str]]:
+    """Return the (display name, address) pairs of header ``name``, names decoded."""
+    values = [str(value) for value in parsed.get_all(name) or []]
+    return [(decode_words(display), address) for display, address in getaddresses(values)]
+
+
+def decode_words(text: str) -> str:
+    """Return ``text`` with RFC 2047 encoded words decoded; undecodable words are kept as written."""
+    try:
+        return str(make_header(decode_header(text)))
+    except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
+        return text
+
+
+def mapi_from_message(message: Message, named: dict[str, NamedProperty]) -> MapiMessage:
+    """Return the MAPI form of ``message``: headers, bodies, recipients, attachments, flags, named props."""
+    parsed = parse_mime(message.raw)
+    mapped = mapi_from_mime(parsed, message.raw, message.received)
+    mapped.props.update(flag_properties(message, mapped.props.get(t(p.PID_MESSAGE_FLAGS, p.PT_LONG), 0)))
+    mapped.props.update(migrator_properties(message, named))
+    if message.flags.keywords:
+        mapped.props[named[p.KEYWORDS_NAME].tag] = sorted(message.flags.keywords)
+    return mapped
+
+
+def mapi_from_mime(parsed: EmailMessage, raw: bytes, received: datetime) -> MapiMessage:
+    """Return the properties, recipients and attachments of a parsed MIME message (no IMAP metadata)."""
+    props: dict[int, PropValue] = {}
+    props.update(envelope_properties(parsed, received))
+    props.update(header_block_properties(raw))
+    body_parts, attachment_parts = split_parts(parsed)
+    props.update(body_properties(body_parts))
+    recipients = recipient_rows(parsed)
+    props.update(display_recipients(recipients))
+    attachments = [attachment(part, number, received) for number, part in enumerate(attachment_parts)]
+    props[t(p.PID_HAS_ATTACHMENTS, p.PT_BOOLEAN)] = bool(attachments)
+    props[t(p.PID_MESSAGE_FLAGS, p.PT_LONG)] = p.MSGFLAG_HASATTACH if attachments else 0
+    props[t(p.PID_SEARCH_KEY, p.PT_BINARY)] = hashlib.md5(raw).digest()
+    return MapiMessage(props, recipients, attachments)
+
+
+def envelope_properties(parsed: EmailMessage, received: datetime) -> Properties:
+    """Return class, subject, sender, dates and identifiers taken from the header fields."""
+    subject = header_text(parsed, "Subject")
+    values: dict[int, PropValue] = {
+        t(p.PID_MESSAGE_CLASS, p.PT_UNICODE): "IPM.Note",
+        t(p.PID_IMPORTANCE, p.PT_LONG): importance(parsed),
+        t(p.PID_PRIORITY, p.PT_LONG): 0,
+        t(p.PID_SENSITIVITY, p.PT_LONG): 0,
+        t(p.PID_MESSAGE_STATUS, p.PT_LONG): 0,
+        t(p.PID_MESSAGE_DELIVERY_TIME, p.PT_SYSTIME): received,
+        t(p.PID_CREATION_TIME, p.PT_SYSTIME): received,
+        t(p.PID_LAST_MODIFICATION_TIME, p.PT_SYSTIME): received,
+        t(p.PID_CLIENT_SUBMIT_TIME, p.PT_SYSTIME): sent_date(parsed) or received,
+        t(p.PID_MESSAGE_CODEPAGE, p.PT_LONG): p.CODEPAGE_UTF8,
+        t(p.PID_INTERNET_CODEPAGE, p.PT_LONG): p.CODEPAGE_UTF8,
+    }
+    if subject:
+        prefix, normalized = split_subject(subject)
+        values[t(p.PID_SUBJECT, p.PT_UNICODE)] = subject
+        values[t(p.PID_SUBJECT_PREFIX, p.PT_UNICODE)] = prefix
+        values[t(p.PID_NORMALIZED_SUBJECT, p.PT_UNICODE)] = normalized
+        values[t(p.PID_CONVERSATION_TOPIC, p.PT_UNICODE)] = normalized
+    for prop_id, name in ((p.PID_INTERNET_MESSAGE_ID, "Message-ID"), (p.PID_IN_REPLY_TO_ID, "In-Reply-To"),
+                          (p.PID_INTERNET_REFERENCES, "References")):
+        if value := header_text(parsed, name):
+            values[t(prop_id, p.PT_UNICODE)] = value
+    values.update(sender_properties(parsed))
+    return values
+
+
+def split_subject(subject: str) -> tuple[str, str]:
+    """Return (prefix, normalized subject): a prefix is up to 3 letters and ': ', e.g. 'RE: ' ([MS-OXCMSG])."""
+    match = _SUBJECT_PREFIX.match(subject)
+    if match is None:
+        return "", subject
+    return match.group(0), subject[match.end():]
+
+
+def importance(parsed: EmailMessage) -> int:
+    """Return PidTagImportance (0 low, 1 normal, 2 high) from Importance or X-Priority."""
+    text = (header_text(parsed, "Importance") or header_text(parsed, "X-Priority")).lower()
+    if text.startswith(("high", "1", "2")):
+        return 2
+    if text.startswith(("low", "4", "5")):
+        return 0
+    return 1
+
+
+def sent_date(parsed: EmailMessage) -> datetime | None:
+    """Return the Date header as an aware datetime, or None when missing or unparsable."""
+    try:
+        value = parsedate_to_datetime(header_text(parsed, "Date"))
+    except (TypeError, ValueError, IndexError):
+        return None
+    return value if value.tzinfo is not None else None
+
+
+def sender_properties(parsed: EmailMessage) -> Properties:
+    """Return the sender and sent-representing properties from From (or Sender)."""
+    found = addresses(parsed, "From") or addresses(parsed, "Sender")
+    if not found or not any(found[0]):
+        return {}
+    name, address = found[0]
+    name = name or address
+    values: dict[int, PropValue] = {}
+    for ids in ((p.PID_SENDER_NAME, p.PID_SENDER_EMAIL_ADDRESS, p.PID_SENDER_ADDRESS_TYPE,
+                 p.PID_SENDER_SMTP_ADDRESS, p.PID_SENDER_ENTRY_ID, p.PID_SENDER_SEARCH_KEY),
+                (p.PID_SENT_REPRESENTING_NAME, p.PID_SENT_REPRESENTING_EMAIL_ADDRESS,
+                 p.PID_SENT_REPRESENTING_ADDRESS_TYPE, p.PID_SENT_REPRESENTING_SMTP_ADDRESS,
+                 p.PID_SENT_REPRESENTING_ENTRY_ID, p.PID_SENT_REPRESENTING_SEARCH_KEY)):
+        values[t(ids[0], p.PT_UNICODE)] = name
+        if address:
+            values[t(ids[1], p.PT_UNICODE)] = address
+            values[t(ids[2], p.PT_UNICODE)] = "SMTP"
+            values[t(ids[3], p.PT_UNICODE)] = address
+            values[t(ids[4], p.PT_BINARY)] = one_off_entry_id(name, address)
+            values[t(ids[5], p.PT_BINARY)] = search_key(address)
+    return values
+
+
+def one_off_entry_id(name: str, address: str) -> bytes:
+    """Return the one-off EntryID of an SMTP address ([MS-OXCDATA] §2.2.5.1)."""
+    strings = b"".join((text + "\0").encode("utf-16-le") for text in (name, "SMTP", address))
+    return bytes(4) + _ONE_OFF_PROVIDER + (0).to_bytes(2, "little") + _ONE_OFF_FLAGS.to_bytes(2, "little") + strings
+
+
+def search_key(address: str) -> bytes:
+    """Return the search key of an SMTP address: ``SMTP:ADDRESS`` upper-case, NUL-terminated."""
+    return ("SMTP:" + address.upper()).encode("ascii", "replace") + b"\0"
+
+
+def header_block_properties(raw: bytes) -> Properties:
+    """Return PidTagTransportMessageHeaders: the header block as it came, decoded as UTF-8."""
+    end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=len(raw))
+    text = raw[:end].decode("utf-8", "replace")
+    return {t(p.PID_TRANSPORT_MESSAGE_HEADERS, p.PT_UNICODE): text + "\r\n\r\n"} if text else {}
+
+
+def recipient_rows(parsed: EmailMessage) -> list[dict[int, PropValue]]:
+    """Return one recipient-table row per address in To, Cc and Bcc (groups without members give none)."""
+    rows = []
+    for kind, header in ((p.RECIPIENT_TO, "To"), (p.RECIPIENT_CC, "Cc"), (p.RECIPIENT_BCC, "Bcc")):
+        for name, address in addresses(parsed, header):
+            if address:
+                rows.append(recipient_row(kind, name or address, address))
+    return rows
+
+
+def recipient_row(kind: int, name: str, address: str) -> dict[int, PropValue]:
+    """Return the properties of one recipient."""
+    return {
+        t(p.PID_RECIPIENT_TYPE, p.PT_LONG): kind,
+        t(p.PID_RESPONSIBILITY, p.PT_BOOLEAN): False,
+        t(p.PID_OBJECT_TYPE, p.PT_LONG): p.OBJECT_TYPE_MAIL_USER,
+        t(p.PID_ENTRY_ID, p.PT_BINARY): one_off_entry_id(name, address),
+        t(p.PID_DISPLAY_NAME, p.PT_UNICODE): name,
+        t(p.PID_ADDRESS_TYPE, p.PT_UNICODE): "SMTP",
+        t(p.PID_EMAIL_ADDRESS, p.PT_UNICODE): address,
+        t(p.PID_SEARCH_KEY, p.PT_BINARY): search_key(address),
+        t(p.PID_DISPLAY_TYPE, p.PT_LONG): 0,
+        t(p.PID_SEND_RICH_INFO, p.PT_BOOLEAN): False,
+        t(p.PID_SMTP_ADDRESS, p.PT_UNICODE): address,
+    }
+
+
+def display_recipients(rows: list[dict[int, PropValue]]) -> Properties:
+    """Return DisplayTo/Cc/Bcc: the recipients' names joined by '; '."""
+    values: dict[int, PropValue] = {}
+    for kind, prop_id in ((p.RECIPIENT_TO, p.PID_DISPLAY_TO), (p.RECIPIENT_CC, p.PID_DISPLAY_CC),
+                          (p.RECIPIENT_BCC, p.PID_DISPLAY_BCC)):
+        names = [str(r[t(p.PID_DISPLAY_NAME, p.PT_UNICODE)]) for r in rows
+                 if r[t(p.PID_RECIPIENT_TYPE, p.PT_LONG)] == kind]
+        values[t(prop_id, p.PT_UNICODE)] = "; ".join(names)
+    return values
+
+
+def split_parts(parsed: EmailMessage) -> tuple[list[EmailMessage], list[EmailMessage]]:
+    """Return (the body parts: first text/plain and first text/html, the attachment parts)."""
+    bodies: dict[str, EmailMessage] = {}
+    attachments = []
+    for part in leaf_parts(parsed):
+        kind = part.get_content_type()
+        disposition = part.get_content_disposition()
+        if kind in ("text/plain", "text/html") and disposition != "attachment" and kind not in bodies:
+            bodies[kind] = part
+        else:
+            attachments.append(part)
+    return list(bodies.values()), attachments
+
+
+def leaf_parts(part: EmailMessage) -> list[EmailMessage]:
+    """Return the parts that carry content, in order; message/rfc822 parts count as one leaf."""
+    if part.is_multipart() and part.get_content_type() != "message/rfc822":
+        return [leaf for child in part.get_payload() for leaf in leaf_parts(child)]
+    return [part]
+
+
+def body_properties(parts: list[EmailMessage]) -> Properties:
+    """Return Body, Html and NativeBody from the chosen body parts."""
+    values: dict[int, PropValue] = {}
+    for part in parts:
+        text = part_text(part)
+        if not text:
+            continue  # libpff reports an empty body value as missing data
+        if part.get_content_type() == "text/plain":
+            values[t(p.PID_BODY, p.PT_UNICODE)] = text
+        else:
+            values[t(p.PID_HTML, p.PT_BINARY)] = text.encode("utf-8")
+    if values:
+        html_only = t(p.PID_BODY, p.PT_UNICODE) not in values
+        values[t(p.PID_NATIVE_BODY, p.PT_LONG)] = p.NATIVE_BODY_HTML if html_only else p.NATIVE_BODY_PLAIN
+    return values
+
+
+def part_text(part: EmailMessage) -> str:
+    """Return a text part decoded to str, replacing what its declared charset cannot decode."""
+    payload = part.get_payload(decode=True) or b""
+    charset = part.get_content_charset() or "us-ascii"
+    try:
+        return payload.decode(charset, "replace")
+    except LookupError:
+        return payload.decode("latin-1")
+
+
+def part_bytes(part: EmailMessage) -> bytes:
+    """Return an attachment's content decoded (a message/rfc822 part gives the attached message's bytes)."""
+    return part.get_payload(decode=True) or b""
+
+
+def attachment(part: EmailMessage, number: int, received: datetime) -> MapiAttachment:
+    """Return the MAPI form of one attachment part: by value, or as an embedded message for message/rfc822."""
+    data = part_bytes(part)
+    kind = part.get_content_type()
+    filename = decode_words(part.get_filename() or "") or _default_filename(kind, number)
+    content_id = header_text(part, "Content-ID").strip("<>")
+    inline = part.get_content_disposition() == "inline" and bool(content_id)
+    values: dict[int, PropValue] = {
+        t(p.PID_ATTACH_METHOD, p.PT_LONG): p.ATTACH_BY_VALUE,
+        t(p.PID_ATTACH_DATA, p.PT_BINARY): data,
+        t(p.PID_ATTACH_LONG_FILENAME, p.PT_UNICODE): filename,
+        t(p.PID_ATTACH_FILENAME, p.PT_UNICODE): filename,
+        t(p.PID_DISPLAY_NAME, p.PT_UNICODE): filename,
+        t(p.PID_ATTACH_MIME_TAG, p.PT_UNICODE): kind,
+        t(p.PID_RENDERING_POSITION, p.PT_LONG): -1,
+        t(p.PID_ATTACH_NUMBER, p.PT_LONG): number,
+        t(p.PID_OBJECT_TYPE, p.PT_LONG): p.OBJECT_TYPE_ATTACHMENT,
+        t(p.PID_ATTACH_SIZE, p.PT_LONG): 0,
+        t(p.PID_CREATION_TIME, p.PT_SYSTIME): received,
+        t(p.PID_LAST_MODIFICATION_TIME, p.PT_SYSTIME): received,
+        t(p.PID_ATTACH_FLAGS, p.PT_LONG): p.ATTACH_FLAG_RENDERED_IN_BODY if inline else 0,
+        t(p.PID_ATTACHMENT_HIDDEN, p.PT_BOOLEAN): inline,
+    }
+    if "." in filename:
+        values[t(p.PID_ATTACH_EXTENSION, p.PT_UNICODE)] = filename[filename.rindex("."):]
+    if content_id:
+        values[t(p.PID_ATTACH_CONTENT_ID, p.PT_UNICODE)] = content_id
+    if kind == "message/rfc822" and data:
+        return embedded_attachment(values, data, received)
+    return MapiAttachment(values)
+
+
+def _default_filename(kind: str, number: int) -> str:
+    return "message.eml" if kind == "message/rfc822" else f"attachment-{number + 1}"
+
+
+def embedded_attachment(values: dict[int, PropValue], raw: bytes, received: datetime) -> MapiAttachment:
+    """Return an attachment holding ``raw`` as an embedded message (attach method 5)."""
+    inner = mapi_from_mime(parse_mime(raw), raw, received)
+    del values[t(p.PID_ATTACH_DATA, p.PT_BINARY)]
+    values[t(p.PID_ATTACH_METHOD, p.PT_LONG)] = p.ATTACH_EMBEDDED_MSG
+    subject = inner.props.get(t(p.PID_SUBJECT, p.PT_UNICODE))
+    if subject:
+        values[t(p.PID_DISPLAY_NAME, p.PT_UNICODE)] = subject
+    flags_tag = t(p.PID_MESSAGE_FLAGS, p.PT_LONG)
+    inner.props[flags_tag] = int(inner.props[flags_tag]) | p.MSGFLAG_READ  # type: ignore[call-overload]
+    return MapiAttachment(values, inner)
+
+
+def flag_properties(message: Message, base_flags: int) -> Properties:
+    """Return MessageFlags and the follow-up and last-verb properties for the message's IMAP flags."""
+    flags = message.flags
+    values: dict[int, PropValue] = {}
+    message_flags = base_flags
+    if Flag.SEEN in flags:
+        message_flags |= p.MSGFLAG_READ
+    if Flag.DRAFT in flags:
+        message_flags |= p.MSGFLAG_UNSENT
+    values[t(p.PID_MESSAGE_FLAGS, p.PT_LONG)] = message_flags
+    if Flag.FLAGGED in flags:
+        values[t(p.PID_FLAG_STATUS, p.PT_LONG)] = p.FLAG_STATUS_FOLLOWUP_FLAGGED
+        values[t(p.PID_FOLLOWUP_ICON, p.PT_LONG)] = p.FOLLOWUP_ICON_RED
+        values[t(p.PID_TODO_ITEM_FLAGS, p.PT_LONG)] = 1
+    verb = _last_verb(flags)
+    if verb:
+        values[t(p.PID_LAST_VERB_EXECUTED, p.PT_LONG)] = verb[0]
+        values[t(p.PID_ICON_INDEX, p.PT_LONG)] = verb[1]
+        values[t(p.PID_LAST_VERB_EXECUTION_TIME, p.PT_SYSTIME)] = message.received
+    return values
+
+
+def _last_verb(flags: Flags) -> tuple[int, int] | None:
+    # Outlook records one last verb; forwarding is the later action when both flags are set.
+    if Flag.FORWARDED in flags:
+        return p.VERB_FORWARD, _ICON_FORWARDED
+    if Flag.ANSWERED in flags:
+        return p.VERB_REPLY_TO_SENDER, _ICON_REPLIED
+    return None
+
+
+def migrator_properties(message: Message, named: dict[str, NamedProperty]) -> Properties:
+    """Return migrator's named properties: the raw bytes and the IMAP metadata, kept exactly."""
+    values: dict[int, PropValue] = {
+        named[p.MIGRATOR_RAW].tag: message.raw,
+        named[p.MIGRATOR_FLAGS].tag: " ".join(sorted(f.value for f in message.flags.system)),
+        named[p.MIGRATOR_RECEIVED].tag: message.received.isoformat(),
+        named[p.MIGRATOR_FOLDER].tag: json.dumps(list(message.folder), ensure_ascii=False),
+    }
+    if message.flags.keywords:
+        values[named[p.MIGRATOR_KEYWORDS].tag] = sorted(message.flags.keywords)
+    return values

@@ -1,0 +1,184 @@
+"""The NDB layer of the writer: blocks, data trees, subnode trees, and the node and block B-trees (§2.2.2)."""
+
+from __future__ import annotations
+
+import array
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from migrator.stores.pst import format as fmt
+from migrator.stores.pst.allocation import Allocator
+from migrator.stores.pst.btree_pages import write_btree
+
+_BLOCK_REFS = 2  # one for the BBT entry itself, one for the single structure that points at the block
+
+
+@dataclass(frozen=True)
+class SubnodeEntry:
+    """One entry of a subnode tree: a local NID, its data and its own subnode tree."""
+
+    nid: int
+    bid_data: int
+    bid_sub: int = 0
+
+
+@dataclass(frozen=True)
+class HeaderState:
+    """The header fields the NDB layer fills in when the file is finished."""
+
+    file_eof: int
+    amap_last: int
+    amap_free: int
+    nbt_root: tuple[int, int]
+    bbt_root: tuple[int, int]
+    bid_next_block: int
+    bid_next_page: int
+    last_nid_index: dict[int, int]
+
+
+class NdbWriter:
+    """Writes blocks to a file as they come and keeps only the B-tree entries in memory."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.allocator = Allocator(file)
+        self._next_bid = fmt.FIRST_BLOCK_BID
+        self._next_page_bid = 1
+        # BBT entries as parallel arrays (8 + 8 + 2 bytes a block); BIDs only grow, so they stay sorted.
+        self._bids = array.array("Q")
+        self._offsets = array.array("Q")
+        self._sizes = array.array("H")
+        self._sorted = True
+        self._nodes: dict[int, tuple[int, int, int]] = {}  # nid -> (bid_data, bid_sub, nid_parent)
+
+    # --- blocks and data trees ----------------------------------------------------------------------------
+
+    def write_block(self, payload: bytes | memoryview, internal: bool = False, bid: int | None = None) -> int:
+        """Write one block (payload ≤ 8,176 bytes) with its trailer and return its BID.
+
+        ``bid`` keeps the id of a block copied from another file (see ``reserve_bids``).
+        """
+        if bid is None:
+            bid = self._next_bid | (fmt.BID_INTERNAL if internal else 0)
+            self._next_bid += fmt.BID_STEP
+        elif self._bids and bid < self._bids[-1]:
+            self._sorted = False
+        size = fmt.block_size_on_disk(len(payload))
+        ib = self.allocator.allocate(size, fmt.BLOCK_ALIGN)
+        padding = bytes(size - len(payload) - fmt.BLOCK_TRAILER.size)
+        trailer = fmt.BLOCK_TRAILER.pack(len(payload), fmt.signature(ib, bid), fmt.crc32(payload), bid)
+        self.allocator.write(ib, bytes(payload) + padding + trailer)
+        self._bids.append(bid)
+        self._offsets.append(ib)
+        self._sizes.append(len(payload))
+        return bid
+
+    def write_data(self, data: bytes | memoryview) -> int:
+        """Return the BID of ``data`` stored as one block or as a data tree of full blocks."""
+        view = memoryview(data)
+        step = fmt.MAX_BLOCK_PAYLOAD
+        if len(view) <= step:
+            return self.write_block(view)
+        return self.write_block_list([view[i:i + step] for i in range(0, len(view), step)])
+
+    def write_block_list(self, payloads: Sequence[bytes | memoryview]) -> int:
+        """Return the BID of the node data made of exactly these data blocks, in order."""
+        if len(payloads) == 1:
+            return self.write_block(payloads[0])
+        refs = [(self.write_block(payload), len(payload)) for payload in payloads]
+        level = 1
+        while True:
+            refs = self._write_xblock_level(refs, level)
+            if len(refs) == 1:
+                return refs[0][0]
+            level += 1
+
+    def _write_xblock_level(self, refs: list[tuple[int, int]], level: int) -> list[tuple[int, int]]:
+        if level > 2:
+            raise ValueError("a data stream this large does not fit an XXBLOCK data tree")
+        parents = []
+        for i in range(0, len(refs), fmt.MAX_XBLOCK_ENTRIES):
+            group = refs[i:i + fmt.MAX_XBLOCK_ENTRIES]
+            total = sum(size for _, size in group)
+            header = fmt.XBLOCK_HEADER.pack(fmt.BTYPE_XBLOCK, level, len(group), total)
+            body = struct.pack(f"<{len(group)}Q", *(bid for bid, _ in group))
+            parents.append((self.write_block(header + body, internal=True), total))
+        return parents
+
+    def write_subnodes(self, entries: Sequence[SubnodeEntry]) -> int:
+        """Return the BID of an SLBLOCK (or SIBLOCK over SLBLOCKs) holding ``entries``; 0 when empty."""
+        if not entries:
+            return 0
+        ordered = sorted(entries, key=lambda e: e.nid)
+        leaves = []
+        for i in range(0, len(ordered), fmt.MAX_SLBLOCK_ENTRIES):
+            group = ordered[i:i + fmt.MAX_SLBLOCK_ENTRIES]
+            body = b"".join(fmt.SLENTRY.pack(e.nid, e.bid_data, e.bid_sub) for e in group)
+            header = fmt.SLBLOCK_HEADER.pack(fmt.BTYPE_SLBLOCK, 0, len(group))
+            leaves.append((group[0].nid, self.write_block(header + body, internal=True)))
+        if len(leaves) == 1:
+            return leaves[0][1]
+        if len(leaves) > fmt.MAX_SIBLOCK_ENTRIES:
+            raise ValueError("too many subnodes for one SIBLOCK")
+        body = b"".join(fmt.SIENTRY.pack(nid, bid) for nid, bid in leaves)
+        header = fmt.SLBLOCK_HEADER.pack(fmt.BTYPE_SLBLOCK, 1, len(leaves))
+        return self.write_block(header + body, internal=True)
+
+    def reserve_bids(self, next_bid: int) -> None:
+        """Make new blocks take BIDs from ``next_bid`` on, above those of blocks copied from another file."""
+        self._next_bid = max(self._next_bid, next_bid - next_bid % fmt.BID_STEP + fmt.BID_STEP)
+
+    # --- nodes --------------------------------------------------------------------------------------------
+
+    def add_node(self, nid: int, bid_data: int, bid_sub: int, nid_parent: int) -> None:
+        """Record a top-level node for the NBT."""
+        if nid in self._nodes:
+            raise ValueError(f"node {nid:#x} written twice")
+        self._nodes[nid] = (bid_data, bid_sub, nid_parent)
+
+    def has_node(self, nid: int) -> bool:
+        """Return True when the node ``nid`` was already written."""
+        return nid in self._nodes
+
+    # --- finishing ----------------------------------------------------------------------------------------
+
+    def finish(self) -> HeaderState:
+        """Write the NBT and BBT pages and the allocation maps; return the header fields they determine."""
+        nbt_entries = [
+            (nid, fmt.NBTENTRY.pack(nid, *self._nodes[nid])) for nid in sorted(self._nodes)
+        ]
+        order = range(len(self._bids)) if self._sorted else sorted(range(len(self._bids)), key=self._bids.__getitem__)
+        bbt_entries = (
+            (self._bids[i], fmt.BBTENTRY.pack(self._bids[i], self._offsets[i], self._sizes[i], _BLOCK_REFS))
+            for i in order
+        )
+        nbt_root = write_btree(self, nbt_entries, fmt.PTYPE_NBT, fmt.NBTENTRY.size)
+        bbt_root = write_btree(self, bbt_entries, fmt.PTYPE_BBT, fmt.BBTENTRY.size)
+        eof = self.allocator.finish()
+        self.allocator.write_free_maps()
+        return HeaderState(
+            file_eof=eof,
+            amap_last=self.allocator.last_amap_offset,
+            amap_free=self.allocator.amap_free_bytes,
+            nbt_root=nbt_root,
+            bbt_root=bbt_root,
+            bid_next_block=self._next_bid,
+            bid_next_page=self._next_page_bid,
+            last_nid_index=self._last_nid_index(),
+        )
+
+    def _last_nid_index(self) -> dict[int, int]:
+        last: dict[int, int] = {}
+        for nid in self._nodes:
+            last[fmt.nid_type(nid)] = max(last.get(fmt.nid_type(nid), 0), fmt.nid_index(nid))
+        return last
+
+    def write_page(self, body: bytes, ptype: int) -> tuple[int, int]:
+        """Write a 512-byte B-tree page whose first 496 bytes are ``body``; return its (bid, ib)."""
+        bid = self._next_page_bid
+        self._next_page_bid += 1
+        ib = self.allocator.allocate(fmt.PAGE_SIZE, fmt.PAGE_SIZE)
+        trailer = fmt.PAGE_TRAILER.pack(ptype, ptype, fmt.signature(ib, bid), fmt.crc32(body), bid)
+        self.allocator.write(ib, body + trailer)
+        return bid, ib

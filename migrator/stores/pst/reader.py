@@ -1,0 +1,210 @@
+"""Reading a PST file as folders of messages: the ``PstFile`` API the PST store delegates to.
+
+Messages written by migrator come back byte for byte from its raw-MIME named property; messages written by
+Outlook are rebuilt as RFC 5322 from their MAPI properties (mime_from_mapi.py).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from migrator.errors import FolderError, MessageError, StoreError
+from migrator.folder import Role, role_by_name
+from migrator.message import FolderPath, Message, MessageRef
+from migrator.stores.pst import format as fmt
+from migrator.stores.pst import props as p
+from migrator.stores.pst.ltp_reader import Node, PropertyContext
+from migrator.stores.pst.message_meta import MessageMeta, NamedIds
+from migrator.stores.pst.messaging_reader import (
+    entry_id_nid,
+    folder_name,
+    message_nids,
+    name_map_streams,
+    read_message,
+    store_props,
+    subfolder_nids,
+)
+from migrator.stores.pst.mime_from_mapi import build_mime
+from migrator.stores.pst.namemap_reader import parse_name_map
+from migrator.stores.pst.ndb_reader import Ndb, PstFormatError
+
+_JUNK_INDEX = 4  # PidTagAdditionalRenEntryIds[4] is the Junk E-mail folder ([MS-OXOSFLD] §2.2.4)
+_PID_ADDITIONAL_REN_ENTRY_IDS = 0x36D8
+
+
+@dataclass(frozen=True)
+class PstFolder:
+    """A folder of the PST: its path below the IPM subtree, special-use role, node id and message count."""
+
+    path: FolderPath
+    role: Role | None
+    nid: int
+    count: int
+
+
+class PstFile:
+    """An open PST file. Use as a context manager; raise StoreError when the file cannot be read at all."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._file, self._map = _map_file(self.path)
+        try:
+            self.ndb = Ndb(self._map)
+            _check_size(self.path, self.ndb, len(self._map))
+            store = store_props(self.ndb)
+            _check_password(self.path, store)
+            self.named = NamedIds.from_names(parse_name_map(*name_map_streams(self.ndb)))
+            self._store = store
+        except PstFormatError as error:
+            self.close()
+            raise StoreError(f"cannot read {self.path}: {error}") from None
+        except StoreError:
+            self.close()
+            raise
+        self._folders: list[PstFolder] | None = None
+        self._messages: dict[int, list[int]] = {}
+
+    def __enter__(self) -> PstFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the file."""
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    # --- folders
+
+    def folders(self) -> list[PstFolder]:
+        """Return every folder below the IPM subtree, parents before children; raise StoreError if unreadable."""
+        if self._folders is None:
+            try:
+                self._folders = self._walk_folders()
+            except PstFormatError as error:
+                raise StoreError(f"cannot read the folder tree of {self.path}: {error}") from None
+        return list(self._folders)
+
+    def _walk_folders(self) -> list[PstFolder]:
+        root = entry_id_nid(self._store.get(p.PID_IPM_SUBTREE_ENTRY_ID)) or 0x8022
+        roles = self._special_folders()
+        found: list[PstFolder] = []
+        root_messages = message_nids(self.ndb, root)
+        if root_messages:  # Outlook lets items live in the top of the store itself
+            name = folder_name(self.ndb, root) or "Top of Personal Folders"
+            found.append(PstFolder((name,), None, root, len(root_messages)))
+        self._walk(root, (), roles, found, set())
+        return found
+
+    def _walk(self, nid: int, parent: FolderPath, roles: dict[int, Role], found: list[PstFolder],
+              seen: set[int]) -> None:
+        for child in subfolder_nids(self.ndb, nid):
+            if child in seen:
+                continue  # a cycle in the hierarchy tables: each folder is listed once
+            seen.add(child)
+            name = folder_name(self.ndb, child)
+            role = roles.get(child) or (role_by_name((name,)) if not parent else None)
+            path = ("INBOX",) if role is Role.INBOX and not parent else (*parent, name)
+            found.append(PstFolder(path, role, child, len(message_nids(self.ndb, child))))
+            self._walk(child, path, roles, found, seen)
+
+    def _special_folders(self) -> dict[int, Role]:
+        roles: dict[int, Role] = {}
+        for prop_id, role in ((p.PID_IPM_WASTEBASKET_ENTRY_ID, Role.TRASH), (p.PID_IPM_SENTMAIL_ENTRY_ID, Role.SENT)):
+            nid = entry_id_nid(self._store.get(prop_id))
+            if nid:
+                roles[nid] = role
+        root = PropertyContext(Node.top(self.ndb, fmt.NID_ROOT_FOLDER)) if self.ndb.node(fmt.NID_ROOT_FOLDER) else None
+        if root is not None:
+            drafts = entry_id_nid(root.get(p.PID_IPM_DRAFTS_ENTRY_ID))
+            if drafts:
+                roles[drafts] = Role.DRAFTS
+            additional = root.get(_PID_ADDITIONAL_REN_ENTRY_IDS)
+            if isinstance(additional, list) and len(additional) > _JUNK_INDEX:
+                junk = entry_id_nid(additional[_JUNK_INDEX])
+                if junk:
+                    roles[junk] = Role.JUNK
+        return roles
+
+    def folder(self, path: FolderPath) -> PstFolder:
+        """Return the folder at ``path``; raise FolderError when the PST has none."""
+        for folder in self.folders():
+            if folder.path == path:
+                return folder
+        raise FolderError(f"{self.path} has no folder {'/'.join(path)!r}: run `migrator folders` to list them")
+
+    # --- messages
+
+    def scan(self, folder: PstFolder) -> Iterator[MessageRef]:
+        """Yield a reference for every message of ``folder``, without building bodies."""
+        for nid in self._message_nids(folder):
+            try:
+                meta = MessageMeta(read_message(self.ndb, nid), self.named)
+                ref = MessageRef(str(nid), meta.flags(), meta.size(), meta.received())
+            except PstFormatError:
+                ref = MessageRef(str(nid))  # listed all the same: fetch reports why it cannot be read
+            yield ref
+
+    def fetch(self, folder: PstFolder, refs: Iterable[MessageRef]) -> Iterator[Message]:
+        """Yield the full messages for ``refs`` (uids from ``scan``); skip uids that are not in the folder."""
+        present = set(self._message_nids(folder))
+        for ref in refs:
+            nid = int(ref.uid) if ref.uid.isdigit() else -1
+            if nid not in present:
+                continue
+            yield self._message(folder, nid)
+
+    def _message(self, folder: PstFolder, nid: int) -> Message:
+        try:
+            meta = MessageMeta(read_message(self.ndb, nid), self.named)
+            raw = meta.raw_mime()
+            if raw is None:
+                raw = build_mime(meta.message, meta.received())
+            return Message(raw, meta.flags(), meta.received(), folder.path, str(nid))
+        except ValueError as error:  # PstFormatError, or a property value the email package refuses
+            raise MessageError(
+                f"message {nid} in {self.path} is unreadable ({error}): repair the file with Outlook's scanpst.exe"
+            ) from None
+
+    def _message_nids(self, folder: PstFolder) -> list[int]:
+        if folder.nid in self._messages:  # the file does not change while it is open
+            return self._messages[folder.nid]
+        try:
+            self._messages[folder.nid] = message_nids(self.ndb, folder.nid)
+            return self._messages[folder.nid]
+        except PstFormatError as error:
+            raise FolderError(f"cannot list folder {'/'.join(folder.path)!r} of {self.path}: {error}") from None
+
+
+def _map_file(path: Path) -> tuple[object, mmap.mmap]:
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - kept open with the map until close()
+    except OSError as error:
+        raise StoreError(f"cannot open {path}: {error.strerror}. Check the path.") from None
+    try:
+        return handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    except (ValueError, OSError):
+        handle.close()
+        raise StoreError(f"{path} is empty, not a PST file") from None
+
+
+def _check_size(path: Path, ndb: Ndb, actual: int) -> None:
+    if ndb.header.file_eof > actual:
+        raise StoreError(
+            f"{path} is truncated: its header says {ndb.header.file_eof} bytes but the file has {actual}. "
+            "Copy the complete file again."
+        )
+
+
+def _check_password(path: Path, store: PropertyContext) -> None:
+    if store.get(p.PID_PST_PASSWORD, 0):
+        raise StoreError(f"{path} is password-protected: remove the password in Outlook first")

@@ -1,0 +1,235 @@
+"""PstStore: ``pst:PATH`` as a source (through the reader's PstFile) and as a target (through PstWriter).
+
+As a target the file is built in a temporary file next to PATH and renamed into place by ``close``: a
+crashed run never leaves a half-written PST at PATH. When a part reaches ``part_size`` bytes it is closed
+and the next messages go to ``PATH-2.pst``, ``PATH-3.pst``... Writing into an existing PST rebuilds its
+last part: the messages already there are carried into the new file first, with the same NIDs (their blocks
+are copied as they are from Unicode files, re-encoded from ANSI ones).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from migrator.endpoint import Endpoint
+from migrator.errors import FolderError, StoreError
+from migrator.folder import Folder, Role
+from migrator.message import FolderPath, Message, MessageRef
+from migrator.stores.base import AppendResult, FolderScan, Store
+from migrator.stores.pst.messaging_writer import PstWriter
+from migrator.stores.pst.ndb_reader import PstFormatError
+from migrator.stores.pst.reader import PstFile, PstFolder
+from migrator.stores.pst.rebuild import can_copy_blocks, copy_messages
+
+DEFAULT_PART_SIZE = 20 * 1024**3
+"""Start a new part after 20 GiB: well below Outlook's default 50 GB limit for Unicode PST files."""
+VALIDITY = "1"  # NIDs never change once written, so the folder validity is constant
+
+
+def part_path(path: Path, number: int) -> Path:
+    """Return the file of part ``number`` (1-based): PATH itself, then PATH-2.pst, PATH-3.pst..."""
+    if number == 1:
+        return path
+    return path.with_name(f"{path.stem}-{number}{path.suffix or '.pst'}")
+
+
+def message_uid(part: int, nid: int) -> str:
+    """Return the uid of a message: its NID in decimal, prefixed by the part number after the first part."""
+    return str(nid) if part == 1 else f"{part}:{nid}"
+
+
+class PartWriter:
+    """One part being written: a PstWriter on a private temporary file that becomes ``target`` on commit."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        self.temp = Path(temp)
+        self.file = os.fdopen(fd, "w+b")
+        self.writer = PstWriter(self.file, target.stem)
+
+    def commit(self) -> None:
+        """Finish the file, rename it over ``target`` and make the rename durable."""
+        self.writer.finish()
+        self.file.close()
+        os.replace(self.temp, self.target)
+        directory = os.open(self.target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    def discard(self) -> None:
+        """Drop the temporary file without touching ``target``."""
+        if not self.file.closed:
+            self.file.close()
+        self.temp.unlink(missing_ok=True)
+
+
+class PstStore(Store):
+    """A PST file (or a series of parts) as a store; see the module docstring."""
+
+    durable_on_append = False
+    supports_flag_updates = False
+
+    def __init__(self, endpoint: Endpoint, *, readonly: bool = True, part_size: int = DEFAULT_PART_SIZE) -> None:
+        super().__init__(endpoint, readonly=readonly)
+        if endpoint.path is None:
+            raise StoreError(f"{endpoint} names no file: write pst:PATH")
+        self.path = endpoint.path
+        self.part_size = part_size
+        self._reader: PstFile | None = None
+        self._part: PartWriter | None = None
+        self._part_number = 1
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the file for reading, or for writing: a new file at once, an existing one on the first change."""
+        if self.readonly:
+            self._reader = self._open_reader(self.path)
+            return
+        self._check_directory()
+        while part_path(self.path, self._part_number + 1).exists():
+            self._part_number += 1
+        existing = part_path(self.path, self._part_number)
+        if existing.exists():
+            self._reader = self._open_reader(existing)  # rebuilt only when something is added (_writer)
+        else:
+            self._part = PartWriter(existing)
+
+    def close(self) -> None:
+        """Finish and rename the part being written; close the reader."""
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        if self._part is not None:
+            part, self._part = self._part, None
+            try:
+                part.commit()
+            except OSError as error:
+                part.discard()
+                reason = error.strerror or str(error)
+                raise StoreError(f"cannot finish {part.target}: {reason}; any earlier file there is unchanged") from None
+
+    def _check_directory(self) -> None:
+        directory = self.path.parent
+        if not directory.is_dir():
+            raise StoreError(f"cannot write {self.path}: the folder {directory} does not exist; create it first")
+        if not os.access(directory, os.W_OK):
+            raise StoreError(f"cannot write {self.path}: the folder {directory} is not writable")
+
+    @staticmethod
+    def _open_reader(path: Path) -> PstFile:
+        if not path.exists():
+            raise StoreError(f"the PST file {path} does not exist: check the path")
+        return PstFile(path)
+
+    def _start_rebuild(self) -> PartWriter:
+        """Return a new part for the existing last part, holding a copy of all its folders and messages."""
+        assert self._reader is not None
+        part = PartWriter(part_path(self.path, self._part_number))
+        writer = part.writer
+        if can_copy_blocks(self._reader):
+            try:
+                copy_messages(self._reader, writer)
+            except PstFormatError as error:
+                part.discard()
+                raise StoreError(f"cannot add to {part.target}: {error}; write to a new file instead") from None
+            return part
+        self._copy_by_message(writer)
+        return part
+
+    def _copy_by_message(self, writer: PstWriter) -> None:
+        """Copy the messages of an ANSI file by reading and writing each one again (same NIDs)."""
+        assert self._reader is not None
+        for folder in self._reader.folders():
+            writer.ensure_folder(folder.path)
+            refs = list(self._reader.scan(folder))
+            for ref, message in zip(refs, self._reader.fetch(folder, refs)):
+                writer.add_message(folder.path, message, nid=int(ref.uid))
+
+    # --- reading ---------------------------------------------------------------------------------------
+
+    def list_folders(self) -> list[Folder]:
+        """Return the folders of the file (as a target: the part being written's, new folders included)."""
+        if self._part is not None:
+            return [Folder(path, _role(path)) for path in self._part.writer.folder_paths()]
+        return [Folder(f.path, f.role) for f in self._require_reader().folders()]
+
+    def scan(self, folder: FolderPath) -> FolderScan:
+        """Return the folder's message references (as a target: the messages the file had before this run)."""
+        found = self._pst_folder(folder)
+        return FolderScan(VALIDITY, [] if found is None else self._require_reader().scan(found))
+
+    def fetch(self, folder: FolderPath, refs: Iterable[MessageRef]) -> Iterator[Message]:
+        """Yield the messages for ``refs`` from the file."""
+        found = self._pst_folder(folder)
+        return iter(()) if found is None else self._require_reader().fetch(found, refs)
+
+    def _require_reader(self) -> PstFile:
+        if self._reader is None:
+            raise StoreError(f"{self.endpoint} is not open: use it as a context manager")
+        return self._reader
+
+    def _pst_folder(self, path: FolderPath) -> PstFolder | None:
+        """Return the folder of the file read, None for a folder only the part being written has."""
+        if self._part is not None and self._reader is None:
+            return None
+        for folder in self._require_reader().folders():
+            if folder.path == path:
+                return folder
+        if self._part is not None:
+            return None
+        raise FolderError(f"{self.endpoint} has no folder {'/'.join(path)}: run 'migrator folders' to list them")
+
+    # --- writing ---------------------------------------------------------------------------------------
+
+    def _create_folder(self, folder: FolderPath) -> None:
+        if self._part is None and any(f.path == folder for f in self._require_reader().folders()):
+            return  # already in the existing file: no need to rebuild it
+        self._writer().ensure_folder(folder)
+
+    def append_batch(self, folder: FolderPath, messages: Sequence[Message]) -> list[AppendResult]:
+        """Write ``messages`` into the part being written; they are durable once ``close`` returns."""
+        results = []
+        for message in messages:
+            self._rotate_if_full(folder)
+            try:
+                nid = self._writer().add_message(folder, message)
+            except (ValueError, OverflowError) as error:
+                results.append(AppendResult(message, error=f"cannot store the message in a PST: {error}"))
+                continue
+            results.append(AppendResult(message, uid=message_uid(self._part_number, nid)))
+        return results
+
+    def _writer(self) -> PstWriter:
+        self._check_writable()
+        if self._part is None:
+            self._part = self._start_rebuild()
+        return self._part.writer
+
+    def _rotate_if_full(self, folder: FolderPath) -> None:
+        """Start the next part when the current one has reached ``part_size``."""
+        writer = self._writer()
+        if writer.bytes_written < self.part_size:
+            return
+        paths = writer.folder_paths()
+        assert self._part is not None
+        self._part.commit()
+        self._part_number += 1
+        self._part = PartWriter(part_path(self.path, self._part_number))
+        for path in paths:
+            self._part.writer.ensure_folder(path)
+        self._part.writer.ensure_folder(folder)
+
+
+def _role(path: FolderPath) -> Role | None:
+    if path == ("INBOX",):
+        return Role.INBOX
+    if path == ("Deleted Items",):
+        return Role.TRASH
+    return None

@@ -1,0 +1,499 @@
+"""The PST writer: its pure encoders (property-tested) and PstStore as a target and a source.
+
+Cross-checks with readpst and pffexport live in test_pst_readers.py.
+"""
+
+from __future__ import annotations
+
+import stat
+import struct
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from migrator.endpoint import parse_endpoint
+from migrator.errors import StoreError
+from migrator.folder import Role
+from migrator.message import Flag, Flags, Message
+from migrator.stores import open_store
+from migrator.stores.pst import format as fmt
+from migrator.stores.pst import props as p
+from migrator.stores.pst.allocation import longest_zero_run, set_bits
+from migrator.stores.pst.btree_pages import write_btree
+from migrator.stores.pst.header_writer import build_header
+from migrator.stores.pst.heap_writer import Heap, build_bth, fill_level
+from migrator.stores.pst.ltp_writer import row_layout
+from migrator.stores.pst.namemap_writer import name_to_id_map, writer_named_properties
+from migrator.stores.pst.ndb_writer import HeaderState
+from migrator.stores.pst.prop_values import encode_multi_valued, filetime
+from migrator.stores.pst.store import PstStore, part_path
+from migrator.stores.pst.validate import validate
+from tests.support.pst_corpus import BASE_DATE, body_text, corpus, mail
+
+SAMPLE = Path("/work/shared/reference/pst-samples/pstsdk_sample1.pst")
+
+# --- pure encoders ------------------------------------------------------------------------------------------
+
+
+def test_crc_and_signature_match_an_outlook_header() -> None:
+    header = SAMPLE.read_bytes()[:fmt.HEADER_SIZE]
+    assert struct.unpack_from("<I", header, fmt.HDR_CRC_PARTIAL)[0] == fmt.crc32(header[8:479])
+    assert struct.unpack_from("<I", header, fmt.HDR_CRC_FULL)[0] == fmt.crc32(header[8:524])
+    assert fmt.signature(0x12345678, 0x9ABC) == ((0x12345678 ^ 0x9ABC) >> 16) ^ ((0x12345678 ^ 0x9ABC) & 0xFFFF)
+
+
+@settings(deadline=None)
+@given(st.integers(0, fmt.AMAP_BITS - 1), st.integers(0, 300))
+def test_set_bits_sets_exactly_the_range_msb_first(first: int, count: int) -> None:
+    count = min(count, fmt.AMAP_BITS - first)
+    bitmap = bytearray(fmt.PAGE_DATA_SIZE)
+    set_bits(bitmap, first, count)
+    bits = "".join(f"{byte:08b}" for byte in bitmap)
+    assert bits == "0" * first + "1" * count + "0" * (fmt.AMAP_BITS - first - count)
+    assert longest_zero_run(bytes(bitmap)) == max(first, fmt.AMAP_BITS - first - count) if count else fmt.AMAP_BITS
+
+
+@settings(deadline=None)
+@given(st.lists(st.binary(max_size=50), max_size=20))
+def test_multi_valued_offsets_point_at_each_item(items: list[bytes]) -> None:
+    encoded = encode_multi_valued(items)
+    count = struct.unpack_from("<I", encoded)[0]
+    offsets = list(struct.unpack_from(f"<{count}I", encoded, 4)) + [len(encoded)]
+    assert [encoded[offsets[i]:offsets[i + 1]] for i in range(count)] == items
+
+
+def test_filetime_counts_100ns_ticks_since_1601() -> None:
+    assert filetime(datetime(1601, 1, 1, tzinfo=timezone.utc)) == 0
+    assert filetime(datetime(1970, 1, 1, tzinfo=timezone.utc)) == 116444736000000000
+    assert filetime(datetime(1970, 1, 1, 1, tzinfo=timezone(timedelta(hours=1)))) == 116444736000000000
+
+
+@settings(deadline=None)
+@given(st.lists(st.sampled_from([0x0003, 0x000B, 0x0002, 0x0014, 0x0040, 0x001F, 0x0102, 0x101F]), max_size=40))
+def test_row_layout_places_cells_without_overlap(types: list[int]) -> None:
+    tags = tuple(p.tag(0x8000 + i, prop_type) for i, prop_type in enumerate(types))
+    layout = row_layout(tags)
+    cells = sorted((c.offset, c.offset + c.width) for c in layout.columns)
+    assert all(end <= start for (_, end), (start, _) in zip(cells, cells[1:]))
+    assert cells[-1][1] == layout.ends[fmt.TCI_1B]
+    assert layout.row_size == layout.ends[fmt.TCI_1B] + (len(layout.columns) + 7) // 8
+    assert sorted(c.bit for c in layout.columns) == list(range(len(layout.columns)))
+    assert layout.columns[0].tag >> 16 == p.PID_LTP_ROW_ID and layout.columns[0].offset == 0
+
+
+def parse_heap(blocks: list[bytes]) -> dict[int, bytes]:
+    """Return every allocation of a heap by HID, read through the page maps (independently of the writer)."""
+    found = {}
+    for index, block in enumerate(blocks):
+        map_offset = struct.unpack_from("<H", block)[0]
+        count = struct.unpack_from("<H", block, map_offset)[0]
+        offsets = struct.unpack_from(f"<{count + 1}H", block, map_offset + 4)
+        for i in range(count):
+            found[fmt.make_hid(index, i + 1)] = block[offsets[i]:offsets[i + 1]]
+    return found
+
+
+@settings(deadline=None)
+@given(st.lists(st.binary(max_size=fmt.MAX_HEAP_ALLOC), max_size=60))
+def test_heap_allocations_read_back_through_the_page_maps(values: list[bytes]) -> None:
+    heap = Heap(fmt.HN_CLIENT_PC)
+    hids = [heap.allocate(value) for value in values]
+    blocks = heap.block_payloads(0x20)
+    assert all(len(block) <= fmt.MAX_BLOCK_PAYLOAD for block in blocks)
+    assert blocks[0][2] == fmt.HN_SIGNATURE and blocks[0][3] == fmt.HN_CLIENT_PC
+    allocations = parse_heap(blocks)
+    assert [allocations[hid] for hid in hids] == values
+
+
+def test_fill_level_grows_as_free_space_shrinks() -> None:
+    levels = [fill_level(free) for free in range(8200, -1, -1)]
+    assert levels == sorted(levels) and levels[0] == 0 and levels[-1] == 15
+
+
+@pytest.mark.parametrize("count", [0, 1, 447, 448, 2000, 250_000])
+def test_bth_levels_reach_every_record(count: int) -> None:
+    heap = Heap(fmt.HN_CLIENT_TC)
+    records = [(key, struct.pack("<I", key * 7)) for key in range(count)]
+    ref = build_bth(heap, 4, 4, records)
+    allocations = parse_heap(heap.block_payloads(ref.header))
+    _, key_size, data_size, levels, root = fmt.BTHHEADER.unpack(allocations[ref.header])
+    found = list(walk_bth(allocations, root, levels, key_size, data_size)) if root else []
+    assert found == [struct.pack("<II", key, key * 7) for key in range(count)]
+
+
+def walk_bth(allocations: dict[int, bytes], hid: int, level: int, key_size: int, data_size: int):
+    """Yield the leaf records under ``hid`` in order."""
+    data = allocations[hid]
+    size = key_size + (4 if level else data_size)
+    for offset in range(0, len(data), size):
+        record = data[offset:offset + size]
+        if level:
+            child = struct.unpack_from("<I", record, key_size)[0]
+            yield from walk_bth(allocations, child, level - 1, key_size, data_size)
+        else:
+            yield record
+
+
+class PageCollector:
+    """A B-tree page sink that keeps the pages in memory."""
+
+    def __init__(self) -> None:
+        self.pages: dict[int, bytes] = {}
+
+    def write_page(self, body: bytes, ptype: int) -> tuple[int, int]:
+        bid = len(self.pages) + 1
+        self.pages[bid] = body
+        return bid, bid * fmt.PAGE_SIZE
+
+
+@pytest.mark.parametrize("count", [0, 1, 15, 16, 301, 7000])
+def test_nbt_pages_hold_sorted_keys_and_parent_keys_equal_first_child_keys(count: int) -> None:
+    sink = PageCollector()
+    entries = [(nid, fmt.NBTENTRY.pack(nid, 4, 0, 0)) for nid in range(0x21, 0x21 + count * 32, 32)]
+    root_bid, _ = write_btree(sink, entries, fmt.PTYPE_NBT, fmt.NBTENTRY.size)
+    assert collect_keys(sink.pages, root_bid) == [nid for nid, _ in entries]
+
+
+def collect_keys(pages: dict[int, bytes], bid: int) -> list[int]:
+    """Return the leaf keys under page ``bid``, checking every parent key against its child's first key."""
+    page = pages[bid]
+    count, _, entry_size, level = fmt.BTPAGE_META.unpack_from(page, fmt.BTPAGE_ENTRIES_SIZE)
+    keys = []
+    for i in range(count):
+        key, child, _ = fmt.BTENTRY.unpack_from(page, i * entry_size) if level else (
+            struct.unpack_from("<Q", page, i * entry_size)[0], None, None)
+        if level:
+            below = collect_keys(pages, child)
+            assert below[0] == key
+            keys += below
+        else:
+            keys.append(key)
+    assert keys == sorted(keys)
+    return keys
+
+
+def test_header_crcs_and_root_fields() -> None:
+    last_index = {fmt.NID_TYPE_NORMAL_MESSAGE: 0x10005}
+    state = HeaderState(0x44400, 0x4400, 1024, (7, 0x8000), (8, 0x8200), 0x100, 9, last_index)
+    header = build_header(state, 1)
+    assert header[:4] == fmt.MAGIC and header[fmt.HDR_CRYPT] == fmt.CRYPT_NONE
+    assert struct.unpack_from("<I", header, fmt.HDR_CRC_FULL)[0] == fmt.crc32(header[8:524])
+    assert struct.unpack_from("<I", header, fmt.HDR_CRC_PARTIAL)[0] == fmt.crc32(header[8:479])
+    root = fmt.ROOT_STRUCT.unpack_from(header, fmt.HDR_ROOT)
+    assert root[1:4] == (0x44400, 0x4400, 1024) and root[5:9] == (7, 0x8000, 8, 0x8200)
+    assert struct.unpack_from("<I", header, fmt.HDR_RGNID + 4 * fmt.NID_TYPE_NORMAL_MESSAGE)[0] == 0x10005
+
+
+def test_name_to_id_map_streams_describe_every_named_property() -> None:
+    named = list(writer_named_properties().values())
+    values = name_to_id_map(named)
+    entries = values[p.tag(p.PID_NAMEID_STREAM_ENTRY, p.PT_BINARY)]
+    strings = values[p.tag(p.PID_NAMEID_STREAM_STRING, p.PT_BINARY)]
+    guids = values[p.tag(p.PID_NAMEID_STREAM_GUID, p.PT_BINARY)]
+    assert guids == p.PS_MIGRATOR.bytes_le
+    decoded = []
+    for offset in range(0, len(entries), 8):
+        name_offset, kind, index = struct.unpack_from("<IHH", entries, offset)
+        length = struct.unpack_from("<I", strings, name_offset)[0]
+        decoded.append((kind >> 1, strings[name_offset + 4:name_offset + 4 + length].decode("utf-16-le"), index))
+    assert decoded == [(2, p.KEYWORDS_NAME, 0)] + [(3, name, i + 1) for i, name in enumerate(p.MIGRATOR_NAMED_PROPS)]
+    bucket_records = sum(len(v) for t, v in values.items() if p.tag_id(t) >= p.PID_NAMEID_BUCKET_BASE)
+    assert bucket_records == len(entries)
+
+
+# --- PstStore -----------------------------------------------------------------------------------------------
+
+
+def write(path: Path, messages: list[Message], **options: int) -> list[str]:
+    """Write ``messages`` through PstStore, validate every part written; return their uids."""
+    store = PstStore(parse_endpoint(f"pst:{path}"), readonly=False, **options)
+    uids = []
+    with store:
+        for message in messages:
+            (result,) = store.append_batch(store.ensure_folder(message.folder), [message])
+            assert result.ok, result.error
+            uids.append(result.uid)
+    for part in sorted(path.parent.glob(f"{path.stem}*.pst")):
+        assert validate(part) == [], part
+    return uids
+
+
+def read_all(path: Path) -> dict[tuple[str, ...], list[Message]]:
+    """Return every message of the PST by folder, through PstStore as a source."""
+    with open_store(parse_endpoint(f"pst:{path}")) as store:
+        return {folder.path: list(store.messages(folder.path)) for folder in store.list_folders()}
+
+
+def test_round_trip_is_byte_exact_with_flags_dates_and_folders(tmp_path: Path) -> None:
+    messages = corpus()
+    path = tmp_path / "archive.pst"
+    write(path, messages)
+    back = read_all(path)
+    for folder in {m.folder for m in messages}:
+        want = [(m.raw, m.flags, m.received) for m in messages if m.folder == folder]
+        assert [(m.raw, m.flags, m.received) for m in back[folder]] == want
+    assert back[("Deleted Items",)] == []
+    assert all(m.received.utcoffset() == timedelta(hours=2) for m in back[("INBOX",)])
+
+
+def test_the_file_appears_only_when_closed_and_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "a.pst"
+    store = open_store(parse_endpoint(f"pst:{path}"), readonly=False)
+    store.open()
+    store.append_batch(store.ensure_folder(("INBOX",)), [Message(mail(1))])
+    assert not path.exists()
+    (temp,) = tmp_path.iterdir()
+    assert stat.S_IMODE(temp.stat().st_mode) == 0o600
+    store.close()
+    assert [child.name for child in tmp_path.iterdir()] == ["a.pst"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_uids_are_the_message_nids_the_reader_reports(tmp_path: Path) -> None:
+    messages = [Message(mail(n), Flags.of(Flag.SEEN), BASE_DATE, ("INBOX",)) for n in range(3)]
+    uids = write(tmp_path / "a.pst", messages)
+    with open_store(parse_endpoint(f"pst:{tmp_path / 'a.pst'}")) as store:
+        refs = list(store.scan(("INBOX",)).refs)
+        assert [ref.uid for ref in refs] == uids
+        assert all(ref.flags == Flags.of(Flag.SEEN) for ref in refs)
+        assert {f.path: f.role for f in store.list_folders()}[("INBOX",)] == Role.INBOX
+
+
+def test_output_is_split_into_parts_at_the_size_limit(tmp_path: Path) -> None:
+    messages = [Message(mail(n, attachments=1, attachment_size=200_000), folder=("INBOX",)) for n in range(6)]
+    path = tmp_path / "split.pst"
+    write(path, messages, part_size=600_000)
+    parts = sorted(tmp_path.iterdir())
+    assert [part.name for part in parts] == ["split-2.pst", "split-3.pst", "split.pst"]
+    counts = [len(read_all(part)[("INBOX",)]) for part in (path, part_path(path, 2), part_path(path, 3))]
+    assert sum(counts) == 6 and all(counts)
+
+
+def test_writing_into_an_existing_pst_keeps_its_messages_and_their_uids(tmp_path: Path) -> None:
+    path = tmp_path / "inc.pst"
+    first = [Message(mail(n), Flags.of(Flag.SEEN), BASE_DATE, ("INBOX",)) for n in range(3)]
+    old_uids = write(path, first)
+    old_entries = node_entries(path, old_uids)
+    second = [Message(mail(10), Flags(), BASE_DATE, ("INBOX", "New"))]
+    write(path, second)
+    assert node_entries(path, old_uids) == old_entries  # blocks copied as they were, same BIDs
+    back = read_all(path)
+    assert [m.raw for m in back[("INBOX",)]] == [m.raw for m in first]
+    assert [m.uid for m in back[("INBOX",)]] == old_uids
+    assert [m.raw for m in back[("INBOX", "New")]] == [second[0].raw]
+
+
+def node_entries(path: Path, uids: list[str]) -> list[tuple[int, int]]:
+    """Return (bidData, bidSub) of the message nodes ``uids`` of the PST at ``path``."""
+    from migrator.stores.pst.reader import PstFile
+
+    with PstFile(path) as pst:
+        return [(entry.bid_data, entry.bid_sub) for entry in map(pst.ndb.node, map(int, uids))]
+
+
+def test_missing_directory_and_missing_file_are_one_sentence_errors(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="does not exist; create it first"):
+        with open_store(parse_endpoint(f"pst:{tmp_path / 'nope' / 'a.pst'}"), readonly=False):
+            pass
+    with pytest.raises(StoreError, match="does not exist"):
+        with open_store(parse_endpoint(f"pst:{tmp_path / 'missing.pst'}")):
+            pass
+
+
+def test_message_size_counts_every_data_byte_and_matches_the_contents_table(tmp_path: Path) -> None:
+    from migrator.stores.pst.ltp_reader import Node, PropertyContext, TableContext
+    from migrator.stores.pst.reader import PstFile
+
+    path = tmp_path / "size.pst"
+    write(path, [Message(mail(1, attachments=2, attachment_size=20_000, embedded=True), folder=("INBOX",))])
+    with PstFile(path) as pst:
+        folder = pst.folder(("INBOX",))
+        (ref,) = pst.scan(folder)
+        message = Node.top(pst.ndb, int(ref.uid))
+        contents = TableContext(Node.top(pst.ndb, fmt.make_nid(fmt.NID_TYPE_CONTENTS_TABLE, folder.nid >> 5)),
+                                pst.ndb.layout)
+        (row,) = contents.rows()
+        # PidTagMessageSize: the payload bytes of every external data block of the node and its subnodes.
+        assert PropertyContext(message).get(p.PID_MESSAGE_SIZE) == node_size(message) > 2 * 20_000
+        assert contents.value(row, p.PID_MESSAGE_SIZE) == node_size(message)
+        assert contents.row_id(row) == int(ref.uid)
+
+
+def node_size(node) -> int:  # noqa: ANN001 - the reader's Node
+    """Return the external data bytes of ``node`` and all its subnodes."""
+    return node.data_size() + sum(node_size(node.subnode(nid)) for nid in node.subnode_ids())
+
+
+def leaves(part) -> list[tuple[str, bytes]]:  # noqa: ANN001 - an email.message.Message
+    """Return (content type, decoded payload) of every leaf part, depth first, attached messages included."""
+    import email
+
+    if part.get_content_type() == "message/rfc822":
+        inner = part.get_payload(0) if part.is_multipart() else email.message_from_bytes(part.get_payload(decode=True))
+        return [("message/rfc822", b"")] + leaves(inner)
+    if part.is_multipart():
+        return [leaf for child in part.get_payload() for leaf in leaves(child)]
+    return [(part.get_content_type(), part.get_payload(decode=True))]
+
+
+@pytest.mark.parametrize("message", corpus()[:12], ids=lambda m: m.raw[m.raw.find(b"Subject"):][:20].decode())
+def test_mime_tree_matches_the_standard_parser(message: Message) -> None:
+    import email
+
+    from migrator.stores.pst.mime_tree import parse_message
+
+    assert leaves(parse_message(message.raw)) == leaves(email.message_from_bytes(message.raw))
+
+
+@settings(deadline=None)
+@given(st.lists(st.binary(max_size=40).filter(lambda b: b"--" not in b and not b.endswith(b"\r")), max_size=5),
+       st.sampled_from([b"\r\n", b"\n"]))
+def test_split_multipart_returns_each_part(parts: list[bytes], newline: bytes) -> None:
+    from migrator.stores.pst.mime_tree import split_multipart
+
+    delimited = b"".join(b"--XyZ" + newline + part + newline for part in parts)
+    body = b"preamble" + newline + delimited + b"--XyZ--" + newline
+    assert split_multipart(body, b"XyZ") == parts
+
+
+def test_a_target_reports_no_messages_for_new_folders_and_the_old_ones_for_existing(tmp_path: Path) -> None:
+    path = tmp_path / "t.pst"
+    write(path, [Message(mail(1), folder=("INBOX",))])
+    with PstStore(parse_endpoint(f"pst:{path}"), readonly=False) as store:
+        store.ensure_folder(("Brand", "New"))
+        assert store.content_keys(("Brand", "New")) == {}
+        assert sum(len(uids) for uids in store.content_keys(("INBOX",)).values()) == 1
+        assert ("Brand", "New") in [folder.path for folder in store.list_folders()]
+
+
+def test_reading_a_missing_folder_is_a_folder_error(tmp_path: Path) -> None:
+    from migrator.errors import FolderError
+
+    path = tmp_path / "r.pst"
+    write(path, [Message(mail(1), folder=("INBOX",))])
+    with open_store(parse_endpoint(f"pst:{path}")) as store, pytest.raises(FolderError, match="no folder Nope"):
+        store.scan(("Nope",))
+
+
+def test_a_run_that_adds_nothing_leaves_an_existing_file_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "same.pst"
+    write(path, [Message(mail(1), folder=("INBOX",))])
+    before = path.read_bytes()
+    with PstStore(parse_endpoint(f"pst:{path}"), readonly=False) as store:
+        assert store.ensure_folder(("INBOX",)) == ("INBOX",)
+        assert store.append_batch(("INBOX",), []) == []
+    assert path.read_bytes() == before
+    assert [child.name for child in tmp_path.iterdir()] == ["same.pst"]
+
+
+# --- MIME to MAPI -------------------------------------------------------------------------------------------
+
+
+def mapped(message: Message):  # noqa: ANN201 - MapiMessage
+    """Return the MAPI form of ``message``."""
+    from migrator.stores.pst.mapi_from_mime import mapi_from_message
+
+    return mapi_from_message(message, writer_named_properties())
+
+
+def test_flags_map_to_read_flagged_and_last_verb() -> None:
+    props = mapped(Message(mail(1), Flags.of(Flag.SEEN, Flag.FLAGGED, Flag.ANSWERED, Flag.DRAFT))).props
+    assert props[p.tag(p.PID_MESSAGE_FLAGS, p.PT_LONG)] & (p.MSGFLAG_READ | p.MSGFLAG_UNSENT) == 9
+    assert props[p.tag(p.PID_FLAG_STATUS, p.PT_LONG)] == p.FLAG_STATUS_FOLLOWUP_FLAGGED
+    assert props[p.tag(p.PID_LAST_VERB_EXECUTED, p.PT_LONG)] == p.VERB_REPLY_TO_SENDER
+    unread = mapped(Message(mail(1), Flags.of(Flag.FORWARDED))).props
+    assert unread[p.tag(p.PID_MESSAGE_FLAGS, p.PT_LONG)] & p.MSGFLAG_READ == 0
+    assert unread[p.tag(p.PID_LAST_VERB_EXECUTED, p.PT_LONG)] == p.VERB_FORWARD
+
+
+def test_metadata_is_kept_in_migrators_named_properties() -> None:
+    named = writer_named_properties()
+    message = Message(mail(2), Flags.of(Flag.SEEN, keywords=("work", "$Junk")), BASE_DATE, ("A", "Bé"))
+    props = mapped(message).props
+    assert props[named[p.MIGRATOR_RAW].tag] == message.raw
+    assert props[named[p.MIGRATOR_FLAGS].tag] == "seen"
+    assert props[named[p.MIGRATOR_KEYWORDS].tag] == ["$Junk", "work"]
+    assert props[named[p.KEYWORDS_NAME].tag] == ["$Junk", "work"]
+    assert props[named[p.MIGRATOR_RECEIVED].tag] == "2024-03-01T08:30:00+02:00"
+    assert props[named[p.MIGRATOR_FOLDER].tag] == '["A", "Bé"]'
+
+
+def test_sender_recipients_and_subject_are_decoded() -> None:
+    result = mapped(Message(mail(3)))
+    assert result.props[p.tag(p.PID_SUBJECT, p.PT_UNICODE)] == "Message 3 — grüße"
+    assert result.props[p.tag(p.PID_SENDER_NAME, p.PT_UNICODE)] == "Sender 3"
+    assert result.props[p.tag(p.PID_SENDER_EMAIL_ADDRESS, p.PT_UNICODE)] == "sender3@example.com"
+    rows = [(r[p.tag(p.PID_RECIPIENT_TYPE, p.PT_LONG)], r[p.tag(p.PID_DISPLAY_NAME, p.PT_UNICODE)])
+            for r in result.recipients]
+    assert rows == [(1, "Bob"), (1, "Zoë Ünïcode"), (2, "carol@example.net")]
+    assert result.props[p.tag(p.PID_DISPLAY_TO, p.PT_UNICODE)] == "Bob; Zoë Ünïcode"
+    entry_id = result.recipients[0][p.tag(p.PID_ENTRY_ID, p.PT_BINARY)]
+    assert entry_id[4:20] == bytes.fromhex("812B1FA4BEA310199D6E00DD010F5402")
+    assert entry_id[24:].decode("utf-16-le").split("\0")[:3] == ["Bob", "SMTP", "bob@example.com"]
+
+
+def test_attachments_inline_images_and_embedded_messages() -> None:
+    result = mapped(Message(mail(4, attachments=1, inline_image=True, embedded=True)))
+    by_method = {a.props[p.tag(p.PID_ATTACH_METHOD, p.PT_LONG)]: a for a in result.attachments if a.embedded}
+    (embedded,) = by_method.values()
+    assert embedded.embedded.props[p.tag(p.PID_SUBJECT, p.PT_UNICODE)] == "Inner of 4"
+    assert p.ATTACH_EMBEDDED_MSG in by_method
+    files = {a.props[p.tag(p.PID_ATTACH_LONG_FILENAME, p.PT_UNICODE)]: a.props for a in result.attachments
+             if not a.embedded}
+    assert files["img-4.png"][p.tag(p.PID_ATTACHMENT_HIDDEN, p.PT_BOOLEAN)] is True
+    assert files["img-4.png"][p.tag(p.PID_ATTACH_CONTENT_ID, p.PT_UNICODE)] == "img4@example.com"
+    assert files["file-4-0.bin"][p.tag(p.PID_ATTACHMENT_HIDDEN, p.PT_BOOLEAN)] is False
+    assert result.props[p.tag(p.PID_BODY, p.PT_UNICODE)].replace("\r\n", "\n") == body_text(4)
+
+
+@pytest.mark.parametrize(("subject", "prefix", "normalized"), [
+    ("RE: lunch", "RE: ", "lunch"), ("AW: Größe", "AW: ", "Größe"), ("Re:no space", "", "Re:no space"),
+    ("Meeting: today", "", "Meeting: today"), ("12: x", "", "12: x"), ("lunch", "", "lunch"),
+])
+def test_subject_prefix_is_split_off_as_outlook_does(subject: str, prefix: str, normalized: str) -> None:
+    from migrator.stores.pst.mapi_from_mime import split_subject
+
+    assert split_subject(subject) == (prefix, normalized)
+
+
+def test_maildir_to_pst_to_maildir_through_the_pipeline_is_exact(tmp_path: Path) -> None:
+    from migrator.pipeline import run_copy
+    from migrator.state import StateStore
+    from tests.support.corpus import corpus as shared_corpus
+
+    messages = shared_corpus()
+    first = parse_endpoint(f"maildir:{tmp_path / 'first'}")
+    with open_store(first, readonly=False) as store:
+        for folder in {m.folder for m in messages}:
+            store.ensure_folder(folder)
+            assert all(r.ok for r in store.append_batch(folder, [m for m in messages if m.folder == folder]))
+    pst = parse_endpoint(f"pst:{tmp_path / 'backup.pst'}")
+    state = StateStore(tmp_path / "state.sqlite")
+    assert run_copy(first, [pst], state=state).failures == []
+    assert validate(tmp_path / "backup.pst") == []
+    before = (tmp_path / "backup.pst").read_bytes()
+    assert run_copy(first, [pst], state=state).copied == 0
+    assert (tmp_path / "backup.pst").read_bytes() == before
+    second = parse_endpoint(f"maildir:{tmp_path / 'second'}")
+    assert run_copy(pst, [second]).failures == []
+    with open_store(second) as store:
+        got = sorted((m.folder, m.raw, m.flags, m.received) for folder in store.list_folders()
+                     for m in store.messages(folder.path))
+    assert got == sorted((m.folder, m.raw, m.flags, m.received) for m in messages)
+
+
+def test_adding_to_an_outlook_file_keeps_its_messages_and_validates(tmp_path: Path) -> None:
+    import shutil
+
+    path = tmp_path / "outlook.pst"
+    shutil.copyfile(SAMPLE, path)
+    before = read_all(path)
+    write(path, [Message(mail(5), folder=("INBOX",))])
+    after = read_all(path)
+    assert {folder: [m.raw for m in found] for folder, found in before.items() if found} == {
+        folder: [m.raw for m in found] for folder, found in after.items() if found and folder != ("INBOX",)
+    }
+    assert [m.raw for m in after[("INBOX",)]] == [mail(5)]
