@@ -17,7 +17,7 @@ from migrator.state import StateStore
 from migrator.stores import open_store
 from tests.support.corpus import corpus, crlf, imap_flags, seed_items, server_safe
 
-LOCAL_KINDS = ("maildir", "mbox", "eml")
+LOCAL_KINDS = ("maildir", "mbox", "eml", "pst")
 
 
 def imap_endpoint(server, user) -> Endpoint:
