@@ -45,11 +45,16 @@ def role_by_name(path: FolderPath) -> Role | None:
 
 @dataclass(frozen=True)
 class Folder:
-    """A folder of a store; ``role`` is None for ordinary folders."""
+    """A folder of a store; ``role`` is None for ordinary folders.
+
+    ``version`` changes whenever a message arrives, leaves or changes flags (IMAP: UIDVALIDITY,
+    UIDNEXT, MESSAGES and HIGHESTMODSEQ); None where a store cannot tell without a scan.
+    """
 
     path: FolderPath
     role: Role | None = None
     selectable: bool = True
+    version: str | None = None
 
     @property
     def name(self) -> str:

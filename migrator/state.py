@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS pairs (
     id INTEGER PRIMARY KEY,
     source TEXT NOT NULL, folder TEXT NOT NULL, target TEXT NOT NULL,
     target_folder TEXT NOT NULL DEFAULT '', validity TEXT NOT NULL DEFAULT '',
-    dirty INTEGER NOT NULL DEFAULT 0,
+    dirty INTEGER NOT NULL DEFAULT 0, version TEXT NOT NULL DEFAULT '',
     UNIQUE (source, folder, target));
 CREATE TABLE IF NOT EXISTS copied (
     pair INTEGER NOT NULL REFERENCES pairs(id),
@@ -51,6 +51,7 @@ class Pair:
     target_folder: str
     validity: str
     dirty: bool
+    version: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,10 +128,10 @@ class StateStore:
     def pair(self, source: str, folder: FolderPath, target: str) -> Pair | None:
         """Return the pair for this source folder and target, or None if never copied."""
         row = self.db.execute(
-            "SELECT id, target_folder, validity, dirty FROM pairs WHERE source=? AND folder=? AND target=?",
+            "SELECT id, target_folder, validity, dirty, version FROM pairs WHERE source=? AND folder=? AND target=?",
             (source, folder_key(folder), target),
         ).fetchone()
-        return Pair(row[0], row[1], row[2], bool(row[3])) if row else None
+        return Pair(row[0], row[1], row[2], bool(row[3]), row[4]) if row else None
 
     def open_pair(self, source: str, folder: FolderPath, target: str, target_folder: FolderPath, validity: str) -> Pair:
         """Return the pair, created or updated to the given target folder and validity."""
@@ -157,7 +158,16 @@ class StateStore:
         """Record that writes into the pair are (or are no longer) under way."""
         with self._transaction():
             self.db.execute("UPDATE pairs SET dirty=? WHERE id=?", (int(dirty), pair.id))
-        return Pair(pair.id, pair.target_folder, pair.validity, dirty)
+        return Pair(pair.id, pair.target_folder, pair.validity, dirty, pair.version)
+
+    def set_version(self, pair: Pair, version: str) -> None:
+        """Record the source folder version every message of which the target now holds."""
+        with self._transaction():
+            self.db.execute("UPDATE pairs SET version=? WHERE id=?", (version, pair.id))
+
+    def count(self, pair: Pair) -> int:
+        """Return how many messages are recorded for the pair."""
+        return self.db.execute("SELECT count(*) FROM copied WHERE pair=?", (pair.id,)).fetchone()[0]
 
     def record(self, pair: Pair, copied: Iterable[tuple[str, str | None, str, str]]) -> None:
         """Record (uid, target_uid, content_key, flags) of messages durably in the target, in one commit."""
@@ -184,7 +194,7 @@ class StateStore:
                 ((pair.id, new_uids[uid], *rest) for uid, *rest in rows if uid in new_uids),
             )
             self.db.execute("UPDATE pairs SET validity=? WHERE id=?", (validity, pair.id))
-        return Pair(pair.id, pair.target_folder, validity, pair.dirty)
+        return Pair(pair.id, pair.target_folder, validity, pair.dirty, pair.version)
 
     def update_flags(self, pair: Pair, changes: Iterable[tuple[str, str]]) -> None:
         """Record new flags (uid, flags) after they were carried to the target."""

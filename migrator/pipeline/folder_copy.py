@@ -58,6 +58,38 @@ class FolderCopy:
 
     def copy(self) -> list[TargetPlan]:
         """Copy the folder; return its target plans (for deleting from the source afterwards)."""
+        unchanged = self._unchanged_since_last_run()
+        if unchanged is not None:
+            self.run.summary.unchanged += unchanged
+            self.run.progress.folder_started(self.folder.name, 0, 0)
+            self.run.progress.folder_done(self.folder.name, 0, 0)
+            return []
+        failures_before = len(self.run.summary.failures)
+        plans = self._copy()
+        if self.folder.version and len(self.run.summary.failures) == failures_before:
+            for plan in plans:
+                if plan.pair is not None and plan.store.durable_on_append:
+                    self.run.state.set_version(plan.pair, self.folder.version)
+        return plans
+
+    def _unchanged_since_last_run(self) -> int | None:
+        """Return the message count when every target holds the folder as it is now, else None.
+
+        The source's folder version (IMAP: UIDNEXT, MESSAGES, HIGHESTMODSEQ...) comes with the
+        folder list, so an unchanged folder costs no scan at all.
+        """
+        state = self.run.state
+        if state is None or not self.folder.version or self.run.plan.dry_run:
+            return None
+        counts = []
+        for target in self.run.targets:
+            pair = state.pair(self.run.plan.source_name, self.folder.path, str(target.endpoint))
+            if pair is None or pair.dirty or pair.version != self.folder.version:
+                return None
+            counts.append(state.count(pair))
+        return min(counts, default=0)
+
+    def _copy(self) -> list[TargetPlan]:
         scan = self.source.scan(self.folder.path)
         refs = [r for r in scan.refs if self.run.message_filter.accepts(r.flags, r.size, r.received)]
         destination = self.run.destination(self.folder)

@@ -9,7 +9,7 @@ from migrator.folder import USUAL_NAMES, Folder, Role
 from migrator.message import FolderPath
 from migrator.stores.imap.commands import astring
 from migrator.stores.imap.names import NameCodec
-from migrator.stores.imap.parser import ListEntry, list_entry
+from migrator.stores.imap.parser import ListEntry, as_text, list_entry, status_items
 from migrator.stores.imap.session import Session
 
 ROLE_ATTRIBUTES = {
@@ -21,28 +21,40 @@ ROLE_ATTRIBUTES = {
     "\\all": Role.ALL,
     "\\flagged": Role.FLAGGED,
 }
+# HIGHESTMODSEQ moves on every flag change (CONDSTORE); the others on arrivals and expunges.
+_VERSION_NAMES = ("UIDVALIDITY", "UIDNEXT", "MESSAGES", "HIGHESTMODSEQ")
+VERSION_ITEMS = b"(" + " ".join(_VERSION_NAMES).encode() + b")"
 _UNSELECTABLE = ("\\noselect", "\\nonexistent")
 
 
-def list_entries(session: Session) -> list[ListEntry]:
-    """Return every LIST entry of the account, with special-use attributes when the server has them."""
+def list_entries(session: Session) -> tuple[list[ListEntry], dict[str, dict[str, int]]]:
+    """Return every LIST entry of the account and, where the server can say it in the same
+    command (LIST-STATUS with CONDSTORE), each folder's STATUS numbers by server name."""
     command = b'LIST "" "*"'
+    returns = []
     if {"SPECIAL-USE", "LIST-EXTENDED"} <= session.capabilities:
-        command += b" RETURN (SPECIAL-USE)"
+        returns.append(b"SPECIAL-USE")
+    if {"LIST-STATUS", "CONDSTORE"} <= session.capabilities:
+        returns.append(b"STATUS " + VERSION_ITEMS)
+    if returns:
+        command += b" RETURN (" + b" ".join(returns) + b")"
     reply = session.protocol.run(command)
     if not reply.result.ok:
         raise FolderError(f"cannot list the folders of {session.where}: the server said {reply.result.said()!r}")
-    return [list_entry(response) for response in reply.of_kind("LIST")]
+    statuses = {as_text(r.data[0]): status_items(r) for r in reply.of_kind("STATUS")}
+    return [list_entry(response) for response in reply.of_kind("LIST")], statuses
 
 
-def folders_from(entries: Iterable[ListEntry], codec: NameCodec) -> tuple[list[Folder], dict[FolderPath, str]]:
+def folders_from(
+    entries: Iterable[ListEntry], codec: NameCodec, statuses: dict[str, dict[str, int]] | None = None
+) -> tuple[list[Folder], dict[FolderPath, str]]:
     """Return the folders (INBOX first, parents before children) and each path's server name."""
     folders: dict[FolderPath, Folder] = {}
     names: dict[FolderPath, str] = {}
     for entry in entries:
         path = codec.path_of(entry.name, entry.separator)
         if path not in folders:
-            folders[path] = _folder(path, entry)
+            folders[path] = _folder(path, entry, (statuses or {}).get(entry.name))
             names[path] = entry.name
     for path in list(folders):
         for depth in range(1, len(path)):
@@ -51,13 +63,20 @@ def folders_from(entries: Iterable[ListEntry], codec: NameCodec) -> tuple[list[F
     return ordered, names
 
 
-def _folder(path: FolderPath, entry: ListEntry) -> Folder:
+def _folder(path: FolderPath, entry: ListEntry, status: dict[str, int] | None) -> Folder:
     if path == ("INBOX",):
         role: Role | None = Role.INBOX
     else:
         role = next((r for attribute, r in ROLE_ATTRIBUTES.items() if entry.has(attribute)), None)
     selectable = not any(entry.has(attribute) for attribute in _UNSELECTABLE)
-    return Folder(path, role, selectable)
+    return Folder(path, role, selectable, _version(status))
+
+
+def _version(status: dict[str, int] | None) -> str | None:
+    """Return a token that changes whenever a message arrives, leaves or changes flags."""
+    if not status or any(item not in status for item in _VERSION_NAMES):
+        return None
+    return ".".join(str(status[item]) for item in _VERSION_NAMES)
 
 
 def role_folder(folders: Iterable[Folder], path: FolderPath, role: Role) -> FolderPath | None:

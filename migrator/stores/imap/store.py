@@ -86,7 +86,8 @@ class ImapStore(Store):
         return self._retrying(self._listing, "listing folders")
 
     def _listing(self, session: Session) -> list[Folder]:
-        found, names = folders.folders_from(folders.list_entries(session), session.codec)
+        entries, statuses = folders.list_entries(session)
+        found, names = folders.folders_from(entries, session.codec, statuses)
         self._known_names.update(names)
         session.folders = found
         return found
