@@ -3,29 +3,35 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import typer
-from tqdm import tqdm
 
 from migrator.pipeline import Failure, Progress, Summary
+
+if TYPE_CHECKING:
+    from tqdm import tqdm as Bar
 
 
 class BarProgress(Progress):
     """Two bars: folders done overall (with messages and MB) and the current folder's messages."""
 
     def __init__(self) -> None:
-        self.overall: tqdm | None = None
-        self.folder: tqdm | None = None
+        from tqdm import tqdm as bar_type  # only a terminal run draws bars: a cron run skips the import
+
+        self.bar = bar_type
+        self.overall: Bar | None = None
+        self.folder: Bar | None = None
         self.messages = 0
         self.bytes = 0
 
     def run_started(self, folders: int) -> None:
-        self.overall = tqdm(total=folders, unit="folder", position=0, leave=True, dynamic_ncols=True)
+        self.overall = self.bar(total=folders, unit="folder", position=0, leave=True, dynamic_ncols=True)
 
     def folder_started(self, folder: str, messages: int, size: int) -> None:
         if self.folder is not None:
             self.folder.close()
-        self.folder = tqdm(total=messages, unit="msg", desc=folder[:30], position=1, leave=False, dynamic_ncols=True)
+        self.folder = self.bar(total=messages, unit="msg", desc=folder[:30], position=1, leave=False, dynamic_ncols=True)
 
     def messages_done(self, count: int, size: int) -> None:
         self.messages += count
@@ -41,7 +47,7 @@ class BarProgress(Progress):
             self.overall.update(1)
 
     def failed(self, failure: Failure) -> None:
-        tqdm.write(f"migrator: failed: {failure.describe()}", file=sys.stderr)
+        self.bar.write(f"migrator: failed: {failure.describe()}", file=sys.stderr)
 
     def close(self) -> None:
         for bar in (self.folder, self.overall):
