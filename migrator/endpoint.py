@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from migrator.credentials import PasswordSource
 from migrator.errors import ConfigError
+from migrator.sizes import parse_size
 
 SERVER_SCHEMES = {
     # scheme: (protocol, TLS mode, default port)
@@ -39,6 +40,7 @@ class Endpoint:
     ca_file: str | None = None
     password: PasswordSource = field(default_factory=PasswordSource)
     auth: str | None = None  # e.g. "apop" or "plain" for POP3; None lets the client choose
+    part_size: int | None = None  # PST only: start a new file when one reaches this size
 
     @property
     def is_server(self) -> bool:
@@ -75,9 +77,16 @@ def parse_endpoint(text: str) -> Endpoint:
 def _local(kind: str, rest: str, text: str) -> Endpoint:
     if rest.startswith("//"):
         rest = rest[2:]
+    part_size = None
+    if kind == "pst" and "?part_size=" in rest:
+        rest, _, size = rest.partition("?part_size=")
+        try:
+            part_size = parse_size(size)
+        except ValueError:
+            raise ConfigError(f"part_size={size!r} in {text!r} is not a size like 10GB") from None
     if not rest:
         raise ConfigError(f"the endpoint {text!r} names no path: write {kind}:PATH")
-    return Endpoint(kind=kind, path=Path(os.path.expanduser(rest)))
+    return Endpoint(kind=kind, path=Path(os.path.expanduser(rest)), part_size=part_size)
 
 
 def _server(text: str) -> Endpoint:

@@ -71,3 +71,16 @@ def test_password_from_env_file_and_command(tmp_path, monkeypatch):
     assert PasswordSource(command="printf 'from-command\\nsecond'").resolve("a@h") == "from-command"
     with pytest.raises(ConfigError, match=r"\$MISSING"):
         PasswordSource(env="MISSING").resolve("a@h")
+
+
+def test_pst_part_size_is_written_after_the_path():
+    ep = parse_endpoint("pst:/tmp/a.pst?part_size=10GB")
+    assert (ep.path, ep.part_size) == (Path("/tmp/a.pst"), 10 * 10**9)
+    with pytest.raises(ConfigError, match="not a size"):
+        parse_endpoint("pst:a.pst?part_size=big")
+
+
+def test_the_pst_store_takes_its_part_size_from_the_endpoint(tmp_path):
+    from migrator.stores import open_store
+
+    assert open_store(parse_endpoint(f"pst:{tmp_path}/a.pst?part_size=600KB")).part_size == 600_000

@@ -7,13 +7,13 @@ run uses, or raise ValueError; the loader then reports what was expected, and wh
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from migrator.foldermap import MapRule
 from migrator.pipeline.filters import MessageFilter
+from migrator.sizes import parse_size as size
 
 SCHEMA_VERSION = 1
 SERVER_TYPES = ("imap", "pop3")
@@ -22,9 +22,6 @@ ENDPOINT_TYPES = SERVER_TYPES + LOCAL_TYPES
 TLS_MODES = ("implicit", "starttls", "none")
 AUTH_METHODS = {"imap": ("plain", "login"), "pop3": ("user", "apop", "plain")}
 PASSWORD_KEYS = ("password", "password_env", "password_command", "password_file")
-SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
-              "kib": 1024, "mib": 1024**2, "gib": 1024**3}
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", re.IGNORECASE)
 _TRUE, _FALSE = ("true", "yes", "on"), ("false", "no", "off")
 
 
@@ -85,19 +82,6 @@ def date(value: object) -> dt.datetime:
     if not isinstance(value, dt.datetime):
         raise ValueError
     return value if value.tzinfo is not None else value.astimezone()
-
-
-def size(value: object) -> int:
-    """Return a size in bytes from a number or text like "25MB", "1.5 GB", "512 KiB"."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    match = _SIZE.fullmatch(value) if isinstance(value, str) else None
-    if match is None or match.group(2).lower() not in SIZE_UNITS:
-        raise ValueError
-    result = int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
-    if result <= 0:
-        raise ValueError
-    return result
 
 
 def string_list(value: object) -> tuple[str, ...]:

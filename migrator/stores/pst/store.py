@@ -75,12 +75,12 @@ class PstStore(Store):
     durable_on_append = False
     supports_flag_updates = False
 
-    def __init__(self, endpoint: Endpoint, *, readonly: bool = True, part_size: int = DEFAULT_PART_SIZE) -> None:
+    def __init__(self, endpoint: Endpoint, *, readonly: bool = True, part_size: int | None = None) -> None:
         super().__init__(endpoint, readonly=readonly)
         if endpoint.path is None:
             raise StoreError(f"{endpoint} names no file: write pst:PATH")
         self.path = endpoint.path
-        self.part_size = part_size
+        self.part_size = part_size or endpoint.part_size or DEFAULT_PART_SIZE
         self._reader: PstFile | None = None
         self._part: PartWriter | None = None
         self._part_number = 1
