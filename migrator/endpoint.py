@@ -101,7 +101,7 @@ def _server(text: str) -> Endpoint:
     if url.password is not None:
         raise ConfigError(
             "a password in the endpoint URL would end up in shell history and process lists: "
-            f"use ?password_env=VAR or ?password_file=PATH instead"
+            "use ?password_env=VAR or ?password_file=PATH instead"
         )
     if not url.hostname:
         raise ConfigError(f"the endpoint {text!r} names no host: write {url.scheme}://USER@HOST")

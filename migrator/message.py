@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+
+from migrator.contentkey import content_key_from_headers, crlf_size, header_block
 
 FolderPath = tuple[str, ...]
 """A folder as its sequence of Unicode names, outermost first; INBOX is ``("INBOX",)``."""
@@ -82,6 +85,16 @@ class Message:
     def size(self) -> int:
         """Return the size of the raw message in bytes."""
         return len(self.raw)
+
+    @functools.cached_property
+    def crlf_size(self) -> int:
+        """Return the size the message has with CRLF line endings (what IMAP servers count)."""
+        return crlf_size(self.raw)
+
+    @functools.cached_property
+    def content_key(self) -> str:
+        """Return the message's content key (see contentkey.py), computed once."""
+        return content_key_from_headers(header_block(self.raw), self.crlf_size)
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,20 @@ def test_file_names_sizes_and_permissions(tmp_path: Path) -> None:
         assert (tmp_path / "m" / directory).stat().st_mode & 0o777 == 0o700
 
 
+@pytest.mark.parametrize("syncfs", [True, False], ids=["one syncfs", "fsync per file"])
+def test_a_batch_is_durable_with_or_without_syncfs(tmp_path: Path, monkeypatch, syncfs: bool) -> None:
+    from migrator.stores import localfs
+
+    if not syncfs:
+        monkeypatch.setattr(localfs, "_syncfs", None)  # as on a system without syncfs(2)
+    messages = [_message(f"Subject: {i}\r\n\r\nbody {i}\r\n".encode()) for i in range(40)]
+    with _store(tmp_path / "m") as store:
+        assert all(r.ok for r in store.append_batch(("INBOX",), messages))
+    with _store(tmp_path / "m", readonly=True) as store:
+        assert sorted(m.raw for m in store.messages(("INBOX",))) == sorted(m.raw for m in messages)
+    assert _files(tmp_path / "m" / "tmp") == []
+
+
 def test_received_date_is_the_mtime_to_the_microsecond_even_before_1970(tmp_path: Path) -> None:
     when = datetime(1965, 3, 14, 9, 26, 53, 589793, tzinfo=UTC)
     with _store(tmp_path) as store:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from migrator.contentkey import content_key
 from migrator.folder import Folder, Role
 from migrator.message import FolderPath, Message, MessageRef
 from migrator.pipeline.batches import batched, prefetched
@@ -117,7 +116,7 @@ class FolderCopy:
             stream.close()
 
     def _write_batch(self, batch: list[Message]) -> None:
-        keys = {m.uid: content_key(m.raw) for m in batch}
+        keys = {m.uid: m.content_key for m in batch}
         outcome: dict[str, str] = {}
         for plan in self.plans:
             for uid, result in self._write_to(plan, batch, keys).items():

@@ -11,7 +11,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from migrator.contentkey import content_key
 from migrator.endpoint import Endpoint
 from migrator.errors import StoreError
 from migrator.folder import Folder, FolderStats, Role
@@ -114,7 +113,7 @@ class Store(ABC):
         """
         keys: dict[str, list[str]] = {}
         for message in self.messages(folder):
-            keys.setdefault(content_key(message.raw), []).append(message.uid)
+            keys.setdefault(message.content_key, []).append(message.uid)
         return keys
 
     # --- writing ---------------------------------------------------------------------

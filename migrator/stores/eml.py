@@ -33,14 +33,13 @@ from migrator.stores.localfs import (
     FILE_MODE,
     from_time_ns,
     fsync_dir,
-    in_parallel,
     natural_order,
     open_root,
     publish,
     reason,
     temp_name,
     write_all,
-    write_synced,
+    write_batch,
 )
 
 FLAGS_FILE = ".migrator-flags"
@@ -161,7 +160,9 @@ class EmlStore(Store):
         number = next_number(os.listdir(directory))
         names = [f"{number + i:06d}{EML_SUFFIX}" for i in range(len(messages))]
         _append_flags(directory, b"".join(flags_line(n, m.flags) for n, m in zip(names, messages)))
-        results = in_parallel(lambda job: _write_message(directory, *job), list(zip(names, messages)))
+        temps = [directory / temp_name(name) for name in names]
+        errors = write_batch([(temp, m.raw, m.received) for temp, m in zip(temps, messages)])
+        results = [_publish(directory, n, t, m, e) for n, t, m, e in zip(names, temps, messages, errors)]
         try:
             fsync_dir(directory)
         except OSError as e:
@@ -218,11 +219,12 @@ def _append_flags(directory: Path, lines: bytes) -> None:
         raise FolderError(f"cannot record flags in {directory / FLAGS_FILE}: {reason(e)}") from None
 
 
-def _write_message(directory: Path, name: str, message: Message) -> AppendResult:
-    """Write ``message`` as ``directory/name`` without ever replacing a file; return its result."""
-    temp = directory / temp_name(name)
+def _publish(directory: Path, name: str, temp: Path, message: Message, error: OSError | None) -> AppendResult:
+    """Give the durably written ``temp`` its final name (never replacing a file); return the result."""
     try:
-        write_synced(temp, message.raw, message.received)
+        if error is not None:
+            temp.unlink(missing_ok=True)  # written but not made durable: never publish it
+            raise error
         publish(temp, directory / name)
     except OSError as e:
         return AppendResult(message, error=f"cannot write {directory / name}: {reason(e)}")

@@ -21,7 +21,6 @@ into ``cur/`` (not ``new/``: a migrated message is not new mail, and its flags a
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 import os
@@ -31,7 +30,6 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from migrator.contentkey import crlf_size
 from migrator.endpoint import Endpoint
 from migrator.errors import FolderError, MessageError, StoreError
 from migrator.folder import Folder, role_by_name
@@ -43,12 +41,11 @@ from migrator.stores.localfs import (
     FILE_MODE,
     from_time_ns,
     fsync_dir,
-    in_parallel,
     natural_order,
     open_root,
     reason,
     replace_synced,
-    write_synced,
+    write_batch,
 )
 
 log = logging.getLogger(__name__)
@@ -126,12 +123,12 @@ def assign_keywords(mapping: dict[int, str], wanted: Iterable[str]) -> tuple[dic
     return mapping, left_out
 
 
-def unique_name(raw: bytes) -> str:
+def unique_name(message: Message) -> str:
     """Return a new unique part for a message file, as Dovecot forms it."""
     now = time.time_ns()
     host = socket.gethostname().replace("/", "\\057").replace(":", "\\072").replace(",", "\\054")
     unique = f"{now // 10**9}.M{now // 1000 % 10**6}P{os.getpid()}Q{next(_sequence)}.{host}"
-    return f"{unique},S={len(raw)},W={crlf_size(raw)}"
+    return f"{unique},S={message.size},W={message.crlf_size}"
 
 
 def inbox_normalised(path: FolderPath) -> FolderPath:
@@ -275,12 +272,17 @@ class MaildirStore(Store):
     # --- writing ----------------------------------------------------------------------------
 
     def append_batch(self, folder: FolderPath, messages: Sequence[Message]) -> list[AppendResult]:
-        """Write the messages through tmp/ into cur/, fsyncing each file and cur/ once."""
+        """Write the messages into tmp/, make them durable, move them into cur/ and fsync cur/ once."""
         self._check_writable()
         self._create_folder(folder)
         directory = self._existing_dir(folder)
         indexes = self._keyword_indexes(directory, (k for m in messages for k in stored_keywords(m.flags)))
-        results = in_parallel(functools.partial(_write_to_tmp, directory), messages)
+        uniques = [unique_name(message) for message in messages]
+        errors = write_batch([(directory / "tmp" / u, m.raw, m.received) for u, m in zip(uniques, messages)])
+        results = [
+            AppendResult(m, uid=u) if e is None else _unwritten(directory / "tmp" / u, m, e)
+            for u, m, e in zip(uniques, messages, errors)
+        ]
         staged = [(position, r.uid) for position, r in enumerate(results) if r.ok]
         return self._commit(directory, results, staged, indexes)
 
@@ -384,11 +386,7 @@ def _read(directory: Path, folder: FolderPath, uid: str, name: str | None, keywo
     return Message(raw, flags_of(split_name(name)[1], keywords), from_time_ns(mtime_ns), folder, uid)
 
 
-def _write_to_tmp(directory: Path, message: Message) -> AppendResult:
-    """Write ``message`` into ``directory/tmp``, fsynced; return its result (the uid is its unique name)."""
-    unique = unique_name(message.raw)
-    try:
-        write_synced(directory / "tmp" / unique, message.raw, message.received)
-    except OSError as e:
-        return AppendResult(message, error=f"cannot write into {directory}/tmp: {reason(e)}")
-    return AppendResult(message, uid=unique)
+def _unwritten(temp: Path, message: Message, error: OSError) -> AppendResult:
+    """Remove what may be left of a write that failed or was not made durable; return the failure."""
+    temp.unlink(missing_ok=True)
+    return AppendResult(message, error=f"cannot write into {temp.parent}: {reason(error)}")

@@ -13,7 +13,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from migrator.contentkey import content_key
 from migrator.errors import FolderError, MessageError
 from migrator.message import Flags, FolderPath, Message
 from migrator.stores.base import AppendResult
@@ -147,9 +146,9 @@ def _recover_unconfirmed(session: Session, job: AppendJob) -> None:
     arrived = content_keys(session, job.path, job.first_new_uid)
     for result in job.results:
         if result is not None and result.ok:
-            _claim(arrived, content_key(result.message.raw), result.uid)
+            _claim(arrived, result.message.content_key, result.uid)
     for index in unconfirmed:
-        uid = _claim(arrived, content_key(job.messages[index].raw), None)
+        uid = _claim(arrived, job.messages[index].content_key, None)
         if uid is not None:
             job.results[index] = AppendResult(job.messages[index], uid=uid)
 
