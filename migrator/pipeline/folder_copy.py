@@ -42,6 +42,7 @@ class RunContext:
 
     @property
     def state(self) -> StateStore | None:
+        """Return the run's state file, or None for a run without one."""
         return self.plan.state
 
 
@@ -116,10 +117,9 @@ class FolderCopy:
             stream.close()
 
     def _write_batch(self, batch: list[Message]) -> None:
-        keys = {m.uid: m.content_key for m in batch}
         outcome: dict[str, str] = {}
         for plan in self.plans:
-            for uid, result in self._write_to(plan, batch, keys).items():
+            for uid, result in self._write_to(plan, batch).items():
                 outcome[uid] = max(outcome.get(uid, "skipped"), result, key=_SEVERITY.__getitem__)
         summary = self.run.summary
         for message in batch:
@@ -134,7 +134,7 @@ class FolderCopy:
                 self.failed += 1
         self.run.progress.messages_done(len(batch), sum(m.size for m in batch))
 
-    def _write_to(self, plan: TargetPlan, batch: list[Message], keys: dict[str, str]) -> dict[str, str]:
+    def _write_to(self, plan: TargetPlan, batch: list[Message]) -> dict[str, str]:
         """Write the messages ``plan`` lacks; return 'copied', 'skipped' or 'failed' per uid."""
         outcome: dict[str, str] = {}
         to_write: list[Message] = []
@@ -142,10 +142,10 @@ class FolderCopy:
         for message in batch:
             if not plan.needs(message.uid):
                 continue
-            present_uid = plan.take_present(keys[message.uid])
+            present_uid = plan.take_present(message.content_key)
             if present_uid is not None:
                 outcome[message.uid] = "skipped"
-                adopted.append((message.uid, present_uid, keys[message.uid], message.flags.encode()))
+                adopted.append((message.uid, present_uid, message.content_key, message.flags.encode()))
             else:
                 to_write.append(message)
         state = self.run.state
@@ -155,13 +155,13 @@ class FolderCopy:
             if to_write and not plan.pair.dirty:
                 plan.pair = state.mark_dirty(plan.pair, True)
         results = plan.store.append_batch(plan.folder, to_write) if to_write else []
-        self._record(plan, results, keys)
+        self._record(plan, results)
         for result in results:
             outcome[result.message.uid] = "copied" if result.ok else "failed"
         return outcome
 
-    def _record(self, plan: TargetPlan, results: list[AppendResult], keys: dict[str, str]) -> None:
-        rows = [(r.message.uid, r.uid, keys[r.message.uid], r.message.flags.encode()) for r in results if r.ok]
+    def _record(self, plan: TargetPlan, results: list[AppendResult]) -> None:
+        rows = [(r.message.uid, r.uid, r.message.content_key, r.message.flags.encode()) for r in results if r.ok]
         for result in results:
             if not result.ok:
                 self.run.summary.fail(self._failure(plan, result))
