@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from migrator import schedule
 from migrator.cli import main
+from tests.support.tools import require_tools
 from tests.test_lock import local_profile
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,8 +68,7 @@ def test_systemd_units(profile, tmp_path):
     assert "Type=oneshot" in service and "Persistent=true" in timer and "WantedBy=timers.target" in timer
     calendar = next(line for line in timer.splitlines() if line.startswith("OnCalendar="))[len("OnCalendar="):]
     assert calendar == f"*-*-* 00/6:{chosen.minute:02d}:00"
-    if shutil.which("systemd-analyze") is None:
-        pytest.skip("systemd-analyze is not installed to check the calendar expression")
+    require_tools("systemd-analyze")
     checked = subprocess.run(["systemd-analyze", "calendar", calendar], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
 
