@@ -156,7 +156,7 @@ def header(corpus: Corpus, options: Options) -> str:
         f"## Benchmark ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)\n\n"
         f"`{options.command}`: {corpus.n} messages, {corpus.size / MB:.0f} MB (as IMAP counts them), "
         f"{len(corpus.folders)} folders; Dovecot on localhost over TLS, client and server sharing "
-        f"{cores} cores ({_cpu_model()}); Python {platform.python_version()}. "
+        f"{cores} cores ({_cpu_model()}); migrator run by `{options.python}`. "
         f"{options.repeats} repeats: median wall time, largest peak RSS. "
         f"cold = empty target, no state; rerun = the same command again with nothing new. "
         f"CPU s = the client's user + system time (the server's is not in it). "
@@ -186,5 +186,5 @@ def _slug(name: str) -> str:
 
 def elapsed_since(started: float) -> str:
     """Return the time since ``started`` (a monotonic clock reading) as minutes and seconds."""
-    seconds = time.monotonic() - started
-    return f"{int(seconds // 60)} min {seconds % 60:.0f} s"
+    minutes, seconds = divmod(round(time.monotonic() - started), 60)
+    return f"{minutes} min {seconds} s"
