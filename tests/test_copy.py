@@ -15,7 +15,7 @@ from migrator.foldermap import FolderRules
 from migrator.pipeline import CopyOptions, run_copy
 from migrator.state import StateStore
 from migrator.stores import open_store
-from tests.support.corpus import corpus, crlf, imap_flags, seed_items, server_safe
+from tests.support.corpus import corpus, crlf, imap_flags, seed_items, server_safe, write_archive
 
 LOCAL_KINDS = ("maildir", "mbox", "eml", "pst")
 
@@ -82,10 +82,7 @@ def test_local_round_trip_is_byte_exact_with_lf_and_odd_dates(kind, tmp_path):
     """Local archives keep what no server can: bare LF, NUL bytes, dates before 1970, empty messages."""
     messages = corpus()
     first = parse_endpoint(f"{kind}:{tmp_path / 'first'}")
-    with open_store(first, readonly=False) as store:
-        for folder in {m.folder for m in messages}:
-            store.ensure_folder(folder)
-            assert all(r.ok for r in store.append_batch(folder, [m for m in messages if m.folder == folder]))
+    write_archive(first, messages)
     second = parse_endpoint(f"{kind}:{tmp_path / 'second'}")
     assert run_copy(first, [second]).failures == []
     with open_store(second) as store:

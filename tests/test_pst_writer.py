@@ -463,13 +463,11 @@ def test_maildir_to_pst_to_maildir_through_the_pipeline_is_exact(tmp_path: Path)
     from migrator.pipeline import run_copy
     from migrator.state import StateStore
     from tests.support.corpus import corpus as shared_corpus
+    from tests.support.corpus import write_archive
 
     messages = shared_corpus()
     first = parse_endpoint(f"maildir:{tmp_path / 'first'}")
-    with open_store(first, readonly=False) as store:
-        for folder in {m.folder for m in messages}:
-            store.ensure_folder(folder)
-            assert all(r.ok for r in store.append_batch(folder, [m for m in messages if m.folder == folder]))
+    write_archive(first, messages)
     pst = parse_endpoint(f"pst:{tmp_path / 'backup.pst'}")
     state = StateStore(tmp_path / "state.sqlite")
     assert run_copy(first, [pst], state=state).failures == []
