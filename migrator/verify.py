@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from migrator.folder import Folder, Role
 from migrator.foldermap import FolderRules, display_name
 from migrator.message import Flags, FolderPath
 from migrator.stores.base import Store
@@ -29,12 +30,14 @@ class FolderComparison:
 
 def verify(source: Store, target: Store, rules: FolderRules = FolderRules()) -> list[FolderComparison]:
     """Return the comparison of every selected source folder with its folder in the target."""
-    return [_compare(source, target, folder.path, *rules.destination(folder))
+    target_folders = target.list_folders()  # listed once, not once per source folder
+    return [_compare(source, target, target_folders, folder.path, *rules.destination(folder))
             for folder in rules.select(source.list_folders())]
 
 
-def _compare(source: Store, target: Store, path: FolderPath, wanted: FolderPath, role) -> FolderComparison:
-    target_path = target.resolve_folder(wanted, role)
+def _compare(source: Store, target: Store, target_folders: list[Folder], path: FolderPath, wanted: FolderPath,
+             role: Role | None) -> FolderComparison:
+    target_path = target.resolve_folder(wanted, role, target_folders)
     source_keys = source.content_keys(path)
     result = FolderComparison(display_name(path), display_name(target_path) if target_path else None)
     result.source_count = sum(len(uids) for uids in source_keys.values())

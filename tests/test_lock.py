@@ -81,7 +81,7 @@ def test_lock_of_a_killed_holder_is_taken_over(tmp_path):
     path = tmp_path / "p.lock"
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from migrator.lock import ProfileLock; "
-         f"ProfileLock(sys.argv[1], 'p').acquire(); print('locked', flush=True); time.sleep(60)", str(path)],
+         "ProfileLock(sys.argv[1], 'p').acquire(); print('locked', flush=True); time.sleep(60)", str(path)],
         stdout=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
         assert holder.stdout.readline().strip() == "locked"

@@ -118,13 +118,16 @@ class Store(ABC):
 
     # --- writing ---------------------------------------------------------------------
 
-    def resolve_folder(self, folder: FolderPath, role: Role | None = None) -> FolderPath | None:
+    def resolve_folder(
+        self, folder: FolderPath, role: Role | None = None, folders: Sequence[Folder] | None = None
+    ) -> FolderPath | None:
         """Return the existing folder that messages of ``folder`` (with ``role``) go to, or None.
 
         The folder with the same special-use role wins over the same name, so that "Sent"
-        lands in "Sent Items" where that is the target's \\Sent folder.
+        lands in "Sent Items" where that is the target's \\Sent folder. ``folders`` is the
+        store's folder list when the caller has it already (it is listed otherwise).
         """
-        folders = self.list_folders()
+        folders = self.list_folders() if folders is None else folders
         if role is not None:
             for existing in folders:
                 if existing.role == role:
