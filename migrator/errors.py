@@ -13,6 +13,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # bad command line, endpoint or profile: nothing ran
     CONNECT = 3  # could not connect or log in
     LOCKED = 4  # another run of the same profile holds the lock
+    INTERRUPTED = 130  # the shell's status for a run stopped by Ctrl-C (SIGINT)
 
 
 class MigratorError(Exception):

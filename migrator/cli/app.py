@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(error.exit_code)
     except KeyboardInterrupt:
         typer.echo("migrator: interrupted; rerun to continue where this run stopped", err=True)
-        return 130
+        return int(ExitCode.INTERRUPTED)
     return 0
 
 

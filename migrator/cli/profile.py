@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from migrator.cli.app import app
-from migrator.endpoint import Endpoint
 from migrator.errors import ConfigError
-from migrator.profile import load_profile, plan_run
-from migrator.profile.template import TEMPLATE
-from migrator.stores import open_store
+
+if TYPE_CHECKING:
+    from migrator.endpoint import Endpoint
+
+# Each command imports what it uses when it runs: every start of `migrator` (a cron job's
+# included) registers all commands, and the profile code brings in YAML.
 
 profile_app = typer.Typer(help="Check a profile, or write a commented template.", no_args_is_help=True)
 app.add_typer(profile_app, name="profile")
@@ -24,6 +27,8 @@ def check(
     connect: bool = typer.Option(False, "--connect", help="Also log in to the servers and list the source's folders."),
 ) -> int:
     """Check PROFILE without running it; exit 2 with the line and key of the first mistake."""
+    from migrator.profile import load_profile, plan_run
+
     loaded = load_profile(profile)
     for warning in loaded.warnings:
         typer.echo(f"migrator: warning: {warning}", err=True)
@@ -42,6 +47,8 @@ def check(
 
 
 def _connect(source: Endpoint, targets: tuple[Endpoint, ...]) -> None:
+    from migrator.stores import open_store
+
     with open_store(source) as store:
         names = [folder.name for folder in store.list_folders()]
     listed = ", ".join(names[:20]) + (" …" if len(names) > 20 else "")
@@ -59,6 +66,8 @@ def _connect(source: Endpoint, targets: tuple[Endpoint, ...]) -> None:
 @profile_app.command()
 def init(path: Path | None = typer.Argument(None, help="Where to write the template (default: print it).")) -> int:
     """Write a commented profile template to PATH (private, never overwriting), or print it."""
+    from migrator.profile.template import TEMPLATE
+
     if path is None:
         typer.echo(TEMPLATE, nl=False)
         return 0

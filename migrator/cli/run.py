@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from migrator.cli.app import app
-from migrator.cli.progress_bars import choose_progress, print_summary
 from migrator.errors import MigratorError
-from migrator.profile import RunPlan, load_profile, plan_run
-from migrator.profile.execute import run_profile
-from migrator.runlog import ProgressGroup, RunLog
+
+if TYPE_CHECKING:
+    from migrator.profile import RunPlan
+    from migrator.runlog import RunLog
 
 
 @app.command()
@@ -22,6 +23,8 @@ def run(
     log: Path | None = typer.Option(None, "--log", help="Append one timestamped line per event to this file."),
 ) -> int:
     """Run PROFILE: copy, record the run in its state file; exit 4 at once if the profile is already running."""
+    from migrator.runlog import RunLog  # imported when run, like the profile code: see cli/profile.py
+
     run_log = RunLog(log, profile.stem) if log is not None else None
     try:
         return _run(profile, dry_run, quiet, run_log)
@@ -35,6 +38,11 @@ def run(
 
 
 def _run(path: Path, dry_run: bool, quiet: bool, run_log: RunLog | None) -> int:
+    from migrator.cli.progress_bars import choose_progress, print_summary
+    from migrator.profile import load_profile, plan_run
+    from migrator.profile.execute import run_profile
+    from migrator.runlog import ProgressGroup
+
     profile = load_profile(path)
     for warning in profile.warnings:
         typer.echo(f"migrator: warning: {warning}", err=True)

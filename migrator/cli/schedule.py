@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from migrator import schedule as scheduling
 from migrator.cli.app import app
 from migrator.errors import ConfigError
-from migrator.profile import load_profile, plan_run
+
+if TYPE_CHECKING:
+    from migrator.schedule import Schedule
 
 
 @app.command()
@@ -28,6 +30,9 @@ def schedule(
     """Print what runs PROFILE every 1h, 6h, day or week; --install puts it in place."""
     if systemd and cron:
         raise ConfigError("choose one of --systemd and --cron")
+    from migrator import schedule as scheduling  # imported when run: see cli/profile.py
+    from migrator.profile import load_profile, plan_run
+
     plan = plan_run(load_profile(profile))
     log = plan.state_path.with_suffix(".log")
     chosen = scheduling.make_schedule(profile, plan.name, every, log)
@@ -40,7 +45,9 @@ def schedule(
     return 0
 
 
-def _systemd(chosen: scheduling.Schedule, install: bool) -> None:
+def _systemd(chosen: Schedule, install: bool) -> None:
+    from migrator import schedule as scheduling
+
     directory = scheduling.systemd_user_dir()
     for name, text in scheduling.systemd_units(chosen).items():
         typer.echo(f"# {directory / name}\n{text}")
@@ -57,7 +64,9 @@ def _systemd(chosen: scheduling.Schedule, install: bool) -> None:
         typer.echo(f"# enabled {chosen.unit}.timer; check it with: systemctl --user list-timers")
 
 
-def _cron(chosen: scheduling.Schedule, install: bool) -> None:
+def _cron(chosen: Schedule, install: bool) -> None:
+    from migrator import schedule as scheduling
+
     typer.echo(scheduling.cron_line(chosen))
     if install:
         scheduling.install_cron(chosen)

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from migrator.cli.app import app
 from migrator.errors import ExitCode
-from migrator.lock import locked_by
-from migrator.profile import load_profile, plan_run
-from migrator.profile.execute import INTERRUPTED
-from migrator.state import RunRecord, StateStore
+
+if TYPE_CHECKING:
+    from migrator.state import RunRecord
 
 _RESULTS = {
     ExitCode.OK: "ok",
     ExitCode.PARTIAL: "some messages failed",
     ExitCode.USAGE: "configuration error",
     ExitCode.CONNECT: "could not connect or log in",
-    INTERRUPTED: "interrupted",
+    ExitCode.INTERRUPTED: "interrupted",
 }
 
 
@@ -29,6 +29,10 @@ def status(
     last: int = typer.Option(10, "--last", min=1, help="How many runs to show."),
 ) -> int:
     """Show the last runs of PROFILE: start, duration, counts and result."""
+    from migrator.lock import locked_by  # imported when run: see cli/profile.py
+    from migrator.profile import load_profile, plan_run
+    from migrator.state import StateStore
+
     plan = plan_run(load_profile(profile))
     if not plan.state_path.exists():
         typer.echo(f"{plan.name} has not run yet (no state file {plan.state_path})")

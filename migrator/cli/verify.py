@@ -5,10 +5,6 @@ from __future__ import annotations
 import typer
 
 from migrator.cli.app import app
-from migrator.endpoint import parse_endpoint
-from migrator.foldermap import FolderRules
-from migrator.stores import open_store
-from migrator.verify import verify as compare_stores
 
 
 @app.command()
@@ -21,6 +17,11 @@ def verify(
     details: bool = typer.Option(False, "--details", help="List every missing or extra message and flag difference."),
 ) -> int:
     """Compare SOURCE and TARGET folder by folder; exit 0 only when TARGET holds every SOURCE message."""
+    from migrator.endpoint import parse_endpoint  # imported when run: see cli/profile.py
+    from migrator.foldermap import FolderRules
+    from migrator.stores import open_store
+    from migrator.verify import verify as compare_stores
+
     rules = FolderRules.build(folder, exclude, map_)
     with open_store(parse_endpoint(source)) as src, open_store(parse_endpoint(target)) as dst:
         results = compare_stores(src, dst, rules)

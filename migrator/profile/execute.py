@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from migrator.errors import MigratorError
+from migrator.errors import ExitCode, MigratorError
 from migrator.lock import ProfileLock
 from migrator.pipeline import Progress, Summary, run_copy
 from migrator.profile.to_run import RunPlan
 from migrator.state import StateStore
-
-INTERRUPTED = 130  # the shell's status for a run stopped by Ctrl-C (SIGINT)
 
 
 def run_profile(plan: RunPlan, progress: Progress | None = None) -> Summary:
@@ -29,7 +27,7 @@ def _recorded_run(plan: RunPlan, state: StateStore, progress: Progress | None) -
         state.end_run(run_id, copied=0, skipped=0, failed=0, size=0, exit_code=int(error.exit_code))
         raise
     except KeyboardInterrupt:
-        state.end_run(run_id, copied=0, skipped=0, failed=0, size=0, exit_code=INTERRUPTED)
+        state.end_run(run_id, copied=0, skipped=0, failed=0, size=0, exit_code=int(ExitCode.INTERRUPTED))
         raise
     state.end_run(run_id, copied=summary.copied, skipped=summary.skipped, failed=summary.failed,
                   size=summary.bytes, exit_code=int(summary.exit_code))
