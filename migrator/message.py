@@ -76,6 +76,9 @@ class Message:
     received: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     folder: FolderPath = ("INBOX",)
     uid: str = ""
+    # An IMAP server's RFC822.SIZE: the CRLF size by the protocol's definition, so the
+    # key needs no pass over the bytes (counting line endings is a tenth of a copy's CPU).
+    reported_crlf_size: int | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.received.tzinfo is None:
@@ -89,6 +92,8 @@ class Message:
     @functools.cached_property
     def crlf_size(self) -> int:
         """Return the size the message has with CRLF line endings (what IMAP servers count)."""
+        if self.reported_crlf_size is not None:
+            return self.reported_crlf_size
         return crlf_size(self.raw)
 
     @functools.cached_property

@@ -145,7 +145,9 @@ def _message(items: dict[str, Value], path: FolderPath, refs: dict[int, MessageR
         received = internaldate(items["INTERNALDATE"])
     else:
         received = ref.received or datetime.now(timezone.utc)
-    return Message(body, flags, received, path, ref.uid)
+    # A size that disagrees with the body (some servers only estimate it) is not trusted.
+    reported = ref.size if ref.size == len(body) else None
+    return Message(body, flags, received, path, ref.uid, reported_crlf_size=reported)
 
 
 def content_keys(session: Session, path: FolderPath, first_uid: int = 1) -> dict[str, list[str]]:
