@@ -11,7 +11,7 @@ from migrator.cli.progress_bars import choose_progress, print_summary
 from migrator.endpoint import parse_endpoint
 from migrator.foldermap import FolderRules
 from migrator.paths import default_state_path
-from migrator.pipeline import CopyOptions, run_copy
+from migrator.pipeline import DEFAULT_CONNECTIONS, CopyOptions, run_copy
 from migrator.state import StateStore
 
 
@@ -27,11 +27,14 @@ def copy(
     state: Path | None = typer.Option(None, "--state", help="State file for incremental runs (default: one per endpoint set)."),
     no_state: bool = typer.Option(False, "--no-state", help="Keep no state: every run compares by content instead."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing unless something fails."),
+    connections: int = typer.Option(DEFAULT_CONNECTIONS, "--connections", "-c", min=1,
+                                    help="Folders copied at once, each on connections of its own (IMAP, Maildir, EML)."),
 ) -> int:
     """Copy every folder of SOURCE into each TARGET, incrementally and byte for byte."""
     source_ep = parse_endpoint(source)
     target_eps = [parse_endpoint(t) for t in targets]
-    options = CopyOptions(rules=FolderRules.build(folder, exclude, map_), dry_run=dry_run, delete_after=delete)
+    options = CopyOptions(rules=FolderRules.build(folder, exclude, map_), dry_run=dry_run, delete_after=delete,
+                          connections=connections)
     state_store = None if no_state else StateStore(state or default_state_path(source_ep, *target_eps))
     try:
         summary = run_copy(source_ep, target_eps, options, state_store, choose_progress(quiet, dry_run))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from migrator.errors import ConnectionLost, FolderError, MessageError, StoreError
 from migrator.folder import Folder, Role
 from migrator.message import FolderPath, Message, MessageRef
 from migrator.pipeline.batches import batched, prefetched
@@ -46,6 +47,19 @@ class RunContext:
         return self.plan.state
 
 
+def copy_folder(run: RunContext, folder: Folder) -> list[TargetPlan]:
+    """Copy one folder, counting it; a folder that fails is a failure of the run, not its end."""
+    try:
+        return FolderCopy(run, folder).copy()
+    except (FolderError, MessageError, ConnectionLost, StoreError) as error:
+        failure = Failure(folder.name, str(error))
+        run.summary.fail(failure)
+        run.progress.failed(failure)
+        return []
+    finally:
+        run.summary.folders += 1
+
+
 class FolderCopy:
     """The copy of one source folder into every target."""
 
@@ -56,14 +70,18 @@ class FolderCopy:
         self.plans: list[TargetPlan] = []
         self.copied = self.failed = 0
 
+    def skip_if_unchanged(self) -> bool:
+        """Count and report the folder as done and return True when no target needs anything of it."""
+        unchanged = self._unchanged_since_last_run()
+        if unchanged is None:
+            return False
+        self.run.summary.unchanged += unchanged
+        self.run.progress.folder_started(self.folder.name, 0, 0)
+        self.run.progress.folder_done(self.folder.name, 0, 0)
+        return True
+
     def copy(self) -> list[TargetPlan]:
         """Copy the folder; return its target plans (for deleting from the source afterwards)."""
-        unchanged = self._unchanged_since_last_run()
-        if unchanged is not None:
-            self.run.summary.unchanged += unchanged
-            self.run.progress.folder_started(self.folder.name, 0, 0)
-            self.run.progress.folder_done(self.folder.name, 0, 0)
-            return []
         failures_before = len(self.run.summary.failures)
         plans = self._copy()
         if self.folder.version and len(self.run.summary.failures) == failures_before:

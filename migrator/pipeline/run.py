@@ -8,14 +8,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from migrator.endpoint import Endpoint
-from migrator.errors import ConfigError, ConnectionLost, FolderError, MessageError, StoreError
+from migrator.errors import ConfigError
 from migrator.foldermap import FolderRules
 from migrator.message import FolderPath
 from migrator.pipeline.filters import MessageFilter
 from migrator.pipeline.folder_copy import FolderCopy, RunContext
+from migrator.pipeline.parallel import DEFAULT_CONNECTIONS, copy_side_by_side
 from migrator.pipeline.plan import PlanContext, TargetPlan
 from migrator.pipeline.progress import Progress
-from migrator.pipeline.summary import Failure, Summary
+from migrator.pipeline.summary import Summary
 from migrator.state import StateStore
 from migrator.stores import Store, open_store
 
@@ -24,13 +25,18 @@ DAY = 86400.0
 
 @dataclass(frozen=True)
 class CopyOptions:
-    """What to copy and how. ``keep_days`` deletes from the source only mail copied that long ago."""
+    """What to copy and how. ``keep_days`` deletes from the source only mail copied that long ago.
+
+    ``connections`` is how many folders are copied at once, each on connections of its own
+    (see parallel.py); stores that cannot be shared (PST, POP3) use one.
+    """
 
     rules: FolderRules = field(default_factory=FolderRules)
     message_filter: MessageFilter = field(default_factory=MessageFilter)
     dry_run: bool = False
     delete_after: bool = False
     keep_days: int | None = None
+    connections: int = DEFAULT_CONNECTIONS
 
     @property
     def deletes(self) -> bool:
@@ -56,7 +62,7 @@ def run_copy(
             for store in target_stores:
                 target_stack.enter_context(store)
         run = _run_context(source_store, target_stores, options, state, progress)
-        plans = copy_folders(run, options.rules)
+        plans = copy_folders(run, options.rules, options.connections)
         target_stack.close()  # a PST becomes durable here, before its progress is recorded
         _record_deferred(run)
         if options.deletes and not options.dry_run:
@@ -82,20 +88,14 @@ def _run_context(source: Store, targets: list[Store], options: CopyOptions, stat
     return RunContext(plan, targets, options.rules.destination, options.message_filter, Summary(), progress)
 
 
-def copy_folders(run: RunContext, rules: FolderRules) -> list[TargetPlan]:
-    """Copy every selected folder of the run's source; return all target plans."""
+def copy_folders(run: RunContext, rules: FolderRules, connections: int = 1) -> list[TargetPlan]:
+    """Copy every selected folder of the run's source, ``connections`` at once; return all target plans."""
     started = time.monotonic()
     folders = rules.select(run.plan.source.list_folders())
     run.progress.run_started(len(folders))
-    plans: list[TargetPlan] = []
-    for folder in folders:
-        try:
-            plans.extend(FolderCopy(run, folder).copy())
-        except (FolderError, MessageError, ConnectionLost, StoreError) as error:
-            failure = Failure(folder.name, str(error))
-            run.summary.fail(failure)
-            run.progress.failed(failure)
-        run.summary.folders += 1
+    changed = [folder for folder in folders if not FolderCopy(run, folder).skip_if_unchanged()]
+    run.summary.folders += len(folders) - len(changed)
+    plans = copy_side_by_side(run, changed, connections)
     run.summary.seconds = time.monotonic() - started
     return plans
 

@@ -42,6 +42,12 @@ class Summary:
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
 
+    def add(self, other: Summary) -> None:
+        """Add the counts and failures of ``other`` (a part of the same run) to this summary."""
+        for name in ("folders", "copied", "skipped", "unchanged", "flags_updated", "deleted", "failed", "bytes"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.failures.extend(other.failures)
+
     def fail(self, failure: Failure) -> None:
         """Record a failure; a message failure also counts as a failed message."""
         self.failures.append(failure)

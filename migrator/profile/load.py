@@ -120,7 +120,6 @@ class _ProfileReader:
         targets = self._targets(top.items["targets"])
         delete_after, keep_days = self._deletion(top, source)
         options = self._optional(top, "options", OPTIONS_KEYS)
-        self._check_connections(options)
         folders = self._optional(top, "folders", FOLDERS_KEYS)
         return Profile(
             path=self.path, name=self.path.stem, source=source, targets=targets,
@@ -129,7 +128,7 @@ class _ProfileReader:
             state=self._path(top.values["state"]) if "state" in top.values else None,
             delete_after=delete_after, keep_days=keep_days,
             dry_run=options.values.get("dry_run", False), quiet=options.values.get("quiet", False),
-            connections=options.values.get("connections", 1), warnings=tuple(self.warnings),
+            connections=options.values.get("connections"), warnings=tuple(self.warnings),
         )
 
     def _check_version(self, top: _Section) -> None:
@@ -258,10 +257,3 @@ class _ProfileReader:
             raise top.error("keep_days", "keep_days asks for deletion, but delete_after is false: drop one of them")
         return bool(delete_after), keep_days
 
-    def _check_connections(self, options: _Section) -> None:
-        connections = options.values.get("connections", 1)
-        if connections > 1:
-            self.warnings.append(
-                f"{self.path}: options.connections is {connections}, but this version copies over one "
-                "connection per store; the setting is kept for later versions"
-            )

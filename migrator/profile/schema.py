@@ -197,5 +197,5 @@ class Profile:
     keep_days: int | None = None
     dry_run: bool = False
     quiet: bool = False
-    connections: int = 1
+    connections: int | None = None  # None: the pipeline's default
     warnings: tuple[str, ...] = ()

@@ -52,11 +52,14 @@ class Store(ABC):
     file and renamed into place): the pipeline records their progress after ``close``.
     ``supports_flag_updates`` is False where changing flags in place would mean rewriting
     the archive (mbox); reruns then leave the flags of copied messages as first written.
+    ``parallel_folders`` is True where a sibling instance may copy other folders of the
+    same store at the same time (a second IMAP connection, another writer in a Maildir).
     """
 
     writable: bool = True
     durable_on_append: bool = True
     supports_flag_updates: bool = True
+    parallel_folders: bool = False
 
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
         self.endpoint = endpoint
@@ -69,6 +72,10 @@ class Store(ABC):
 
     def close(self) -> None:
         """Release connections and locks, finishing any pending write."""
+
+    def sibling(self) -> "Store":
+        """Return a new, unopened store on the same endpoint, to copy other folders beside this one."""
+        return type(self)(self.endpoint, readonly=self.readonly)
 
     def __enter__(self) -> "Store":
         self.open()

@@ -86,6 +86,8 @@ def next_number(names: Iterable[str]) -> int:
 class EmlStore(Store):
     """A folder tree of ``.eml`` files (``eml:PATH``)."""
 
+    parallel_folders = True
+
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
         super().__init__(endpoint, readonly=readonly)
         self.root = Path(endpoint.path)

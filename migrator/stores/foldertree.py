@@ -73,6 +73,12 @@ def _make_child(directory: Path, name: str, encode: Callable[[str, int], str]) -
         child = directory / spelling
         os.mkdir(child, DIR_MODE)
         fsync_dir(directory)
+    except FileExistsError:
+        # Another writer (a second connection of the same run) made it first: use theirs.
+        found = _child(directory, name, encode)
+        if found is None:
+            raise FolderError(f"cannot create the folder directory for {name!r} in {directory}: it appeared meanwhile") from None
+        return found
     except ValueError as e:
         raise FolderError(f"cannot create a folder named {name!r} in {directory}: {e}") from None
     except OSError as e:

@@ -154,6 +154,8 @@ def _is_maildir(path: Path) -> bool:
 class MaildirStore(Store):
     """A Maildir++ directory tree (``maildir:PATH``)."""
 
+    parallel_folders = True  # each folder is a directory of its own; messages are files
+
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
         super().__init__(endpoint, readonly=readonly)
         self.root = Path(endpoint.path)
@@ -215,12 +217,25 @@ class MaildirStore(Store):
             name = first_distinct(spellings, lambda spelling: os.path.lexists(self.root / spelling))
         except ValueError as e:
             raise FolderError(f"cannot create the folder {folder!r} in {self.root}: {e}") from None
-        self._make_folder_dir(self.root / name)
+        try:
+            self._make_folder_dir(self.root / name)
+        except FileExistsError:
+            # Another writer of the same run chose the same spelling first: use theirs if it is this folder.
+            if self._folder_dir(folder) is None:
+                raise FolderError(f"cannot create the folder {'/'.join(folder)} in {self.root}: "
+                                  f"{name} appeared meanwhile; run the copy again") from None
+            return
         self._dirs[folder] = name
 
     def _make_folder_dir(self, directory: Path) -> None:
+        """Create a folder directory; raise FileExistsError if it exists, FolderError on other failures."""
         try:
             os.mkdir(directory, DIR_MODE)
+        except FileExistsError:
+            raise
+        except OSError as e:
+            raise FolderError(f"cannot create the Maildir folder {directory}: {reason(e)}") from None
+        try:
             self._make_subdirs(directory)
             os.close(os.open(directory / "maildirfolder", os.O_WRONLY | os.O_CREAT, FILE_MODE))
             fsync_dir(directory)

@@ -90,6 +90,8 @@ class DovecotServer:
     ``separator`` is the IMAP hierarchy separator of the one namespace ("/" or ".");
     ``special_folders`` maps folders created at first login to their SPECIAL-USE flag;
     ``plaintext_auth`` lets clients log in without TLS (see ``remote_host``).
+    ``max_user_connections`` is how many IMAP connections a user may have at once (as on
+    many real servers, a further login is refused with ``[LIMIT]``).
     ``ports`` maps "imap", "imaps", "pop3", "pop3s" to port numbers once started.
     """
 
@@ -104,8 +106,9 @@ class DovecotServer:
     """
 
     def __init__(self, *, separator: str = "/", special_folders: Mapping[str, str] = DEFAULT_SPECIAL_FOLDERS,
-                 plaintext_auth: bool = False, root: Path | None = None) -> None:
+                 plaintext_auth: bool = False, max_user_connections: int = 10, root: Path | None = None) -> None:
         self.separator = separator
+        self.max_user_connections = max_user_connections
         self.special_folders = dict(special_folders)
         self.plaintext_auth = plaintext_auth
         self._given_root = root
@@ -156,7 +159,8 @@ class DovecotServer:
     def _settings(self) -> ServerSettings:
         return ServerSettings(root=self.root, uid=self._uid, gid=self._gid, cert=self.tls_files.server_cert,
                               key=self.tls_files.server_key, ports=self.ports, separator=self.separator,
-                              special_folders=self.special_folders, plaintext_auth=self.plaintext_auth)
+                              special_folders=self.special_folders, plaintext_auth=self.plaintext_auth,
+                              max_user_connections=self.max_user_connections)
 
     def _prepare_directories(self) -> None:
         for name in ("run", "state", "home", "rawlog", "users", "archives"):
@@ -312,14 +316,18 @@ class DovecotServer:
             path.mkdir(exist_ok=True)
             os.chown(path, self._uid, self._gid)
 
+    def imap_sessions(self, user: MailUser | str) -> list[list[str]]:
+        """Return the client commands of each of ``user``'s IMAP sessions since ``enable_rawlog`` (see below)."""
+        logs = _rawlog_files(self.root / "rawlog" / _name(user) / "imap")
+        return [imapwire.rawlog_commands(log) for log in logs]
+
     def imap_commands(self, user: MailUser | str) -> list[str]:
         """Return the client commands, without tags, of ``user``'s IMAP sessions since ``enable_rawlog``.
 
         Sessions come in the order they started; commands before login are not recorded,
         and a session's record is complete once the client has logged out.
         """
-        logs = _rawlog_files(self.root / "rawlog" / _name(user) / "imap")
-        return [command for log in logs for command in imapwire.rawlog_commands(log)]
+        return [command for session in self.imap_sessions(user) for command in session]
 
     def pop3_commands(self, user: MailUser | str) -> list[str]:
         """Return the POP3 commands of ``user``'s sessions since ``enable_rawlog`` (see ``imap_commands``)."""

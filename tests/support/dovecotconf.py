@@ -36,6 +36,7 @@ class ServerSettings:
     separator: str
     special_folders: Mapping[str, str]
     plaintext_auth: bool
+    max_user_connections: int
 
 
 def render_config(settings: ServerSettings) -> str:
@@ -43,7 +44,8 @@ def render_config(settings: ServerSettings) -> str:
     return _TEMPLATE.format(
         root=settings.root, uid=settings.uid, gid=settings.gid, cert=settings.cert, key=settings.key,
         plaintext="no" if settings.plaintext_auth else "yes", separator=settings.separator,
-        mailboxes=_special_folder_sections(settings.special_folders), **settings.ports)
+        mailboxes=_special_folder_sections(settings.special_folders),
+        max_user_connections=settings.max_user_connections, **settings.ports)
 
 
 def _special_folder_sections(special_folders: Mapping[str, str]) -> str:
@@ -97,6 +99,7 @@ namespace inbox {{
 
 protocol imap {{
   rawlog_dir = {root}/rawlog/%u/imap
+  mail_max_userip_connections = {max_user_connections}
 }}
 protocol pop3 {{
   rawlog_dir = {root}/rawlog/%u/pop3

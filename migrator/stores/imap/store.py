@@ -23,6 +23,8 @@ T = TypeVar("T")
 class ImapStore(Store):
     """An IMAP4rev1 account. Reading never changes the source; writing needs ``readonly=False``."""
 
+    parallel_folders = True
+
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
         super().__init__(endpoint, readonly=readonly)
         self._password: str | None = None
@@ -35,6 +37,13 @@ class ImapStore(Store):
     def open(self) -> None:
         """Connect and log in; raise ConnectError or ConfigError."""
         self._live()
+
+    def sibling(self) -> ImapStore:
+        """Return an unopened store for a second connection, with the password already asked for."""
+        other = ImapStore(self.endpoint, readonly=self.readonly)
+        other._password = self._password
+        other._known_names.update(self._known_names)
+        return other
 
     def close(self) -> None:
         """Log out and close the connection."""

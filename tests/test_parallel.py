@@ -1,0 +1,105 @@
+"""Several folders copied at once, each on connections of its own, against a real Dovecot.
+
+Whatever the number of connections, the result is the server's mailbox exactly: every
+folder read by one session only, nothing twice, reruns as cheap as after a one-connection
+run, and a server that refuses further connections only makes the copy use fewer.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from migrator.endpoint import parse_endpoint
+from migrator.foldermap import FolderRules
+from migrator.pipeline import CopyOptions, run_copy
+from migrator.state import StateStore
+from migrator.stores import open_store
+from tests.support.corpus import corpus, seed_items, server_safe
+from tests.test_copy import contents, imap_endpoint, server_contents
+
+
+@pytest.fixture
+def seeded(dovecot, user):
+    """A user holding the server-safe corpus (ten folders); returns (endpoint, what the server holds)."""
+    dovecot.seed(user, seed_items(server_safe(corpus())))
+    return imap_endpoint(dovecot, user), server_contents(dovecot, user)
+
+
+def examined_folders(session: list[str]) -> list[str]:
+    return [command.split(" ", 1)[1] for command in session if command.upper().startswith("EXAMINE ")]
+
+
+def test_three_connections_copy_each_folder_once_into_maildir_and_eml(seeded, tmp_path, dovecot, user):
+    source, expected = seeded
+    targets = [parse_endpoint(f"maildir:{tmp_path / 'maildir'}"), parse_endpoint(f"eml:{tmp_path / 'eml'}")]
+    dovecot.enable_rawlog(user)
+    summary = run_copy(source, targets, CopyOptions(connections=3), StateStore(tmp_path / "state.sqlite"))
+    assert summary.failures == []
+    assert summary.copied == sum(len(items) for items in expected.values())
+    for target in targets:
+        assert contents(target) == expected, target.kind
+    sessions = dovecot.imap_sessions(user)
+    assert len(sessions) == 3
+    reading = [examined_folders(session) for session in sessions]
+    assert all(reading), "every connection copied folders"
+    fetched_by = Counter(folder for folders in reading for folder in set(folders))
+    assert set(fetched_by.values()) == {1}, "no folder is read by two connections"
+
+
+def test_a_rerun_after_a_parallel_copy_fetches_nothing(seeded, tmp_path, dovecot, user):
+    source, expected = seeded
+    target = parse_endpoint(f"maildir:{tmp_path / 'maildir'}")
+    state = StateStore(tmp_path / "state.sqlite")
+    run_copy(source, [target], CopyOptions(connections=4), state)
+    dovecot.enable_rawlog(user)
+    again = run_copy(source, [target], CopyOptions(connections=4), state)
+    assert (again.copied, again.failures) == (0, [])
+    assert again.unchanged == sum(len(items) for items in expected.values())
+    assert len(dovecot.imap_sessions(user)) == 1, "unchanged folders need no further connection"
+    assert contents(target) == expected
+
+
+def test_folders_mapped_into_one_folder_are_written_by_one_worker(seeded, tmp_path):
+    source, expected = seeded
+    target = parse_endpoint(f"maildir:{tmp_path / 'maildir'}")
+    rules = FolderRules.build([], [], ["re:.*=All"])
+    summary = run_copy(source, [target], CopyOptions(rules=rules, connections=4), StateStore(tmp_path / "s.sqlite"))
+    assert summary.failures == []
+    joined = sorted(item for items in expected.values() for item in items)
+    assert contents(target) == {"All": joined}
+
+
+def test_a_server_that_refuses_more_connections_gets_the_copy_over_fewer(dovecot_server, make_user, tmp_path, caplog):
+    server = dovecot_server(max_user_connections=1)
+    user = make_user(server)
+    server.seed(user, seed_items(server_safe(corpus())))
+    expected = server_contents(server, user)
+    target = parse_endpoint(f"maildir:{tmp_path / 'maildir'}")
+    summary = run_copy(imap_endpoint(server, user), [target], CopyOptions(connections=3), StateStore(tmp_path / "s.sqlite"))
+    assert summary.failures == []
+    assert contents(target) == expected
+    assert "one connection fewer" in caplog.text and "LIMIT" in caplog.text
+
+
+def test_an_imap_target_is_written_over_several_connections(seeded, tmp_path, dovecot, make_user):
+    source, expected = seeded
+    other = make_user()
+    target = imap_endpoint(dovecot, other)
+    dovecot.enable_rawlog(other)
+    summary = run_copy(source, [target], CopyOptions(connections=3), StateStore(tmp_path / "state.sqlite"))
+    assert summary.failures == []
+    assert server_contents(dovecot, other) == expected
+    appending = [s for s in dovecot.imap_sessions(other) if any(c.upper().startswith("APPEND") for c in s)]
+    assert len(appending) == 3
+
+
+def test_a_pst_target_keeps_one_connection(seeded, tmp_path, dovecot, user):
+    source, expected = seeded
+    dovecot.enable_rawlog(user)
+    summary = run_copy(source, [parse_endpoint(f"pst:{tmp_path / 'out.pst'}")], CopyOptions(connections=3))
+    assert summary.failures == []
+    assert len(dovecot.imap_sessions(user)) == 1
+    with open_store(parse_endpoint(f"pst:{tmp_path / 'out.pst'}")) as store:
+        assert sum(1 for f in store.list_folders() for _ in store.scan(f.path).refs) == sum(map(len, expected.values()))
