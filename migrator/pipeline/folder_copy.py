@@ -27,6 +27,7 @@ class Deferred:
 
     plan: TargetPlan
     rows: list[tuple[str, str | None, str, str]] = field(default_factory=list)
+    version: str | None = None  # the source folder's version, once every message of it is written
 
 
 @dataclass
@@ -86,8 +87,12 @@ class FolderCopy:
         plans = self._copy()
         if self.folder.version and len(self.run.summary.failures) == failures_before:
             for plan in plans:
-                if plan.pair is not None and plan.store.durable_on_append:
+                if plan.pair is None:
+                    continue
+                if plan.store.durable_on_append:
                     self.run.state.set_version(plan.pair, self.folder.version)
+                else:
+                    self._deferred(plan).version = self.folder.version
         return plans
 
     def _unchanged_since_last_run(self) -> int | None:

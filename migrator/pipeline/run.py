@@ -108,6 +108,8 @@ def _record_deferred(run: RunContext) -> None:
         if deferred.plan.pair is not None:
             run.state.record(deferred.plan.pair, deferred.rows)
             run.state.mark_dirty(deferred.plan.pair, False)
+            if deferred.version is not None:
+                run.state.set_version(deferred.plan.pair, deferred.version)
 
 
 def _delete_copied(run: RunContext, plans: list[TargetPlan], options: CopyOptions) -> None:

@@ -13,16 +13,20 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from migrator.endpoint import Endpoint
 from migrator.errors import FolderError, StoreError
 from migrator.folder import Folder, Role
 from migrator.message import FolderPath, Message, MessageRef
 from migrator.stores.base import AppendResult, FolderScan, Store
-from migrator.stores.pst.messaging_writer import PstWriter
-from migrator.stores.pst.ndb_reader import PstFormatError
-from migrator.stores.pst.reader import PstFile, PstFolder
-from migrator.stores.pst.rebuild import can_copy_blocks, copy_messages
+
+if TYPE_CHECKING:
+    from migrator.stores.pst.messaging_writer import PstWriter
+    from migrator.stores.pst.reader import PstFile, PstFolder
+
+# The writer and the reader are imported when first used: a nightly rerun that finds
+# every folder unchanged neither reads nor writes the file, and skips their imports.
 
 DEFAULT_PART_SIZE = 20 * 1024**3
 """Start a new part after 20 GiB: well below Outlook's default 50 GB limit for Unicode PST files."""
@@ -49,6 +53,8 @@ class PartWriter:
         fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         self.temp = Path(temp)
         self.file = os.fdopen(fd, "w+b")
+        from migrator.stores.pst.messaging_writer import PstWriter
+
         self.writer = PstWriter(self.file, target.stem)
 
     def commit(self) -> None:
@@ -82,6 +88,7 @@ class PstStore(Store):
         self.path = endpoint.path
         self.part_size = part_size or endpoint.part_size or DEFAULT_PART_SIZE
         self._reader: PstFile | None = None
+        self._existing: Path | None = None  # the last part, opened for reading when first needed
         self._part: PartWriter | None = None
         self._part_number = 1
 
@@ -97,7 +104,7 @@ class PstStore(Store):
             self._part_number += 1
         existing = part_path(self.path, self._part_number)
         if existing.exists():
-            self._reader = self._open_reader(existing)  # rebuilt only when something is added (_writer)
+            self._existing = existing  # rebuilt only when something is added (_writer)
         else:
             self._part = PartWriter(existing)
 
@@ -126,16 +133,21 @@ class PstStore(Store):
     def _open_reader(path: Path) -> PstFile:
         if not path.exists():
             raise StoreError(f"the PST file {path} does not exist: check the path")
+        from migrator.stores.pst.reader import PstFile
+
         return PstFile(path)
 
     def _start_rebuild(self) -> PartWriter:
         """Return a new part for the existing last part, holding a copy of all its folders and messages."""
-        assert self._reader is not None
+        from migrator.stores.pst.ndb_reader import PstFormatError
+        from migrator.stores.pst.rebuild import can_copy_blocks, copy_messages
+
+        reader = self._require_reader()
         part = PartWriter(part_path(self.path, self._part_number))
         writer = part.writer
-        if can_copy_blocks(self._reader):
+        if can_copy_blocks(reader):
             try:
-                copy_messages(self._reader, writer)
+                copy_messages(reader, writer)
             except PstFormatError as error:
                 part.discard()
                 raise StoreError(f"cannot add to {part.target}: {error}; write to a new file instead") from None
@@ -145,11 +157,11 @@ class PstStore(Store):
 
     def _copy_by_message(self, writer: PstWriter) -> None:
         """Copy the messages of an ANSI file by reading and writing each one again (same NIDs)."""
-        assert self._reader is not None
-        for folder in self._reader.folders():
+        reader = self._require_reader()
+        for folder in reader.folders():
             writer.ensure_folder(folder.path)
-            refs = list(self._reader.scan(folder))
-            for ref, message in zip(refs, self._reader.fetch(folder, refs)):
+            refs = list(reader.scan(folder))
+            for ref, message in zip(refs, reader.fetch(folder, refs)):
                 writer.add_message(folder.path, message, nid=int(ref.uid))
 
     # --- reading ---------------------------------------------------------------------------------------
@@ -171,13 +183,15 @@ class PstStore(Store):
         return iter(()) if found is None else self._require_reader().fetch(found, refs)
 
     def _require_reader(self) -> PstFile:
+        if self._reader is None and self._existing is not None:
+            self._reader = self._open_reader(self._existing)
         if self._reader is None:
             raise StoreError(f"{self.endpoint} is not open: use it as a context manager")
         return self._reader
 
     def _pst_folder(self, path: FolderPath) -> PstFolder | None:
         """Return the folder of the file read, None for a folder only the part being written has."""
-        if self._part is not None and self._reader is None:
+        if self._part is not None and self._reader is None and self._existing is None:
             return None
         for folder in self._require_reader().folders():
             if folder.path == path:
