@@ -75,9 +75,13 @@ def test_from_line_parts() -> None:
     assert envelope_sender(b"Subject: x\n\nReturn-Path: <in@body>\n") == "MAILER-DAEMON"
 
 
+def mbox_bytes(message: Message) -> bytes:
+    return b"".join(serialise(message))
+
+
 @given(st.lists(messages, max_size=6))
 def test_serialised_messages_read_back_exactly(batch: list[Message]) -> None:
-    mbox = b"".join(serialise(m) for m in batch)
+    mbox = b"".join(map(mbox_bytes, batch))
     found = list(entries(mbox))
     assert [message_bytes(mbox, e) for e in found] == [m.raw for m in batch]
     assert [e.flags for e in found] == [m.flags for m in batch]
@@ -87,15 +91,15 @@ def test_serialised_messages_read_back_exactly(batch: list[Message]) -> None:
 
 def test_preexisting_status_headers_stay() -> None:
     raw = b"Status: RO\nX-Status: F\nX-Keywords: old\nSubject: s\n\nbody\n"
-    mbox = serialise(Message(raw, Flags(), datetime(2020, 1, 1, tzinfo=UTC)))
+    mbox = mbox_bytes(Message(raw, Flags(), datetime(2020, 1, 1, tzinfo=UTC)))
     (entry,) = entries(mbox)
     assert message_bytes(mbox, entry) == raw and entry.flags == Flags()
 
 
 def test_a_message_that_looks_like_our_own_wrapping_round_trips() -> None:
-    inner = serialise(Message(b"Subject: inner\n\nx", Flags.of(Flag.SEEN), datetime(2020, 1, 1, tzinfo=UTC)))
+    inner = mbox_bytes(Message(b"Subject: inner\n\nx", Flags.of(Flag.SEEN), datetime(2020, 1, 1, tzinfo=UTC)))
     raw = inner.split(b"\n", 1)[1]  # starts with a marker line and Status: RO
-    mbox = serialise(Message(raw, Flags(), datetime(2021, 1, 1, tzinfo=UTC)))
+    mbox = mbox_bytes(Message(raw, Flags(), datetime(2021, 1, 1, tzinfo=UTC)))
     (entry,) = entries(mbox)
     assert message_bytes(mbox, entry) == raw and entry.flags == Flags()
 
@@ -132,7 +136,7 @@ def test_a_wrong_content_length_falls_back_to_separators() -> None:
 
 
 def test_a_message_changed_by_another_program_is_read_as_foreign() -> None:
-    ours = serialise(Message(b"Subject: s\n\nbody\n", Flags.of(Flag.SEEN), datetime(2020, 1, 1, tzinfo=UTC)))
+    ours = mbox_bytes(Message(b"Subject: s\n\nbody\n", Flags.of(Flag.SEEN), datetime(2020, 1, 1, tzinfo=UTC)))
     edited = ours.replace(b"body", b"BODY, longer now")
     (entry,) = entries(edited)
     assert not entry.quoted and b"BODY, longer now" in message_bytes(edited, entry)

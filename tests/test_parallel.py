@@ -31,9 +31,9 @@ def examined_folders(session: list[str]) -> list[str]:
     return [command.split(" ", 1)[1] for command in session if command.upper().startswith("EXAMINE ")]
 
 
-def test_three_connections_copy_each_folder_once_into_maildir_and_eml(seeded, tmp_path, dovecot, user):
+def test_three_connections_copy_each_folder_once_into_maildir_mbox_and_eml(seeded, tmp_path, dovecot, user):
     source, expected = seeded
-    targets = [parse_endpoint(f"maildir:{tmp_path / 'maildir'}"), parse_endpoint(f"eml:{tmp_path / 'eml'}")]
+    targets = [parse_endpoint(f"{kind}:{tmp_path / kind}") for kind in ("maildir", "mbox", "eml")]
     dovecot.enable_rawlog(user)
     summary = run_copy(source, targets, CopyOptions(connections=3), StateStore(tmp_path / "state.sqlite"))
     assert summary.failures == []

@@ -28,7 +28,7 @@ def copy(
     no_state: bool = typer.Option(False, "--no-state", help="Keep no state: every run compares by content instead."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing unless something fails."),
     connections: int = typer.Option(DEFAULT_CONNECTIONS, "--connections", "-c", min=1,
-                                    help="Folders copied at once, each on connections of its own (IMAP, Maildir, EML)."),
+                                    help="Folders copied at once, each on connections of its own (IMAP, Maildir, mbox, EML)."),
 ) -> int:
     """Copy every folder of SOURCE into each TARGET, incrementally and byte for byte."""
     source_ep = parse_endpoint(source)

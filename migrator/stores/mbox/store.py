@@ -41,6 +41,7 @@ class MboxStore(Store):
     """A tree of mbox files (``mbox:PATH``), or a single mbox file for reading."""
 
     supports_flag_updates = False
+    parallel_folders = True  # each folder is a file of its own, locked while it is written
 
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
         super().__init__(endpoint, readonly=readonly)
@@ -127,26 +128,30 @@ class MboxStore(Store):
         self._check_writable()
         self._create_folder(folder)
         path = inside(self.root, self._existing_path(folder))
-        chunks = [serialise(message) for message in messages]
         try:
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
         except OSError as e:
             raise FolderError(f"cannot open {path} for writing: {reason(e)}") from None
         try:
             with write_lock(path, fd):
-                return _append(fd, path, messages, chunks)
+                return _append(fd, path, messages)
         finally:
             os.close(fd)
 
 
-def _append(fd: int, path: Path, messages: Sequence[Message], chunks: list[bytes]) -> list[AppendResult]:
-    """Write ``chunks`` at the end of the locked file ``fd``; return one result per message."""
+def _append(fd: int, path: Path, messages: Sequence[Message]) -> list[AppendResult]:
+    """Write ``messages`` at the end of the locked file ``fd``; return one result per message."""
     old_size = os.fstat(fd).st_size
     prefix = _separator_needed(fd, old_size)
+    offsets = []
     try:
         write_all(fd, prefix)
-        for chunk in chunks:
-            write_all(fd, chunk)
+        offset = old_size + len(prefix)
+        for message in messages:  # serialised one at a time: a batch is never held twice
+            offsets.append(offset)
+            for piece in serialise(message):
+                write_all(fd, piece)
+                offset += len(piece)
         os.fsync(fd)
     except BaseException as e:
         os.ftruncate(fd, old_size)
@@ -155,12 +160,7 @@ def _append(fd: int, path: Path, messages: Sequence[Message], chunks: list[bytes
             raise
         error = f"cannot write to {path}: {reason(e)} (the file was restored to its previous length)"
         return [AppendResult(message, error=error) for message in messages]
-    results = []
-    offset = old_size + len(prefix)
-    for message, chunk in zip(messages, chunks):
-        results.append(AppendResult(message, uid=str(offset)))
-        offset += len(chunk)
-    return results
+    return [AppendResult(message, uid=str(offset)) for message, offset in zip(messages, offsets)]
 
 
 def _separator_needed(fd: int, size: int) -> bytes:
