@@ -53,6 +53,8 @@ def run_benchmark(options: Options) -> str:
                     results += measure_run(spec, context, corpus, options, repeat)
         if options.profile:
             write_profile(context, options)
+    if not options.keep:
+        shutil.rmtree(options.out / "work", ignore_errors=True)
     unavailable = {s.name: s.unavailable for s in specs if s.unavailable}
     return markdown(rows(results, unavailable), workload(corpus), header(corpus, options))
 
@@ -99,8 +101,9 @@ def measure_run(spec: RunSpec, context: Context, corpus: Corpus, options: Option
         results.append(_measure_phase(spec, "rerun", invocation, corpus, options, repeat))
     elif spec.rerun:
         results.append(_failed(spec, "rerun", "not run: the cold run failed"))
-    if not options.keep:
-        shutil.rmtree(work, ignore_errors=True)
+    # Work directories are removed at the end of the session, not here: ext4 gives files
+    # created within seconds of a mass deletion their inodes slowly (it skips the recently
+    # freed ones), which would slow whichever run came next.
     return results
 
 
