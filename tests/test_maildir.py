@@ -199,3 +199,15 @@ def test_reading_changes_nothing(tmp_path: Path) -> None:
         with pytest.raises(StoreError):
             store.set_flags(("A",), "x", Flags())
     assert sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
+
+
+def test_a_message_that_cannot_be_written_fails_alone_and_leaves_no_file(tmp_path):
+    with _store(tmp_path / "m") as store:
+        store.ensure_folder(("Work",))
+        tmp = tmp_path / "m" / ".Work" / "tmp"
+        tmp.rmdir()
+        tmp.write_bytes(b"")  # a file where tmp/ should be: every write into it fails (even as root)
+        results = store.append_batch(("Work",), [_message(), _message(b"Subject: t\r\n\r\nother\r\n")])
+    assert [r.ok for r in results] == [False, False]
+    assert all("cannot write into" in r.error for r in results)
+    assert _files(tmp_path / "m" / ".Work" / "cur") == []

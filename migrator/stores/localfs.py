@@ -46,7 +46,7 @@ def make_private_dirs(path: Path) -> None:
                 raise NotADirectoryError(errno.ENOTDIR, f"{directory} is not a directory", str(directory)) from None
 
 
-def write_synced(path: Path, data: bytes, received: datetime | None = None, *, sync: bool = True) -> None:
+def write_synced(path: str | Path, data: bytes, received: datetime | None = None, *, sync: bool = True) -> None:
     """Create ``path`` (mode 0600, must not exist) holding ``data``, mtime ``received``, fsynced
     unless ``sync`` is False; raise OSError."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
@@ -63,7 +63,7 @@ def write_synced(path: Path, data: bytes, received: datetime | None = None, *, s
     os.close(fd)
 
 
-def write_batch(files: Sequence[tuple[Path, bytes, datetime | None]]) -> list[OSError | None]:
+def write_batch(files: Sequence[tuple[str | Path, bytes, datetime | None]]) -> list[OSError | None]:
     """Write each (path, data, mtime) as a new private file, then make their data durable together.
 
     Return, per file, None or the error that kept it from being written. On Linux one
@@ -85,22 +85,23 @@ def write_batch(files: Sequence[tuple[Path, bytes, datetime | None]]) -> list[OS
     return errors
 
 
-def _sync_data(paths: Sequence[Path]) -> None:
+def _sync_data(paths: Sequence[str | Path]) -> None:
     if not paths:
         return
     if _syncfs is not None:
-        fd = os.open(paths[0].parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        directory = os.path.dirname(paths[0])
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             if _syncfs(fd) != 0:
                 code = ctypes.get_errno()
-                raise OSError(code, os.strerror(code), str(paths[0].parent))
+                raise OSError(code, os.strerror(code), directory)
         finally:
             os.close(fd)
         return
     _in_parallel(_fsync_path, paths)
 
 
-def _fsync_path(path: Path) -> None:
+def _fsync_path(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fsync(fd)

@@ -21,6 +21,7 @@ into ``cur/`` (not ``new/``: a migrated message is not new mail, and its flags a
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -293,10 +294,12 @@ class MaildirStore(Store):
         directory = self._existing_dir(folder)
         indexes = self._keyword_indexes(directory, (k for m in messages for k in stored_keywords(m.flags)))
         uniques = [unique_name(message) for message in messages]
-        errors = write_batch([(directory / "tmp" / u, m.raw, m.received) for u, m in zip(uniques, messages)])
+        # Plain strings, not Path objects, for the per-message paths: pathlib was a tenth of the CPU.
+        temps = [os.path.join(directory, "tmp", unique) for unique in uniques]
+        errors = write_batch([(t, m.raw, m.received) for t, m in zip(temps, messages)])
         results = [
-            AppendResult(m, uid=u) if e is None else _unwritten(directory / "tmp" / u, m, e)
-            for u, m, e in zip(uniques, messages, errors)
+            AppendResult(m, uid=u) if e is None else _unwritten(t, m, e)
+            for u, t, m, e in zip(uniques, temps, messages, errors)
         ]
         staged = [(position, r.uid) for position, r in enumerate(results) if r.ok]
         return self._commit(directory, results, staged, indexes)
@@ -305,12 +308,13 @@ class MaildirStore(Store):
         self, directory: Path, results: list[AppendResult], staged: list[tuple[int, str]], indexes: dict[str, int]
     ) -> list[AppendResult]:
         """Rename the staged files into cur/ and fsync it; return the results with any failures."""
+        tmp, cur = os.path.join(directory, "tmp"), os.path.join(directory, "cur")
         for position, unique in staged:
             message = results[position].message
             try:
-                os.rename(directory / "tmp" / unique, directory / "cur" / (unique + INFO + letters_of(message.flags, indexes)))
+                os.rename(os.path.join(tmp, unique), os.path.join(cur, unique + INFO + letters_of(message.flags, indexes)))
             except OSError as e:
-                os.unlink(directory / "tmp" / unique)
+                os.unlink(os.path.join(tmp, unique))
                 results[position] = AppendResult(message, error=f"cannot move the message into {directory}/cur: {reason(e)}")
         try:
             if staged:
@@ -401,7 +405,10 @@ def _read(directory: Path, folder: FolderPath, uid: str, name: str | None, keywo
     return Message(raw, flags_of(split_name(name)[1], keywords), from_time_ns(mtime_ns), folder, uid)
 
 
-def _unwritten(temp: Path, message: Message, error: OSError) -> AppendResult:
+def _unwritten(temp: str, message: Message, error: OSError) -> AppendResult:
     """Remove what may be left of a write that failed or was not made durable; return the failure."""
-    temp.unlink(missing_ok=True)
-    return AppendResult(message, error=f"cannot write into {temp.parent}: {reason(error)}")
+    # Whatever keeps it from going (never created, tmp/ gone) must not hide the write's own
+    # error; a file left in tmp/ is never read as mail (Dovecot removes old ones).
+    with contextlib.suppress(OSError):
+        os.unlink(temp)
+    return AppendResult(message, error=f"cannot write into {os.path.dirname(temp)}: {reason(error)}")
