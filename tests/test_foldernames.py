@@ -16,9 +16,9 @@ from migrator.stores.foldernames import (
     encode_mutf7,
     encode_eml_dirname,
     encode_mbox_dirname,
-    first_distinct,
     maildir_dirname,
     maildir_path,
+    make_first_free,
     name_variants,
 )
 
@@ -181,8 +181,18 @@ def test_variants_all_decode_to_the_name(name: str) -> None:
 
 
 def _case_insensitive_fs(entries: list[str]):
-    """Return the "is this spelling taken" test of a case-insensitive, normalising filesystem."""
-    return lambda name: _fold(name) in {_fold(e) for e in entries}
+    """Return the "make this directory" of a case-insensitive, normalising filesystem holding ``entries``."""
+
+    def make(name: str) -> None:
+        if _fold(name) in {_fold(e) for e in entries}:
+            raise FileExistsError(name)
+        entries.append(name)
+
+    return make
+
+
+def _make(spellings, entries: list[str], find=lambda: None) -> str:
+    return make_first_free(spellings, _case_insensitive_fs(entries), find)
 
 
 def _fold(name: str) -> str:
@@ -190,14 +200,20 @@ def _fold(name: str) -> str:
 
 
 def test_plain_spelling_when_free() -> None:
-    assert first_distinct(name_variants(encode_mbox_dirname, "work"), _case_insensitive_fs(["other"])) == "work"
+    assert _make(name_variants(encode_mbox_dirname, "work"), ["other"]) == "work"
 
 
 def test_newcomer_differing_in_case_is_spelled_apart() -> None:
     taken = ["Work", "\\77ork"]
-    chosen = first_distinct(name_variants(encode_mbox_dirname, "WORK"), _case_insensitive_fs(taken))
+    chosen = _make(name_variants(encode_mbox_dirname, "WORK"), list(taken))
     assert _fold(chosen) not in {_fold(t) for t in taken}
     assert decode_tree_name(chosen) == "WORK"
+
+
+def test_a_spelling_made_meanwhile_for_the_same_name_is_used() -> None:
+    on_disk = ["Work"]  # made by another writer after this one looked
+    assert _make(name_variants(encode_mbox_dirname, "Work"), on_disk, find=lambda: "Work") == "Work"
+    assert on_disk == ["Work"]
 
 
 @given(st.lists(st.sampled_from(["work", "Work", "WORK", "wOrK", "straße", "STRASSE", "é", "e\u0301"]), unique=True))
@@ -205,6 +221,6 @@ def test_names_equal_up_to_case_get_distinct_spellings(spellings: list[str]) -> 
     for encode, decode in ((encode_mbox_dirname, decode_tree_name), (encode_maildir_name, decode_maildir_name)):
         on_disk: list[str] = []
         for name in spellings:
-            on_disk.append(first_distinct(name_variants(encode, name), _case_insensitive_fs(on_disk)))
+            _make(name_variants(encode, name), on_disk)
         assert len({_fold(t) for t in on_disk}) == len(on_disk)
         assert [decode(t) for t in on_disk] == spellings

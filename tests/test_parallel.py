@@ -7,6 +7,8 @@ run, and a server that refuses further connections only makes the copy use fewer
 
 from __future__ import annotations
 
+import os
+import threading
 from collections import Counter
 
 import pytest
@@ -103,3 +105,35 @@ def test_a_pst_target_keeps_one_connection(seeded, tmp_path, dovecot, user):
     assert len(dovecot.imap_sessions(user)) == 1
     with open_store(parse_endpoint(f"pst:{tmp_path / 'out.pst'}")) as store:
         assert sum(1 for f in store.list_folders() for _ in store.scan(f.path).refs) == sum(map(len, expected.values()))
+
+
+@pytest.mark.parametrize("kind", ["maildir", "mbox", "eml"])
+def test_folders_made_at_once_by_several_writers_exist_once(kind, tmp_path):
+    """Parents made implicitly by one connection while another makes them too are never made twice."""
+    endpoint = parse_endpoint(f"{kind}:{tmp_path / kind}")
+    folders = [("Projects", str(year), month) for year in (2023, 2024) for month in ("Jan", "Feb")]
+    writers = 8
+    start = threading.Barrier(writers)
+    errors = []
+
+    def write(index: int) -> None:
+        with open_store(endpoint, readonly=False) as store:
+            start.wait()
+            try:
+                for folder in folders[index % len(folders):] + folders[:index % len(folders)]:
+                    store.ensure_folder(folder)
+            except Exception as e:  # noqa: BLE001 - collected for the assertion below
+                errors.append(e)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with open_store(endpoint) as store:
+        listed = [folder.path for folder in store.list_folders() if folder.path != ("INBOX",)]
+    assert sorted(listed) == sorted(set(listed))
+    assert set(folders) <= set(listed)
+    on_disk = sum(len(dirs) for _, dirs, _ in os.walk(tmp_path / kind))
+    assert on_disk == {"maildir": 3 + 4 * 4, "mbox": 7, "eml": 7}[kind], "no folder has a second directory"

@@ -16,7 +16,7 @@ No encoded name is empty, ``.``, ``..`` or holds a ``/``, so none leaves its par
 Decoding takes any ``\\NN`` (either case) as that byte, so a store may escape more than it
 must: where the filesystem confuses two names (``Work`` and ``work`` on a case-insensitive
 one), the plain spelling of the newcomer is already taken on disk, and the store escapes
-its leading characters until one is free (``name_variants``, ``first_distinct``); decoding
+its leading characters until one is free (``name_variants``, ``make_first_free``); decoding
 still gives the real name. Dovecot lists such a folder by its real name but cannot open it
 (it looks for the plain spelling), as it could not hold both folders there anyway.
 """
@@ -136,11 +136,21 @@ def name_variants(encode: Callable[[str, int], str], name: str) -> Iterator[str]
         previous = candidate
 
 
-def first_distinct(candidates: Iterable[str], taken: Callable[[str], bool]) -> str:
-    """Return the first candidate for which ``taken`` is False; raise ValueError if there is none."""
-    for candidate in candidates:
-        if not taken(candidate):
-            return candidate
+def make_first_free(spellings: Iterable[str], make: Callable[[str], None], find: Callable[[], str | None]) -> str:
+    """Make the first free spelling and return it; raise ValueError if every one is taken.
+
+    ``make`` raises FileExistsError for a spelling that is taken. A taken spelling may hold
+    this very name, made meanwhile by another writer of the same run: then ``find`` returns
+    the spelling that holds it and that one is used, so a folder is never made twice.
+    """
+    for spelling in spellings:
+        try:
+            make(spelling)
+            return spelling
+        except FileExistsError:
+            theirs = find()
+            if theirs is not None:
+                return theirs
     raise ValueError("every spelling of the name is taken")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from migrator.errors import FolderError
 from migrator.message import FolderPath
-from migrator.stores.foldernames import decode_tree_name, first_distinct, name_variants
+from migrator.stores.foldernames import decode_tree_name, make_first_free, name_variants
 from migrator.stores.localfs import DIR_MODE, fsync_dir, inside, reason
 
 
@@ -60,30 +60,33 @@ def _child(directory: Path, name: str, encode: Callable[[str, int], str]) -> Pat
     if os.path.lexists(plain) and not os.path.islink(plain):
         return plain
     try:
-        with os.scandir(directory) as entries:
-            return next((Path(e.path) for e in entries if _visible(e) and decode_tree_name(e.name) == name), None)
+        found = _entry_named(directory, name)
     except (FileNotFoundError, NotADirectoryError):
         return None
+    return directory / found if found is not None else None
 
 
 def _make_child(directory: Path, name: str, encode: Callable[[str, int], str]) -> Path:
+    # On a case-insensitive filesystem the plain spelling may be taken by a name that differs
+    # in case; a second connection of the same run may also make this very directory first.
     try:
-        # On a case-insensitive filesystem the plain spelling may be taken by a name that differs in case.
-        spelling = first_distinct(name_variants(encode, name), lambda n: os.path.lexists(directory / n))
-        child = directory / spelling
-        os.mkdir(child, DIR_MODE)
+        spelling = make_first_free(
+            name_variants(encode, name),
+            lambda candidate: os.mkdir(directory / candidate, DIR_MODE),
+            lambda: _entry_named(directory, name),
+        )
         fsync_dir(directory)
-    except FileExistsError:
-        # Another writer (a second connection of the same run) made it first: use theirs.
-        found = _child(directory, name, encode)
-        if found is None:
-            raise FolderError(f"cannot create the folder directory for {name!r} in {directory}: it appeared meanwhile") from None
-        return found
     except ValueError as e:
         raise FolderError(f"cannot create a folder named {name!r} in {directory}: {e}") from None
     except OSError as e:
         raise FolderError(f"cannot create the folder directory for {name!r} in {directory}: {reason(e)}") from None
-    return child
+    return directory / spelling
+
+
+def _entry_named(directory: Path, name: str) -> str | None:
+    """Return the visible entry of ``directory`` whose decoded name is exactly ``name``."""
+    with os.scandir(directory) as entries:
+        return next((e.name for e in entries if _visible(e) and decode_tree_name(e.name) == name), None)
 
 
 def _walk(directory: Path, prefix: FolderPath) -> Iterator[tuple[FolderPath, os.DirEntry]]:

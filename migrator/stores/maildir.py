@@ -36,7 +36,7 @@ from migrator.errors import FolderError, MessageError, StoreError
 from migrator.folder import Folder, role_by_name
 from migrator.message import Flag, Flags, FolderPath, Message, MessageRef
 from migrator.stores.base import AppendResult, FolderScan, Store
-from migrator.stores.foldernames import first_distinct, maildir_dirname, maildir_path, name_variants
+from migrator.stores.foldernames import maildir_dirname, maildir_path, make_first_free, name_variants
 from migrator.stores.localfs import (
     DIR_MODE,
     FILE_MODE,
@@ -145,6 +145,16 @@ def with_parents(paths: Iterable[FolderPath]) -> list[FolderPath]:
     return sorted(every)
 
 
+def _make_dir(directory: Path) -> None:
+    """Create a directory; raise FileExistsError if it exists, FolderError on other failures."""
+    try:
+        os.mkdir(directory, DIR_MODE)
+    except FileExistsError:
+        raise
+    except OSError as e:
+        raise FolderError(f"cannot create the Maildir folder {directory}: {reason(e)}") from None
+
+
 def _is_maildir(path: Path) -> bool:
     return (path / "cur").is_dir() or (path / "new").is_dir()
 
@@ -184,15 +194,19 @@ class MaildirStore(Store):
 
     def _read_dirs(self) -> dict[FolderPath, str]:
         dirs = {}
+        for path, entry in self._folder_entries():
+            if _is_maildir(Path(entry.path)) and path != ("INBOX",):  # Dovecot ignores a ".INBOX" beside the root INBOX
+                dirs.setdefault(path, entry.name)
+        return dirs
+
+    def _folder_entries(self) -> Iterator[tuple[FolderPath, os.DirEntry]]:
+        """Yield (folder, entry) for the root's folder directories, complete or only just made."""
         for entry in os.scandir(self.root):
-            if entry.name.startswith(".") and entry.is_dir(follow_symlinks=False) and _is_maildir(Path(entry.path)):
+            if entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
                 try:
-                    path = inbox_normalised(maildir_path(entry.name))
+                    yield inbox_normalised(maildir_path(entry.name)), entry
                 except ValueError:
                     continue  # not one of ours (".", "..", ".a..b")
-                if path != ("INBOX",):  # Dovecot ignores a ".INBOX" beside the root INBOX
-                    dirs.setdefault(path, entry.name)
-        return dirs
 
     def _folder_dir(self, folder: FolderPath) -> Path | None:
         folder = inbox_normalised(folder)
@@ -214,35 +228,24 @@ class MaildirStore(Store):
             return
         folder = inbox_normalised(folder)
         try:
-            spellings = name_variants(lambda last, n: maildir_dirname(folder[:-1] + (last,), n), folder[-1])
-            name = first_distinct(spellings, lambda spelling: os.path.lexists(self.root / spelling))
+            # Another writer of the same run may make this folder at the same moment: then both
+            # use the one directory, and each makes sure it is complete before writing to it.
+            name = make_first_free(
+                name_variants(lambda last, n: maildir_dirname(folder[:-1] + (last,), n), folder[-1]),
+                lambda spelling: _make_dir(self.root / spelling),
+                lambda: next((entry.name for path, entry in self._folder_entries() if path == folder), None),
+            )
         except ValueError as e:
             raise FolderError(f"cannot create the folder {folder!r} in {self.root}: {e}") from None
-        try:
-            self._make_folder_dir(self.root / name)
-        except FileExistsError:
-            # Another writer of the same run chose the same spelling first: use theirs if it is this folder.
-            if self._folder_dir(folder) is None:
-                raise FolderError(f"cannot create the folder {'/'.join(folder)} in {self.root}: "
-                                  f"{name} appeared meanwhile; run the copy again") from None
-            return
-        self._dirs[folder] = name
-
-    def _make_folder_dir(self, directory: Path) -> None:
-        """Create a folder directory; raise FileExistsError if it exists, FolderError on other failures."""
-        try:
-            os.mkdir(directory, DIR_MODE)
-        except FileExistsError:
-            raise
-        except OSError as e:
-            raise FolderError(f"cannot create the Maildir folder {directory}: {reason(e)}") from None
+        directory = self.root / name
         try:
             self._make_subdirs(directory)
             os.close(os.open(directory / "maildirfolder", os.O_WRONLY | os.O_CREAT, FILE_MODE))
             fsync_dir(directory)
-            fsync_dir(directory.parent)
+            fsync_dir(self.root)
         except OSError as e:
             raise FolderError(f"cannot create the Maildir folder {directory}: {reason(e)}") from None
+        self._dirs[folder] = name
 
     def _make_subdirs(self, directory: Path) -> None:
         try:
