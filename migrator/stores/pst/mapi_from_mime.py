@@ -19,7 +19,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from migrator.message import Flag, Flags, Message
 from migrator.stores.pst import props as p
 from migrator.stores.pst.ltp_writer import Properties
-from migrator.stores.pst.mime_tree import parse_message
+from migrator.stores.pst.mime_tree import decoded_body, parse_message
 from migrator.stores.pst.namemap_writer import NamedProperty
 from migrator.stores.pst.prop_values import PropValue
 
@@ -282,7 +282,7 @@ def body_properties(parts: list[EmailMessage]) -> Properties:
 
 def part_text(part: EmailMessage) -> str:
     """Return a text part decoded to str, replacing what its declared charset cannot decode."""
-    payload = part.get_payload(decode=True) or b""
+    payload = decoded_body(part) or b""
     charset = part.get_content_charset() or "us-ascii"
     try:
         return payload.decode(charset, "replace")
@@ -292,7 +292,7 @@ def part_text(part: EmailMessage) -> str:
 
 def part_bytes(part: EmailMessage) -> bytes:
     """Return an attachment's content decoded (a message/rfc822 part gives the attached message's bytes)."""
-    return part.get_payload(decode=True) or b""
+    return decoded_body(part) or b""
 
 
 def attachment(part: EmailMessage, number: int, received: datetime) -> MapiAttachment:

@@ -1,13 +1,17 @@
-"""A fast MIME structure parser: headers through the standard library, bodies split with bytes searches.
+"""A fast MIME structure parser: headers through the standard library, bodies cut up in place.
 
 The standard library's feed parser walks a message line by line, which takes seconds for a message with a
 large attachment. Here only header blocks go through it; multipart bodies are cut at their boundaries with
-one regular-expression scan, and leaf bodies stay as they are (decoded on demand by ``get_payload``).
+one regular-expression scan, and leaf bodies stay as they are (decoded on demand by ``decoded_body``).
 The result is an ordinary ``email.message.Message`` tree (compat32).
+
+Parts are memoryview slices of the message while it is cut up, so each leaf body is copied exactly once,
+into its payload string: a message with a big attachment costs one copy of its size, not one per level.
 """
 
 from __future__ import annotations
 
+import binascii
 import re
 from collections.abc import Iterator
 from email.message import Message
@@ -18,9 +22,9 @@ _DELIMITER_REST = re.compile(rb"(--)?[ \t]*(?:\r?\n|$)")
 _MAX_DEPTH = 50  # deeper nesting is treated as an opaque leaf
 
 
-def parse_message(raw: bytes, depth: int = 0) -> Message:
+def parse_message(raw: bytes | memoryview, depth: int = 0) -> Message:
     """Return the MIME tree of ``raw``: multiparts with their parts, leaves with their undecoded body."""
-    head, body = split_head(raw)
+    head, body = split_head(memoryview(raw))
     message = BytesHeaderParser().parsebytes(head)
     boundary = message.get_boundary() if message.get_content_maintype() == "multipart" else None
     if boundary and depth < _MAX_DEPTH:
@@ -28,50 +32,72 @@ def parse_message(raw: bytes, depth: int = 0) -> Message:
         if parts is not None:
             message.set_payload([parse_message(part, depth + 1) for part in parts])
             return message
-    message.set_payload(body.decode("ascii", "surrogateescape"))
+    message.set_payload(str(body, "ascii", "surrogateescape"))
     return message
 
 
-def split_head(raw: bytes) -> tuple[bytes, bytes]:
+def split_head(raw: memoryview) -> tuple[bytes, memoryview]:
     """Return (header block, body) of a message or part; a leading blank line means no headers."""
-    if raw.startswith((b"\r\n", b"\n")):
-        return b"", raw[2:] if raw.startswith(b"\r\n") else raw[1:]
+    if raw[:2] == b"\r\n":
+        return b"", raw[2:]
+    if raw[:1] == b"\n":
+        return b"", raw[1:]
     match = _HEADER_END.search(raw)
     if match is None:
-        return raw, b""
-    return raw[:match.start()] + b"\n", raw[match.end():]
+        return bytes(raw), raw[len(raw):]
+    return bytes(raw[:match.start()]) + b"\n", raw[match.end():]
 
 
-def split_multipart(body: bytes, boundary: bytes) -> list[bytes] | None:
+def split_multipart(body: bytes | memoryview, boundary: bytes) -> list[memoryview] | None:
     """Return the parts of a multipart body (RFC 2046 §5.1.1), or None when no delimiter line is found."""
+    view = memoryview(body)
     parts = []
     start = None
-    for line_start, line_end, closing in delimiter_lines(body, boundary):
+    for line_start, line_end, closing in delimiter_lines(view, boundary):
         if start is not None:
-            parts.append(_strip_line_break(body[start:line_start]))
+            parts.append(_strip_line_break(view[start:line_start]))
         if closing:
             return parts
         start = line_end
     if start is None:
         return None
-    parts.append(body[start:])  # no close delimiter: the last part runs to the end
+    parts.append(view[start:])  # no close delimiter: the last part runs to the end
     return parts
 
 
-def delimiter_lines(body: bytes, boundary: bytes) -> Iterator[tuple[int, int, bool]]:
+def delimiter_lines(body: memoryview, boundary: bytes) -> Iterator[tuple[int, int, bool]]:
     """Yield (start, end after its line break, is the close delimiter) for each delimiter line of ``body``."""
-    marker = b"--" + boundary
-    position = body.find(marker)
-    while position >= 0:
+    marker = re.compile(re.escape(b"--" + boundary))  # a memoryview has no find()
+    found = marker.search(body)
+    while found is not None:
+        position = found.start()
         if position == 0 or body[position - 1] == 0x0A:
-            rest = _DELIMITER_REST.match(body, position + len(marker))
+            rest = _DELIMITER_REST.match(body, found.end())
             if rest is not None:
-                yield position, rest.end(), bool(rest.group(1))
-        position = body.find(marker, position + 1)
+                yield position, rest.end(), rest.group(1) is not None
+        found = marker.search(body, position + 1)
 
 
-def _strip_line_break(part: bytes) -> bytes:
+def _strip_line_break(part: memoryview) -> memoryview:
     # The line break before a delimiter belongs to the delimiter, not to the part.
-    if part.endswith(b"\r\n"):
+    if part[-2:] == b"\r\n":
         return part[:-2]
-    return part[:-1] if part.endswith(b"\n") else part
+    return part[:-1] if part[-1:] == b"\n" else part
+
+
+def decoded_body(part: Message) -> bytes | None:
+    """Return the body of a leaf decoded by its Content-Transfer-Encoding, as ``get_payload(decode=True)``.
+
+    For base64 the standard library encodes the payload to bytes, splits it into lines and joins them before
+    decoding: three working copies of what can be tens of megabytes. binascii decodes the payload string as
+    it is, skipping the line breaks, and whatever it accepts decodes the same; what it rejects (bad padding,
+    8-bit bytes) takes the standard library's lenient path.
+    """
+    # Read directly: even get_payload() without decoding copies the whole body to look for surrogates.
+    payload = part._payload  # type: ignore[attr-defined]
+    if isinstance(payload, str) and str(part.get("content-transfer-encoding", "")).lower() == "base64":
+        try:
+            return binascii.a2b_base64(payload)
+        except ValueError:  # bad padding or 8-bit bytes: the lenient path below decides
+            pass
+    return part.get_payload(decode=True)
