@@ -9,8 +9,8 @@ from collections.abc import Iterable, Iterator
 from migrator.message import Message
 
 BATCH_MESSAGES = 500
-BATCH_BYTES = 4 * 1024 * 1024
-PREFETCH_BYTES = 4 * 1024 * 1024
+BATCH_BYTES = 2 * 1024 * 1024
+PREFETCH_BYTES = 2 * 1024 * 1024
 
 
 def batched(messages: Iterable[Message], max_messages: int = BATCH_MESSAGES, max_bytes: int = BATCH_BYTES) -> Iterator[list[Message]]:
