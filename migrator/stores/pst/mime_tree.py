@@ -5,8 +5,9 @@ large attachment. Here only header blocks go through it; multipart bodies are cu
 one regular-expression scan, and leaf bodies stay as they are (decoded on demand by ``decoded_body``).
 The result is an ordinary ``email.message.Message`` tree (compat32).
 
-Parts are memoryview slices of the message while it is cut up, so each leaf body is copied exactly once,
-into its payload string: a message with a big attachment costs one copy of its size, not one per level.
+Parts are memoryview slices of the message, and a leaf keeps its slice until something asks for its
+payload as a string: ``decoded_body`` decodes base64 straight from the slice, so a message with a big
+attachment costs the decoded attachment and no copy of the encoded one.
 """
 
 from __future__ import annotations
@@ -22,17 +23,30 @@ _DELIMITER_REST = re.compile(rb"(--)?[ \t]*(?:\r?\n|$)")
 _MAX_DEPTH = 50  # deeper nesting is treated as an opaque leaf
 
 
-def parse_message(raw: bytes | memoryview, depth: int = 0) -> Message:
+class Part(Message):
+    """A part of the tree; a leaf holds its undecoded body as a slice of the message until asked for it."""
+
+    body: memoryview | None = None
+
+    def get_payload(self, i=None, decode=False):  # noqa: ANN001, ANN201 - the standard library's signature
+        """Return the payload as ``Message.get_payload`` does, making the string from the slice first."""
+        if self.body is not None:
+            self.set_payload(str(self.body, "ascii", "surrogateescape"))
+            self.body = None
+        return super().get_payload(i, decode)
+
+
+def parse_message(raw: bytes | memoryview, depth: int = 0) -> Part:
     """Return the MIME tree of ``raw``: multiparts with their parts, leaves with their undecoded body."""
     head, body = split_head(memoryview(raw))
-    message = BytesHeaderParser().parsebytes(head)
+    message = BytesHeaderParser(_class=Part).parsebytes(head)
     boundary = message.get_boundary() if message.get_content_maintype() == "multipart" else None
     if boundary and depth < _MAX_DEPTH:
         parts = split_multipart(body, boundary.encode("ascii", "surrogateescape"))
         if parts is not None:
             message.set_payload([parse_message(part, depth + 1) for part in parts])
             return message
-    message.set_payload(str(body, "ascii", "surrogateescape"))
+    message.body = body
     return message
 
 
@@ -88,16 +102,15 @@ def _strip_line_break(part: memoryview) -> memoryview:
 def decoded_body(part: Message) -> bytes | None:
     """Return the body of a leaf decoded by its Content-Transfer-Encoding, as ``get_payload(decode=True)``.
 
-    For base64 the standard library encodes the payload to bytes, splits it into lines and joins them before
-    decoding: three working copies of what can be tens of megabytes. binascii decodes the payload string as
-    it is, skipping the line breaks, and whatever it accepts decodes the same; what it rejects (bad padding,
-    8-bit bytes) takes the standard library's lenient path.
+    For base64 the standard library makes the payload a string, encodes it to bytes, splits it into lines
+    and joins them before decoding: four working copies of what can be tens of megabytes. binascii decodes
+    the part's slice of the message as it is, skipping line breaks and other stray characters as the
+    standard library does; what it rejects (bad padding) takes the standard library's lenient path.
     """
-    # Read directly: even get_payload() without decoding copies the whole body to look for surrogates.
-    payload = part._payload  # type: ignore[attr-defined]
-    if isinstance(payload, str) and str(part.get("content-transfer-encoding", "")).lower() == "base64":
+    body = part.body if isinstance(part, Part) else None
+    if body is not None and str(part.get("content-transfer-encoding", "")).lower() == "base64":
         try:
-            return binascii.a2b_base64(payload)
-        except ValueError:  # bad padding or 8-bit bytes: the lenient path below decides
+            return binascii.a2b_base64(body)
+        except ValueError:  # bad padding: the lenient path below decides
             pass
     return part.get_payload(decode=True)
