@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+import tracemalloc
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -142,6 +143,22 @@ def test_long_lines_and_dot_lines_survive(dovecot, user):
     seed_inbox(dovecot, user, [raw])
     with Pop3Store(pop3_endpoint(dovecot, user)) as store:
         assert [m.raw for m in store.messages(INBOX)] == [raw]
+
+
+def test_a_big_message_costs_about_its_size_to_retrieve(dovecot, user):
+    """poplib's own RETR keeps a list of every line: five times the message's size at its peak."""
+    raw = b"Subject: big\r\n\r\n" + b"".join(b"%076d\r\n" % n for n in range(100_000))
+    seed_inbox(dovecot, user, [raw])
+    with Pop3Store(pop3_endpoint(dovecot, user)) as store:
+        refs = store.scan(INBOX).refs
+        tracemalloc.start()
+        try:
+            (message,) = store.fetch(INBOX, refs)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert message.raw == raw
+    assert peak < 2.2 * len(raw)
 
 
 def test_stls_sasl_plain_and_stats(dovecot, user):

@@ -7,6 +7,7 @@ fix. The password goes to the server and nowhere else.
 from __future__ import annotations
 
 import base64
+import io
 import poplib
 import socket
 import ssl
@@ -36,6 +37,20 @@ class _LongLines:
         if not line:
             raise ConnectionAbortedError("the server closed the connection")
         return line.rstrip(b"\n").removesuffix(b"\r"), len(line)
+
+    def retrieve(self, which: int) -> bytes:
+        """Return message ``which`` as RETR sends it, dot-unstuffed, every line ending in CRLF.
+
+        poplib's retr first makes a list of the lines: for a 10 MB message 130 000 small objects
+        holding 15 MB beyond the message, memory the allocator then keeps in scattered pieces.
+        """
+        self._putcmd(f"RETR {which}")  # type: ignore[attr-defined]
+        self._getresp()  # type: ignore[attr-defined]
+        message = io.BytesIO()
+        while (line := self._getline()[0]) != b".":
+            message.write(line[1:] if line.startswith(b"..") else line)
+            message.write(b"\r\n")
+        return message.getvalue()
 
     def auth_plain(self, user: str, password: str) -> bytes:
         """Log in with SASL PLAIN and an initial response (RFC 5034); return the server's reply."""

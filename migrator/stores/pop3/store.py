@@ -170,7 +170,7 @@ class Pop3Store(Store):
         if number is None:
             return None
         try:
-            return wire.message_bytes(client.retr(number)[1])
+            return client.retrieve(number)  # type: ignore[attr-defined]
         except poplib.error_proto as error:
             raise _refusal(error, MessageError, f"{self.endpoint.account} refused to send message {uid}") from None
 
