@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from migrator.stores.pst import format as fmt
@@ -150,12 +150,19 @@ def _encode_row(layout: RowLayout, row_id: int, values: Properties, heap: Heap, 
     return bytes(row)
 
 
-def build_tc(tags: Sequence[int], rows: Sequence[tuple[int, Properties]], subnodes: Subnodes) -> list[bytes]:
-    """Return the heap blocks of a table context with columns ``tags`` and ``rows`` (row id, values)."""
+def build_tc(tags: Sequence[int], rows: Iterable[tuple[int, Properties]], subnodes: Subnodes) -> list[bytes]:
+    """Return the heap blocks of a table context with columns ``tags`` and ``rows`` (row id, values).
+
+    ``rows`` is read once, each row encoded as it comes: a big folder's rows are never all in memory as values.
+    """
     layout = row_layout(tuple(tags))
     heap = Heap(fmt.HN_CLIENT_TC)
-    encoded = [_encode_row(layout, row_id, values, heap, subnodes) for row_id, values in rows]
-    index = sorted((row_id, struct.pack("<I", number)) for number, (row_id, _) in enumerate(rows))
+    encoded: list[bytes] = []
+    row_ids: list[int] = []
+    for row_id, values in rows:
+        encoded.append(_encode_row(layout, row_id, values, heap, subnodes))
+        row_ids.append(row_id)
+    index = sorted((row_id, struct.pack("<I", number)) for number, row_id in enumerate(row_ids))
     hid_index = build_bth(heap, 4, 4, index).header
     hnid_rows = _store_rows(encoded, layout.row_size, heap, subnodes)
     descriptors = b"".join(

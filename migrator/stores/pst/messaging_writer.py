@@ -6,6 +6,7 @@ the file is finished, because their counts and contents tables depend on every m
 
 from __future__ import annotations
 
+import array
 import os
 import random
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from migrator.stores.pst.namemap_writer import name_to_id_map, writer_named_prop
 from migrator.stores.pst.ndb_writer import NdbWriter
 from migrator.stores.pst.node_writer import write_pc_node, write_tc_node
 from migrator.stores.pst.prop_values import PropValue
+from migrator.stores.pst.row_spill import RowSpill
 from migrator.stores.pst.table_columns import (
     ASSOC_CONTENTS_COLUMNS, ATTACHMENT_COLUMNS, CONTENTS_COLUMNS, HIERARCHY_COLUMNS, RECIPIENT_COLUMNS,
     SEARCH_CONTENTS_COLUMNS,
@@ -61,14 +63,14 @@ def t(prop_id: int, prop_type: int) -> int:
 
 @dataclass
 class FolderNode:
-    """A folder of the file being written, with the contents-table rows of its messages."""
+    """A folder of the file being written, with where the contents-table rows of its messages are kept."""
 
     nid: int
     name: str
     parent: int
     container_class: str | None = MAIL_CONTAINER_CLASS
     children: list[int] = field(default_factory=list)
-    rows: list[tuple[int, Properties]] = field(default_factory=list)
+    row_offsets: array.array = field(default_factory=lambda: array.array("Q"))  # in the writer's RowSpill
     unread: int = 0
 
 
@@ -81,13 +83,15 @@ def pst_folder_name(path: FolderPath, depth: int) -> str:
 class PstWriter:
     """Builds one new Unicode PST in ``file``: call add_message for each message, then finish."""
 
-    def __init__(self, file: BinaryIO, display_name: str) -> None:
+    def __init__(self, file: BinaryIO, display_name: str, scratch: str | None = None) -> None:
+        """Write to ``file``; contents-table rows wait in a temporary file in directory ``scratch``."""
         self.file = file
         self.display_name = display_name
         self.ndb = NdbWriter(file)
         self.named = writer_named_properties()
         self.record_key = os.urandom(16)
         self.folders: dict[int, FolderNode] = {}
+        self._rows = RowSpill(scratch)
         self._by_path: dict[FolderPath, int] = {}
         self._next_folder_index = FIRST_USER_FOLDER_INDEX
         self._next_message_index = FIRST_MESSAGE_INDEX
@@ -126,7 +130,7 @@ class PstWriter:
             nid = fmt.make_nid(fmt.NID_TYPE_NORMAL_MESSAGE, self._next_message_index)
         self._claim_message_nid(nid)
         row = write_message(self.ndb, nid, folder.nid, mapi_from_message(message, self.named))
-        folder.rows.append((nid, row))
+        folder.row_offsets.append(self._rows.add(nid, row))
         if Flag.SEEN not in message.flags:
             folder.unread += 1
         return nid
@@ -136,7 +140,7 @@ class PstWriter:
         folder = self.folders[self.ensure_folder(path)]
         self._claim_message_nid(nid)
         self.ndb.add_node(nid, bid_data, bid_sub, folder.nid)
-        folder.rows.append((nid, row))
+        folder.row_offsets.append(self._rows.add(nid, row))
         flags = row.get(t(p.PID_MESSAGE_FLAGS, p.PT_LONG), 0)
         if not (isinstance(flags, int) and flags & p.MSGFLAG_READ):
             folder.unread += 1
@@ -163,6 +167,11 @@ class PstWriter:
         self.file.write(build_header(state, random.getrandbits(32)))
         self.file.flush()
         os.fsync(self.file.fileno())
+        self.close()
+
+    def close(self) -> None:
+        """Drop the rows kept for the contents tables (finish does it; call it when abandoning the file)."""
+        self._rows.close()
 
     def _write_folder(self, folder: FolderNode) -> None:
         values = self._hierarchy_row(folder)
@@ -173,14 +182,15 @@ class PstWriter:
         if folder.nid == fmt.NID_ROOT_FOLDER:
             hierarchy.append((SPAM_SEARCH_FOLDER, self._search_folder_properties()))
         write_tc_node(self.ndb, _table_nid(folder.nid, fmt.NID_TYPE_HIERARCHY_TABLE), 0, HIERARCHY_COLUMNS, hierarchy)
-        write_tc_node(self.ndb, _table_nid(folder.nid, fmt.NID_TYPE_CONTENTS_TABLE), 0, CONTENTS_COLUMNS, folder.rows)
+        contents = self._rows.rows(folder.row_offsets)
+        write_tc_node(self.ndb, _table_nid(folder.nid, fmt.NID_TYPE_CONTENTS_TABLE), 0, CONTENTS_COLUMNS, contents)
         assoc = _table_nid(folder.nid, fmt.NID_TYPE_ASSOC_CONTENTS_TABLE)
         write_tc_node(self.ndb, assoc, 0, ASSOC_CONTENTS_COLUMNS, [])
 
     def _hierarchy_row(self, folder: FolderNode) -> dict[int, PropValue]:
         values: dict[int, PropValue] = {
             t(p.PID_DISPLAY_NAME, p.PT_UNICODE): folder.name,
-            t(p.PID_CONTENT_COUNT, p.PT_LONG): len(folder.rows),
+            t(p.PID_CONTENT_COUNT, p.PT_LONG): len(folder.row_offsets),
             t(p.PID_CONTENT_UNREAD_COUNT, p.PT_LONG): folder.unread,
             t(p.PID_SUBFOLDERS, p.PT_BOOLEAN): bool(folder.children),
             t(p.PID_PST_HIDDEN_COUNT, p.PT_LONG): 0,

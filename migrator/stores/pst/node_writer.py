@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from migrator.stores.pst.ltp_writer import Properties, Subnodes, build_pc, build_tc
 from migrator.stores.pst.ndb_writer import NdbWriter
@@ -16,7 +16,7 @@ def write_pc_node(ndb: NdbWriter, nid: int, parent: int, values: Properties) -> 
 
 
 def write_tc_node(
-    ndb: NdbWriter, nid: int, parent: int, columns: Sequence[int], rows: Sequence[tuple[int, Properties]]
+    ndb: NdbWriter, nid: int, parent: int, columns: Sequence[int], rows: Iterable[tuple[int, Properties]]
 ) -> None:
     """Write a table context as the top-level node ``nid``."""
     subnodes = Subnodes(ndb)

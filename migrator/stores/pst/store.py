@@ -55,7 +55,7 @@ class PartWriter:
         self.file = os.fdopen(fd, "w+b")
         from migrator.stores.pst.messaging_writer import PstWriter
 
-        self.writer = PstWriter(self.file, target.stem)
+        self.writer = PstWriter(self.file, target.stem, scratch=str(target.parent))
 
     def commit(self) -> None:
         """Finish the file, rename it over ``target`` and make the rename durable."""
@@ -70,6 +70,7 @@ class PartWriter:
 
     def discard(self) -> None:
         """Drop the temporary file without touching ``target``."""
+        self.writer.close()
         if not self.file.closed:
             self.file.close()
         self.temp.unlink(missing_ok=True)
