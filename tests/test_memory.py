@@ -10,8 +10,8 @@ import pytest
 # Run in a fresh interpreter: the allocator's state is the whole process's.
 AFTER_A_BIG_MESSAGE = """
 import sys
-from migrator.memory import give_big_blocks_back
-if sys.argv[1] == "tuned" and not give_big_blocks_back():
+from migrator.memory import tune_allocator
+if sys.argv[1] == "tuned" and not tune_allocator():
     sys.exit(3)
 
 def resident_mb():

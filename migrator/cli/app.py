@@ -8,7 +8,7 @@ import sys
 import typer
 
 from migrator.errors import ExitCode, MigratorError
-from migrator.memory import give_big_blocks_back
+from migrator.memory import tune_allocator
 
 
 def _exit_with_status(status: int | None, **_: object) -> None:
@@ -56,5 +56,5 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry_point() -> None:
     """Console-script entry: exit with main()'s status."""
-    give_big_blocks_back()
+    tune_allocator()
     sys.exit(main())
