@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from tests.support.tools import unavailable
+
 # Run in a fresh interpreter: the allocator's state is the whole process's.
 AFTER_A_BIG_MESSAGE = """
 import sys
@@ -31,7 +33,7 @@ print(resident_mb() - before)
 def resident_growth(mode: str) -> float:
     done = subprocess.run([sys.executable, "-c", AFTER_A_BIG_MESSAGE, mode], capture_output=True, text=True)
     if done.returncode == 3:
-        pytest.skip("this C library has no mallopt")
+        unavailable("this C library has no mallopt")
     assert done.returncode == 0, done.stderr
     return float(done.stdout)
 
