@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from bench.corpus import Corpus, load_corpus
 from bench.measure import Invocation, Measurement, measure
 from bench.profile import profile_imap_to_maildir
 from bench.report import MB, Result, Workload, markdown, rows
-from bench.runs import Context, RunSpec, all_runs
+from bench.runs import REPO, Context, RunSpec, all_runs
 from bench.server import BenchServer
 from tests.support.dovecot import DovecotServer
 
@@ -45,6 +46,7 @@ def run_benchmark(options: Options) -> str:
         server.seed(source, corpus)
         say(f"seeded {corpus.n} messages ({corpus.size / MB:.0f} MB) into {len(corpus.folders)} folders")
         context = Context(server, source, options.python)
+        compile_bytecode(context)
         warm_up(context, options)
         results = []
         for repeat in range(1, options.repeats + 1):
@@ -71,6 +73,17 @@ def write_profile(context: Context, options: Options) -> None:
 def say(text: str) -> None:
     """Print a progress line on stderr (stdout carries only the report)."""
     print(f"bench: {text}", file=sys.stderr, flush=True)
+
+
+def compile_bytecode(context: Context) -> None:
+    """Compile migrator's modules once, as pip does when it installs a package.
+
+    Without it, a checkout run with PYTHONDONTWRITEBYTECODE set compiles every module on
+    every run: 0.2 s of each rerun that no installed migrator spends.
+    """
+    done = subprocess.run([context.python, "-m", "compileall", "-q", str(REPO / "migrator")], capture_output=True)
+    if done.returncode != 0:
+        say(f"compiling migrator's bytecode failed; runs will compile it: {done.stderr.decode(errors='replace')}")
 
 
 def warm_up(context: Context, options: Options) -> None:
