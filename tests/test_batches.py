@@ -1,11 +1,13 @@
 """Batching and read-ahead keep memory bounded and order intact."""
 
+import threading
+import time
 from datetime import datetime, timezone
 
 import pytest
 
-from migrator.message import Message
-from migrator.pipeline.batches import batched, prefetched
+from migrator.message import Message, MessageRef
+from migrator.pipeline.batches import LargeMessageGate, batched, prefetched, write_batches
 
 WHEN = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
@@ -39,4 +41,81 @@ def test_prefetch_raises_the_readers_error_after_what_was_read():
 def test_closing_early_stops_the_reader():
     stream = prefetched(iter(messages([10] * 100)), max_bytes=30)
     assert next(stream).uid == "0"
+    stream.close()
+
+
+def test_a_full_batch_is_handed_over_before_the_next_message_is_read():
+    read = []
+
+    def source():
+        for message in messages([50, 10]):
+            read.append(message.uid)
+            yield message
+
+    batches = batched(source(), max_bytes=40)
+    assert [m.uid for m in next(batches)] == ["0"]
+    assert read == ["0"]
+
+
+def refs_of(batch):
+    return [MessageRef(m.uid, size=m.size) for m in batch]
+
+
+def copy_folders_at_once(folders, gate, reading_hook=lambda alive: None):
+    """Run write_batches over each list of messages on a thread of its own, as parallel folder
+    copies do; return the most large messages ever read and not yet written."""
+    alive = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    def source(batch):
+        for message in batch:
+            if gate.is_large(message.size):
+                reading_hook(alive)
+                with lock:
+                    alive["now"] += 1
+                    alive["most"] = max(alive["most"], alive["now"])
+            yield message
+
+    def copy(batch):
+        for written in write_batches(source(batch), refs_of(batch), gate):
+            time.sleep(0.01)  # the write
+            with lock:
+                alive["now"] -= sum(gate.is_large(m.size) for m in written)
+
+    threads = [threading.Thread(target=copy, args=(folder,)) for folder in folders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return alive["most"]
+
+
+def test_folders_copied_at_once_hold_one_large_message_at_a_time():
+    gate = LargeMessageGate(threshold=100)
+    folders = [messages([500, 10, 500, 500, 10, 500]) for _ in range(3)]
+    assert copy_folders_at_once(folders, gate) == 1
+
+
+def test_a_large_message_is_not_read_while_another_is_held():
+    gate = LargeMessageGate(threshold=100)
+    seen_at_read = []
+    folders = [messages([10, 500, 500, 10]) for _ in range(3)]
+    copy_folders_at_once(folders, gate, reading_hook=lambda alive: seen_at_read.append(alive["now"]))
+    assert seen_at_read == [0] * 6
+
+
+def test_a_large_message_the_listing_did_not_announce_still_waits_for_the_gate():
+    gate = LargeMessageGate(threshold=100)
+    held = object()
+    assert gate.enter(held, threading.Event())
+    unannounced = messages([500])
+    stream = write_batches(iter(unannounced), [MessageRef("0", size=None)], gate)
+    got = []
+    reader = threading.Thread(target=lambda: got.extend(next(stream)))
+    reader.start()
+    reader.join(0.3)
+    assert got == []
+    gate.leave(held)
+    reader.join()
+    assert [m.uid for m in got] == ["0"]
     stream.close()

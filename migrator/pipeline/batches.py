@@ -4,30 +4,140 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from migrator.message import Message
+from migrator.message import Message, MessageRef
 
 BATCH_MESSAGES = 500
 BATCH_BYTES = 2 * 1024 * 1024
 PREFETCH_BYTES = 2 * 1024 * 1024
+LARGE_MESSAGE = BATCH_BYTES
+
+
+def write_batches(
+    messages: Iterable[Message], refs: Sequence[MessageRef], gate: LargeMessageGate
+) -> Iterator[list[Message]]:
+    """Yield write batches of ``messages`` (the messages of ``refs``, in order), read ahead in a thread.
+
+    A large message is read only when ``gate``, shared by every folder the run copies at
+    once, holds no other, and it holds the gate until the caller, having written its
+    batch, asks for the next one.
+    """
+    hold = _GateHold(gate, refs)
+    stream = prefetched(iter(messages), before_read=hold.before_read, after_read=hold.after_read)
+    try:
+        # A large message must fill its batch alone: a batch waiting for one more message,
+        # which waits for the gate, would never be written.
+        for batch in batched(stream, max_bytes=min(BATCH_BYTES, gate.threshold)):
+            yield batch
+            hold.written(batch)
+    finally:
+        stream.close()
+        hold.release()
 
 
 def batched(messages: Iterable[Message], max_messages: int = BATCH_MESSAGES, max_bytes: int = BATCH_BYTES) -> Iterator[list[Message]]:
     """Yield lists of messages, each at most ``max_messages`` long or ``max_bytes`` large.
 
-    A batch always holds at least one message, however large.
+    A batch always holds at least one message, however large. A full batch is yielded at
+    once, before the next message is read.
     """
     batch: list[Message] = []
     size = 0
     for message in messages:
-        if batch and (len(batch) >= max_messages or size + message.size > max_bytes):
+        if batch and size + message.size > max_bytes:
             yield batch
             batch, size = [], 0
         batch.append(message)
         size += message.size
+        if len(batch) >= max_messages or size >= max_bytes:
+            yield batch
+            batch, size = [], 0
     if batch:
         yield batch
+
+
+class LargeMessageGate:
+    """Lets one large message at a time be in memory, across every folder a run copies at once.
+
+    The read-ahead budget bounds small messages per folder; a 10 MB message it cannot.
+    Without the gate, two connections each holding one or two of them made the peak
+    memory of a run grow with the number of large messages in the mailbox.
+    """
+
+    def __init__(self, threshold: int = LARGE_MESSAGE) -> None:
+        self.threshold = threshold
+        self._holder: object | None = None
+        self._changed = threading.Condition()
+
+    def is_large(self, size: int | None) -> bool:
+        """Return True when a message of ``size`` bytes (None: unknown) must pass the gate."""
+        return size is not None and size > self.threshold
+
+    def enter(self, holder: object, stop: threading.Event) -> bool:
+        """Wait until the gate is free, then hold it for ``holder``; return False if stopped first."""
+        with self._changed:
+            while self._holder is not None:
+                if stop.is_set():
+                    return False
+                self._changed.wait(0.1)
+            self._holder = holder
+            return True
+
+    def leave(self, holder: object) -> None:
+        """Free the gate if ``holder`` holds it."""
+        with self._changed:
+            if self._holder is holder:
+                self._holder = None
+                self._changed.notify_all()
+
+
+class _GateHold:
+    """One folder's use of the run's gate, steered by the sizes its listing gave.
+
+    ``before_read`` and ``after_read`` run on the reading thread; ``written`` and ``release``
+    on the writing one, which sees ``held`` only after the message came through the queue.
+    """
+
+    def __init__(self, gate: LargeMessageGate, refs: Sequence[MessageRef]) -> None:
+        self.gate = gate
+        self.sizes = [ref.size for ref in refs]
+        self.position = {ref.uid: i for i, ref in enumerate(refs)}
+        self.next = 0
+        self.entered = False
+        self.held: Message | None = None
+
+    def before_read(self, stop: threading.Event) -> bool:
+        """Enter the gate before reading a message the listing says is large."""
+        expected = self.sizes[self.next] if self.next < len(self.sizes) else None
+        if self.gate.is_large(expected):
+            self.entered = self.gate.enter(self, stop)
+            return self.entered
+        return True
+
+    def after_read(self, message: Message, stop: threading.Event) -> bool:
+        """Enter the gate for a large message the listing did not announce; leave it for a small one."""
+        # A message gone from the source since the listing is skipped: follow the uids, not the count.
+        self.next = self.position.get(message.uid, self.next) + 1
+        large = self.gate.is_large(message.size)
+        if large and not self.entered and not self.gate.enter(self, stop):
+            return False
+        if self.entered and not large:
+            self.gate.leave(self)
+        self.entered = False
+        if large:
+            self.held = message
+        return True
+
+    def written(self, batch: list[Message]) -> None:
+        """Let the next large message in once the batch holding this folder's is written."""
+        if self.held is not None and any(message is self.held for message in batch):
+            self.release()
+
+    def release(self) -> None:
+        """Free the gate if this folder holds it."""
+        self.held = None
+        self.gate.leave(self)
 
 
 _END = object()
@@ -63,11 +173,18 @@ class _ByteBudget:
             self.changed.notify()
 
 
-def prefetched(messages: Iterator[Message], max_bytes: int = PREFETCH_BYTES) -> Iterator[Message]:
+def prefetched(
+    messages: Iterator[Message],
+    max_bytes: int = PREFETCH_BYTES,
+    before_read: Callable[[threading.Event], bool] = lambda stop: True,
+    after_read: Callable[[Message, threading.Event], bool] = lambda message, stop: True,
+) -> Iterator[Message]:
     """Yield from ``messages``, reading ahead in a thread up to about ``max_bytes``.
 
     Network reads of the next messages then overlap the writes of the current batch.
     Errors of the reading thread are raised here; closing this generator stops the thread.
+    The reading thread calls ``before_read`` and ``after_read`` around each message; either
+    may wait, and returns False when it was stopped instead.
     """
     budget = _ByteBudget(max_bytes)
     items: queue.Queue = queue.Queue()
@@ -75,11 +192,14 @@ def prefetched(messages: Iterator[Message], max_bytes: int = PREFETCH_BYTES) -> 
 
     def produce() -> None:
         try:
-            for message in messages:
-                if not budget.take(message.size, stop):
+            while before_read(stop):
+                message = next(messages, _END)
+                if message is _END:
+                    items.put(_END)
+                    return
+                if not after_read(message, stop) or not budget.take(message.size, stop):
                     return
                 items.put(message)
-            items.put(_END)
         except BaseException as error:  # handed to the consumer, which raises it
             items.put(_Failure(error))
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from migrator.errors import ConnectionLost, FolderError, MessageError, StoreError
 from migrator.folder import Folder, Role
 from migrator.message import FolderPath, Message, MessageRef
-from migrator.pipeline.batches import batched, prefetched
+from migrator.pipeline.batches import LargeMessageGate, write_batches
 from migrator.pipeline.filters import MessageFilter
 from migrator.pipeline.plan import PlanContext, TargetPlan, plan_target
 from migrator.pipeline.progress import Progress
@@ -41,6 +41,7 @@ class RunContext:
     summary: Summary
     progress: Progress
     deferred: list[Deferred] = field(default_factory=list)
+    large_messages: LargeMessageGate = field(default_factory=LargeMessageGate)
 
     @property
     def state(self) -> StateStore | None:
@@ -132,12 +133,12 @@ class FolderCopy:
         return self.plans
 
     def _copy_messages(self, todo: list[MessageRef]) -> None:
-        stream = prefetched(self.source.fetch(self.folder.path, todo))
+        batches = write_batches(self.source.fetch(self.folder.path, todo), todo, self.run.large_messages)
         try:
-            for batch in batched(stream):
+            for batch in batches:
                 self._write_batch([m for m in batch if self.run.message_filter.accepts(m.flags, m.size, m.received)])
         finally:
-            stream.close()
+            batches.close()
 
     def _write_batch(self, batch: list[Message]) -> None:
         outcome: dict[str, str] = {}
