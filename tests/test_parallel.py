@@ -15,6 +15,8 @@ import pytest
 
 from migrator.endpoint import parse_endpoint
 from migrator.foldermap import FolderRules
+from migrator.pipeline import folder_copy
+from migrator.pipeline.batches import write_batches
 from migrator.pipeline import CopyOptions, run_copy
 from migrator.state import StateStore
 from migrator.stores import open_store
@@ -48,6 +50,21 @@ def test_three_connections_copy_each_folder_once_into_maildir_mbox_and_eml(seede
     assert all(reading), "every connection copied folders"
     fetched_by = Counter(folder for folders in reading for folder in set(folders))
     assert set(fetched_by.values()) == {1}, "no folder is read by two connections"
+
+
+def test_every_connection_passes_large_messages_through_the_same_gate(seeded, tmp_path, monkeypatch):
+    source, expected = seeded
+    gates = []
+
+    def recording(messages, refs, gate):
+        gates.append(gate)
+        return write_batches(messages, refs, gate)
+
+    monkeypatch.setattr(folder_copy, "write_batches", recording)
+    summary = run_copy(source, [parse_endpoint(f"maildir:{tmp_path / 'mail'}")], CopyOptions(connections=3))
+    assert summary.failures == []
+    assert len(gates) == len([items for items in expected.values() if items])
+    assert len({id(gate) for gate in gates}) == 1
 
 
 def test_a_rerun_after_a_parallel_copy_fetches_nothing(seeded, tmp_path, dovecot, user):

@@ -154,7 +154,9 @@ class _Helper:
         if state is not None:
             stack.callback(state.close)
         plan = PlanContext(source, run.plan.source_name, state, dry_run=False)
-        return RunContext(plan, targets, run.destination, run.message_filter, self.summary, self.progress)
+        # Whatever else the run shares (its large-message gate) this worker shares too.
+        return dataclasses.replace(run, plan=plan, targets=targets, summary=self.summary, progress=self.progress,
+                                   deferred=[])
 
 
 class _SerialProgress(Progress):
