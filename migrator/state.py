@@ -92,6 +92,7 @@ class StateStore:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             os.close(fd)
+            self._holding = False
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
@@ -177,6 +178,34 @@ class StateStore:
                 "INSERT OR REPLACE INTO copied VALUES (?, ?, ?, ?, ?, ?)",
                 ((pair.id, uid, tuid, key, flags, now) for uid, tuid, key, flags in copied),
             )
+
+    def hold(self, pair: Pair, copied: Iterable[tuple[str, str | None, str, str]]) -> None:
+        """Keep (uid, target_uid, content_key, flags) of messages written to a target that is not durable
+        yet (a PST until it is closed), out of memory and out of the file, until ``record_held``."""
+        if not self._holding:
+            # A TEMP table lives in a temporary file of SQLite's and vanishes with the connection,
+            # so rows of a target never closed are never recorded.
+            self.db.execute("PRAGMA temp_store=FILE")
+            self.db.execute("CREATE TEMP TABLE held (pair INTEGER NOT NULL, uid TEXT NOT NULL, target_uid TEXT, "
+                            "content_key TEXT NOT NULL, flags TEXT NOT NULL, PRIMARY KEY (pair, uid)) WITHOUT ROWID")
+            self._holding = True
+        self.db.execute("BEGIN")  # one transaction of the temporary file, not one per row; the state file is untouched
+        try:
+            self.db.executemany("INSERT OR REPLACE INTO temp.held VALUES (?, ?, ?, ?, ?)",
+                                ((pair.id, uid, tuid, key, flags) for uid, tuid, key, flags in copied))
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def record_held(self, pair: Pair) -> None:
+        """Record the rows held for the pair, in one commit, now that its target is durable."""
+        if not self._holding:
+            return
+        with self._transaction():
+            self.db.execute("INSERT OR REPLACE INTO copied SELECT pair, uid, target_uid, content_key, flags, ? "
+                            "FROM temp.held WHERE pair=?", (time.time(), pair.id))
+            self.db.execute("DELETE FROM temp.held WHERE pair=?", (pair.id,))
 
     def renumber(self, pair: Pair, validity: str, new_uids: dict[str, str]) -> Pair:
         """Record a new source validity, moving rows from old uids to ``new_uids[old]``.

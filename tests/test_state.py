@@ -46,3 +46,26 @@ def test_runs_are_listed_newest_first(tmp_path):
     runs = state.last_runs()
     assert [r.ended is None for r in runs] == [True, False]
     assert runs[1].copied == 3
+
+
+def test_held_rows_are_recorded_only_when_their_target_is_durable(tmp_path):
+    state = StateStore(tmp_path / "s.sqlite")
+    pst, other = (state.open_pair("src", (name,), "pst", (name,), "v1") for name in ("A", "B"))
+    state.hold(pst, [("1", None, "k1", ""), ("2", None, "k2", "\\seen")])
+    state.hold(other, [("9", None, "k9", "")])
+    assert state.count(pst) == 0
+    state.record_held(pst)
+    assert {uid: e.flags for uid, e in state.entries(pst).items()} == {"1": "", "2": "\\seen"}
+    assert state.count(other) == 0
+
+
+def test_held_rows_of_a_target_never_closed_are_forgotten(tmp_path):
+    state = StateStore(tmp_path / "s.sqlite")
+    pair = state.open_pair("src", ("INBOX",), "pst", ("INBOX",), "v1")
+    state.hold(pair, [("1", None, "k1", "")])
+    state.close()  # the run died before the PST was renamed into place
+    again = StateStore(tmp_path / "s.sqlite")
+    again.record_held(pair)
+    again.hold(pair, [])
+    again.record_held(pair)
+    assert again.count(pair) == 0

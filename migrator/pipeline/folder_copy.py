@@ -23,10 +23,9 @@ _SEVERITY = {"skipped": 0, "copied": 1, "failed": 2}
 
 @dataclass
 class Deferred:
-    """Writes to a target that is durable only once closed (PST): recorded after close."""
+    """A target durable only once closed (PST): its rows wait in the state's ``hold`` until then."""
 
     plan: TargetPlan
-    rows: list[tuple[str, str | None, str, str]] = field(default_factory=list)
     version: str | None = None  # the source folder's version, once every message of it is written
 
 
@@ -194,7 +193,8 @@ class FolderCopy:
         if plan.store.durable_on_append:
             self.run.state.record(plan.pair, rows)
         else:
-            self._deferred(plan).rows.extend(rows)
+            self._deferred(plan)
+            self.run.state.hold(plan.pair, rows)
 
     def _settle(self) -> None:
         """Clear the dirty marks of targets whose every write of this folder is recorded."""

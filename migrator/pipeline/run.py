@@ -106,7 +106,7 @@ def _record_deferred(run: RunContext) -> None:
         return
     for deferred in run.deferred:
         if deferred.plan.pair is not None:
-            run.state.record(deferred.plan.pair, deferred.rows)
+            run.state.record_held(deferred.plan.pair)
             run.state.mark_dirty(deferred.plan.pair, False)
             if deferred.version is not None:
                 run.state.set_version(deferred.plan.pair, deferred.version)
