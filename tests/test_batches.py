@@ -119,3 +119,25 @@ def test_a_large_message_the_listing_did_not_announce_still_waits_for_the_gate()
     reader.join()
     assert [m.uid for m in got] == ["0"]
     stream.close()
+
+
+def test_messages_gone_since_the_listing_do_not_put_the_gate_out_of_step():
+    gate = LargeMessageGate(threshold=100)
+    listed = messages([10, 10, 10, 500])
+    held = object()
+    assert gate.enter(held, threading.Event())
+    reads = []
+
+    def source():  # message 1 left the source after the listing
+        for message in (listed[0], listed[2], listed[3]):
+            reads.append(message.uid)
+            yield message
+
+    got = []
+    copier = threading.Thread(target=lambda: got.extend(m.uid for b in write_batches(source(), refs_of(listed), gate) for m in b))
+    copier.start()
+    time.sleep(0.3)
+    assert reads == ["0", "2"], "the large message waits for the gate before it is read"
+    gate.leave(held)
+    copier.join()
+    assert got == ["0", "2", "3"]

@@ -12,6 +12,7 @@ BATCH_MESSAGES = 500
 BATCH_BYTES = 2 * 1024 * 1024
 PREFETCH_BYTES = 2 * 1024 * 1024
 LARGE_MESSAGE = BATCH_BYTES
+_RESYNC_WINDOW = 64
 
 
 def write_batches(
@@ -101,15 +102,14 @@ class _GateHold:
 
     def __init__(self, gate: LargeMessageGate, refs: Sequence[MessageRef]) -> None:
         self.gate = gate
-        self.sizes = [ref.size for ref in refs]
-        self.position = {ref.uid: i for i, ref in enumerate(refs)}
-        self.next = 0
+        self.refs = refs
+        self.next = 0  # the position in ``refs`` of the message read next
         self.entered = False
         self.held: Message | None = None
 
     def before_read(self, stop: threading.Event) -> bool:
         """Enter the gate before reading a message the listing says is large."""
-        expected = self.sizes[self.next] if self.next < len(self.sizes) else None
+        expected = self.refs[self.next].size if self.next < len(self.refs) else None
         if self.gate.is_large(expected):
             self.entered = self.gate.enter(self, stop)
             return self.entered
@@ -117,8 +117,7 @@ class _GateHold:
 
     def after_read(self, message: Message, stop: threading.Event) -> bool:
         """Enter the gate for a large message the listing did not announce; leave it for a small one."""
-        # A message gone from the source since the listing is skipped: follow the uids, not the count.
-        self.next = self.position.get(message.uid, self.next) + 1
+        self.next = self._position_after(message.uid)
         large = self.gate.is_large(message.size)
         if large and not self.entered and not self.gate.enter(self, stop):
             return False
@@ -128,6 +127,14 @@ class _GateHold:
         if large:
             self.held = message
         return True
+
+    def _position_after(self, uid: str) -> int:
+        # A message gone from the source since the listing is skipped: follow the uids, not the
+        # count, looking a little way ahead only, so that a stream that matches no uid costs no more.
+        for position in range(self.next, min(self.next + _RESYNC_WINDOW, len(self.refs))):
+            if self.refs[position].uid == uid:
+                return position + 1
+        return self.next + 1
 
     def written(self, batch: list[Message]) -> None:
         """Let the next large message in once the batch holding this folder's is written."""
