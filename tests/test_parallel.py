@@ -15,9 +15,8 @@ import pytest
 
 from migrator.endpoint import parse_endpoint
 from migrator.foldermap import FolderRules
-from migrator.pipeline import folder_copy
+from migrator.pipeline import CopyOptions, folder_copy, run_copy
 from migrator.pipeline.batches import write_batches
-from migrator.pipeline import CopyOptions, run_copy
 from migrator.state import StateStore
 from migrator.stores import open_store
 from tests.support.corpus import corpus, seed_items, server_safe

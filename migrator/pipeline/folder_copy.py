@@ -193,7 +193,7 @@ class FolderCopy:
         if plan.store.durable_on_append:
             self.run.state.record(plan.pair, rows)
         else:
-            self._deferred(plan)
+            self._deferred(plan)  # so that the run records the held rows once the target is closed
             self.run.state.hold(plan.pair, rows)
 
     def _settle(self) -> None:
