@@ -109,10 +109,10 @@ class StateStore:
             raise StoreError(f"the state file {self.path} has schema {row[0]}, this migrator reads {SCHEMA_VERSION}")
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
         # The connection is in autocommit mode (so PRAGMAs apply at once); without an explicit
         # BEGIN every row of an executemany would be a transaction, and an fsync, of its own.
-        self.db.execute("BEGIN IMMEDIATE")
+        self.db.execute(begin)
         try:
             yield
         except BaseException:
@@ -189,14 +189,10 @@ class StateStore:
             self.db.execute("CREATE TEMP TABLE held (pair INTEGER NOT NULL, uid TEXT NOT NULL, target_uid TEXT, "
                             "content_key TEXT NOT NULL, flags TEXT NOT NULL, PRIMARY KEY (pair, uid)) WITHOUT ROWID")
             self._holding = True
-        self.db.execute("BEGIN")  # one transaction of the temporary file, not one per row; the state file is untouched
-        try:
+        # A deferred BEGIN: only the temporary file is written, so the state file is not even locked.
+        with self._transaction("BEGIN"):
             self.db.executemany("INSERT OR REPLACE INTO temp.held VALUES (?, ?, ?, ?, ?)",
                                 ((pair.id, uid, tuid, key, flags) for uid, tuid, key, flags in copied))
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
 
     def record_held(self, pair: Pair) -> None:
         """Record the rows held for the pair, in one commit, now that its target is durable."""
