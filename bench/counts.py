@@ -77,15 +77,17 @@ def pst_counts(pst: Path) -> dict[str, int]:
     readpst puts every folder under a directory named after the PST's root folder (left out
     here), writes attachments as ``N-name`` beside message ``N``, and calls INBOX "Inbox".
     """
-    with tempfile.TemporaryDirectory(prefix="bench-readpst-") as out:
-        subprocess.run(["readpst", "-S", "-q", "-j", "0", "-o", out, str(pst)], check=True, capture_output=True)
-        counts = {}
-        for directory in sorted(Path(out).rglob("*")):
-            parts = directory.relative_to(out).parts[1:]
-            if directory.is_dir() and parts:
-                name = "INBOX" if parts == ("Inbox",) else "/".join(parts)
-                counts[name] = sum(1 for f in directory.iterdir() if f.is_file() and f.name.isdigit())
-        return counts
+    # The extracted files stay beside the PST, in the run's work directory, which the session
+    # removes at its end: deleted here, they would slow the file creations of the next run.
+    out = tempfile.mkdtemp(prefix="readpst-", dir=pst.parent)
+    subprocess.run(["readpst", "-S", "-q", "-j", "0", "-o", out, str(pst)], check=True, capture_output=True)
+    counts = {}
+    for directory in sorted(Path(out).rglob("*")):
+        parts = directory.relative_to(out).parts[1:]
+        if directory.is_dir() and parts:
+            name = "INBOX" if parts == ("Inbox",) else "/".join(parts)
+            counts[name] = sum(1 for f in directory.iterdir() if f.is_file() and f.name.isdigit())
+    return counts
 
 
 def mbox_tree_counts(root: Path) -> dict[str, int]:

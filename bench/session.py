@@ -123,6 +123,7 @@ def measure_run(spec: RunSpec, context: Context, corpus: Corpus, options: Option
 def _measure_phase(spec: RunSpec, phase: str, invocation: Invocation, corpus: Corpus, options: Options,
                    repeat: int) -> Result:
     expected = corpus.counts if spec.protocol == "imap" else {"INBOX": corpus.counts["INBOX"]}
+    os.sync()  # what earlier runs wrote is on disk before the clock starts, not written back during this run
     measurement = measure(invocation.argv, env=invocation.env, timeout=timeout_for(corpus))
     mismatch = compare(invocation, expected) if measurement.ok else None
     result = Result(spec.name, spec.protocol, phase, measurement, mismatch)
