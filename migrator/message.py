@@ -102,9 +102,12 @@ class Message:
         return content_key_from_headers(header_block(self.raw), self.crlf_size)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MessageRef:
-    """What a cheap listing of a folder knows about a message, before its body is fetched."""
+    """What a cheap listing of a folder knows about a message, before its body is fetched.
+
+    A run holds one per message of the folders it is copying: slots keep each a third smaller.
+    """
 
     uid: str
     flags: Flags = NO_FLAGS

@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 Value = str | bytes | None | list
 STATUS_KINDS = frozenset({"OK", "NO", "BAD", "BYE", "PREAUTH"})
@@ -269,9 +270,15 @@ def internaldate(value: Value) -> datetime:
         raise ParseError(f"not an IMAP date-time: {value!r}")
     day, month, year, hour, minute, second, sign, zone_h, zone_m = match.groups()
     month_number = _MONTH_NUMBERS.get(month.lower())
-    offset = timedelta(hours=int(zone_h), minutes=int(zone_m))
     try:
-        zone = timezone(-offset if sign == "-" else offset)
+        zone = _zone(sign, int(zone_h), int(zone_m))
         return datetime(int(year), month_number or 0, int(day), int(hour), int(minute), int(second), tzinfo=zone)
     except ValueError as error:
         raise ParseError(f"not an IMAP date-time: {value!r} ({error})") from None
+
+
+@lru_cache(maxsize=256)
+def _zone(sign: str, hours: int, minutes: int) -> timezone:
+    # Shared: a folder listing holds a date per message, and mail comes from few time zones.
+    offset = timedelta(hours=hours, minutes=minutes)
+    return timezone(-offset if sign == "-" else offset)
