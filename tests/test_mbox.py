@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -251,8 +254,24 @@ def test_a_held_dotlock_stops_the_write_and_a_stale_one_is_removed(tmp_path: Pat
     old = time.time() - lock.STALE_AFTER - 10
     os.utime(dotlock, (old, old))
     with lock.dotlock(path, wait=0.2):
-        assert dotlock.read_text() == f"{os.getpid()}\n"
+        assert dotlock.read_text() == f"{os.getpid()}:{socket.gethostname()}\n"
     assert not dotlock.exists()
+
+
+def test_the_dotlock_of_a_killed_run_is_taken_over_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "mbox"
+    path.touch()
+    dotlock = tmp_path / "mbox.lock"
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()
+    dotlock.write_text(f"{killed.pid}:{socket.gethostname()}\n")
+    with lock.dotlock(path, wait=0.2):
+        assert dotlock.read_text() == f"{os.getpid()}:{socket.gethostname()}\n"
+    for living_or_elsewhere in (f"{os.getpid()}:{socket.gethostname()}\n", f"{killed.pid}:another-host\n", f"{killed.pid}\n"):
+        dotlock.write_text(living_or_elsewhere)
+        with pytest.raises(FolderError, match="locked by"):
+            with lock.dotlock(path, wait=0.2):
+                pass
 
 
 def test_reading_leaves_nothing_behind(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """Locking an mbox file the way Dovecot and mutt do: a dotlock and an fcntl lock.
 
-Writers take the dotlock ``FILE.lock`` (created with O_EXCL; one older than STALE_AFTER
-seconds is taken to be left by a crashed program and removed) and then an exclusive fcntl
-lock on the file. Readers take only a shared fcntl lock, so reading leaves nothing behind.
+Writers take the dotlock ``FILE.lock`` and then an exclusive fcntl lock on the file. The
+dotlock is created with O_EXCL and holds ``pid:hostname``, as Dovecot writes it; one is taken
+to be left by a crashed or killed program, and removed, when that process is gone from this
+host or when it is older than STALE_AFTER seconds. Readers take only a shared fcntl lock, so reading leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,16 +78,34 @@ def _try_create(lock: Path) -> bool:
         return False
     except OSError as e:
         raise FolderError(f"cannot create the lock file {lock}: {reason(e)}; fix the directory's permissions") from None
-    os.write(fd, b"%d\n" % os.getpid())
+    os.write(fd, f"{os.getpid()}:{socket.gethostname()}\n".encode())
     os.close(fd)
     return True
 
 
 def _is_stale(lock: Path, stale_after: float) -> bool:
     try:
-        return time.time() - lock.stat().st_mtime > stale_after
+        return time.time() - lock.stat().st_mtime > stale_after or _holder_is_gone(lock.read_bytes())
     except FileNotFoundError:
         return False  # released meanwhile: try again
+
+
+def _holder_is_gone(content: bytes) -> bool:
+    """Return True when the lock names a process of this host that no longer runs.
+
+    A lock from another host (an mbox on a shared disk) or in another program's format is
+    left to the age rule: its pid means nothing here.
+    """
+    pid, _, host = content.decode("utf-8", "replace").strip().partition(":")
+    if not pid.isdigit() or int(pid) <= 0 or host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, under another user
+    return False
 
 
 def _remove(lock: Path) -> None:
