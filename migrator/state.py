@@ -24,6 +24,10 @@ from migrator.errors import StoreError
 from migrator.message import FolderPath
 
 SCHEMA_VERSION = 1
+# SQLite's default page cache (2 MB a connection) fills once the file holds tens of thousands of
+# messages, and a run has a connection per worker: 512 KiB each recorded 50 000 rows as fast
+# and kept peak memory 1.5 MB lower per connection.
+CACHE_KIB = 512
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pairs (
@@ -96,6 +100,7 @@ class StateStore:
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self.db.executescript(_SCHEMA)
             self._check_version()
         except (OSError, sqlite3.Error) as e:
