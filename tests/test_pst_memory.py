@@ -7,7 +7,7 @@ import email
 import tracemalloc
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from migrator.message import Message
@@ -55,7 +55,6 @@ def test_the_memory_kept_per_message_written_is_small(tmp_path: Path) -> None:
     assert kept / len(messages) < 600  # bytes per message: 345 now, 1 235 while the rows stayed in memory
 
 
-@settings(deadline=None)
 @given(st.binary(max_size=60), st.integers(0, 3),
        st.lists(st.tuples(st.integers(0, 90), st.sampled_from([b"\r\n", b"\n", b"=", b" ", b"*", b"\xe9"])),
                 max_size=3),

@@ -371,7 +371,7 @@ def test_uncompressed_rtf_and_encapsulated_html() -> None:
 # --- damaged files never raise anything but migrator's own errors ----------------------------------------------
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_damaged_blocks_give_one_sentence_errors(tmp_path: Path, data: st.DataObject) -> None:
     original = (SAMPLES / "pstsdk_sample1.pst").read_bytes()

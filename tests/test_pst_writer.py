@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from migrator.endpoint import parse_endpoint
@@ -45,7 +45,6 @@ def test_crc_and_signature_match_an_outlook_header() -> None:
     assert fmt.signature(0x12345678, 0x9ABC) == ((0x12345678 ^ 0x9ABC) >> 16) ^ ((0x12345678 ^ 0x9ABC) & 0xFFFF)
 
 
-@settings(deadline=None)
 @given(st.integers(0, fmt.AMAP_BITS - 1), st.integers(0, 300))
 def test_set_bits_sets_exactly_the_range_msb_first(first: int, count: int) -> None:
     count = min(count, fmt.AMAP_BITS - first)
@@ -56,7 +55,6 @@ def test_set_bits_sets_exactly_the_range_msb_first(first: int, count: int) -> No
     assert longest_zero_run(bytes(bitmap)) == max(first, fmt.AMAP_BITS - first - count) if count else fmt.AMAP_BITS
 
 
-@settings(deadline=None)
 @given(st.lists(st.binary(max_size=50), max_size=20))
 def test_multi_valued_offsets_point_at_each_item(items: list[bytes]) -> None:
     encoded = encode_multi_valued(items)
@@ -71,7 +69,6 @@ def test_filetime_counts_100ns_ticks_since_1601() -> None:
     assert filetime(datetime(1970, 1, 1, 1, tzinfo=timezone(timedelta(hours=1)))) == 116444736000000000
 
 
-@settings(deadline=None)
 @given(st.lists(st.sampled_from([0x0003, 0x000B, 0x0002, 0x0014, 0x0040, 0x001F, 0x0102, 0x101F]), max_size=40))
 def test_row_layout_places_cells_without_overlap(types: list[int]) -> None:
     tags = tuple(p.tag(0x8000 + i, prop_type) for i, prop_type in enumerate(types))
@@ -96,7 +93,6 @@ def parse_heap(blocks: list[bytes]) -> dict[int, bytes]:
     return found
 
 
-@settings(deadline=None)
 @given(st.lists(st.binary(max_size=fmt.MAX_HEAP_ALLOC), max_size=60))
 def test_heap_allocations_read_back_through_the_page_maps(values: list[bytes]) -> None:
     heap = Heap(fmt.HN_CLIENT_PC)
@@ -348,7 +344,6 @@ def test_mime_tree_matches_the_standard_parser(message: Message) -> None:
     assert leaves(parse_message(message.raw)) == leaves(email.message_from_bytes(message.raw))
 
 
-@settings(deadline=None)
 @given(st.lists(st.binary(max_size=40).filter(lambda b: b"--" not in b and not b.endswith(b"\r")), max_size=5),
        st.sampled_from([b"\r\n", b"\n"]))
 def test_split_multipart_returns_each_part(parts: list[bytes], newline: bytes) -> None:
