@@ -3,7 +3,8 @@
 Writers take the dotlock ``FILE.lock`` and then an exclusive fcntl lock on the file. The
 dotlock is created with O_EXCL and holds ``pid:hostname``, as Dovecot writes it; one is taken
 to be left by a crashed or killed program, and removed, when that process is gone from this
-host or when it is older than STALE_AFTER seconds. Readers take only a shared fcntl lock, so reading leaves nothing behind.
+host or when it is older than STALE_AFTER seconds. Readers take only a shared fcntl lock, so
+reading leaves nothing behind.
 """
 
 from __future__ import annotations
