@@ -29,7 +29,7 @@ from migrator.stores.imap.parser import (
     status_items,
     uid_set_members,
 )
-from migrator.stores.imap.reading import plan_batches
+from migrator.stores.imap.reading import WantedMessages, plan_batches
 from migrator.stores.imap.writing import append_command
 
 
@@ -361,15 +361,26 @@ def test_role_folder_falls_back_to_usual_names():
 
 def test_batches_by_count_and_bytes():
     refs = [MessageRef(str(uid), size=size) for uid, size in [(1, 5), (2, 5), (3, 20), (4, None), (5, 1)]]
-    assert plan_batches(refs, max_bytes=10, max_messages=3) == [[1, 2], [3], [4, 5]]
-    assert plan_batches(refs, max_bytes=100, max_messages=2) == [[1, 2], [3, 4], [5]]
-    assert plan_batches([]) == []
+    assert list(plan_batches(refs, max_bytes=10, max_messages=3)) == [[1, 2], [3], [4, 5]]
+    assert list(plan_batches(refs, max_bytes=100, max_messages=2)) == [[1, 2], [3, 4], [5]]
+    assert list(plan_batches([])) == []
+
+
+def test_wanted_messages_are_found_by_uid_until_they_arrive():
+    wanted = WantedMessages([MessageRef(str(uid)) for uid in (30, 7, 12)])
+    assert [r.uid for r in wanted.refs] == ["7", "12", "30"]
+    assert wanted.position(12) == 1
+    assert wanted.position(8) is None and wanted.position(31) is None
+    wanted.arrive(1)
+    assert wanted.position(12) is None
+    assert wanted.arrived == 1
+    assert [r.uid for r in wanted.pending()] == ["7", "30"]
 
 
 @given(st.lists(st.integers(min_value=0, max_value=50), max_size=60), st.integers(1, 100), st.integers(1, 7))
 def test_batches_keep_order_and_limits(sizes, max_bytes, max_messages):
     refs = [MessageRef(str(uid), size=size) for uid, size in enumerate(sizes, 1)]
-    batches = plan_batches(refs, max_bytes, max_messages)
+    batches = list(plan_batches(refs, max_bytes, max_messages))
     assert [uid for batch in batches for uid in batch] == list(range(1, len(sizes) + 1))
     for batch in batches:
         assert 1 <= len(batch) <= max_messages

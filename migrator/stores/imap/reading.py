@@ -6,8 +6,10 @@ nothing in it: no \\Seen set, no \\Recent cleared.
 
 from __future__ import annotations
 
+import array
+from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 
 from migrator.contentkey import content_key_from_headers
@@ -30,24 +32,62 @@ _KEY_ITEMS = b"(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE FROM SU
 _KEY_ITEM = "BODY[HEADER.FIELDS"
 
 
-def plan_batches(refs: Sequence[MessageRef], max_bytes: int = FETCH_BATCH_BYTES, max_messages: int = FETCH_BATCH_MESSAGES) -> list[list[int]]:
-    """Return the uids of ``refs`` cut into batches of at most ``max_messages`` and about ``max_bytes``.
+def plan_batches(refs: Iterable[MessageRef], max_bytes: int = FETCH_BATCH_BYTES, max_messages: int = FETCH_BATCH_MESSAGES) -> Iterator[list[int]]:
+    """Yield the uids of ``refs`` cut into batches of at most ``max_messages`` and about ``max_bytes``.
 
-    A batch holds at least one message, however large; sizes unknown count as 0.
+    A batch holds at least one message, however large; sizes unknown count as 0. Batches
+    are cut as they are asked for, so only those in flight are ever held.
     """
-    batches: list[list[int]] = []
     batch: list[int] = []
     size = 0
     for ref in refs:
         ref_size = ref.size or 0
         if batch and (len(batch) >= max_messages or size + ref_size > max_bytes):
-            batches.append(batch)
+            yield batch
             batch, size = [], 0
         batch.append(int(ref.uid))
         size += ref_size
     if batch:
-        batches.append(batch)
-    return batches
+        yield batch
+
+
+class WantedMessages:
+    """The messages one fetch is to deliver, in uid order, and which of them have arrived.
+
+    A whole folder is fetched in one go, so this is held once per message of the largest
+    folder: a reference, a uid and a mark, 17 bytes a message where a dict of refs, a set
+    of arrived uids and the batches cut in advance took 180 (a folder of 14 000: 0.24 MB
+    instead of 2.5).
+    """
+
+    def __init__(self, refs: Iterable[MessageRef]) -> None:
+        self.refs = sorted(refs, key=_uid_number)
+        self._uids = array.array("Q", map(_uid_number, self.refs))
+        self._arrived = bytearray(len(self.refs))
+        self.arrived = 0
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def position(self, uid: int) -> int | None:
+        """Return where the message ``uid`` is, or None when it is not wanted or has arrived."""
+        index = bisect_left(self._uids, uid)
+        if index == len(self._uids) or self._uids[index] != uid or self._arrived[index]:
+            return None
+        return index
+
+    def arrive(self, index: int) -> None:
+        """Mark the message at ``index`` delivered: a resumed fetch leaves it out."""
+        self._arrived[index] = 1
+        self.arrived += 1
+
+    def pending(self) -> Iterator[MessageRef]:
+        """Yield the refs not delivered yet, in uid order (marks made meanwhile are seen)."""
+        return (ref for ref, arrived in zip(self.refs, self._arrived) if not arrived)
+
+
+def _uid_number(ref: MessageRef) -> int:
+    return int(ref.uid)
 
 
 def scan_folder(session: Session, path: FolderPath) -> FolderScan:
@@ -83,10 +123,8 @@ def _fetch_responses(session: Session, command: Command) -> Iterator[dict[str, V
                 yield items
 
 
-def stream_messages(
-    session: Session, path: FolderPath, refs: dict[int, MessageRef], done: set[int], validities: dict[FolderPath, str]
-) -> Iterator[Message]:
-    """Yield the messages for the uids of ``refs`` not in ``done``, adding each to ``done``.
+def stream_messages(session: Session, path: FolderPath, wanted: WantedMessages, validities: dict[FolderPath, str]) -> Iterator[Message]:
+    """Yield the messages of ``wanted`` that have not arrived yet, marking each as it does.
 
     ``validities`` holds the UIDVALIDITY each folder had when its uids were learnt (one not
     there yet is recorded now); raise FolderError when the folder's is no longer that. A
@@ -98,24 +136,21 @@ def stream_messages(
             f"the folder {'/'.join(path)} on {session.where} was renumbered (UIDVALIDITY changed) "
             "while it was being copied: run the copy again"
         )
-    wanted = [refs[uid] for uid in sorted(refs) if uid not in done]
     finished = False
     try:
-        yield from _stream_batches(session, path, refs, done, plan_batches(wanted, FETCH_BATCH_BYTES, FETCH_BATCH_MESSAGES))
+        batches = plan_batches(wanted.pending(), FETCH_BATCH_BYTES, FETCH_BATCH_MESSAGES)
+        yield from _stream_batches(session, path, wanted, batches)
         finished = True
     finally:
         if not finished:
             session.protocol.close()
 
 
-def _stream_batches(
-    session: Session, path: FolderPath, refs: dict[int, MessageRef], done: set[int], batches: list[list[int]]
-) -> Iterator[Message]:
-    waiting = iter(batches)
+def _stream_batches(session: Session, path: FolderPath, wanted: WantedMessages, batches: Iterator[list[int]]) -> Iterator[Message]:
     in_flight: deque[Command] = deque()
 
     def send_next() -> None:
-        batch = next(waiting, None)
+        batch = next(batches, None)
         if batch is not None:
             in_flight.append(session.protocol.send(b"UID FETCH " + uid_set(batch) + b" " + _BODY_ITEMS))
 
@@ -124,9 +159,10 @@ def _stream_batches(
     while in_flight:
         command = in_flight[0]
         for items in _fetch_responses(session, command):
-            message = _message(items, path, refs)
-            if message is not None and int(message.uid) not in done:
-                done.add(int(message.uid))
+            index = wanted.position(as_int(items["UID"]))
+            message = None if index is None else _message(items, path, wanted.refs[index])
+            if message is not None:
+                wanted.arrive(index)
                 yield message
         in_flight.popleft()
         assert command.result is not None
@@ -134,11 +170,10 @@ def _stream_batches(
         send_next()
 
 
-def _message(items: dict[str, Value], path: FolderPath, refs: dict[int, MessageRef]) -> Message | None:
+def _message(items: dict[str, Value], path: FolderPath, ref: MessageRef) -> Message | None:
     """Return the Message a FETCH response carries, or None for one that brings no requested body."""
     body = items.get("BODY[]")
-    ref = refs.get(as_int(items["UID"]))
-    if ref is None or not isinstance(body, bytes):
+    if not isinstance(body, bytes):
         return None
     flags = flags_from_imap(flag_names(items["FLAGS"])) if "FLAGS" in items else ref.flags
     if "INTERNALDATE" in items:

@@ -109,18 +109,17 @@ class ImapStore(Store):
 
     def fetch(self, folder: FolderPath, refs: Iterable[MessageRef]) -> Iterator[Message]:
         """Yield the messages for ``refs`` in uid order, streaming; resume after a lost connection."""
-        wanted = {int(ref.uid): ref for ref in refs}
+        wanted = reading.WantedMessages(refs)
         if not wanted:
             return
-        done: set[int] = set()
         attempt = 0
         while True:
-            progress = len(done)
+            progress = wanted.arrived
             try:
-                yield from reading.stream_messages(self._live(), folder, wanted, done, self._validity)
+                yield from reading.stream_messages(self._live(), folder, wanted, self._validity)
                 return
             except (ConnectionLost, ConnectError) as error:
-                attempt = 0 if len(done) > progress else attempt
+                attempt = 0 if wanted.arrived > progress else attempt
                 self._pause_or_raise(error, attempt)
                 attempt += 1
             except ParseError as error:
