@@ -1,5 +1,7 @@
 """Content keys recognise a message whatever its line endings, from headers and size alone."""
 
+import re
+
 from hypothesis import given, strategies as st
 
 from migrator.contentkey import content_key, content_key_from_headers, crlf_size, header_block
@@ -27,3 +29,10 @@ def test_crlf_size_is_the_size_once_line_endings_are_crlf(raw):
     assert crlf_size(bare) == len(bare) + bare.count(b"\n")
     crlf = bare.replace(b"\n", b"\r\n")
     assert crlf_size(crlf) == len(crlf)
+
+
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"a", b" ", b":"]), max_size=16).map(b"".join))
+def test_header_block_ends_at_the_first_empty_line_of_any_line_endings(raw):
+    first_empty_line = re.search(rb"\r?\n\r?\n", raw)
+    expected = raw if first_empty_line is None else raw[: first_empty_line.start() + 1]
+    assert header_block(raw) == expected
