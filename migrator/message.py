@@ -44,7 +44,7 @@ class Flags:
 
     def encode(self) -> str:
         """Return the flags as one stable string (system flags as ``\\name``), for the state file."""
-        return " ".join(sorted("\\" + f.value for f in self.system) + sorted(self.keywords))
+        return _encoded(self)
 
     @classmethod
     def decode(cls, text: str) -> "Flags":
@@ -60,6 +60,13 @@ class Flags:
 
 
 NO_FLAGS = Flags()
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded(flags: Flags) -> str:
+    # Cached: every copied message's flags are encoded for the state file, and a mailbox
+    # has few distinct sets of them.
+    return " ".join(sorted("\\" + f.value for f in flags.system) + sorted(flags.keywords))
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ into ``cur/`` (not ``new/``: a migrated message is not new mail, and its flags a
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -127,9 +128,14 @@ def assign_keywords(mapping: dict[int, str], wanted: Iterable[str]) -> tuple[dic
 def unique_name(message: Message) -> str:
     """Return a new unique part for a message file, as Dovecot forms it."""
     now = time.time_ns()
-    host = socket.gethostname().replace("/", "\\057").replace(":", "\\072").replace(",", "\\054")
-    unique = f"{now // 10**9}.M{now // 1000 % 10**6}P{os.getpid()}Q{next(_sequence)}.{host}"
+    unique = f"{now // 10**9}.M{now // 1000 % 10**6}P{os.getpid()}Q{next(_sequence)}.{_host_part()}"
     return f"{unique},S={message.size},W={message.crlf_size}"
+
+
+@functools.cache
+def _host_part() -> str:
+    """Return the host name as a unique name holds it, with ``/ : ,`` escaped as Dovecot does."""
+    return socket.gethostname().replace("/", "\\057").replace(":", "\\072").replace(",", "\\054")
 
 
 def inbox_normalised(path: FolderPath) -> FolderPath:
