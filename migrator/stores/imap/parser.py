@@ -17,12 +17,15 @@ from functools import lru_cache
 Value = str | bytes | None | list
 STATUS_KINDS = frozenset({"OK", "NO", "BAD", "BYE", "PREAUTH"})
 
-# One token per match. Everything but SP, CTL, "(", ")", '"' and "{" may appear in an atom;
-# "[" opens a section (BODY[HEADER.FIELDS (A B)]) that may hold spaces and parentheses up
-# to its "]". A literal marker only counts at the end of a segment.
+# One token per match, each kind in its own group: "(", ")", a quoted string (its quote,
+# then its content, which may be empty), a literal marker (only at the end of a segment),
+# an atom. Everything but SP, CTL, "(", ")", '"' and "{" may appear in an atom; "[" opens a
+# section (BODY[HEADER.FIELDS (A B)]) that may hold spaces and parentheses up to its "]".
+# Anything else takes the rest of the segment as the last group, so that findall, whose
+# tuples cost far less than match objects, still sees every byte.
 _TOKEN = re.compile(
-    rb' *(?:(?P<open>\()|(?P<close>\))|"(?P<quoted>[^"\\\r\n]*(?:\\.[^"\\\r\n]*)*)"|\{(?P<literal>\d+)\+?\}\Z'
-    rb'|(?P<atom>(?:[^\x00-\x20\x7f()"{\[]+|\[[^\]]*\])+))'
+    rb' *(?:(\()|(\))|(")([^"\\\r\n]*(?:\\.[^"\\\r\n]*)*)"|\{(\d+)\+?\}\Z'
+    rb'|((?:[^\x00-\x20\x7f()"{\[]+|\[[^\]]*\])+)|([^ ][\s\S]*))'
 )
 _QUOTED_ESCAPE = re.compile(rb"\\(.)")
 _LITERAL_MARKER = re.compile(rb"\{(\d+)\+?\}\Z")
@@ -115,31 +118,25 @@ def _tokens(segments: Sequence[bytes], literals: Sequence[bytes], start: int) ->
     stack: list[list] = [[]]
     top = stack[0]
     for index, segment in enumerate(segments):
-        pos = start if index == 0 else 0
-        for match in _TOKEN.finditer(segment, pos):
-            if match.start() != pos:
-                break
-            pos = match.end()
-            kind = match.lastgroup
-            if kind == "atom":
-                atom = match.group("atom").decode("utf-8", "surrogateescape")
-                top.append(None if len(atom) == 3 and atom.upper() == "NIL" else atom)
-            elif kind == "open":
+        for opened, closed, quote, quoted, literal, atom, other in _TOKEN.findall(segment, start if index == 0 else 0):
+            if atom:
+                text = atom.decode("utf-8", "surrogateescape")
+                top.append(None if len(text) == 3 and text.upper() == "NIL" else text)
+            elif quote:
+                top.append(_QUOTED_ESCAPE.sub(rb"\1", quoted) if b"\\" in quoted else quoted)
+            elif opened:
                 top = []
                 stack.append(top)
-            elif kind == "close":
+            elif closed:
                 if len(stack) == 1:
                     raise ParseError("unbalanced ')' in response")
                 done = stack.pop()
                 top = stack[-1]
                 top.append(done)
-            elif kind == "quoted":
-                quoted = match.group("quoted")
-                top.append(_QUOTED_ESCAPE.sub(rb"\1", quoted) if b"\\" in quoted else quoted)
-            else:
+            elif literal:
                 top.append(_literal(literals, index))
-        if segment[pos:].strip(b" "):
-            raise ParseError(f"unexpected {segment[pos:pos + 20]!r} in response")
+            else:
+                raise ParseError(f"unexpected {other[:20]!r} in response")
     if len(stack) != 1:
         raise ParseError("unbalanced '(' in response")
     return top
