@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from migrator.message import Message, MessageRef
-from migrator.pipeline.batches import LargeMessageGate, batched, prefetched, write_batches
+from migrator.pipeline.batches import LargeMessageGate, prefetched_batches, write_batches
 
 WHEN = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
@@ -16,45 +16,68 @@ def messages(sizes):
     return [Message(b"x" * size, received=WHEN, uid=str(i)) for i, size in enumerate(sizes)]
 
 
+def uids(batches):
+    return [[m.uid for m in batch] for batch in batches]
+
+
 def test_batches_respect_count_and_bytes_but_never_split_a_message():
-    got = list(batched(messages([10, 10, 10, 50, 10]), max_messages=2, max_bytes=40))
-    assert [[m.uid for m in b] for b in got] == [["0", "1"], ["2"], ["3"], ["4"]]
+    got = prefetched_batches(iter(messages([10, 10, 10, 50, 10])), max_messages=2, max_bytes=40)
+    assert uids(got) == [["0", "1"], ["2"], ["3"], ["4"]]
 
 
-def test_prefetch_keeps_order_and_passes_huge_messages():
-    source = messages([5, 500, 5, 5])
-    assert [m.uid for m in prefetched(iter(source), max_bytes=100)] == ["0", "1", "2", "3"]
+def test_a_message_larger_than_a_batch_has_a_batch_of_its_own():
+    got = prefetched_batches(iter(messages([5, 500, 5, 5])), max_bytes=100)
+    assert uids(got) == [["0"], ["1"], ["2", "3"]]
 
 
-def test_prefetch_raises_the_readers_error_after_what_was_read():
+def test_the_readers_error_is_raised_after_what_was_read_before_it():
     def failing():
         yield from messages([1, 1])
         raise ConnectionError("dropped")
 
     seen = []
     with pytest.raises(ConnectionError, match="dropped"):
-        for message in prefetched(failing()):
-            seen.append(message.uid)
+        for batch in prefetched_batches(failing()):
+            seen.extend(m.uid for m in batch)
     assert seen == ["0", "1"]
 
 
 def test_closing_early_stops_the_reader():
-    stream = prefetched(iter(messages([10] * 100)), max_bytes=30)
-    assert next(stream).uid == "0"
+    stream = prefetched_batches(iter(messages([10] * 100)), max_bytes=30)
+    assert uids([next(stream)]) == [["0", "1", "2"]]
     stream.close()
 
 
 def test_a_full_batch_is_handed_over_before_the_next_message_is_read():
+    second_may_come = threading.Event()
+
+    def source():
+        first, second = messages([50, 10])
+        yield first
+        second_may_come.wait()
+        yield second
+
+    batches = prefetched_batches(source(), max_bytes=40)
+    assert uids([next(batches)]) == [["0"]], "the full batch does not wait for the next message"
+    second_may_come.set()
+    assert uids(batches) == [["1"]]
+
+
+def test_the_reader_keeps_one_batch_ahead_of_the_writer():
     read = []
 
     def source():
-        for message in messages([50, 10]):
+        for message in messages([10] * 10):
             read.append(message.uid)
             yield message
 
-    batches = batched(source(), max_bytes=40)
-    assert [m.uid for m in next(batches)] == ["0"]
-    assert read == ["0"]
+    batches = prefetched_batches(source(), max_messages=2)
+    assert uids([next(batches)]) == [["0", "1"]]
+    time.sleep(0.1)
+    # the next batch is read; the one after would be a third batch in memory, so it waits
+    assert read == ["0", "1", "2", "3"]
+    assert uids([next(batches)]) == [["2", "3"]]
+    batches.close()
 
 
 def refs_of(batch):

@@ -1,8 +1,7 @@
-"""Group a message stream into write batches, and fetch ahead while the batch is written."""
+"""Group a message stream into write batches, cut and read ahead while the last one is written."""
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
@@ -10,7 +9,6 @@ from migrator.message import Message, MessageRef
 
 BATCH_MESSAGES = 500
 BATCH_BYTES = 2 * 1024 * 1024
-PREFETCH_BYTES = 2 * 1024 * 1024
 LARGE_MESSAGE = BATCH_BYTES
 _RESYNC_WINDOW = 64
 
@@ -25,37 +23,18 @@ def write_batches(
     batch, asks for the next one.
     """
     hold = _GateHold(gate, refs)
-    stream = prefetched(iter(messages), before_read=hold.before_read, after_read=hold.after_read)
+    # A large message must fill its batch alone: a batch waiting for one more message,
+    # which waits for the gate, would never be written.
+    batches = prefetched_batches(
+        iter(messages), max_bytes=min(BATCH_BYTES, gate.threshold), before_read=hold.before_read, after_read=hold.after_read
+    )
     try:
-        # A large message must fill its batch alone: a batch waiting for one more message,
-        # which waits for the gate, would never be written.
-        for batch in batched(stream, max_bytes=min(BATCH_BYTES, gate.threshold)):
+        for batch in batches:
             yield batch
             hold.written(batch)
     finally:
-        stream.close()
+        batches.close()
         hold.release()
-
-
-def batched(messages: Iterable[Message], max_messages: int = BATCH_MESSAGES, max_bytes: int = BATCH_BYTES) -> Iterator[list[Message]]:
-    """Yield lists of messages, each at most ``max_messages`` long or ``max_bytes`` large.
-
-    A batch always holds at least one message, however large. A full batch is yielded at
-    once, before the next message is read.
-    """
-    batch: list[Message] = []
-    size = 0
-    for message in messages:
-        if batch and size + message.size > max_bytes:
-            yield batch
-            batch, size = [], 0
-        batch.append(message)
-        size += message.size
-        if len(batch) >= max_messages or size >= max_bytes:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
 
 
 class LargeMessageGate:
@@ -97,7 +76,7 @@ class _GateHold:
     """One folder's use of the run's gate, steered by the sizes its listing gave.
 
     ``before_read`` and ``after_read`` run on the reading thread; ``written`` and ``release``
-    on the writing one, which sees ``held`` only after the message came through the queue.
+    on the writing one, which sees ``held`` only after the message's batch was handed over.
     """
 
     def __init__(self, gate: LargeMessageGate, refs: Sequence[MessageRef]) -> None:
@@ -155,68 +134,95 @@ class _Failure:
         self.error = error
 
 
-class _ByteBudget:
-    """Bytes handed from the reading thread and not yet consumed; blocks the reader when full."""
+class _Handover:
+    """One batch at a time passed from the reading thread to the writing one.
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.in_flight = 0
-        self.changed = threading.Condition()
+    The reader waits with its next batch until the writer is done with the last (asks for
+    another), so two batches at most are in memory: one being written, one read ahead.
+    """
 
-    def take(self, size: int, stop: threading.Event) -> bool:
-        """Wait until ``size`` fits (a lone item always fits); return False if stopped."""
-        with self.changed:
-            while self.in_flight and self.in_flight + size > self.limit:
+    def __init__(self) -> None:
+        self._item: object = None
+        self._full = False
+        self._busy = False  # the writer still holds the last item handed over
+        self._changed = threading.Condition()
+
+    def put(self, item: object, stop: threading.Event) -> bool:
+        """Hand ``item`` over once the writer is done with the last; return False if stopped first."""
+        with self._changed:
+            while self._full or self._busy:
                 if stop.is_set():
                     return False
-                self.changed.wait(0.1)
-            self.in_flight += size
+                self._changed.wait(0.1)
+            self._item, self._full = item, True
+            self._changed.notify_all()
             return True
 
-    def give_back(self, size: int) -> None:
-        """Return ``size`` bytes to the budget."""
-        with self.changed:
-            self.in_flight -= size
-            self.changed.notify()
+    def take(self) -> object:
+        """Return the next item, the last one being done with."""
+        with self._changed:
+            self._busy = False
+            self._changed.notify_all()
+            while not self._full:
+                self._changed.wait()
+            item, self._item, self._full, self._busy = self._item, None, False, True
+            return item
 
 
-def prefetched(
+def prefetched_batches(
     messages: Iterator[Message],
-    max_bytes: int = PREFETCH_BYTES,
+    max_messages: int = BATCH_MESSAGES,
+    max_bytes: int = BATCH_BYTES,
     before_read: Callable[[threading.Event], bool] = lambda stop: True,
     after_read: Callable[[Message, threading.Event], bool] = lambda message, stop: True,
-) -> Iterator[Message]:
-    """Yield from ``messages``, reading ahead in a thread up to about ``max_bytes``.
+) -> Iterator[list[Message]]:
+    """Yield ``messages`` in batches of at most ``max_messages`` or ``max_bytes``, read and cut on a thread.
 
-    Network reads of the next messages then overlap the writes of the current batch.
-    Errors of the reading thread are raised here; closing this generator stops the thread.
-    The reading thread calls ``before_read`` and ``after_read`` around each message; either
-    may wait, and returns False when it was stopped instead.
+    A batch holds at least one message, however large, and a full one is handed over
+    before the next message is read. Reading the next batch overlaps writing the current
+    one; the threads meet once a batch, not once a message, since every meeting wakes the
+    other thread. Messages read before an error of the reading thread are handed over
+    first, then the error is raised here; closing this generator stops the thread. The
+    thread calls ``before_read`` and ``after_read`` around each message; either may wait,
+    and returns False when it was stopped instead.
     """
-    budget = _ByteBudget(max_bytes)
-    items: queue.Queue = queue.Queue()
+    handover = _Handover()
     stop = threading.Event()
 
+    def read() -> Iterator[Message]:
+        while before_read(stop):
+            message = next(messages, _END)
+            if message is _END or not after_read(message, stop):
+                return
+            yield message
+
     def produce() -> None:
+        batch: list[Message] = []
+        size = 0
+        last: object = _END
         try:
-            while before_read(stop):
-                message = next(messages, _END)
-                if message is _END:
-                    items.put(_END)
-                    return
-                if not after_read(message, stop) or not budget.take(message.size, stop):
-                    return
-                items.put(message)
+            for message in read():
+                if batch and size + message.size > max_bytes:
+                    if not handover.put(batch, stop):
+                        return
+                    batch, size = [], 0
+                batch.append(message)
+                size += message.size
+                if len(batch) >= max_messages or size >= max_bytes:
+                    if not handover.put(batch, stop):
+                        return
+                    batch, size = [], 0
         except BaseException as error:  # handed to the consumer, which raises it
-            items.put(_Failure(error))
+            last = _Failure(error)
+        if not batch or handover.put(batch, stop):
+            handover.put(last, stop)
 
     worker = threading.Thread(target=produce, name="prefetch", daemon=True)
     worker.start()
     try:
-        while (item := items.get()) is not _END:
+        while (item := handover.take()) is not _END:
             if isinstance(item, _Failure):
                 raise item.error
-            budget.give_back(item.size)
             yield item
     finally:
         stop.set()
