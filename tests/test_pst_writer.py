@@ -27,7 +27,7 @@ from migrator.stores.pst.header_writer import build_header
 from migrator.stores.pst.heap_writer import Heap, build_bth, fill_level
 from migrator.stores.pst.ltp_writer import row_layout
 from migrator.stores.pst.namemap_writer import name_to_id_map, writer_named_properties
-from migrator.stores.pst.ndb_writer import HeaderState
+from migrator.stores.pst.ndb_writer import HeaderState, NodeIds
 from migrator.stores.pst.prop_values import encode_multi_valued, filetime
 from migrator.stores.pst.store import PstStore, part_path
 from migrator.stores.pst.validate import validate
@@ -490,3 +490,12 @@ def test_adding_to_an_outlook_file_keeps_its_messages_and_validates(tmp_path: Pa
         folder: [m.raw for m in found] for folder, found in after.items() if found and folder != ("INBOX",)
     }
     assert [m.raw for m in after[("INBOX",)]] == [mail(5)]
+
+
+def test_node_ids_are_known_whatever_order_they_come_in():
+    ids = NodeIds()
+    for nid in (0x24, 0x44, 0x64, 0x22, 0x84, 0x42):  # messages ascending, folders and a late one out of order
+        assert nid not in ids
+        ids.add(nid)
+    assert all(nid in ids for nid in (0x22, 0x24, 0x42, 0x44, 0x64, 0x84))
+    assert 0x43 not in ids and 0x85 not in ids and 0x1 not in ids

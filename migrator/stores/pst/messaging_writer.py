@@ -84,10 +84,10 @@ class PstWriter:
     """Builds one new Unicode PST in ``file``: call add_message for each message, then finish."""
 
     def __init__(self, file: BinaryIO, display_name: str, scratch: str | None = None) -> None:
-        """Write to ``file``; contents-table rows wait in a temporary file in directory ``scratch``."""
+        """Write to ``file``; contents-table rows and block entries wait in temporary files in directory ``scratch``."""
         self.file = file
         self.display_name = display_name
-        self.ndb = NdbWriter(file)
+        self.ndb = NdbWriter(file, scratch)
         self.named = writer_named_properties()
         self.record_key = os.urandom(16)
         self.folders: dict[int, FolderNode] = {}
@@ -170,8 +170,9 @@ class PstWriter:
         self.close()
 
     def close(self) -> None:
-        """Drop the rows kept for the contents tables (finish does it; call it when abandoning the file)."""
+        """Drop the rows and block entries kept until the end (finish does it; call it when abandoning the file)."""
         self._rows.close()
+        self.ndb.close()
 
     def _write_folder(self, folder: FolderNode) -> None:
         values = self._hierarchy_row(folder)
