@@ -26,7 +26,10 @@ def write_batches(
     # A large message must fill its batch alone: a batch waiting for one more message,
     # which waits for the gate, would never be written.
     batches = prefetched_batches(
-        iter(messages), max_bytes=min(BATCH_BYTES, gate.threshold), before_read=hold.before_read, after_read=hold.after_read
+        iter(messages),
+        max_bytes=min(BATCH_BYTES, gate.threshold),
+        before_read=hold.before_read,
+        after_read=hold.after_read,
     )
     try:
         for batch in batches:

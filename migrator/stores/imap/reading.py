@@ -32,7 +32,9 @@ _KEY_ITEMS = b"(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE FROM SU
 _KEY_ITEM = "BODY[HEADER.FIELDS"
 
 
-def plan_batches(refs: Iterable[MessageRef], max_bytes: int = FETCH_BATCH_BYTES, max_messages: int = FETCH_BATCH_MESSAGES) -> Iterator[list[int]]:
+def plan_batches(
+    refs: Iterable[MessageRef], max_bytes: int = FETCH_BATCH_BYTES, max_messages: int = FETCH_BATCH_MESSAGES
+) -> Iterator[list[int]]:
     """Yield the uids of ``refs`` cut into batches of at most ``max_messages`` and about ``max_bytes``.
 
     A batch holds at least one message, however large; sizes unknown count as 0. Batches
@@ -123,7 +125,9 @@ def _fetch_responses(session: Session, command: Command) -> Iterator[dict[str, V
                 yield items
 
 
-def stream_messages(session: Session, path: FolderPath, wanted: WantedMessages, validities: dict[FolderPath, str]) -> Iterator[Message]:
+def stream_messages(
+    session: Session, path: FolderPath, wanted: WantedMessages, validities: dict[FolderPath, str]
+) -> Iterator[Message]:
     """Yield the messages of ``wanted`` that have not arrived yet, marking each as it does.
 
     ``validities`` holds the UIDVALIDITY each folder had when its uids were learnt (one not
@@ -146,7 +150,9 @@ def stream_messages(session: Session, path: FolderPath, wanted: WantedMessages, 
             session.protocol.close()
 
 
-def _stream_batches(session: Session, path: FolderPath, wanted: WantedMessages, batches: Iterator[list[int]]) -> Iterator[Message]:
+def _stream_batches(
+    session: Session, path: FolderPath, wanted: WantedMessages, batches: Iterator[list[int]]
+) -> Iterator[Message]:
     in_flight: deque[Command] = deque()
 
     def send_next() -> None:

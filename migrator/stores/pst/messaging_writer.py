@@ -84,7 +84,7 @@ class PstWriter:
     """Builds one new Unicode PST in ``file``: call add_message for each message, then finish."""
 
     def __init__(self, file: BinaryIO, display_name: str, scratch: str | None = None) -> None:
-        """Write to ``file``; contents-table rows and block entries wait in temporary files in directory ``scratch``."""
+        """Write to ``file``; contents-table rows and block entries wait in temporary files in ``scratch``."""
         self.file = file
         self.display_name = display_name
         self.ndb = NdbWriter(file, scratch)
