@@ -73,8 +73,10 @@ def test_the_reader_keeps_one_batch_ahead_of_the_writer():
 
     batches = prefetched_batches(source(), max_messages=2)
     assert uids([next(batches)]) == [["0", "1"]]
-    time.sleep(0.1)
-    # the next batch is read; the one after would be a third batch in memory, so it waits
+    deadline = time.monotonic() + 10
+    while len(read) < 4 and time.monotonic() < deadline:  # the next batch is read ahead...
+        time.sleep(0.01)
+    time.sleep(0.05)  # ...and one more message would be a third batch in memory: it waits
     assert read == ["0", "1", "2", "3"]
     assert uids([next(batches)]) == [["2", "3"]]
     batches.close()
