@@ -105,7 +105,7 @@ def _holder_is_gone(content: bytes) -> bool:
     except ProcessLookupError:
         return True
     except PermissionError:
-        return False  # alive, under another user
+        pass  # alive, under another user
     return False
 
 

@@ -62,25 +62,20 @@ class BlockEntries:
 
     def sorted_leaves(self) -> Iterator[tuple[int, bytes]]:
         """Yield (bid, packed BBT entry) for every block, by BID."""
+        leaves = self._leaves()
+        return leaves if self._in_order else iter(sorted(leaves))  # BIDs are unique: only they are compared
+
+    def _leaves(self) -> Iterator[tuple[int, bytes]]:
         size = fmt.BBTENTRY.size
         self._file.seek(0)
-        if not self._in_order:
-            data = self._file.read()
-            entries = sorted((data[i:i + size] for i in range(0, len(data), size)), key=_entry_bid)
-            yield from ((_entry_bid(entry), entry) for entry in entries)
-            return
         while chunk := self._file.read(size * 4096):
             for i in range(0, len(chunk), size):
                 entry = chunk[i:i + size]
-                yield _entry_bid(entry), entry
+                yield int.from_bytes(entry[:8], "little"), entry
 
     def close(self) -> None:
         """Drop the file (it has no name, so nothing is left behind)."""
         self._file.close()
-
-
-def _entry_bid(entry: bytes) -> int:
-    return int.from_bytes(entry[:8], "little")
 
 
 class NodeIds:
