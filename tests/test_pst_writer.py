@@ -27,7 +27,7 @@ from migrator.stores.pst.header_writer import build_header
 from migrator.stores.pst.heap_writer import Heap, build_bth, fill_level
 from migrator.stores.pst.ltp_writer import row_layout
 from migrator.stores.pst.namemap_writer import name_to_id_map, writer_named_properties
-from migrator.stores.pst.ndb_writer import HeaderState, NodeIds
+from migrator.stores.pst.ndb_writer import HeaderState, NodeIds, full_blocks
 from migrator.stores.pst.prop_values import encode_multi_valued, filetime
 from migrator.stores.pst.store import PstStore, part_path
 from migrator.stores.pst.validate import validate
@@ -499,3 +499,12 @@ def test_node_ids_are_known_whatever_order_they_come_in():
         ids.add(nid)
     assert all(nid in ids for nid in (0x22, 0x24, 0x42, 0x44, 0x64, 0x84))
     assert 0x43 not in ids and 0x85 not in ids and 0x1 not in ids
+
+
+@given(st.lists(st.integers(0, 3 * fmt.MAX_BLOCK_PAYLOAD), max_size=6))
+def test_pieces_of_any_size_are_cut_into_full_blocks(sizes: list[int]) -> None:
+    pieces = [bytes([n % 251]) * size for n, size in enumerate(sizes)]
+    blocks = [bytes(block) for block in full_blocks(pieces)]
+    assert b"".join(blocks) == b"".join(pieces)
+    assert all(len(block) == fmt.MAX_BLOCK_PAYLOAD for block in blocks[:-1])
+    assert 0 < len(blocks[-1]) <= fmt.MAX_BLOCK_PAYLOAD or blocks == [b""]

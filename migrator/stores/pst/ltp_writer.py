@@ -11,7 +11,7 @@ from migrator.stores.pst import format as fmt
 from migrator.stores.pst import props as p
 from migrator.stores.pst.heap_writer import Heap, build_bth
 from migrator.stores.pst.ndb_writer import NdbWriter, SubnodeEntry
-from migrator.stores.pst.prop_values import PropValue, encode_value, inline_slot, is_fixed_inline
+from migrator.stores.pst.prop_values import PropValue, StreamedBinary, encode_value, inline_slot, is_fixed_inline
 
 Properties = Mapping[int, PropValue]
 """Property values keyed by full tag (id << 16 | type)."""
@@ -26,10 +26,11 @@ class Subnodes:
     data_bytes: int = 0
     _next_value_index: int = 1
 
-    def add_value(self, data: bytes) -> int:
+    def add_value(self, data: bytes | StreamedBinary) -> int:
         """Store a value too big for the heap in its own subnode and return that subnode's NID."""
         nid = self.new_nid()
-        self.add(nid, self.ndb.write_data(data), 0, len(data))
+        pieces = data.pieces() if isinstance(data, StreamedBinary) else (data,)
+        self.add(nid, self.ndb.write_data(pieces), 0, len(data))
         return nid
 
     def new_nid(self) -> int:
@@ -48,12 +49,12 @@ class Subnodes:
         return self.ndb.write_subnodes(self.entries)
 
 
-def store_variable(heap: Heap, subnodes: Subnodes, data: bytes) -> int:
+def store_variable(heap: Heap, subnodes: Subnodes, data: bytes | StreamedBinary) -> int:
     """Return the HNID of a variable-size value: a heap allocation when small, else a subnode."""
     if not data:
         return 0
     if len(data) <= fmt.MAX_HEAP_ALLOC:
-        return heap.allocate(data)
+        return heap.allocate(bytes(data))
     return subnodes.add_value(data)
 
 
@@ -80,6 +81,8 @@ def _pc_record(prop_tag: int, value: PropValue, heap: Heap, subnodes: Subnodes) 
     prop_type = p.tag_type(prop_tag)
     if is_fixed_inline(prop_type):
         slot = inline_slot(prop_type, value)
+    elif isinstance(value, StreamedBinary):
+        slot = store_variable(heap, subnodes, value)
     else:
         slot = store_variable(heap, subnodes, encode_value(prop_type, value))
     return struct.pack("<HI", prop_type, slot)

@@ -19,15 +19,17 @@ from email.utils import getaddresses, parsedate_to_datetime
 from migrator.message import Flag, Flags, Message
 from migrator.stores.pst import props as p
 from migrator.stores.pst.ltp_writer import Properties
-from migrator.stores.pst.mime_tree import decoded_body, parse_message
+from migrator.stores.pst.mime_tree import base64_body, decoded_body, parse_message
 from migrator.stores.pst.namemap_writer import NamedProperty
-from migrator.stores.pst.prop_values import PropValue
+from migrator.stores.pst.prop_values import PropValue, StreamedBinary
+from migrator.stores.pst.streamed_base64 import streamed_base64
 
 _ONE_OFF_PROVIDER = bytes.fromhex("812B1FA4BEA310199D6E00DD010F5402")
 _ONE_OFF_FLAGS = 0x8001  # MAPI_ONE_OFF_UNICODE | MAPI_ONE_OFF_NO_RICH_INFO
 _SUBJECT_PREFIX = re.compile(r"[^\W\d_]{1,3}: ")
 _ICON_REPLIED = 0x105
 _ICON_FORWARDED = 0x106
+STREAM_FROM = 256 * 1024  # encoded bytes from which an attachment is decoded while written, not before
 
 
 @dataclass
@@ -295,9 +297,19 @@ def part_bytes(part: EmailMessage) -> bytes:
     return decoded_body(part) or b""
 
 
+def attachment_data(part: EmailMessage) -> bytes | StreamedBinary:
+    """Return an attachment's content: a big base64 body as a stream decoded while it is written."""
+    body = base64_body(part)
+    if body is not None and len(body) >= STREAM_FROM and part.get_content_type() != "message/rfc822":
+        streamed = streamed_base64(body)
+        if streamed is not None:
+            return streamed
+    return part_bytes(part)
+
+
 def attachment(part: EmailMessage, number: int, received: datetime) -> MapiAttachment:
     """Return the MAPI form of one attachment part: by value, or as an embedded message for message/rfc822."""
-    data = part_bytes(part)
+    data = attachment_data(part)
     kind = part.get_content_type()
     filename = decode_words(part.get_filename() or "") or _default_filename(kind, number)
     content_id = header_text(part, "Content-ID").strip("<>")

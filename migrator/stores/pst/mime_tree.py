@@ -107,10 +107,18 @@ def decoded_body(part: Message) -> bytes | None:
     the part's slice of the message as it is, skipping line breaks and other stray characters as the
     standard library does; what it rejects (bad padding) takes the standard library's lenient path.
     """
-    body = part.body if isinstance(part, Part) else None
-    if body is not None and str(part.get("content-transfer-encoding", "")).lower() == "base64":
+    body = base64_body(part)
+    if body is not None:
         try:
             return binascii.a2b_base64(body)
         except ValueError:  # bad padding: the lenient path below decides
             pass
     return part.get_payload(decode=True)
+
+
+def base64_body(part: Message) -> memoryview | None:
+    """Return the still undecoded body of a base64 leaf (the slice of the message), else None."""
+    body = part.body if isinstance(part, Part) else None
+    if body is not None and str(part.get("content-transfer-encoding", "")).lower() == "base64":
+        return body
+    return None

@@ -6,7 +6,7 @@ import array
 import struct
 import tempfile
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -139,19 +139,20 @@ class NdbWriter:
         self._blocks.add(bid, ib, len(payload))
         return bid
 
-    def write_data(self, data: bytes | memoryview) -> int:
-        """Return the BID of ``data`` stored as one block or as a data tree of full blocks."""
-        view = memoryview(data)
-        step = fmt.MAX_BLOCK_PAYLOAD
-        if len(view) <= step:
-            return self.write_block(view)
-        return self.write_block_list([view[i:i + step] for i in range(0, len(view), step)])
+    def write_data(self, pieces: Iterable[bytes | memoryview]) -> int:
+        """Return the BID of the bytes of ``pieces`` joined, stored as one block or as a data tree of full blocks.
+
+        Blocks are written as the pieces come, so a big value never needs to be whole in memory.
+        """
+        return self._write_tree([(self.write_block(block), len(block)) for block in full_blocks(pieces)])
 
     def write_block_list(self, payloads: Sequence[bytes | memoryview]) -> int:
         """Return the BID of the node data made of exactly these data blocks, in order."""
-        if len(payloads) == 1:
-            return self.write_block(payloads[0])
-        refs = [(self.write_block(payload), len(payload)) for payload in payloads]
+        return self._write_tree([(self.write_block(payload), len(payload)) for payload in payloads])
+
+    def _write_tree(self, refs: list[tuple[int, int]]) -> int:
+        if len(refs) == 1:
+            return refs[0][0]
         level = 1
         while True:
             refs = self._write_xblock_level(refs, level)
@@ -251,3 +252,28 @@ class NdbWriter:
         trailer = fmt.PAGE_TRAILER.pack(ptype, ptype, fmt.signature(ib, bid), fmt.crc32(body), bid)
         self.allocator.write(ib, body + trailer)
         return bid, ib
+
+
+def full_blocks(pieces: Iterable[bytes | memoryview]) -> Iterator[bytes | memoryview]:
+    """Yield the bytes of ``pieces`` joined, cut into full block payloads and a shorter last one (at least one)."""
+    step = fmt.MAX_BLOCK_PAYLOAD
+    pending = bytearray()
+    yielded = False
+    for piece in pieces:
+        view = memoryview(piece)
+        if pending:
+            taken = step - len(pending)
+            pending += view[:taken]
+            view = view[taken:]
+            if len(pending) < step:
+                continue
+            yield bytes(pending)
+            yielded = True
+            pending.clear()
+        whole = len(view) - len(view) % step
+        for start in range(0, whole, step):
+            yield view[start:start + step]
+            yielded = True
+        pending += view[whole:]
+    if pending or not yielded:
+        yield bytes(pending)

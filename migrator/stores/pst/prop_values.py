@@ -4,13 +4,31 @@ from __future__ import annotations
 
 import struct
 import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from migrator.stores.pst import props as p
 
 _FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=timezone.utc)
 
-PropValue = int | bool | str | bytes | datetime | uuid.UUID | list[str] | list[bytes] | list[int] | tuple[int, int]
+
+@dataclass(frozen=True)
+class StreamedBinary:
+    """A PT_BINARY value too big to hold whole: its length, and how to make its bytes again in pieces."""
+
+    length: int
+    pieces: Callable[[], Iterator[bytes]]
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.pieces())
+
+
+PropValue = (int | bool | str | bytes | datetime | uuid.UUID | list[str] | list[bytes] | list[int] | tuple[int, int]
+             | StreamedBinary)
 
 
 def filetime(moment: datetime) -> int:
