@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from migrator.errors import ConnectionLost, FolderError, MessageError, StoreError
 from migrator.folder import Folder, Role
-from migrator.message import FolderPath, Message, MessageRef
+from migrator.listing import Listing
+from migrator.message import FolderPath, Message
 from migrator.pipeline.batches import LargeMessageGate, write_batches
 from migrator.pipeline.filters import MessageFilter
 from migrator.pipeline.plan import PlanContext, TargetPlan, plan_target
@@ -113,11 +114,10 @@ class FolderCopy:
         return min(counts, default=0)
 
     def _copy(self) -> list[TargetPlan]:
-        scan = self.source.scan(self.folder.path)
-        refs = [r for r in scan.refs if self.run.message_filter.accepts(r.flags, r.size, r.received)]
+        validity, refs = self._listing()
         destination = self.run.destination(self.folder)
-        self.plans = [plan_target(self.run.plan, t, self.folder, destination, scan.validity) for t in self.run.targets]
-        todo = [r for r in refs if any(p.needs(r.uid) for p in self.plans)]
+        self.plans = [plan_target(self.run.plan, t, self.folder, destination, validity) for t in self.run.targets]
+        todo = refs.where_uid(lambda uid: any(p.needs(uid) for p in self.plans))
         self.run.summary.unchanged += len(refs) - len(todo)
         if not self.run.plan.dry_run:
             self._carry_flag_changes(refs)
@@ -131,7 +131,15 @@ class FolderCopy:
         self.run.progress.folder_done(self.folder.name, self.copied, self.failed)
         return self.plans
 
-    def _copy_messages(self, todo: list[MessageRef]) -> None:
+    def _listing(self) -> tuple[str, Listing]:
+        """Return the source folder's validity and the messages the run's filter accepts."""
+        scan = self.source.scan(self.folder.path)
+        listing, message_filter = Listing.of(scan.refs), self.run.message_filter
+        if message_filter.is_open:
+            return scan.validity, listing
+        return scan.validity, listing.where(lambda r: message_filter.accepts(r.flags, r.size, r.received))
+
+    def _copy_messages(self, todo: Listing) -> None:
         batches = write_batches(self.source.fetch(self.folder.path, todo), todo, self.run.large_messages)
         try:
             for batch in batches:
@@ -214,10 +222,10 @@ class FolderCopy:
         self.run.progress.failed(failure)
         return failure
 
-    def _carry_flag_changes(self, refs: list[MessageRef]) -> None:
+    def _carry_flag_changes(self, refs: Listing) -> None:
         """Carry flags changed at the source since an earlier run to targets that can take them."""
         for plan in self.plans:
-            if not plan.store.supports_flag_updates or plan.pair is None or self.run.state is None:
+            if not plan.store.supports_flag_updates or plan.pair is None or self.run.state is None or not plan.done:
                 continue
             changes = []
             for ref in refs:

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from migrator.contentkey import content_key_from_headers
 from migrator.errors import FolderError
 from migrator.folder import FolderStats
+from migrator.listing import Listing
 from migrator.message import FolderPath, Message, MessageRef
 from migrator.stores.base import FolderScan
 from migrator.stores.imap.commands import uid_set
@@ -57,14 +58,15 @@ class WantedMessages:
     """The messages one fetch is to deliver, in uid order, and which of them have arrived.
 
     A whole folder is fetched in one go, so this is held once per message of the largest
-    folder: a reference, a uid and a mark, 17 bytes a message where a dict of refs, a set
-    of arrived uids and the batches cut in advance took 180 (a folder of 14 000: 0.24 MB
-    instead of 2.5).
+    folder: the caller's listing (kept as it is when its uids ascend, as a scan's do), a uid
+    and a mark, 9 bytes a message beside the listing, where a dict of refs, a set of
+    arrived uids and the batches cut in advance took 180.
     """
 
     def __init__(self, refs: Iterable[MessageRef]) -> None:
-        self.refs = sorted(refs, key=_uid_number)
-        self._uids = array.array("Q", map(_uid_number, self.refs))
+        listing = Listing.of(refs)
+        self.refs = listing if listing.uids_ascend() else Listing(sorted(listing, key=_uid_number))
+        self._uids = array.array("Q", map(int, self.refs.uids()))
         self._arrived = bytearray(len(self.refs))
         self.arrived = 0
 
@@ -96,8 +98,8 @@ def scan_folder(session: Session, path: FolderPath) -> FolderScan:
     """Return the folder's UIDVALIDITY and a MessageRef per message; raise FolderError."""
     box = session.select(path, fresh=True)
     if not box.exists:
-        return FolderScan(box.validity, [])
-    return FolderScan(box.validity, [_ref(items) for items in _fetched(session, path, b"1:*", _SCAN_ITEMS)])
+        return FolderScan(box.validity, Listing())
+    return FolderScan(box.validity, Listing(_ref(items) for items in _fetched(session, path, b"1:*", _SCAN_ITEMS)))
 
 
 def _ref(items: dict[str, Value]) -> MessageRef:

@@ -1,0 +1,161 @@
+"""A folder listing held compactly: a run keeps one for each folder it copies, and folders hold 100 000 messages.
+
+A MessageRef with its uid string, size and date is about 200 bytes; here a message takes about 40 bytes in
+arrays, and its MessageRef is made again when it is looked at. Numeric uids (IMAP, mbox offsets, PST node ids)
+are kept as numbers; a listing with any other uid keeps the uid strings.
+"""
+
+from __future__ import annotations
+
+import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+
+from migrator.message import Flags, MessageRef
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_WALL_CLOCK_EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+_SECOND = 1_000_000
+_NO_SIZE = -1
+_NO_DATE = -(2**63)  # offset markers: no date, and a date without a time zone
+_NO_ZONE = _NO_DATE + 1
+_MAX_NUMBER = 2**64 - 1
+
+
+class Listing(Sequence[MessageRef]):
+    """The MessageRefs of one folder, in the order given, packed into arrays."""
+
+    def __init__(self, refs: Iterable[MessageRef] = ()) -> None:
+        """Pack ``refs``; the MessageRefs themselves are not kept."""
+        self._numbers = array.array("Q")
+        self._names: list[str] | None = None  # every uid, once one is not a plain number
+        self._sizes = array.array("q")
+        self._flag_numbers = array.array("I")
+        self._flag_sets: list[Flags] = []
+        self._flag_positions: dict[Flags, int] = {}
+        self._micros = array.array("q")  # the date's wall-clock time, in microseconds from 1970-01-01 00:00
+        self._offset_micros = array.array("q")  # its UTC offset
+        for ref in refs:
+            self.append(ref)
+
+    @classmethod
+    def of(cls, refs: Iterable[MessageRef]) -> Listing:
+        """Return ``refs`` as a Listing: itself when it is one already."""
+        return refs if isinstance(refs, Listing) else cls(refs)
+
+    def append(self, ref: MessageRef) -> None:
+        """Add ``ref`` at the end."""
+        self._append_uid(ref.uid)
+        self._sizes.append(_NO_SIZE if ref.size is None else ref.size)
+        self._flag_numbers.append(self._flag_number(ref.flags))
+        received = ref.received
+        if received is None:
+            self._micros.append(0)
+            self._offset_micros.append(_NO_DATE)
+            return
+        offset = received.utcoffset()
+        self._micros.append((received.replace(tzinfo=timezone.utc) - _EPOCH) // _MICROSECOND)
+        self._offset_micros.append(_NO_ZONE if offset is None else offset // _MICROSECOND)
+
+    def where(self, keep: Callable[[MessageRef], bool]) -> Listing:
+        """Return a Listing of the refs for which ``keep`` is true, in order."""
+        return self._kept(keep(ref) for ref in self)
+
+    def where_uid(self, keep: Callable[[str], bool]) -> Listing:
+        """Return a Listing of the refs whose uid ``keep`` is true for (no MessageRef is made)."""
+        return self._kept(keep(uid) for uid in self.uids())
+
+    def uids(self) -> Iterator[str]:
+        """Yield the uids in order."""
+        return iter(self._names) if self._names is not None else map(str, self._numbers)
+
+    def uids_ascend(self) -> bool:
+        """Return True when the uids are numbers in strictly ascending order."""
+        numbers = self._numbers
+        return self._names is None and all(numbers[i] < numbers[i + 1] for i in range(len(numbers) - 1))
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+    def __getitem__(self, position: int) -> MessageRef:  # type: ignore[override]  # no slices: nothing asks
+        if position < 0:
+            position += len(self)
+        if not 0 <= position < len(self):
+            raise IndexError("listing index out of range")
+        size = self._sizes[position]
+        return MessageRef(
+            self._names[position] if self._names is not None else str(self._numbers[position]),
+            self._flag_sets[self._flag_numbers[position]],
+            None if size == _NO_SIZE else size,
+            self._received(position),
+        )
+
+    def __iter__(self) -> Iterator[MessageRef]:
+        flag_sets, received = self._flag_sets, self._received
+        for position, (uid, size, flags) in enumerate(zip(self.uids(), self._sizes, self._flag_numbers)):
+            yield MessageRef(uid, flag_sets[flags], None if size == _NO_SIZE else size, received(position))
+
+    def _kept(self, decisions: Iterable[bool]) -> Listing:
+        kept = Listing()
+        for position, keep in enumerate(decisions):
+            if keep:
+                kept._copy_from(self, position)
+        return kept
+
+    def _received(self, position: int) -> datetime | None:
+        offset = self._offset_micros[position]
+        if offset == _NO_DATE:
+            return None
+        wall_clock = self._micros[position]
+        if offset != _NO_ZONE and not offset % _SECOND:
+            # Four times as fast as adding a timedelta, for the instants fromtimestamp can take.
+            seconds, micros = divmod(wall_clock - offset, _SECOND)
+            try:
+                moment = datetime.fromtimestamp(seconds, _zone(offset))
+                return moment.replace(microsecond=micros) if micros else moment
+            except (OverflowError, OSError, ValueError):
+                pass
+        naive = _WALL_CLOCK_EPOCH + timedelta(microseconds=wall_clock)
+        return naive if offset == _NO_ZONE else naive.replace(tzinfo=_zone(offset))
+
+    def _append_uid(self, uid: str) -> None:
+        if self._names is None and _is_plain_number(uid):
+            self._numbers.append(int(uid))
+            return
+        if self._names is None:
+            self._names = [str(number) for number in self._numbers]
+            self._numbers = array.array("Q")
+        self._names.append(uid)
+
+    def _flag_number(self, flags: Flags) -> int:
+        number = self._flag_positions.get(flags)
+        if number is None:
+            number = self._flag_positions[flags] = len(self._flag_sets)
+            self._flag_sets.append(flags)
+        return number
+
+    def _copy_from(self, other: Listing, position: int) -> None:
+        if other._names is not None:
+            self._append_uid(other._names[position])
+        elif self._names is None:
+            self._numbers.append(other._numbers[position])
+        else:
+            self._names.append(str(other._numbers[position]))
+        self._sizes.append(other._sizes[position])
+        self._flag_numbers.append(self._flag_number(other._flag_sets[other._flag_numbers[position]]))
+        self._micros.append(other._micros[position])
+        self._offset_micros.append(other._offset_micros[position])
+
+
+def _is_plain_number(uid: str) -> bool:
+    # Only a uid that str(int(uid)) gives back exactly may be kept as a number.
+    if not (0 < len(uid) <= 20 and uid.isascii() and uid.isdigit()):
+        return False
+    return (uid == "0" or uid[0] != "0") and int(uid) <= _MAX_NUMBER
+
+
+@lru_cache(maxsize=256)
+def _zone(offset_micros: int) -> timezone:
+    return timezone(timedelta(microseconds=offset_micros))
