@@ -67,6 +67,10 @@ class Listing(Sequence[MessageRef]):
         """Return a Listing of the refs whose uid ``keep`` is true for (no MessageRef is made)."""
         return self._kept(keep(uid) for uid in self.uids())
 
+    def total_size(self) -> int:
+        """Return the sum of the known sizes."""
+        return sum(size for size in self._sizes if size != _NO_SIZE)
+
     def uids(self) -> Iterator[str]:
         """Yield the uids in order."""
         return iter(self._names) if self._names is not None else map(str, self._numbers)

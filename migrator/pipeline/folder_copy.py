@@ -121,10 +121,10 @@ class FolderCopy:
         self.run.summary.unchanged += len(refs) - len(todo)
         if not self.run.plan.dry_run:
             self._carry_flag_changes(refs)
-        self.run.progress.folder_started(self.folder.name, len(todo), sum(r.size or 0 for r in todo))
+        self.run.progress.folder_started(self.folder.name, len(todo), todo.total_size())
         if self.run.plan.dry_run:
             self.run.summary.copied += len(todo)
-            self.run.summary.bytes += sum(r.size or 0 for r in todo)
+            self.run.summary.bytes += todo.total_size()
         elif todo:
             self._copy_messages(todo)
             self._settle()
