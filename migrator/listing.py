@@ -11,6 +11,7 @@ import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
+from itertools import compress
 
 from migrator.message import Flags, MessageRef
 
@@ -60,11 +61,11 @@ class Listing(Sequence[MessageRef]):
         self._offset_micros.append(_NO_ZONE if offset is None else offset // _MICROSECOND)
 
     def where(self, keep: Callable[[MessageRef], bool]) -> Listing:
-        """Return a Listing of the refs for which ``keep`` is true, in order."""
+        """Return a Listing of the refs for which ``keep`` is true, in order: this one when it keeps them all."""
         return self._kept(keep(ref) for ref in self)
 
     def where_uid(self, keep: Callable[[str], bool]) -> Listing:
-        """Return a Listing of the refs whose uid ``keep`` is true for (no MessageRef is made)."""
+        """Return ``where`` for a test of the uid alone, which needs no MessageRef made."""
         return self._kept(keep(uid) for uid in self.uids())
 
     def total_size(self) -> int:
@@ -102,10 +103,13 @@ class Listing(Sequence[MessageRef]):
             yield MessageRef(uid, flag_sets[flags], None if size == _NO_SIZE else size, received(position))
 
     def _kept(self, decisions: Iterable[bool]) -> Listing:
+        # A first copy of a folder keeps every message: sharing the listing saves a second one.
+        chosen = bytearray(decisions)
+        if all(chosen):
+            return self
         kept = Listing()
-        for position, keep in enumerate(decisions):
-            if keep:
-                kept._copy_from(self, position)
+        for position in compress(range(len(self)), chosen):
+            kept._copy_from(self, position)
         return kept
 
     def _received(self, position: int) -> datetime | None:

@@ -50,6 +50,12 @@ def test_where_keeps_the_refs_chosen_in_order(given_refs: list[MessageRef], modu
     ]
 
 
+def test_keeping_every_ref_shares_the_listing() -> None:
+    listing = Listing(MessageRef(uid) for uid in ("3", "7"))
+    assert listing.where_uid(lambda uid: True) is listing
+    assert list(listing.where_uid(lambda uid: uid == "7")) == [MessageRef("7")]
+
+
 def test_uids_ascend_only_for_increasing_numbers() -> None:
     assert Listing(MessageRef(uid) for uid in ("3", "7", "12")).uids_ascend()
     assert not Listing(MessageRef(uid) for uid in ("3", "12", "7")).uids_ascend()
