@@ -98,9 +98,7 @@ class Listing(Sequence[MessageRef]):
         )
 
     def __iter__(self) -> Iterator[MessageRef]:
-        flag_sets, received = self._flag_sets, self._received
-        for position, (uid, size, flags) in enumerate(zip(self.uids(), self._sizes, self._flag_numbers)):
-            yield MessageRef(uid, flag_sets[flags], None if size == _NO_SIZE else size, received(position))
+        return map(self.__getitem__, range(len(self)))
 
     def _kept(self, decisions: Iterable[bool]) -> Listing:
         # A first copy of a folder keeps every message: sharing the listing saves a second one.
