@@ -1,4 +1,4 @@
-"""A big base64 body decoded in pieces as it is written, so a 10 MB attachment is never whole in memory twice.
+"""A big base64 body decoded in pieces as it is written, so a 10 MB attachment is never in memory decoded whole.
 
 The raw message is written to the PST as well (migrator's exact copy), so decoding an attachment whole
 held the message and the decoded attachment at once: the largest item of a PST run's peak memory.
