@@ -8,6 +8,7 @@ are kept as numbers; a listing with any other uid keeps the uid strings.
 from __future__ import annotations
 
 import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -75,6 +76,11 @@ class Listing(Sequence[MessageRef]):
     def uids(self) -> Iterator[str]:
         """Yield the uids in order."""
         return iter(self._names) if self._names is not None else map(str, self._numbers)
+
+    def find(self, number: int) -> int | None:
+        """Return the position of the uid ``number`` in a listing whose uids ascend, or None when it is not there."""
+        index = bisect_left(self._numbers, number)
+        return index if index < len(self._numbers) and self._numbers[index] == number else None
 
     def uids_ascend(self) -> bool:
         """Return True when the uids are numbers in strictly ascending order."""

@@ -6,8 +6,6 @@ nothing in it: no \\Seen set, no \\Recent cleared.
 
 from __future__ import annotations
 
-import array
-from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
@@ -58,15 +56,14 @@ class WantedMessages:
     """The messages one fetch is to deliver, in uid order, and which of them have arrived.
 
     A whole folder is fetched in one go, so this is held once per message of the largest
-    folder: the caller's listing (kept as it is when its uids ascend, as a scan's do), a uid
-    and a mark, 9 bytes a message beside the listing, where a dict of refs, a set of
-    arrived uids and the batches cut in advance took 180.
+    folder: the caller's listing (kept as it is when its uids ascend, as a scan's do, and
+    searched by uid) and a mark, one byte a message beside the listing, where a dict of
+    refs, a set of arrived uids and the batches cut in advance took 180.
     """
 
     def __init__(self, refs: Iterable[MessageRef]) -> None:
         listing = Listing.of(refs)
         self.refs = listing if listing.uids_ascend() else Listing(sorted(listing, key=_uid_number))
-        self._uids = array.array("Q", map(int, self.refs.uids()))
         self._arrived = bytearray(len(self.refs))
         self.arrived = 0
 
@@ -75,10 +72,8 @@ class WantedMessages:
 
     def position(self, uid: int) -> int | None:
         """Return where the message ``uid`` is, or None when it is not wanted or has arrived."""
-        index = bisect_left(self._uids, uid)
-        if index == len(self._uids) or self._uids[index] != uid or self._arrived[index]:
-            return None
-        return index
+        index = self.refs.find(uid)
+        return None if index is None or self._arrived[index] else index
 
     def arrive(self, index: int) -> None:
         """Mark the message at ``index`` delivered: a resumed fetch leaves it out."""
