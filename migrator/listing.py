@@ -49,10 +49,13 @@ class Listing(Sequence[MessageRef]):
 
     def append(self, ref: MessageRef) -> None:
         """Add ``ref`` at the end."""
-        self._append_uid(ref.uid)
-        self._sizes.append(_NO_SIZE if ref.size is None else ref.size)
-        self._flag_numbers.append(self._flag_number(ref.flags))
-        received = ref.received
+        self.add(ref.uid, ref.flags, ref.size, ref.received)
+
+    def add(self, uid: str, flags: Flags, size: int | None, received: datetime | None) -> None:
+        """Add the message a MessageRef of these fields would describe, without making one."""
+        self._append_uid(uid)
+        self._sizes.append(_NO_SIZE if size is None else size)
+        self._flag_numbers.append(self._flag_number(flags))
         if received is None:
             self._micros.append(0)
             self._offset_micros.append(_NO_DATE)
@@ -95,13 +98,17 @@ class Listing(Sequence[MessageRef]):
             position += len(self)
         if not 0 <= position < len(self):
             raise IndexError("listing index out of range")
+        return MessageRef(self.uid_at(position), self._flag_sets[self._flag_numbers[position]], self.size_at(position),
+                          self._received(position))
+
+    def uid_at(self, position: int) -> str:
+        """Return the uid at ``position`` (0 or more) without making its MessageRef."""
+        return self._names[position] if self._names is not None else str(self._numbers[position])
+
+    def size_at(self, position: int) -> int | None:
+        """Return the size at ``position`` (0 or more) without making its MessageRef."""
         size = self._sizes[position]
-        return MessageRef(
-            self._names[position] if self._names is not None else str(self._numbers[position]),
-            self._flag_sets[self._flag_numbers[position]],
-            None if size == _NO_SIZE else size,
-            self._received(position),
-        )
+        return None if size == _NO_SIZE else size
 
     def __iter__(self) -> Iterator[MessageRef]:
         return map(self.__getitem__, range(len(self)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
+from migrator.listing import Listing
 from migrator.message import Message, MessageRef
 
 BATCH_MESSAGES = 500
@@ -22,7 +23,7 @@ def write_batches(
     once, holds no other, and it holds the gate until the caller, having written its
     batch, asks for the next one.
     """
-    hold = _GateHold(gate, refs)
+    hold = _GateHold(gate, Listing.of(refs))
     # A large message must fill its batch alone: a batch waiting for one more message,
     # which waits for the gate, would never be written.
     batches = prefetched_batches(
@@ -82,7 +83,7 @@ class _GateHold:
     on the writing one, which sees ``held`` only after the message's batch was handed over.
     """
 
-    def __init__(self, gate: LargeMessageGate, refs: Sequence[MessageRef]) -> None:
+    def __init__(self, gate: LargeMessageGate, refs: Listing) -> None:
         self.gate = gate
         self.refs = refs
         self.next = 0  # the position in ``refs`` of the message read next
@@ -91,7 +92,7 @@ class _GateHold:
 
     def before_read(self, stop: threading.Event) -> bool:
         """Enter the gate before reading a message the listing says is large."""
-        expected = self.refs[self.next].size if self.next < len(self.refs) else None
+        expected = self.refs.size_at(self.next) if self.next < len(self.refs) else None
         if self.gate.is_large(expected):
             self.entered = self.gate.enter(self, stop)
             return self.entered
@@ -114,7 +115,7 @@ class _GateHold:
         # A message gone from the source since the listing is skipped: follow the uids, not the
         # count, looking a little way ahead only, so that a stream that matches no uid costs no more.
         for position in range(self.next, min(self.next + _RESYNC_WINDOW, len(self.refs))):
-            if self.refs[position].uid == uid:
+            if self.refs.uid_at(position) == uid:
                 return position + 1
         return self.next + 1
 

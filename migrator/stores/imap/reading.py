@@ -94,16 +94,15 @@ def scan_folder(session: Session, path: FolderPath) -> FolderScan:
     box = session.select(path, fresh=True)
     if not box.exists:
         return FolderScan(box.validity, Listing())
-    return FolderScan(box.validity, Listing(_ref(items) for items in _fetched(session, path, b"1:*", _SCAN_ITEMS)))
-
-
-def _ref(items: dict[str, Value]) -> MessageRef:
-    return MessageRef(
-        uid=str(as_int(items["UID"])),
-        flags=flags_from_imap(flag_names(items.get("FLAGS", []))),
-        size=as_int(items["RFC822.SIZE"]) if "RFC822.SIZE" in items else None,
-        received=internaldate(items["INTERNALDATE"]) if "INTERNALDATE" in items else None,
-    )
+    listing = Listing()
+    for items in _fetched(session, path, b"1:*", _SCAN_ITEMS):
+        listing.add(
+            str(as_int(items["UID"])),
+            flags_from_imap(flag_names(items.get("FLAGS", []))),
+            as_int(items["RFC822.SIZE"]) if "RFC822.SIZE" in items else None,
+            internaldate(items["INTERNALDATE"]) if "INTERNALDATE" in items else None,
+        )
+    return FolderScan(box.validity, listing)
 
 
 def _fetched(session: Session, path: FolderPath, uids: bytes, items: bytes) -> Iterator[dict[str, Value]]:
@@ -163,7 +162,7 @@ def _stream_batches(
         command = in_flight[0]
         for items in _fetch_responses(session, command):
             index = wanted.position(as_int(items["UID"]))
-            message = None if index is None else _message(items, path, wanted.refs[index])
+            message = None if index is None else _message(items, path, wanted.refs, index)
             if message is not None:
                 wanted.arrive(index)
                 yield message
@@ -173,19 +172,23 @@ def _stream_batches(
         send_next()
 
 
-def _message(items: dict[str, Value], path: FolderPath, ref: MessageRef) -> Message | None:
-    """Return the Message a FETCH response carries, or None for one that brings no requested body."""
+def _message(items: dict[str, Value], path: FolderPath, refs: Listing, index: int) -> Message | None:
+    """Return the Message a FETCH response carries for ``refs[index]``, or None for one that brings no requested body.
+
+    The listing's flags and date stand in for those the response lacks; a MessageRef is made only then.
+    """
     body = items.get("BODY[]")
     if not isinstance(body, bytes):
         return None
-    flags = flags_from_imap(flag_names(items["FLAGS"])) if "FLAGS" in items else ref.flags
+    flags = flags_from_imap(flag_names(items["FLAGS"])) if "FLAGS" in items else refs[index].flags
     if "INTERNALDATE" in items:
         received = internaldate(items["INTERNALDATE"])
     else:
-        received = ref.received or datetime.now(timezone.utc)
+        received = refs[index].received or datetime.now(timezone.utc)
     # A size that disagrees with the body (some servers only estimate it) is not trusted.
-    reported = ref.size if ref.size == len(body) else None
-    return Message(body, flags, received, path, ref.uid, reported_crlf_size=reported)
+    size = refs.size_at(index)
+    reported = size if size == len(body) else None
+    return Message(body, flags, received, path, refs.uid_at(index), reported_crlf_size=reported)
 
 
 def content_keys(session: Session, path: FolderPath, first_uid: int = 1) -> dict[str, list[str]]:
