@@ -4,7 +4,7 @@ import re
 
 from hypothesis import given, strategies as st
 
-from migrator.contentkey import content_key, content_key_from_headers, crlf_size, header_block
+from migrator.contentkey import content_key, content_key_from_headers, crlf_size, header_block, unfold
 
 MESSAGE = b"Message-ID: <1@x>\nDate: Mon, 1 Jan 2024 00:00:00 +0000\nSubject: a\n  folded\n\nbody\nmore\n"
 
@@ -36,3 +36,40 @@ def test_header_block_ends_at_the_first_empty_line_of_any_line_endings(raw):
     first_empty_line = re.search(rb"\r?\n\r?\n", raw)
     expected = raw if first_empty_line is None else raw[: first_empty_line.start() + 1]
     assert header_block(raw) == expected
+
+
+# Keys are stored in state files: a change to how they are computed must not change them.
+# Computed with the first version, which unfolded with the pattern \r?\n[ \t]+.
+KNOWN_KEYS = [
+    (b"Message-ID: <1@x>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nSubject: a\r\n\tfolded\r\n  twice\r\n",
+     "8b75bc20382dbb820fdc:100"),
+    (b"subject: first\nSUBJECT: second\nFrom:  a  \t b \n To: folded into from\n", "8b0cdb0a6e9c7a55b5b4:100"),
+    (b"To: x\rFrom: after a lone CR\r\n\r\n", "e38391bc6ff74fb353db:100"),
+    (b" Date : spaced name\n\tcontinued\r\r\n x\n", "7d0c97db490305be3695:100"),
+]
+
+
+def test_keys_stay_those_earlier_versions_stored():
+    assert [content_key_from_headers(headers, 100) for headers, _ in KNOWN_KEYS] == [key for _, key in KNOWN_KEYS]
+
+
+def _unfolded(headers: bytes) -> bytes:
+    """Replace each line break (CRLF or LF) followed by spaces or tabs with one space, the plain way."""
+    out = bytearray()
+    i = 0
+    while i < len(headers):
+        lf = i + 1 if headers[i:i + 2] == b"\r\n" else i
+        if headers[lf:lf + 1] == b"\n" and headers[lf + 1:lf + 2] in (b" ", b"\t"):
+            i = lf + 1
+            while headers[i:i + 1] in (b" ", b"\t"):
+                i += 1
+            out += b" "
+        else:
+            out.append(headers[i])
+            i += 1
+    return bytes(out)
+
+
+@given(st.lists(st.sampled_from([b"\r", b"\n", b" ", b"\t", b"a", b":", b"To", b"from"]), max_size=30).map(b"".join))
+def test_unfolding_joins_exactly_the_folded_lines(headers):
+    assert unfold(headers) == _unfolded(headers)
