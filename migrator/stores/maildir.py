@@ -301,7 +301,9 @@ class MaildirStore(Store):
         self._check_writable()
         self._create_folder(folder)
         directory = self._existing_dir(folder)
-        indexes = self._keyword_indexes(directory, (k for m in messages for k in stored_keywords(m.flags)))
+        # A batch has few distinct sets of flags: each is looked at once, here and in _commit.
+        flag_sets = {m.flags for m in messages}
+        indexes = self._keyword_indexes(directory, (k for flags in flag_sets for k in stored_keywords(flags)))
         uniques = [unique_name(message) for message in messages]
         # Plain strings, not Path objects, for the per-message paths: pathlib was a tenth of the CPU.
         temps = [os.path.join(directory, "tmp", unique) for unique in uniques]
@@ -311,17 +313,17 @@ class MaildirStore(Store):
             for u, t, m, e in zip(uniques, temps, messages, errors)
         ]
         staged = [(position, r.uid) for position, r in enumerate(results) if r.ok]
-        return self._commit(directory, results, staged, indexes)
+        return self._commit(directory, results, staged, {flags: letters_of(flags, indexes) for flags in flag_sets})
 
     def _commit(
-        self, directory: Path, results: list[AppendResult], staged: list[tuple[int, str]], indexes: dict[str, int]
+        self, directory: Path, results: list[AppendResult], staged: list[tuple[int, str]], letters: dict[Flags, str]
     ) -> list[AppendResult]:
-        """Rename the staged files into cur/ and fsync it; return the results with any failures."""
+        """Rename the staged files into cur/, named with the letters of their flags, and fsync cur/; return the results."""
         tmp, cur = os.path.join(directory, "tmp"), os.path.join(directory, "cur")
         for position, unique in staged:
             message = results[position].message
             try:
-                os.rename(os.path.join(tmp, unique), os.path.join(cur, unique + INFO + letters_of(message.flags, indexes)))
+                os.rename(os.path.join(tmp, unique), os.path.join(cur, unique + INFO + letters[message.flags]))
             except OSError as e:
                 os.unlink(os.path.join(tmp, unique))
                 results[position] = AppendResult(message, error=f"cannot move the message into {directory}/cur: {reason(e)}")
