@@ -98,12 +98,15 @@ class Listing(Sequence[MessageRef]):
             position += len(self)
         if not 0 <= position < len(self):
             raise IndexError("listing index out of range")
-        return MessageRef(self.uid_at(position), self._flag_sets[self._flag_numbers[position]], self.size_at(position),
-                          self._received(position))
+        return MessageRef(self.uid_at(position), self.flags_at(position), self.size_at(position), self._received(position))
 
     def uid_at(self, position: int) -> str:
         """Return the uid at ``position`` (0 or more) without making its MessageRef."""
         return self._names[position] if self._names is not None else str(self._numbers[position])
+
+    def flags_at(self, position: int) -> Flags:
+        """Return the flags at ``position`` (0 or more) without making its MessageRef."""
+        return self._flag_sets[self._flag_numbers[position]]
 
     def size_at(self, position: int) -> int | None:
         """Return the size at ``position`` (0 or more) without making its MessageRef."""
@@ -140,11 +143,12 @@ class Listing(Sequence[MessageRef]):
         return naive if offset == _NO_ZONE else naive.replace(tzinfo=_zone(offset))
 
     def _append_uid(self, uid: str) -> None:
-        if self._names is None and _is_plain_number(uid):
-            self._numbers.append(int(uid))
+        number = plain_number(uid) if self._names is None else None
+        if number is not None:
+            self._numbers.append(number)
             return
         if self._names is None:
-            self._names = [str(number) for number in self._numbers]
+            self._names = list(map(str, self._numbers))
             self._numbers = array.array("Q")
         self._names.append(uid)
 
@@ -168,11 +172,12 @@ class Listing(Sequence[MessageRef]):
         self._offset_micros.append(other._offset_micros[position])
 
 
-def _is_plain_number(uid: str) -> bool:
-    # Only a uid that str(int(uid)) gives back exactly may be kept as a number.
-    if not (0 < len(uid) <= 20 and uid.isascii() and uid.isdigit()):
-        return False
-    return (uid == "0" or uid[0] != "0") and int(uid) <= _MAX_NUMBER
+def plain_number(uid: str) -> int | None:
+    """Return ``uid`` as a number when it fits 64 bits and ``str(number)`` gives it back exactly, else None."""
+    if not (0 < len(uid) <= 20 and uid.isascii() and uid.isdigit()) or (uid[0] == "0" and uid != "0"):
+        return None
+    number = int(uid)
+    return number if number <= _MAX_NUMBER else None
 
 
 @lru_cache(maxsize=256)

@@ -228,12 +228,15 @@ class FolderCopy:
             if not plan.store.supports_flag_updates or plan.pair is None or self.run.state is None or not plan.done:
                 continue
             changes = []
-            for ref in refs:
-                entry = plan.done.get(ref.uid)
-                flags = ref.flags.encode()
-                if entry is None or entry.flags == flags or not entry.target_uid:
+            for position in range(len(refs)):
+                uid, flags = refs.uid_at(position), refs.flags_at(position)
+                recorded = plan.done.flags(uid)
+                if recorded is None or recorded == flags.encode():
                     continue
-                plan.store.set_flags(plan.folder, entry.target_uid, ref.flags)
-                changes.append((ref.uid, flags))
+                target_uid = self.run.state.target_uid(plan.pair, uid)
+                if not target_uid:
+                    continue
+                plan.store.set_flags(plan.folder, target_uid, flags)
+                changes.append((uid, flags.encode()))
             self.run.state.update_flags(plan.pair, changes)
             self.run.summary.flags_updated += len(changes)

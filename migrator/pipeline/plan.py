@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from migrator.folder import Folder, Role
 from migrator.message import FolderPath
+from migrator.copied import CopiedMessages
 from migrator.state import CopiedEntry, Pair, StateStore
 from migrator.stores.base import Store
 
@@ -26,7 +27,7 @@ class TargetPlan:
     source_folder: FolderPath
     folder: FolderPath
     pair: Pair | None = None
-    done: dict[str, CopiedEntry] = field(default_factory=dict)
+    done: CopiedMessages = field(default_factory=CopiedMessages)
     present: dict[str, list[str]] = field(default_factory=dict)
 
     def needs(self, uid: str) -> bool:
@@ -60,15 +61,15 @@ def plan_target(ctx: PlanContext, target: Store, folder: Folder, destination: tu
         return _dry_plan(ctx, target, folder, name, target_path)
     path = target.ensure_folder(target_path, role)
     plan = TargetPlan(target, name, folder.path, path)
-    entries: dict[str, CopiedEntry] = {}
     if ctx.state is not None:
         plan.pair = ctx.state.open_pair(ctx.source_name, folder.path, name, path, validity)
         if plan.pair.validity != validity:
             plan.pair = _renumber(ctx, plan.pair, folder, validity)
-        entries = ctx.state.entries(plan.pair)
-    if not entries or (plan.pair is not None and plan.pair.dirty):
-        plan.present = _unclaimed(target.content_keys(path), entries)
-    plan.done = entries
+        plan.done = ctx.state.copied(plan.pair)
+        if plan.done and plan.pair.dirty:
+            plan.present = _unclaimed(target.content_keys(path), ctx.state.entries(plan.pair))
+    if not plan.done:
+        plan.present = target.content_keys(path)
     return plan
 
 
@@ -76,7 +77,7 @@ def _dry_plan(ctx: PlanContext, target: Store, folder: Folder, name: str, path: 
     plan = TargetPlan(target, name, folder.path, path)
     pair = ctx.state.pair(ctx.source_name, folder.path, name) if ctx.state else None
     if pair is not None:
-        plan.done = ctx.state.entries(pair)
+        plan.done = ctx.state.copied(pair)
     return plan
 
 

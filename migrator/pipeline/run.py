@@ -131,6 +131,6 @@ def _copied_everywhere(state: StateStore, plans: list[TargetPlan], cutoff: float
     for plan in plans:
         if plan.pair is None:
             return []
-        done = {uid for uid, e in state.entries(plan.pair).items() if e.copied_at <= cutoff}
+        done = state.copied_before(plan.pair, cutoff)
         common = done if common is None else common & done
     return sorted(common or ())
