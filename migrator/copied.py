@@ -3,7 +3,7 @@
 An incremental run that finds new mail in a folder asks, for each message the folder lists, whether an
 earlier run copied it and with which flags. A dict of the state file's rows took about 400 bytes a
 message, 40 MB for a folder of 100 000; numeric uids (IMAP, mbox offsets, PST node ids) are kept here
-in sorted arrays, 12 bytes a message. The rest of a row (target uid, content key, time) is read from
+in sorted arrays, 13 bytes a message. The rest of a row (target uid, content key, time) is read from
 the state file when it is needed, which is rarely.
 """
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from migrator.copied import CopiedMessages
 from migrator.folder import Folder, Role
 from migrator.message import FolderPath
-from migrator.copied import CopiedMessages
 from migrator.state import CopiedEntry, Pair, StateStore
 from migrator.stores.base import Store
 
