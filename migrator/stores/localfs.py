@@ -53,7 +53,8 @@ def write_synced(path: str | Path, data: bytes, received: datetime | None = None
     try:
         write_all(fd, data)
         if received is not None:
-            os.utime(fd, ns=(time_ns(received), time_ns(received)))
+            mtime = time_ns(received)
+            os.utime(fd, ns=(mtime, mtime))
         if sync:
             os.fsync(fd)
     except BaseException:
