@@ -13,7 +13,7 @@ import array
 from bisect import bisect_left
 from collections.abc import Iterable
 
-from migrator.listing import plain_number
+from migrator.listing import Numbering, plain_number
 
 
 class CopiedMessages:
@@ -24,10 +24,9 @@ class CopiedMessages:
         self._numbers = array.array("Q")  # ascending, once every row is in
         self._flag_numbers = array.array("I")
         self._names: dict[str, int] | None = None  # uid -> flag number, once a uid is not a plain number
-        self._flag_texts: list[str] = []
-        self._flag_positions: dict[str, int] = {}
+        self._flag_texts: Numbering[str] = Numbering()
         for uid, flags in rows:
-            self._add(uid, self._flag_number(flags))
+            self._add(uid, self._flag_texts.number(flags))
         self._sort_numbers()
 
     def __len__(self) -> int:
@@ -39,7 +38,7 @@ class CopiedMessages:
     def flags(self, uid: str) -> str | None:
         """Return the flags recorded for ``uid`` (as the state file writes them), or None when it was not copied."""
         number = self._recorded(uid)
-        return None if number is None else self._flag_texts[number]
+        return None if number is None else self._flag_texts.values[number]
 
     def _recorded(self, uid: str) -> int | None:
         """Return the number of the flags recorded for ``uid``, or None."""
@@ -71,10 +70,3 @@ class CopiedMessages:
         order = sorted(range(len(numbers)), key=numbers.__getitem__)
         self._numbers = array.array("Q", (numbers[i] for i in order))
         self._flag_numbers = array.array("I", (self._flag_numbers[i] for i in order))
-
-    def _flag_number(self, flags: str) -> int:
-        number = self._flag_positions.get(flags)
-        if number is None:
-            number = self._flag_positions[flags] = len(self._flag_texts)
-            self._flag_texts.append(flags)
-        return number

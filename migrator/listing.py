@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from itertools import compress
+from typing import Generic, TypeVar
 
 from migrator.message import Flags, MessageRef
 
@@ -35,8 +36,7 @@ class Listing(Sequence[MessageRef]):
         self._names: list[str] | None = None  # every uid, once one is not a plain number
         self._sizes = array.array("q")
         self._flag_numbers = array.array("I")
-        self._flag_sets: list[Flags] = []
-        self._flag_positions: dict[Flags, int] = {}
+        self._flag_sets: Numbering[Flags] = Numbering()
         self._micros = array.array("q")  # the date's wall-clock time, in microseconds from 1970-01-01 00:00
         self._offset_micros = array.array("q")  # its UTC offset
         for ref in refs:
@@ -55,7 +55,7 @@ class Listing(Sequence[MessageRef]):
         """Add the message a MessageRef of these fields would describe, without making one."""
         self._append_uid(uid)
         self._sizes.append(_NO_SIZE if size is None else size)
-        self._flag_numbers.append(self._flag_number(flags))
+        self._flag_numbers.append(self._flag_sets.number(flags))
         if received is None:
             self._micros.append(0)
             self._offset_micros.append(_NO_DATE)
@@ -106,7 +106,7 @@ class Listing(Sequence[MessageRef]):
 
     def flags_at(self, position: int) -> Flags:
         """Return the flags at ``position`` (0 or more) without making its MessageRef."""
-        return self._flag_sets[self._flag_numbers[position]]
+        return self._flag_sets.values[self._flag_numbers[position]]
 
     def size_at(self, position: int) -> int | None:
         """Return the size at ``position`` (0 or more) without making its MessageRef."""
@@ -152,13 +152,6 @@ class Listing(Sequence[MessageRef]):
             self._numbers = array.array("Q")
         self._names.append(uid)
 
-    def _flag_number(self, flags: Flags) -> int:
-        number = self._flag_positions.get(flags)
-        if number is None:
-            number = self._flag_positions[flags] = len(self._flag_sets)
-            self._flag_sets.append(flags)
-        return number
-
     def _copy_from(self, other: Listing, position: int) -> None:
         if other._names is not None:
             self._append_uid(other._names[position])
@@ -167,9 +160,29 @@ class Listing(Sequence[MessageRef]):
         else:
             self._names.append(str(other._numbers[position]))
         self._sizes.append(other._sizes[position])
-        self._flag_numbers.append(self._flag_number(other._flag_sets[other._flag_numbers[position]]))
+        self._flag_numbers.append(self._flag_sets.number(other.flags_at(position)))
         self._micros.append(other._micros[position])
         self._offset_micros.append(other._offset_micros[position])
+
+
+_Value = TypeVar("_Value", bound=Hashable)
+
+
+class Numbering(Generic[_Value]):
+    """Numbers for distinct values, in the order they are first seen: a folder has few distinct sets of flags,
+    so a message keeps the number of its set."""
+
+    def __init__(self) -> None:
+        self.values: list[_Value] = []
+        self._numbers: dict[_Value, int] = {}
+
+    def number(self, value: _Value) -> int:
+        """Return the number of ``value``, giving it the next one when it is new."""
+        number = self._numbers.get(value)
+        if number is None:
+            number = self._numbers[value] = len(self.values)
+            self.values.append(value)
+        return number
 
 
 def plain_number(uid: str) -> int | None:
