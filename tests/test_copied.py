@@ -9,7 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from migrator.copied import CopiedMessages
+from migrator.endpoint import parse_endpoint
+from migrator.message import Message
+from migrator.pipeline import CopyOptions, run_copy
 from migrator.state import StateStore
+from tests.support.corpus import write_archive
 
 uids = st.one_of(st.integers(0, 2**64 - 1).map(str), st.text(min_size=1, max_size=8), st.sampled_from(["07", "0", "1"]))
 rows = st.dictionaries(uids, st.sampled_from(["", "\\seen", "\\seen \\flagged", "$Work"]), max_size=30)
@@ -50,3 +54,22 @@ def test_a_large_folder_copied_before_is_small(tmp_path) -> None:
         tracemalloc.stop()
     assert len(copied) == 50_000 and "50000" in copied and "50001" not in copied
     assert held / 50_000 < 20  # bytes a message: 13 now; a dict of the rows took about 400
+
+
+def test_an_incremental_run_holds_little_of_a_large_folder_copied_before(tmp_path) -> None:
+    source, target = parse_endpoint(f"mbox:{tmp_path / 'mail'}"), parse_endpoint(f"maildir:{tmp_path / 'copy'}")
+    state = StateStore(tmp_path / "state.sqlite")
+    write_archive(source, [Message(b"Subject: first\r\n\r\nhi\r\n")])
+    assert run_copy(source, [target], CopyOptions(), state).copied == 1
+    # As if the folder held 50 000 more messages copied before (numeric uids, as mbox offsets are).
+    pair = state.pair(str(source), ("INBOX",), str(target))
+    state.record(pair, [(str(10**9 + n), f"t{n}", f"{n:020x}:{n}", "\\seen") for n in range(50_000)])
+    write_archive(source, [Message(b"Subject: second\r\n\r\nnew mail\r\n")])
+    tracemalloc.start()
+    try:
+        summary = run_copy(source, [target], CopyOptions(), state)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert summary.copied == 1 and summary.failures == []
+    assert peak < 5_000_000  # 0.7 MB in all; 20.5 MB when the rows were held as a dict
