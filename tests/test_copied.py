@@ -73,3 +73,18 @@ def test_an_incremental_run_holds_little_of_a_large_folder_copied_before(tmp_pat
         tracemalloc.stop()
     assert summary.copied == 1 and summary.failures == []
     assert peak < 5_000_000  # 0.7 MB in all; 20.5 MB when the rows were held as a dict
+
+
+def test_after_a_killed_run_a_twin_of_a_message_copied_before_is_still_written(tmp_path) -> None:
+    source, target = parse_endpoint(f"mbox:{tmp_path / 'mail'}"), parse_endpoint(f"maildir:{tmp_path / 'copy'}")
+    state = StateStore(tmp_path / "state.sqlite")
+    twin = Message(b"Subject: same\r\n\r\nsame bytes\r\n")
+    write_archive(source, [twin])
+    assert run_copy(source, [target], CopyOptions(), state).copied == 1
+    # The second twin arrives; a run marks the pair dirty and is killed before writing it.
+    write_archive(source, [twin])
+    state.mark_dirty(state.pair(str(source), ("INBOX",), str(target)), True)
+    summary = run_copy(source, [target], CopyOptions(), state)
+    # The target's copy is the first twin's, as the state file says: it must not be taken for the second.
+    assert summary.copied == 1 and summary.failures == []
+    assert len(list((tmp_path / "copy" / "cur").iterdir())) == 2

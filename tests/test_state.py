@@ -14,8 +14,8 @@ def test_a_pair_is_dirty_while_writes_are_under_way(tmp_path):
     assert state.pair("src", ("INBOX",), "dst").dirty
     state.record(pair, [("1", "t1", "k1", "\\seen")])
     state.mark_dirty(pair, False)
-    entries = state.entries(state.pair("src", ("INBOX",), "dst"))
-    assert entries["1"].target_uid == "t1" and entries["1"].flags == "\\seen"
+    pair = state.pair("src", ("INBOX",), "dst")
+    assert state.target_uid(pair, "1") == "t1" and state.copied(pair).flags("1") == "\\seen"
 
 
 def test_state_survives_reopen_and_is_private(tmp_path):
@@ -26,7 +26,7 @@ def test_state_survives_reopen_and_is_private(tmp_path):
     state.close()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     again = StateStore(path)
-    assert again.entries(again.pair("src", ("A", "B"), "dst"))["7"].target_uid == "70"
+    assert again.target_uid(again.pair("src", ("A", "B"), "dst"), "7") == "70"
 
 
 def test_renumber_handles_overlapping_uids(tmp_path):
@@ -35,7 +35,7 @@ def test_renumber_handles_overlapping_uids(tmp_path):
     state.record(pair, [("1", "a", "k1", ""), ("2", "b", "k2", ""), ("3", "c", "k3", "")])
     pair = state.renumber(pair, "v2", {"1": "2", "2": "3"})
     assert pair.validity == "v2"
-    assert {uid: e.content_key for uid, e in state.entries(pair).items()} == {"2": "k1", "3": "k2"}
+    assert {uid: key for uid, _, key in state.recorded(pair)} == {"2": "k1", "3": "k2"}
 
 
 def test_runs_are_listed_newest_first(tmp_path):
@@ -55,7 +55,8 @@ def test_held_rows_are_recorded_only_when_their_target_is_durable(tmp_path):
     state.hold(other, [("9", None, "k9", "")])
     assert state.count(pst) == 0
     state.record_held(pst)
-    assert {uid: e.flags for uid, e in state.entries(pst).items()} == {"1": "", "2": "\\seen"}
+    copied = state.copied(pst)
+    assert len(copied) == 2 and (copied.flags("1"), copied.flags("2")) == ("", "\\seen")
     assert state.count(other) == 0
 
 

@@ -9,12 +9,13 @@ instead of written again.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from migrator.copied import CopiedMessages
 from migrator.folder import Folder, Role
 from migrator.message import FolderPath
-from migrator.state import CopiedEntry, Pair, StateStore
+from migrator.state import Pair, StateStore
 from migrator.stores.base import Store
 
 
@@ -67,7 +68,7 @@ def plan_target(ctx: PlanContext, target: Store, folder: Folder, destination: tu
             plan.pair = _renumber(ctx, plan.pair, folder, validity)
         plan.done = ctx.state.copied(plan.pair)
         if plan.done and plan.pair.dirty:
-            plan.present = _unclaimed(target.content_keys(path), ctx.state.entries(plan.pair))
+            plan.present = _unclaimed(target.content_keys(path), ctx.state.recorded(plan.pair))
     if not plan.done:
         plan.present = target.content_keys(path)
     return plan
@@ -86,22 +87,22 @@ def _renumber(ctx: PlanContext, pair: Pair, folder: Folder, validity: str) -> Pa
     assert ctx.state is not None
     by_key = ctx.source.content_keys(folder.path)
     new_uids: dict[str, str] = {}
-    for uid, entry in ctx.state.entries(pair).items():
-        candidates = by_key.get(entry.content_key)
+    for uid, _, key in ctx.state.recorded(pair):
+        candidates = by_key.get(key)
         if candidates:
             new_uids[uid] = candidates.pop()
     return ctx.state.renumber(pair, validity, new_uids)
 
 
-def _unclaimed(keys: dict[str, list[str]], entries: dict[str, CopiedEntry]) -> dict[str, list[str]]:
-    """Return the target's messages by content key, less those the state already accounts for."""
-    present = {key: list(uids) for key, uids in keys.items()}
-    for entry in entries.values():
-        uids = present.get(entry.content_key)
+def _unclaimed(present: dict[str, list[str]], recorded: Iterable[tuple[str, str | None, str]]) -> dict[str, list[str]]:
+    """Return the target's messages by content key, ``present`` (changed in place), less those the state's
+    ``recorded`` rows (uid, target uid, content key) already account for."""
+    for _, target_uid, key in recorded:
+        uids = present.get(key)
         if not uids:
             continue
-        if entry.target_uid in uids:
-            uids.remove(entry.target_uid)
+        if target_uid in uids:
+            uids.remove(target_uid)
         else:
             uids.pop()
     return present
