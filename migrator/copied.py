@@ -10,10 +10,9 @@ the state file when it is needed, which is rarely.
 from __future__ import annotations
 
 import array
-from bisect import bisect_left
 from collections.abc import Iterable
 
-from migrator.listing import Numbering, plain_number
+from migrator.listing import Numbering, ascending, plain_number, sorted_position
 
 
 class CopiedMessages:
@@ -47,10 +46,8 @@ class CopiedMessages:
         number = plain_number(uid)
         if number is None:
             return None
-        index = bisect_left(self._numbers, number)
-        if index < len(self._numbers) and self._numbers[index] == number:
-            return self._flag_numbers[index]
-        return None
+        index = sorted_position(self._numbers, number)
+        return None if index is None else self._flag_numbers[index]
 
     def _add(self, uid: str, flag_number: int) -> None:
         number = plain_number(uid) if self._names is None else None
@@ -65,7 +62,7 @@ class CopiedMessages:
 
     def _sort_numbers(self) -> None:
         numbers = self._numbers
-        if all(numbers[i] < numbers[i + 1] for i in range(len(numbers) - 1)):
+        if ascending(numbers):
             return
         order = sorted(range(len(numbers)), key=numbers.__getitem__)
         self._numbers = array.array("Q", (numbers[i] for i in order))

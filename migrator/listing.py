@@ -82,13 +82,11 @@ class Listing(Sequence[MessageRef]):
 
     def find(self, number: int) -> int | None:
         """Return the position of the uid ``number`` in a listing whose uids ascend, or None when it is not there."""
-        index = bisect_left(self._numbers, number)
-        return index if index < len(self._numbers) and self._numbers[index] == number else None
+        return sorted_position(self._numbers, number)
 
     def uids_ascend(self) -> bool:
         """Return True when the uids are numbers in strictly ascending order."""
-        numbers = self._numbers
-        return self._names is None and all(numbers[i] < numbers[i + 1] for i in range(len(numbers) - 1))
+        return self._names is None and ascending(self._numbers)
 
     def __len__(self) -> int:
         return len(self._sizes)
@@ -183,6 +181,17 @@ class Numbering(Generic[_Value]):
             number = self._numbers[value] = len(self.values)
             self.values.append(value)
         return number
+
+
+def ascending(numbers: Sequence[int]) -> bool:
+    """Return True when ``numbers`` strictly ascend."""
+    return all(numbers[i] < numbers[i + 1] for i in range(len(numbers) - 1))
+
+
+def sorted_position(numbers: Sequence[int], number: int) -> int | None:
+    """Return where ``number`` is in the ascending ``numbers``, or None when it is not there."""
+    index = bisect_left(numbers, number)
+    return index if index < len(numbers) and numbers[index] == number else None
 
 
 def plain_number(uid: str) -> int | None:

@@ -230,13 +230,13 @@ class FolderCopy:
             changes = []
             for position in range(len(refs)):
                 uid, flags = refs.uid_at(position), refs.flags_at(position)
-                recorded = plan.done.flags(uid)
-                if recorded is None or recorded == flags.encode():
+                recorded, encoded = plan.done.flags(uid), flags.encode()
+                if recorded is None or recorded == encoded:
                     continue
                 target_uid = self.run.state.target_uid(plan.pair, uid)
                 if not target_uid:
                     continue
                 plan.store.set_flags(plan.folder, target_uid, flags)
-                changes.append((uid, flags.encode()))
+                changes.append((uid, encoded))
             self.run.state.update_flags(plan.pair, changes)
             self.run.summary.flags_updated += len(changes)

@@ -92,16 +92,15 @@ def _uid_number(ref: MessageRef) -> int:
 def scan_folder(session: Session, path: FolderPath) -> FolderScan:
     """Return the folder's UIDVALIDITY and a MessageRef per message; raise FolderError."""
     box = session.select(path, fresh=True)
-    if not box.exists:
-        return FolderScan(box.validity, Listing())
     listing = Listing()
-    for items in _fetched(session, path, b"1:*", _SCAN_ITEMS):
-        listing.add(
-            str(as_int(items["UID"])),
-            flags_from_imap(flag_names(items.get("FLAGS", []))),
-            as_int(items["RFC822.SIZE"]) if "RFC822.SIZE" in items else None,
-            internaldate(items["INTERNALDATE"]) if "INTERNALDATE" in items else None,
-        )
+    if box.exists:
+        for items in _fetched(session, path, b"1:*", _SCAN_ITEMS):
+            listing.add(
+                str(as_int(items["UID"])),
+                flags_from_imap(flag_names(items.get("FLAGS", []))),
+                as_int(items["RFC822.SIZE"]) if "RFC822.SIZE" in items else None,
+                internaldate(items["INTERNALDATE"]) if "INTERNALDATE" in items else None,
+            )
     return FolderScan(box.validity, listing)
 
 
