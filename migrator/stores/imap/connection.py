@@ -18,6 +18,7 @@ from migrator.stores.imap.commands import Literal, astring
 from migrator.stores.imap.parser import Response
 from migrator.stores.imap.protocol import ImapProtocol
 from migrator.stores.tls import certificate_problem, tls_context
+from migrator.stores.tls_socket import TlsSocket
 
 CONNECT_TIMEOUT = 30.0
 READ_TIMEOUT = 120.0  # a server silent this long mid-command is treated as a lost connection
@@ -49,7 +50,7 @@ def connect(endpoint: Endpoint, password: str) -> ImapProtocol:
     return protocol
 
 
-def _open_socket(endpoint: Endpoint, context: ssl.SSLContext | None) -> socket.socket:
+def _open_socket(endpoint: Endpoint, context: ssl.SSLContext | None) -> socket.socket | TlsSocket:
     where = f"{endpoint.host}:{endpoint.port}"
     try:
         sock = socket.create_connection((endpoint.host, endpoint.port), timeout=CONNECT_TIMEOUT)
@@ -74,7 +75,7 @@ def _open_socket(endpoint: Endpoint, context: ssl.SSLContext | None) -> socket.s
     sock.settimeout(READ_TIMEOUT)
     if context is None:
         return sock
-    return _handshake(lambda: context.wrap_socket(sock, server_hostname=endpoint.host), sock, endpoint)
+    return _handshake(lambda: TlsSocket(sock, context, endpoint.host), sock, endpoint)
 
 
 def _handshake(wrap: Callable[[], T], sock: socket.socket, endpoint: Endpoint) -> T:

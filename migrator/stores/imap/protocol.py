@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from migrator.errors import ConnectionLost
 from migrator.stores.imap.commands import Literal
 from migrator.stores.imap.parser import ParseError, Response, capabilities, literal_size, parse_response
+from migrator.stores.tls_socket import TlsSocket, buffered_reader
 
 READ_BUFFER = 256 * 1024
 MAX_LINE = 8 * 1024 * 1024  # a response line (not a literal) longer than this means a broken server
@@ -51,7 +52,7 @@ class Reply:
 class ImapProtocol:
     """The wire protocol on one socket; ``peer`` names the server in error messages."""
 
-    def __init__(self, sock: socket.socket, peer: str) -> None:
+    def __init__(self, sock: socket.socket | TlsSocket, peer: str) -> None:
         self.peer = peer
         self.capabilities: frozenset[str] = frozenset()
         self.closed = False
@@ -62,9 +63,9 @@ class ImapProtocol:
         self._backlog: deque[Response] = deque()
         self._farewell = ""
 
-    def _attach(self, sock: socket.socket) -> None:
+    def _attach(self, sock: socket.socket | TlsSocket) -> None:
         self.sock = sock
-        self.reader = sock.makefile("rb", buffering=READ_BUFFER)
+        self.reader = buffered_reader(sock, READ_BUFFER)
 
     @property
     def literal_plus(self) -> bool:
@@ -221,7 +222,8 @@ class ImapProtocol:
     def starttls(self, context: ssl.SSLContext, hostname: str) -> None:
         """Wrap the socket in TLS after a successful STARTTLS; ssl errors propagate as they are."""
         self.reader.close()
-        self._attach(context.wrap_socket(self.sock, server_hostname=hostname))
+        assert isinstance(self.sock, socket.socket)  # STARTTLS is only sent on a plain connection
+        self._attach(TlsSocket(self.sock, context, hostname))
 
     def logout(self) -> None:
         """Say goodbye politely when the connection still works, then close it."""
