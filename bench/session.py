@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.corpus import Corpus, load_corpus
+from bench.filesystem import describe_probe, file_creation_seconds
 from bench.measure import Invocation, Measurement, measure
 from bench.profile import profile_imap_to_maildir
 from bench.report import MB, Result, Workload, markdown, rows
@@ -48,6 +49,8 @@ def run_benchmark(options: Options) -> str:
         context = Context(server, source, options.python)
         compile_bytecode(context)
         warm_up(context, options)
+        probe = file_creation_seconds(options.out / "work" / f"file-creation-probe-{time.time_ns()}")
+        say(describe_probe(probe))
         results = []
         for repeat in range(1, options.repeats + 1):
             for spec in specs:
@@ -58,7 +61,7 @@ def run_benchmark(options: Options) -> str:
     if not options.keep:
         shutil.rmtree(options.out / "work", ignore_errors=True)
     unavailable = {s.name: s.unavailable for s in specs if s.unavailable}
-    return markdown(rows(results, unavailable), workload(corpus), header(corpus, options))
+    return markdown(rows(results, unavailable), workload(corpus), header(corpus, options, probe))
 
 
 def write_profile(context: Context, options: Options) -> None:
@@ -166,8 +169,8 @@ def workload(corpus: Corpus) -> Workload:
     return Workload({"imap": corpus.n, "pop3": inbox.count}, {"imap": corpus.size, "pop3": inbox.size})
 
 
-def header(corpus: Corpus, options: Options) -> str:
-    """Return the report's opening lines: workload, machine and command."""
+def header(corpus: Corpus, options: Options, probe_seconds: float) -> str:
+    """Return the report's opening lines: workload, machine, command and the file-creation probe."""
     cores = os.cpu_count()
     return (
         f"## Benchmark ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)\n\n"
@@ -177,7 +180,8 @@ def header(corpus: Corpus, options: Options) -> str:
         f"{options.repeats} repeats: median wall time, largest peak RSS. "
         f"cold = empty target, no state; rerun = the same command again with nothing new. "
         f"CPU s = the client's user + system time (the server's is not in it). "
-        f"× columns = wall-time ratio to the same phase of mbsync, getmail6 and the server limit."
+        f"× columns = wall-time ratio to the same phase of mbsync, getmail6 and the server limit. "
+        f"{describe_probe(probe_seconds)}"
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bench.corpus import FOLDERS, load_corpus
 from bench.counts import maildirpp_counts, mbox_tree_counts, tree_counts
+from bench.filesystem import SLOW_SECONDS, describe_probe, file_creation_seconds
 from bench.measure import Measurement, cpu_seconds, failure_text, measure, peak_rss_kb
 from bench.report import Result, Workload, markdown, rows
 
@@ -121,3 +122,14 @@ def test_table_takes_medians_and_reports_failures():
     assert "- IMAP→Maildir ≤ 0.5× mbsync: 0.25× (met)" in text
     assert "migrator IMAP→Maildir, cold, repeat 2: exit 1: lost" in text
     assert "repeat 3: counts differ (source→result): INBOX 3→2" in text
+
+
+def test_the_file_creation_probe_creates_its_files_and_leaves_them(tmp_path):
+    seconds = file_creation_seconds(tmp_path / "probe", count=50)
+    assert seconds > 0
+    assert sorted(int(p.name) for p in (tmp_path / "probe").iterdir()) == list(range(50))
+
+
+def test_a_slow_probe_is_called_slow_in_the_report():
+    assert describe_probe(0.21) == "Creating 5000 files before the runs took 0.21 s (quiet)."
+    assert "SLOW" in describe_probe(SLOW_SECONDS + 0.01)
