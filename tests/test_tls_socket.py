@@ -157,9 +157,16 @@ def test_a_certificate_for_another_name_is_refused(serve, pki):
 
 def test_a_server_that_hangs_up_during_the_handshake(pki):
     listener = socket.create_server(("127.0.0.1", 0))
-    hang_up = threading.Thread(target=lambda: listener.accept()[0].close(), daemon=True)
+
+    def read_the_hello_and_hang_up() -> None:
+        connection = listener.accept()[0]
+        connection.recv(65536)  # read first, so that closing sends an end of stream, not a reset
+        connection.close()
+
+    hang_up = threading.Thread(target=read_the_hello_and_hang_up, daemon=True)
     hang_up.start()
-    with socket.create_connection(listener.getsockname(), timeout=10) as sock, pytest.raises(ssl.SSLError):
-        TlsSocket(sock, ssl.create_default_context(cafile=str(pki.ca_file)), "localhost")
+    with socket.create_connection(listener.getsockname(), timeout=10) as sock:
+        with pytest.raises(ssl.SSLEOFError):
+            TlsSocket(sock, ssl.create_default_context(cafile=str(pki.ca_file)), "localhost")
     hang_up.join(10)
     listener.close()

