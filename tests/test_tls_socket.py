@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from migrator.stores.tls_socket import TlsSocket, buffered_reader
+from migrator.stores.tls_socket import TlsSocket
 from tests.support.tlsca import TlsFiles, make_pki
 
 RECORD = 4096  # Dovecot's TLS proxy sends records of about this size
@@ -122,7 +122,7 @@ def test_megabytes_go_both_ways_exactly(serve, pki):
     server = serve(echo)
     with contextlib.closing(connect(server, pki.ca_file)) as client:
         client.sendall(bytearray(payload))
-        reader = buffered_reader(client, 256 * 1024)
+        reader = client.makefile("rb", 256 * 1024)
         assert reader.read(10) + reader.read(len(payload) - 10) == payload
 
 
@@ -138,7 +138,7 @@ def test_the_end_of_the_stream_reads_as_nothing_more(serve, pki, polite):
 
     server = serve(say_goodbye)
     with contextlib.closing(connect(server, pki.ca_file)) as client:
-        reader = buffered_reader(client, 1024)
+        reader = client.makefile("rb", 1024)
         assert reader.readline() == b"* BYE\r\n"
         assert reader.read(100) == b""
 

@@ -24,7 +24,7 @@ SEND_BYTES = 64 * 1024  # encrypted and sent at a time, so a large literal is ne
 
 
 class TlsSocket:
-    """A client TLS connection on ``sock``, with the calls the protocols use: sendall, recv_into, close.
+    """A client TLS connection on ``sock``, with the socket calls the IMAP protocol uses.
 
     Connecting does the handshake, raising ``ssl.SSLError`` (a refused certificate among
     them) or ``OSError`` as ``SSLContext.wrap_socket`` would. A timeout set on ``sock``
@@ -98,13 +98,19 @@ class TlsSocket:
         if pending:
             self._sock.sendall(pending)
 
+    def makefile(self, mode: str = "rb", buffering: int | None = None) -> io.BufferedReader:
+        """Return a buffered reader of the decrypted stream, as ``socket.makefile("rb")`` does for a plain one."""
+        if mode != "rb":
+            raise ValueError(f"a TlsSocket is only read, through mode 'rb', not {mode!r}")
+        return io.BufferedReader(_Decrypted(self), buffering or RECEIVE_BYTES)
+
     def close(self) -> None:
         """Close the socket at once, as ``SSLSocket.close`` does (no TLS goodbye)."""
         self._sock.close()
 
 
-class _SocketReader(io.RawIOBase):
-    def __init__(self, sock: socket.socket | TlsSocket) -> None:
+class _Decrypted(io.RawIOBase):
+    def __init__(self, sock: TlsSocket) -> None:
         self._sock = sock
 
     def readable(self) -> bool:
@@ -112,8 +118,3 @@ class _SocketReader(io.RawIOBase):
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         return self._sock.recv_into(buffer)
-
-
-def buffered_reader(sock: socket.socket | TlsSocket, size: int) -> io.BufferedReader:
-    """Return a reader of ``sock`` (plain or TLS) with a buffer of ``size`` bytes."""
-    return io.BufferedReader(_SocketReader(sock), size)

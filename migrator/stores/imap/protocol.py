@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from migrator.errors import ConnectionLost
 from migrator.stores.imap.commands import Literal
 from migrator.stores.imap.parser import ParseError, Response, capabilities, literal_size, parse_response
-from migrator.stores.tls_socket import TlsSocket, buffered_reader
+from migrator.stores.tls_socket import TlsSocket
 
 READ_BUFFER = 256 * 1024
 MAX_LINE = 8 * 1024 * 1024  # a response line (not a literal) longer than this means a broken server
@@ -65,7 +65,7 @@ class ImapProtocol:
 
     def _attach(self, sock: socket.socket | TlsSocket) -> None:
         self.sock = sock
-        self.reader = buffered_reader(sock, READ_BUFFER)
+        self.reader = sock.makefile("rb", buffering=READ_BUFFER)
 
     @property
     def literal_plus(self) -> bool:
