@@ -2,20 +2,35 @@
 
 On ext4, files created in the minutes after a mass deletion get their inodes several times
 more slowly (the kernel passes over the recently freed ones), and every run here creates
-thousands of files: such a spell slows runs for reasons of their own. The report gives the
-probe's time, so that a reader can tell a slow spell from a slow run.
+thousands of files: such a spell slows runs for reasons of their own. The session waits
+for a spell to pass before its first run, and the report gives the probe's time and the
+wait, so that a reader can tell a slow spell from a slow run.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 PROBE_FILES = 5000
 # Measured on the machine of the README's table: about 0.2 s when quiet, 0.5-4.6 s in the
-# seven minutes after 20 000 files were deleted.
-SLOW_SECONDS = 0.5
+# seven minutes after 20 000 files were deleted. A quiet probe varied 0.17-0.24 s.
+SLOW_SECONDS = 0.35
+# The kernel passes over an inode freed in the last minute, or in the last six while its
+# inode table block is not yet written back: a spell is over within about seven minutes.
+WAIT_STEP_SECONDS = 30.0
+MOST_WAIT_SECONDS = 8 * 60.0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The last probe's time and how long the session waited for a slow spell to pass."""
+
+    seconds: float
+    waited: float = 0.0
 
 
 def file_creation_seconds(directory: Path, count: int = PROBE_FILES) -> float:
@@ -35,7 +50,33 @@ def file_creation_seconds(directory: Path, count: int = PROBE_FILES) -> float:
     return time.perf_counter() - start
 
 
-def describe_probe(seconds: float) -> str:
-    """Return the report's sentence about a probe that took ``seconds``."""
-    verdict = "quiet" if seconds <= SLOW_SECONDS else "SLOW: runs that write files are slower too; see bench/README.md"
-    return f"Creating {PROBE_FILES} files before the runs took {seconds:.2f} s ({verdict})."
+def synced_file_creation_seconds(directory: Path) -> float:
+    """Write back what is dirty, then return the time to create PROBE_FILES files in ``directory``.
+
+    Inode tables written back shorten the kernel's memory of recent deletions to a minute.
+    """
+    os.sync()
+    return file_creation_seconds(directory)
+
+
+def wait_until_quiet(
+    directory: Path,
+    probe: Callable[[Path], float] = synced_file_creation_seconds,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Probe:
+    """Probe in new subdirectories of ``directory`` until a probe is quick or MOST_WAIT_SECONDS have passed."""
+    waited = 0.0
+    while True:
+        seconds = probe(directory / f"file-creation-probe-{time.time_ns()}")
+        if seconds <= SLOW_SECONDS or waited >= MOST_WAIT_SECONDS:
+            return Probe(seconds, waited)
+        sleep(WAIT_STEP_SECONDS)
+        waited += WAIT_STEP_SECONDS
+
+
+def describe_probe(probe: Probe) -> str:
+    """Return the report's sentence about ``probe``."""
+    slow = "SLOW: runs that write files are slower too; see bench/README.md"
+    verdict = "quiet" if probe.seconds <= SLOW_SECONDS else slow
+    wait = f", after waiting {probe.waited:.0f} s for a slow spell to pass" if probe.waited else ""
+    return f"Creating {PROBE_FILES} files before the runs took {probe.seconds:.2f} s ({verdict}{wait})."

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.corpus import Corpus, load_corpus
-from bench.filesystem import describe_probe, file_creation_seconds
+from bench.filesystem import Probe, describe_probe, wait_until_quiet
 from bench.measure import Invocation, Measurement, measure
 from bench.profile import profile_imap_to_maildir
 from bench.report import MB, Result, Workload, markdown, rows
@@ -49,7 +49,8 @@ def run_benchmark(options: Options) -> str:
         context = Context(server, source, options.python)
         compile_bytecode(context)
         warm_up(context, options)
-        probe = file_creation_seconds(options.out / "work" / f"file-creation-probe-{time.time_ns()}")
+        say("timing file creation; waiting for a quiet filesystem if it is slow")
+        probe = wait_until_quiet(options.out / "work")
         say(describe_probe(probe))
         results = []
         for repeat in range(1, options.repeats + 1):
@@ -169,7 +170,7 @@ def workload(corpus: Corpus) -> Workload:
     return Workload({"imap": corpus.n, "pop3": inbox.count}, {"imap": corpus.size, "pop3": inbox.size})
 
 
-def header(corpus: Corpus, options: Options, probe_seconds: float) -> str:
+def header(corpus: Corpus, options: Options, probe: Probe) -> str:
     """Return the report's opening lines: workload, machine, command and the file-creation probe."""
     cores = os.cpu_count()
     return (
@@ -181,7 +182,7 @@ def header(corpus: Corpus, options: Options, probe_seconds: float) -> str:
         f"cold = empty target, no state; rerun = the same command again with nothing new. "
         f"CPU s = the client's user + system time (the server's is not in it). "
         f"× columns = wall-time ratio to the same phase of mbsync, getmail6 and the server limit. "
-        f"{describe_probe(probe_seconds)}"
+        f"{describe_probe(probe)}"
     )
 
 

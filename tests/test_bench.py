@@ -8,7 +8,8 @@ from pathlib import Path
 
 from bench.corpus import FOLDERS, load_corpus
 from bench.counts import maildirpp_counts, mbox_tree_counts, tree_counts
-from bench.filesystem import SLOW_SECONDS, describe_probe, file_creation_seconds
+from bench.filesystem import (MOST_WAIT_SECONDS, SLOW_SECONDS, WAIT_STEP_SECONDS, Probe, describe_probe,
+                              file_creation_seconds, wait_until_quiet)
 from bench.measure import Measurement, cpu_seconds, failure_text, measure, peak_rss_kb
 from bench.report import Result, Workload, markdown, rows
 
@@ -131,5 +132,34 @@ def test_the_file_creation_probe_creates_its_files_and_leaves_them(tmp_path):
 
 
 def test_a_slow_probe_is_called_slow_in_the_report():
-    assert describe_probe(0.21) == "Creating 5000 files before the runs took 0.21 s (quiet)."
-    assert "SLOW" in describe_probe(SLOW_SECONDS + 0.01)
+    assert describe_probe(Probe(0.21)) == "Creating 5000 files before the runs took 0.21 s (quiet)."
+    assert "SLOW" in describe_probe(Probe(SLOW_SECONDS + 0.01))
+
+
+def test_the_session_waits_for_a_slow_spell_to_pass_and_says_so(tmp_path):
+    times = iter([2.5, 0.8, 0.2])
+    slept = []
+    probe = wait_until_quiet(tmp_path, probe=lambda directory: next(times), sleep=slept.append)
+    assert probe == Probe(0.2, 2 * WAIT_STEP_SECONDS)
+    assert slept == [WAIT_STEP_SECONDS, WAIT_STEP_SECONDS]
+    assert describe_probe(probe) == ("Creating 5000 files before the runs took 0.20 s "
+                                     f"(quiet, after waiting {2 * WAIT_STEP_SECONDS:.0f} s for a slow spell to pass).")
+
+
+def test_the_wait_for_a_quiet_filesystem_ends_and_the_report_says_it_stayed_slow(tmp_path):
+    slept = []
+    probe = wait_until_quiet(tmp_path, probe=lambda directory: 1.0, sleep=slept.append)
+    assert probe == Probe(1.0, MOST_WAIT_SECONDS)
+    assert sum(slept) == MOST_WAIT_SECONDS
+    assert "SLOW" in describe_probe(probe)
+
+
+def test_each_probe_creates_its_files_in_a_new_directory(tmp_path):
+    directories = []
+    times = iter([1.0, 0.1])
+    def probe(directory):
+        directories.append(directory)
+        return next(times)
+
+    wait_until_quiet(tmp_path, probe=probe, sleep=lambda seconds: None)
+    assert len(set(directories)) == 2 and all(d.parent == tmp_path for d in directories)
