@@ -15,7 +15,7 @@ import pytest
 
 from migrator.endpoint import parse_endpoint
 from migrator.foldermap import FolderRules
-from migrator.pipeline import DEFAULT_CONNECTIONS, SERVER_TARGET_CONNECTIONS, CopyOptions, folder_copy, run_copy
+from migrator.pipeline import CopyOptions, folder_copy, run_copy
 from migrator.pipeline.batches import write_batches
 from migrator.state import StateStore
 from migrator.stores import open_store
@@ -111,21 +111,6 @@ def test_an_imap_target_is_written_over_several_connections(seeded, tmp_path, do
     assert server_contents(dovecot, other) == expected
     appending = [s for s in dovecot.imap_sessions(other) if any(c.upper().startswith("APPEND") for c in s)]
     assert len(appending) == 3
-
-
-def test_unless_told_a_run_uses_two_connections_into_files_and_four_into_an_imap_server(
-        seeded, tmp_path, dovecot, user, make_user):
-    source, expected = seeded
-    dovecot.enable_rawlog(user)
-    run_copy(source, [parse_endpoint(f"maildir:{tmp_path / 'maildir'}")], CopyOptions(), StateStore(tmp_path / "a.sqlite"))
-    assert len(dovecot.imap_sessions(user)) == DEFAULT_CONNECTIONS == 2
-    other = make_user()
-    dovecot.enable_rawlog(other)
-    summary = run_copy(source, [imap_endpoint(dovecot, other)], CopyOptions(), StateStore(tmp_path / "b.sqlite"))
-    assert summary.failures == []
-    assert len(dovecot.imap_sessions(user)) == 2 + SERVER_TARGET_CONNECTIONS
-    assert len(dovecot.imap_sessions(other)) == SERVER_TARGET_CONNECTIONS == 4
-    assert server_contents(dovecot, other) == expected
 
 
 def test_a_pst_target_keeps_one_connection(seeded, tmp_path, dovecot, user):

@@ -16,6 +16,7 @@ from migrator.cli import main
 from migrator.errors import ConfigError
 from migrator.foldermap import MapRule
 from migrator.message import Flag, Flags, Message
+from migrator.pipeline import DEFAULT_CONNECTIONS
 from migrator.profile import load_profile, plan_run
 from migrator.profile.schema import size
 from migrator.profile.template import TEMPLATE
@@ -245,10 +246,10 @@ def test_missing_and_empty_profiles(tmp_path, capsys):
     assert "is empty" in capsys.readouterr().err
 
 
-def test_connections_reach_the_copy_options_and_are_left_to_the_pipeline_when_not_given(tmp_path):
+def test_connections_reach_the_copy_options_and_default_to_the_pipelines(tmp_path):
     given = plan_run(load_profile(write(tmp_path, MINIMAL + "options:\n  connections: 4\n", "four.yaml")))
     assert given.options.connections == 4
-    assert plan_run(load_profile(write(tmp_path, MINIMAL))).options.connections is None
+    assert plan_run(load_profile(write(tmp_path, MINIMAL))).options.connections == DEFAULT_CONNECTIONS
 
 
 def test_map_rules_from_profile_match_the_command_line_form(tmp_path):

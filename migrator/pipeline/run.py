@@ -13,7 +13,7 @@ from migrator.foldermap import FolderRules
 from migrator.message import FolderPath
 from migrator.pipeline.filters import MessageFilter
 from migrator.pipeline.folder_copy import FolderCopy, RunContext
-from migrator.pipeline.parallel import copy_side_by_side, default_connections
+from migrator.pipeline.parallel import DEFAULT_CONNECTIONS, copy_side_by_side
 from migrator.pipeline.plan import PlanContext, TargetPlan
 from migrator.pipeline.progress import Progress
 from migrator.pipeline.summary import Summary
@@ -28,8 +28,7 @@ class CopyOptions:
     """What to copy and how. ``keep_days`` deletes from the source only mail copied that long ago.
 
     ``connections`` is how many folders are copied at once, each on connections of its own
-    (see parallel.py); None chooses by the targets. Stores that cannot be shared (PST, POP3)
-    use one.
+    (see parallel.py); stores that cannot be shared (PST, POP3) use one.
     """
 
     rules: FolderRules = field(default_factory=FolderRules)
@@ -37,7 +36,7 @@ class CopyOptions:
     dry_run: bool = False
     delete_after: bool = False
     keep_days: int | None = None
-    connections: int | None = None
+    connections: int = DEFAULT_CONNECTIONS
 
     @property
     def deletes(self) -> bool:
@@ -63,7 +62,7 @@ def run_copy(
             for store in target_stores:
                 target_stack.enter_context(store)
         run = _run_context(source_store, target_stores, options, state, progress)
-        plans = copy_folders(run, options.rules, options.connections or default_connections(target_stores))
+        plans = copy_folders(run, options.rules, options.connections)
         target_stack.close()  # a PST becomes durable here, before its progress is recorded
         _record_deferred(run)
         if options.deletes and not options.dry_run:

@@ -61,5 +61,5 @@ targets:
 # options:
 #   dry_run: false             # list what would be copied, write nothing
 #   quiet: false               # print nothing unless something fails (for cron)
-#   connections: 2             # folders copied at once, each on its own connections (default 2; 4 into IMAP)
+#   connections: 2             # folders copied at once, each on its own connections (default 2)
 """

@@ -9,7 +9,7 @@ from migrator.credentials import PasswordSource
 from migrator.endpoint import SERVER_SCHEMES, Endpoint
 from migrator.foldermap import FolderRules
 from migrator.paths import state_dir
-from migrator.pipeline import CopyOptions
+from migrator.pipeline import DEFAULT_CONNECTIONS, CopyOptions
 from migrator.profile.schema import EndpointSpec, Profile
 
 
@@ -38,7 +38,7 @@ def plan_run(profile: Profile, *, dry_run: bool = False, quiet: bool = False) ->
         dry_run=dry_run or profile.dry_run,
         delete_after=profile.delete_after,
         keep_days=profile.keep_days,
-        connections=profile.connections,
+        connections=profile.connections or DEFAULT_CONNECTIONS,
     )
     return RunPlan(
         name=profile.name,

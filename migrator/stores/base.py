@@ -54,16 +54,12 @@ class Store(ABC):
     the archive (mbox); reruns then leave the flags of copied messages as first written.
     ``parallel_folders`` is True where a sibling instance may copy other folders of the
     same store at the same time (a second IMAP connection, another writer in a Maildir).
-    ``server_side_writes`` is True where a server stores what is appended, one message
-    after another on each connection (IMAP): a run writing there copies more folders at
-    once by default, so that several of the server's processes store side by side.
     """
 
     writable: bool = True
     durable_on_append: bool = True
     supports_flag_updates: bool = True
     parallel_folders: bool = False
-    server_side_writes: bool = False
 
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
         self.endpoint = endpoint

@@ -24,7 +24,6 @@ class ImapStore(Store):
     """An IMAP4rev1 account. Reading never changes the source; writing needs ``readonly=False``."""
 
     parallel_folders = True
-    server_side_writes = True
 
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
         super().__init__(endpoint, readonly=readonly)
