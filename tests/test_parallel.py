@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections import Counter
+from datetime import datetime, timezone
 
 import pytest
 
 from migrator.endpoint import parse_endpoint
 from migrator.foldermap import FolderRules
-from migrator.pipeline import CopyOptions, folder_copy, run_copy
+from migrator.pipeline import CopyOptions, batches, folder_copy, run_copy
 from migrator.pipeline.batches import write_batches
 from migrator.state import StateStore
 from migrator.stores import open_store
@@ -153,3 +155,33 @@ def test_folders_made_at_once_by_several_writers_exist_once(kind, tmp_path):
     assert set(folders) <= set(listed)
     on_disk = sum(len(dirs) for _, dirs, _ in os.walk(tmp_path / kind))
     assert on_disk == {"maildir": 3 + 4 * 4, "mbox": 7, "eml": 7}[kind], "no folder has a second directory"
+
+
+def test_a_written_large_message_is_gone_before_the_next_one_is_read(dovecot, user, tmp_path, monkeypatch):
+    """Nothing along the way (the IMAP reader, the read-ahead thread, the folder's writer)
+    keeps a written large message alive while the gate lets the next one in."""
+    big = [(("INBOX",), b"Subject: big %d\r\n\r\n" % n + b"x" * (3 * 2**20) + b"\r\n", frozenset(),
+            datetime(2024, 1, n + 1, tzinfo=timezone.utc)) for n in range(4)]
+    small = [(("INBOX",), b"Subject: small\r\n\r\nhi\r\n", frozenset(), datetime(2024, 2, 1, tzinfo=timezone.utc))]
+    dovecot.seed(user, big[:2] + small + big[2:])
+    read = []
+    alive_at_entry = []
+    original_after_read, original_enter = batches._GateHold.after_read, batches.LargeMessageGate.enter
+
+    def after_read(hold, message, stop):
+        if hold.gate.is_large(message.size):
+            read.append(weakref.ref(message))
+        return original_after_read(hold, message, stop)
+
+    def enter(gate, holder, stop):
+        entered = original_enter(gate, holder, stop)
+        alive_at_entry.append(sum(ref() is not None for ref in read))
+        return entered
+
+    monkeypatch.setattr(batches._GateHold, "after_read", after_read)
+    monkeypatch.setattr(batches.LargeMessageGate, "enter", enter)
+    target = parse_endpoint(f"maildir:{tmp_path / 'mail'}")
+    summary = run_copy(imap_endpoint(dovecot, user), [target], CopyOptions(connections=1))
+    assert (summary.copied, summary.failures) == (5, [])
+    assert len(read) == 4
+    assert alive_at_entry == [0, 0, 0, 0]

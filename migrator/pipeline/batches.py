@@ -36,6 +36,7 @@ def write_batches(
         for batch in batches:
             yield batch
             hold.written(batch)
+            del batch  # the caller let go of it too before asking for the next (see folder_copy)
     finally:
         batches.close()
         hold.release()
@@ -193,12 +194,15 @@ def prefetched_batches(
     handover = _Handover()
     stop = threading.Event()
 
+    # Neither thread keeps a message it has passed on while it waits or reads on: the run's
+    # LargeMessageGate lets the next large message in once a written one is let go of.
     def read() -> Iterator[Message]:
         while before_read(stop):
             message = next(messages, _END)
             if message is _END or not after_read(message, stop):
                 return
             yield message
+            del message
 
     def produce() -> None:
         batch: list[Message] = []
@@ -216,6 +220,7 @@ def prefetched_batches(
                     if not handover.put(batch, stop):
                         return
                     batch, size = [], 0
+                del message
         except BaseException as error:  # handed to the consumer, which raises it
             last = _Failure(error)
         if not batch or handover.put(batch, stop):
@@ -228,6 +233,7 @@ def prefetched_batches(
             if isinstance(item, _Failure):
                 raise item.error
             yield item
+            del item
     finally:
         stop.set()
         worker.join()

@@ -144,6 +144,7 @@ class FolderCopy:
         try:
             for batch in batches:
                 self._write_batch([m for m in batch if self.run.message_filter.accepts(m.flags, m.size, m.received)])
+                del batch  # before the next is asked for, which may let another large message in
         finally:
             batches.close()
 

@@ -139,17 +139,20 @@ class ImapProtocol:
         """Yield the untagged responses that arrive until ``command`` has its result.
 
         Responses that arrive while an older command is still unanswered belong to that
-        command, whose reader gave up on it (an abandoned stream): they are dropped.
+        command, whose reader gave up on it (an abandoned stream): they are dropped. A
+        response is popped from a one-item list as it is yielded, so that this frame does
+        not keep it (a 10 MB body, maybe) while the caller waits for the next.
         """
         while command.result is None:
-            response = self._backlog.popleft() if self._backlog else self._read()
-            if response.tag == "*":
+            response = [self._backlog.popleft() if self._backlog else self._read()]
+            tag = response[0].tag
+            if tag == "*":
                 if next(iter(self._in_flight.values())) is command:
-                    yield response
-            elif response.tag == "+":
+                    yield response.pop()
+            elif tag == "+":
                 raise self._lost(f"an unexpected continuation request during {command.name}")
             else:
-                self._complete(response)
+                self._complete(response.pop())
 
     def run(self, *parts: bytes | Literal) -> Reply:
         """Send a command, wait for it, and return its untagged responses and result."""

@@ -113,11 +113,14 @@ def _fetched(session: Session, path: FolderPath, uids: bytes, items: bytes) -> I
 
 
 def _fetch_responses(session: Session, command: Command) -> Iterator[dict[str, Value]]:
+    # Like ImapProtocol.untagged and _stream_batches, this frame keeps nothing it yielded
+    # while the caller works: the run's LargeMessageGate lets the next large message be
+    # read once a written one is let go of, and a suspended frame would still hold it.
     for response in session.protocol.untagged(command):
-        if response.kind == "FETCH":
-            items = fetch_items(response)
-            if "UID" in items:  # FETCH responses without UID are unsolicited flag news
-                yield items
+        items = [fetch_items(response)] if response.kind == "FETCH" else []
+        del response
+        if items and "UID" in items[0]:  # FETCH responses without UID are unsolicited flag news
+            yield items.pop()
 
 
 def stream_messages(
@@ -161,10 +164,11 @@ def _stream_batches(
         command = in_flight[0]
         for items in _fetch_responses(session, command):
             index = wanted.position(as_int(items["UID"]))
-            message = None if index is None else _message(items, path, wanted.refs, index)
-            if message is not None:
+            message = [None if index is None else _message(items, path, wanted.refs, index)]
+            del items
+            if message[0] is not None:
                 wanted.arrive(index)
-                yield message
+                yield message.pop()  # see _fetch_responses
         in_flight.popleft()
         assert command.result is not None
         session.check(command.result, path)
