@@ -7,9 +7,10 @@ run, and a server that refuses further connections only makes the copy use fewer
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
-import weakref
+import tracemalloc
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -17,6 +18,7 @@ import pytest
 
 from migrator.endpoint import parse_endpoint
 from migrator.foldermap import FolderRules
+from migrator.message import Message
 from migrator.pipeline import CopyOptions, batches, folder_copy, run_copy
 from migrator.pipeline.batches import write_batches
 from migrator.state import StateStore
@@ -157,31 +159,53 @@ def test_folders_made_at_once_by_several_writers_exist_once(kind, tmp_path):
     assert on_disk == {"maildir": 3 + 4 * 4, "mbox": 7, "eml": 7}[kind], "no folder has a second directory"
 
 
-def test_a_written_large_message_is_gone_before_the_next_one_is_read(dovecot, user, tmp_path, monkeypatch):
-    """Nothing along the way (the IMAP reader, the read-ahead thread, the folder's writer)
-    keeps a written large message alive while the gate lets the next one in."""
-    big = [(("INBOX",), b"Subject: big %d\r\n\r\n" % n + b"x" * (3 * 2**20) + b"\r\n", frozenset(),
-            datetime(2024, 1, n + 1, tzinfo=timezone.utc)) for n in range(4)]
-    small = [(("INBOX",), b"Subject: small\r\n\r\nhi\r\n", frozenset(), datetime(2024, 2, 1, tzinfo=timezone.utc))]
-    dovecot.seed(user, big[:2] + small + big[2:])
-    read = []
-    alive_at_entry = []
-    original_after_read, original_enter = batches._GateHold.after_read, batches.LargeMessageGate.enter
+BIG = 3 * 2**20  # over the gate's 2 MB
 
-    def after_read(hold, message, stop):
-        if hold.gate.is_large(message.size):
-            read.append(weakref.ref(message))
-        return original_after_read(hold, message, stop)
+
+def big_and_small():
+    """Four large messages, two in a row, then a small one, then two in a row."""
+    day = [datetime(2024, 1, n, tzinfo=timezone.utc) for n in range(1, 6)]
+    big = [Message(b"Subject: big %d\r\n\r\n" % n + b"x" * BIG + b"\r\n", received=day[n]) for n in range(4)]
+    return big[:2] + [Message(b"Subject: small\r\n\r\nhi\r\n", received=day[4])] + big[2:]
+
+
+def memory_held_at_each_gate_entry(monkeypatch, copy):
+    """Run ``copy`` and return the bytes Python held (beyond what it held before) each time
+    the gate let a large message be read: under BIG when no large message is in memory."""
+    held = []
+    original_enter = batches.LargeMessageGate.enter
 
     def enter(gate, holder, stop):
         entered = original_enter(gate, holder, stop)
-        alive_at_entry.append(sum(ref() is not None for ref in read))
+        held.append(tracemalloc.get_traced_memory()[0])
         return entered
 
-    monkeypatch.setattr(batches._GateHold, "after_read", after_read)
     monkeypatch.setattr(batches.LargeMessageGate, "enter", enter)
-    target = parse_endpoint(f"maildir:{tmp_path / 'mail'}")
-    summary = run_copy(imap_endpoint(dovecot, user), [target], CopyOptions(connections=1))
+    tracemalloc.start()
+    try:
+        summary = copy()
+    finally:
+        tracemalloc.stop()
     assert (summary.copied, summary.failures) == (5, [])
-    assert len(read) == 4
-    assert alive_at_entry == [0, 0, 0, 0]
+    assert len(held) == 4
+    return held
+
+
+def test_a_written_large_message_read_from_imap_is_gone_before_the_next_one_is_read(dovecot, user, tmp_path,
+                                                                                    monkeypatch):
+    """Nothing along the way (the IMAP reader, the read-ahead thread, the folder's writer)
+    keeps a written large message alive while the gate lets the next one in."""
+    dovecot.seed(user, seed_items(big_and_small()))
+    target = parse_endpoint(f"maildir:{tmp_path / 'mail'}")
+    copy = functools.partial(run_copy, imap_endpoint(dovecot, user), [target], CopyOptions(connections=1))
+    assert max(memory_held_at_each_gate_entry(monkeypatch, copy)) < BIG
+
+
+@pytest.mark.parametrize("kind", ["maildir", "mbox", "eml"])
+def test_a_written_large_message_read_from_files_is_gone_before_the_next_one_is_read(kind, tmp_path, monkeypatch):
+    source = parse_endpoint(f"{kind}:{tmp_path / 'source'}")
+    with open_store(source, readonly=False) as store:
+        store.append_batch(("INBOX",), big_and_small())
+    target = parse_endpoint(f"maildir:{tmp_path / 'mail'}")
+    copy = functools.partial(run_copy, source, [target], CopyOptions(connections=1))
+    assert max(memory_held_at_each_gate_entry(monkeypatch, copy)) < BIG

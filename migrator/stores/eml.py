@@ -150,7 +150,9 @@ class EmlStore(Store):
                 continue
             except OSError as e:
                 raise MessageError(f"cannot read {directory / ref.uid}: {reason(e)}") from None
-            yield Message(raw, flags.get(ref.uid, Flags()), from_time_ns(mtime_ns), folder, ref.uid)
+            message = [Message(raw, flags.get(ref.uid, Flags()), from_time_ns(mtime_ns), folder, ref.uid)]
+            del raw  # neither kept by this frame once passed on (see MaildirStore.fetch)
+            yield message.pop()
 
     # --- writing ----------------------------------------------------------------------------
 

@@ -278,13 +278,15 @@ class MaildirStore(Store):
         files = self._files.get(folder, {})
         refreshed = False
         for ref in refs:
-            message = _read(directory, folder, ref.uid, files.get(ref.uid), keywords)
-            if message is None and not refreshed:  # renamed by a flag change since the scan?
+            message = [_read(directory, folder, ref.uid, files.get(ref.uid), keywords)]
+            if message[0] is None and not refreshed:  # renamed by a flag change since the scan?
                 files = self._files[folder] = _list_files(directory)
                 refreshed = True
-                message = _read(directory, folder, ref.uid, files.get(ref.uid), keywords)
-            if message is not None:
-                yield message
+                message = [_read(directory, folder, ref.uid, files.get(ref.uid), keywords)]
+            if message[0] is not None:
+                # Popped as it is yielded, so that this frame does not keep a large message
+                # alive after it is written (see pipeline/batches.py, LargeMessageGate).
+                yield message.pop()
 
     def _read_keywords(self, directory: Path) -> dict[int, str]:
         try:
