@@ -17,7 +17,7 @@ from pathlib import Path
 
 PROBE_FILES = 5000
 # Measured on the machine of the README's table: about 0.2 s when quiet, 0.5-4.6 s in the
-# seven minutes after 20 000 files were deleted. A quiet probe varied 0.17-0.24 s.
+# seven minutes after 20 000 files were deleted; quiet probes took 0.17-0.35 s on 2026-11-27.
 SLOW_SECONDS = 0.35
 # The kernel passes over an inode freed in the last minute, or in the last six while its
 # inode table block is not yet written back: a spell is over within about seven minutes.
