@@ -19,6 +19,7 @@ from migrator.errors import StoreError
 from migrator.message import Flag, Flags, Message
 from migrator.stores import open_store
 from migrator.stores.maildir import assign_keywords, flags_of, format_keywords, letters_of, parse_keywords, split_name
+from tests.support.pagecache import cached_pages, kernel_drops_synced_pages
 
 UTC = timezone.utc
 _NAME = re.compile(r"^(\d+)\.M(\d+)P(\d+)Q(\d+)\.[^,:/]+,S=(\d+),W=(\d+):2,([A-Za-z]*)$")
@@ -95,6 +96,20 @@ def test_a_batch_is_durable_with_or_without_syncfs(tmp_path: Path, monkeypatch, 
     with _store(tmp_path / "m", readonly=True) as store:
         assert sorted(m.raw for m in store.messages(("INBOX",))) == sorted(m.raw for m in messages)
     assert _files(tmp_path / "m" / "tmp") == []
+
+
+def test_a_durable_batch_leaves_the_page_cache(tmp_path: Path) -> None:
+    if not kernel_drops_synced_pages(tmp_path):
+        pytest.skip("this kernel or filesystem keeps synced pages cached (tmpfs, not Linux)")
+    body = b"x" * 64 * 1024
+    messages = [_message(b"Subject: %d\r\n\r\n" % i + body) for i in range(5)]
+    with _store(tmp_path / "m") as store:
+        assert all(r.ok for r in store.append_batch(("INBOX",), messages))
+    written = sorted((tmp_path / "m" / "cur").iterdir())
+    assert len(written) == 5
+    assert not any(any(cached_pages(path)) for path in written)
+    with _store(tmp_path / "m", readonly=True) as store:  # dropped from the cache, not from the disk
+        assert sorted(m.raw for m in store.messages(("INBOX",))) == sorted(m.raw for m in messages)
 
 
 def test_received_date_is_the_mtime_to_the_microsecond_even_before_1970(tmp_path: Path) -> None:

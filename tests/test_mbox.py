@@ -24,6 +24,7 @@ from migrator.stores.mbox.envelope import asctime, envelope_sender, from_line_da
 from migrator.stores.mbox.quoting import quote_mboxrd, unquote_mboxrd
 from migrator.stores.mbox.reader import entries, message_bytes
 from migrator.stores.mbox.status import decode_keywords, encode_keywords, flags_from_headers, status_lines
+from tests.support.pagecache import cached_pages, kernel_drops_synced_pages
 
 UTC = timezone.utc
 # Lines rich in what mbox must escape: From_ lines, quoted ones, CR, blank lines.
@@ -170,6 +171,20 @@ def test_layout_is_a_directory_per_folder_with_an_mbox_file(tmp_path: Path) -> N
     assert (tmp_path / "a" / "INBOX" / "mbox").is_file()
     assert (tmp_path / "a" / "Lists" / "mbox").is_file()
     assert (tmp_path / "a" / "Lists" / "python" / "mbox").is_file()
+
+
+def test_appended_messages_leave_the_page_cache_but_the_last_page(tmp_path: Path) -> None:
+    if not kernel_drops_synced_pages(tmp_path):
+        pytest.skip("this kernel or filesystem keeps synced pages cached (tmpfs, not Linux)")
+    body = b"x" * 64 * 1024 + b"\n"
+    with _store(tmp_path / "a") as store:
+        store.append_batch(("INBOX",), [_message(b"Subject: %d\n\n" % i + body) for i in range(3)])
+        store.append_batch(("INBOX",), [_message(b"Subject: %d\n\n" % i + body) for i in range(3, 6)])
+    *written, last = cached_pages(tmp_path / "a" / "INBOX" / "mbox")
+    assert len(written) > 90 and not any(written)
+    assert last  # kept for the next batch, which reads the file's last bytes
+    with _store(tmp_path / "a", readonly=True) as store:
+        assert len(list(store.messages(("INBOX",)))) == 6
 
 
 def test_reads_a_single_mbox_file_as_inbox_and_refuses_to_write_it(tmp_path: Path) -> None:

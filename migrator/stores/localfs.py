@@ -3,10 +3,15 @@
 Archives hold private mail: directories are created 0700 and files 0600. A write is
 durable once its file and the directory entry pointing at it are both fsynced; callers
 writing a batch fsync each file, then each touched directory once.
+
+What an archive holds is written once and not read again by the run, so a batch, once
+durable, is dropped from the page cache (``forget_cached``): a backup of 50 GB does not
+push out what the machine's other work keeps cached.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -83,6 +88,8 @@ def write_batch(files: Sequence[tuple[str | Path, bytes, datetime | None]]) -> l
         _sync_data(written)
     except OSError as error:
         return [error if e is None else e for e in errors]
+    for path in written:
+        _forget_file(path)
     return errors
 
 
@@ -100,6 +107,30 @@ def _sync_data(paths: Sequence[str | Path]) -> None:
             os.close(fd)
         return
     _in_parallel(_fsync_path, paths)
+
+
+def forget_cached(fd: int, start: int = 0, end: int | None = None) -> None:
+    """Ask the kernel to drop the pages of ``fd`` from ``start`` to ``end`` (None: the end) from its cache.
+
+    Pages still waiting to be written are kept, so this is only worth calling after a sync.
+    Memory freed this way is what the next batch is written into: on a virtual machine whose
+    host hands out memory on first touch, writing into pages never used before took 7 times as
+    long (bench/: more than a quarter of the client's CPU in IMAP -> Maildir). Only advice: a
+    system that cannot take it is not an error.
+    """
+    length = 0 if end is None else end - start  # 0 means to the end of the file
+    if hasattr(os, "posix_fadvise") and (end is None or length > 0):
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(fd, start, length, os.POSIX_FADV_DONTNEED)
+
+
+def _forget_file(path: str | Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            forget_cached(fd)
+        finally:
+            os.close(fd)
 
 
 def _fsync_path(path: str | Path) -> None:

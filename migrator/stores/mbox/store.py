@@ -29,7 +29,16 @@ from migrator.message import FolderPath, Message, MessageRef
 from migrator.stores.base import AppendResult, FolderScan, Store
 from migrator.stores.foldernames import MBOX_FILE, encode_mbox_dirname
 from migrator.stores.foldertree import FolderTree
-from migrator.stores.localfs import FILE_MODE, from_time_ns, fsync_dir, inside, open_root, reason, write_all
+from migrator.stores.localfs import (
+    FILE_MODE,
+    forget_cached,
+    from_time_ns,
+    fsync_dir,
+    inside,
+    open_root,
+    reason,
+    write_all,
+)
 from migrator.stores.mbox.envelope import serialise
 from migrator.stores.mbox.lock import fcntl_lock, write_lock
 from migrator.stores.mbox.reader import entries, message_bytes, read_entry
@@ -160,6 +169,9 @@ def _append(fd: int, path: Path, messages: Sequence[Message]) -> list[AppendResu
             raise
         error = f"cannot write to {path}: {reason(e)} (the file was restored to its previous length)"
         return [AppendResult(message, error=error) for message in messages]
+    # From the page the batch began in (kept by the last batch), to the last page, kept for
+    # the next batch, which reads the file's last two bytes.
+    forget_cached(fd, old_size - old_size % mmap.PAGESIZE, offset - offset % mmap.PAGESIZE)
     return [AppendResult(message, uid=str(offset)) for message, offset in zip(messages, offsets)]
 
 
