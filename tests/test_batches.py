@@ -166,3 +166,18 @@ def test_messages_gone_since_the_listing_do_not_put_the_gate_out_of_step():
     gate.leave(held)
     copier.join()
     assert got == ["0", "2", "3"]
+
+
+def test_content_keys_are_worked_out_on_the_reading_thread():
+    readers = set()
+
+    class Watched(Message):
+        @property
+        def content_key(self):
+            readers.add(threading.current_thread())
+            return super().content_key
+
+    folder = [Watched(b"Subject: %d\r\n\r\nbody" % i, received=WHEN, uid=str(i)) for i in range(5)]
+    batches = list(write_batches(iter(folder), refs_of(folder), LargeMessageGate()))
+    assert uids(batches) == [["0", "1", "2", "3", "4"]]
+    assert readers and threading.current_thread() not in readers

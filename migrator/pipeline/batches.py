@@ -24,13 +24,20 @@ def write_batches(
     batch, asks for the next one.
     """
     hold = _GateHold(gate, Listing.of(refs))
+
+    def after_read(message: Message, stop: threading.Event) -> bool:
+        # Worked out here, on the reading thread, which mostly waits for the writing one:
+        # writing is the slower side of the copy, and it needs every message's key.
+        message.content_key
+        return hold.after_read(message, stop)
+
     # A large message must fill its batch alone: a batch waiting for one more message,
     # which waits for the gate, would never be written.
     batches = prefetched_batches(
         iter(messages),
         max_bytes=min(BATCH_BYTES, gate.threshold),
         before_read=hold.before_read,
-        after_read=hold.after_read,
+        after_read=after_read,
     )
     try:
         for batch in batches:
