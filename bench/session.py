@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bench.corpus import Corpus, load_corpus
 from bench.filesystem import Probe, describe_probe, wait_until_quiet
+from bench.memory import recycle_memory
 from bench.measure import Invocation, Measurement, measure
 from bench.profile import profile_imap_to_maildir
 from bench.report import MB, Result, Workload, markdown, rows
@@ -128,6 +129,7 @@ def _measure_phase(spec: RunSpec, phase: str, invocation: Invocation, corpus: Co
                    repeat: int) -> Result:
     expected = corpus.counts if spec.protocol == "imap" else {"INBOX": corpus.counts["INBOX"]}
     os.sync()  # what earlier runs wrote is on disk before the clock starts, not written back during this run
+    recycle_memory(corpus.size)
     measurement = measure(invocation.argv, env=invocation.env, timeout=timeout_for(corpus))
     mismatch = compare(invocation, expected) if measurement.ok else None
     result = Result(spec.name, spec.protocol, phase, measurement, mismatch)

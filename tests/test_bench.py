@@ -163,3 +163,13 @@ def test_each_probe_creates_its_files_in_a_new_directory(tmp_path):
 
     wait_until_quiet(tmp_path, probe=probe, sleep=lambda seconds: None)
     assert len(set(directories)) == 2 and all(d.parent == tmp_path for d in directories)
+
+
+def test_memory_is_recycled_for_twice_the_corpus_but_never_more_than_half_of_what_is_free(monkeypatch):
+    from bench import memory
+
+    monkeypatch.setattr(memory, "_available", lambda: 1000 * 2**20)
+    assert memory.recycle_memory(100 * 2**20) == 200 * 2**20
+    assert memory.recycle_memory(400 * 2**20) == 500 * 2**20
+    monkeypatch.setattr(memory, "_available", lambda: 0)  # no /proc/meminfo: touch nothing
+    assert memory.recycle_memory(100 * 2**20) == 0
