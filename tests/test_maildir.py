@@ -98,9 +98,13 @@ def test_a_batch_is_durable_with_or_without_syncfs(tmp_path: Path, monkeypatch, 
     assert _files(tmp_path / "m" / "tmp") == []
 
 
-def test_a_durable_batch_leaves_the_page_cache(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kept_open", [128, 2], ids=["every file kept open", "most opened again"])
+def test_a_durable_batch_leaves_the_page_cache(tmp_path: Path, monkeypatch, kept_open: int) -> None:
+    from migrator.stores import localfs
+
     if not kernel_drops_synced_pages(tmp_path):
         pytest.skip("this kernel or filesystem keeps synced pages cached (tmpfs, not Linux)")
+    monkeypatch.setattr(localfs, "KEPT_OPEN", kept_open)
     body = b"x" * 64 * 1024
     messages = [_message(b"Subject: %d\r\n\r\n" % i + body) for i in range(5)]
     with _store(tmp_path / "m") as store:
