@@ -8,12 +8,12 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.corpus import Corpus, load_corpus
-from bench.filesystem import Probe, describe_probe, wait_until_quiet
+from bench.filesystem import DELETION_MARK, Probe, describe_probe, remove_work, wait_after_deletion, wait_until_quiet
 from bench.memory import recycle_memory
 from bench.measure import Invocation, Measurement, measure
 from bench.profile import profile_imap_to_maildir
@@ -51,7 +51,9 @@ def run_benchmark(options: Options) -> str:
         compile_bytecode(context)
         warm_up(context, options)
         say("timing file creation; waiting for a quiet filesystem if it is slow")
+        after_deletion = wait_after_deletion(options.out / DELETION_MARK)
         probe = wait_until_quiet(options.out / "work")
+        probe = replace(probe, waited=probe.waited + after_deletion)
         say(describe_probe(probe))
         results = []
         for repeat in range(1, options.repeats + 1):
@@ -61,7 +63,7 @@ def run_benchmark(options: Options) -> str:
         if options.profile:
             write_profile(context, options)
     if not options.keep:
-        shutil.rmtree(options.out / "work", ignore_errors=True)
+        remove_work(options.out / "work", options.out / DELETION_MARK)
     unavailable = {s.name: s.unavailable for s in specs if s.unavailable}
     return markdown(rows(results, unavailable), workload(corpus), header(corpus, options, probe))
 

@@ -173,3 +173,21 @@ def test_memory_is_recycled_for_twice_the_corpus_but_never_more_than_half_of_wha
     assert memory.recycle_memory(400 * 2**20) == 500 * 2**20
     monkeypatch.setattr(memory, "_available", lambda: 0)  # no /proc/meminfo: touch nothing
     assert memory.recycle_memory(100 * 2**20) == 0
+
+
+def test_a_session_that_removes_its_work_makes_the_next_one_wait_out_the_spell(tmp_path):
+    from bench.filesystem import DELETION_SPELL_SECONDS, remove_work, wait_after_deletion
+
+    (tmp_path / "work" / "run").mkdir(parents=True)
+    mark = tmp_path / "last-deletion"
+    remove_work(tmp_path / "work", mark)
+    assert not (tmp_path / "work").exists()
+    deleted = float(mark.read_text())
+    slept = []
+    assert wait_after_deletion(mark, sleep=slept.append, now=lambda: deleted + 100) == DELETION_SPELL_SECONDS - 100
+    assert slept == [DELETION_SPELL_SECONDS - 100]
+    assert wait_after_deletion(mark, sleep=slept.append, now=lambda: deleted + DELETION_SPELL_SECONDS + 1) == 0
+    assert wait_after_deletion(mark, sleep=slept.append, now=lambda: deleted - 3600) == DELETION_SPELL_SECONDS
+    assert wait_after_deletion(tmp_path / "no-mark", sleep=slept.append) == 0
+    mark.write_text("not a time")
+    assert wait_after_deletion(mark, sleep=slept.append) == 0
