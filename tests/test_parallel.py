@@ -25,6 +25,7 @@ from migrator.state import StateStore
 from migrator.stores import open_store
 from tests.support.corpus import corpus, seed_items, server_safe
 from tests.test_copy import contents, imap_endpoint, server_contents
+from tests.test_pop3 import pop3_endpoint
 
 
 @pytest.fixture
@@ -201,11 +202,19 @@ def test_a_written_large_message_read_from_imap_is_gone_before_the_next_one_is_r
     assert max(memory_held_at_each_gate_entry(monkeypatch, copy)) < BIG
 
 
-@pytest.mark.parametrize("kind", ["maildir", "mbox", "eml"])
+@pytest.mark.parametrize("kind", ["maildir", "mbox", "eml", "pst"])
 def test_a_written_large_message_read_from_files_is_gone_before_the_next_one_is_read(kind, tmp_path, monkeypatch):
-    source = parse_endpoint(f"{kind}:{tmp_path / 'source'}")
+    source = parse_endpoint(f"{kind}:{tmp_path / ('source.pst' if kind == 'pst' else 'source')}")
     with open_store(source, readonly=False) as store:
         store.append_batch(("INBOX",), big_and_small())
     target = parse_endpoint(f"maildir:{tmp_path / 'mail'}")
     copy = functools.partial(run_copy, source, [target], CopyOptions(connections=1))
+    assert max(memory_held_at_each_gate_entry(monkeypatch, copy)) < BIG
+
+
+def test_a_written_large_message_read_from_pop3_is_gone_before_the_next_one_is_read(dovecot, user, tmp_path,
+                                                                                    monkeypatch):
+    dovecot.seed(user, seed_items(big_and_small()))
+    target = parse_endpoint(f"maildir:{tmp_path / 'mail'}")
+    copy = functools.partial(run_copy, pop3_endpoint(dovecot, user), [target], CopyOptions(connections=1))
     assert max(memory_held_at_each_gate_entry(monkeypatch, copy)) < BIG

@@ -158,10 +158,12 @@ class Pop3Store(Store):
         """Yield each message exactly as the server sent it, with its received date; skip vanished ones."""
         self._check_folder(folder)
         for ref in refs:
-            raw = self._retrying(lambda client: self._retrieve(client, ref.uid), f"fetching message {ref.uid}")
-            if raw is not None:
-                received = wire.received_date(raw) or datetime.now(timezone.utc)
-                yield Message(raw, received=received, folder=INBOX, uid=ref.uid)
+            # A one-item list, emptied as the message is yielded: this frame, suspended while the
+            # caller writes, keeps nothing of it (the run's LargeMessageGate counts on that).
+            raw = [self._retrying(lambda client: self._retrieve(client, ref.uid), f"fetching message {ref.uid}")]
+            if raw[0] is not None:
+                received = wire.received_date(raw[0]) or datetime.now(timezone.utc)
+                yield Message(raw.pop(), received=received, folder=INBOX, uid=ref.uid)
 
     def _retrieve(self, client: poplib.POP3, uid: str) -> bytes | None:
         if not self._numbers:
