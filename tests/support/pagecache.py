@@ -21,7 +21,6 @@ def cached_pages(path: Path) -> list[bool]:
         libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte))
         if libc.mincore(address, size, vector) != 0:
             raise OSError(ctypes.get_errno(), "mincore failed")
-        del address  # from_buffer's export must be gone before the mapping closes
         return [bool(byte & 1) for byte in vector]
 
 
