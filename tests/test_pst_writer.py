@@ -5,6 +5,7 @@ Cross-checks with readpst and pffexport live in test_pst_readers.py.
 
 from __future__ import annotations
 
+import os
 import stat
 import struct
 from datetime import datetime, timedelta, timezone
@@ -21,7 +22,8 @@ from migrator.message import Flag, Flags, Message
 from migrator.stores import open_store
 from migrator.stores.pst import format as fmt
 from migrator.stores.pst import props as p
-from migrator.stores.pst.allocation import longest_zero_run, set_bits
+from migrator.stores.pst import allocation
+from migrator.stores.pst.allocation import Allocator, longest_zero_run, set_bits
 from migrator.stores.pst.btree_pages import write_btree
 from migrator.stores.pst.header_writer import build_header
 from migrator.stores.pst.heap_writer import Heap, build_bth, fill_level
@@ -53,6 +55,27 @@ def test_set_bits_sets_exactly_the_range_msb_first(first: int, count: int) -> No
     bits = "".join(f"{byte:08b}" for byte in bitmap)
     assert bits == "0" * first + "1" * count + "0" * (fmt.AMAP_BITS - first - count)
     assert longest_zero_run(bytes(bitmap)) == max(first, fmt.AMAP_BITS - first - count) if count else fmt.AMAP_BITS
+
+
+def test_finished_intervals_go_to_the_disk_then_leave_the_cache_and_the_open_one_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    advised = []
+
+    def forget_cached(fd: int, start: int, end: int) -> None:
+        # The AMap page of the interval just left, written last, is already the kernel's.
+        assert os.pread(fd, 1, end - fmt.AMAP_INTERVAL) != b"\0"
+        advised.append((start, end))
+
+    monkeypatch.setattr(allocation, "WRITE_BEHIND_INTERVALS", 2)
+    monkeypatch.setattr(allocation, "forget_cached", forget_cached)
+    with open(tmp_path / "file", "w+b") as file:
+        allocator = Allocator(file)
+        while allocator.interval < 7:
+            allocator.write(allocator.allocate(60_000, 64), b"x" * 60_000)
+    at = fmt.interval_offset
+    # Each stretch of two intervals is handed over when finished and dropped a stretch later.
+    assert advised == [(at(0), at(2)), (at(2), at(4)), (at(0), at(2)), (at(4), at(6)), (at(2), at(4))]
 
 
 @given(st.lists(st.binary(max_size=50), max_size=20))

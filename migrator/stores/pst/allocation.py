@@ -7,8 +7,11 @@ import re
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from migrator.stores.localfs import forget_cached
 from migrator.stores.pst import format as fmt
 
+# Every this many finished intervals (about 16 MB) the file behind the writer is handed to the disk.
+WRITE_BEHIND_INTERVALS = 64
 _FULL_PAGE = b"\xff" * fmt.PAGE_DATA_SIZE
 _ZERO_RUNS = re.compile("0+")
 
@@ -46,7 +49,8 @@ class Allocator:
     """Hands out file space strictly front to back and writes each interval's AMap when it is left behind.
 
     Map pages sit at fixed places at the start of every 253,952-byte interval; allocations never straddle
-    them. Free space left by alignment stays zero on disk and 0 in the AMap.
+    them. Free space left by alignment stays zero on disk and 0 in the AMap. A finished interval is
+    written again only for its FMap page and the header, once the file is done (see ``_write_behind``).
     """
 
     file: BinaryIO
@@ -103,7 +107,27 @@ class Allocator:
         free = fmt.AMAP_BITS - bin(int.from_bytes(self.bitmap, "big")).count("1")
         self.free_units.append(free)
         self.longest_free_runs.append(min(longest_zero_run(self.bitmap), 255))
+        self._write_behind()
         self._enter_interval(self.interval + 1)
+
+    def _write_behind(self) -> None:
+        """Start writing out the stretch of intervals just finished; drop the stretch before it from the cache.
+
+        Left to the kernel, the whole file stays dirty in memory until the final fsync: 0.4 s of
+        waiting at the end of a 500 MB file, and a larger file is slowed down while it is written
+        once it reaches the kernel's dirty limit. Asked to drop a stretch, the kernel starts
+        writing it out; asked again a stretch later, it drops the pages that are written by then,
+        so the page cache does not grow by the size of the file either (bench/: IMAP -> PST 10 %
+        faster at 5 000 messages).
+        """
+        finished = self.interval + 1
+        if finished % WRITE_BEHIND_INTERVALS:
+            return
+        self.file.flush()
+        for first in (finished - WRITE_BEHIND_INTERVALS, finished - 2 * WRITE_BEHIND_INTERVALS):
+            if first >= 0:
+                forget_cached(self.file.fileno(), fmt.interval_offset(first),
+                              fmt.interval_offset(first + WRITE_BEHIND_INTERVALS))
 
     def write_free_maps(self) -> None:
         """Write the FMap and FPMap pages of every finished interval that holds one (call after finish)."""
