@@ -19,7 +19,7 @@ from migrator.errors import StoreError
 from migrator.message import Flag, Flags, Message
 from migrator.stores import open_store
 from migrator.stores.maildir import assign_keywords, flags_of, format_keywords, letters_of, parse_keywords, split_name
-from tests.support.pagecache import cached_pages, kernel_drops_synced_pages
+from tests.support.pagecache import cached_pages, require_dropped_pages
 
 UTC = timezone.utc
 _NAME = re.compile(r"^(\d+)\.M(\d+)P(\d+)Q(\d+)\.[^,:/]+,S=(\d+),W=(\d+):2,([A-Za-z]*)$")
@@ -102,8 +102,7 @@ def test_a_batch_is_durable_with_or_without_syncfs(tmp_path: Path, monkeypatch, 
 def test_a_durable_batch_leaves_the_page_cache(tmp_path: Path, monkeypatch, kept_open: int) -> None:
     from migrator.stores import localfs
 
-    if not kernel_drops_synced_pages(tmp_path):
-        pytest.skip("this kernel or filesystem keeps synced pages cached (tmpfs, not Linux)")
+    require_dropped_pages(tmp_path)
     monkeypatch.setattr(localfs, "KEPT_OPEN", kept_open)
     body = b"x" * 64 * 1024
     messages = [_message(b"Subject: %d\r\n\r\n" % i + body) for i in range(5)]

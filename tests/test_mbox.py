@@ -24,7 +24,7 @@ from migrator.stores.mbox.envelope import asctime, envelope_sender, from_line_da
 from migrator.stores.mbox.quoting import quote_mboxrd, unquote_mboxrd
 from migrator.stores.mbox.reader import entries, message_bytes
 from migrator.stores.mbox.status import decode_keywords, encode_keywords, flags_from_headers, status_lines
-from tests.support.pagecache import cached_pages, kernel_drops_synced_pages
+from tests.support.pagecache import cached_pages, require_dropped_pages
 
 UTC = timezone.utc
 # Lines rich in what mbox must escape: From_ lines, quoted ones, CR, blank lines.
@@ -174,8 +174,7 @@ def test_layout_is_a_directory_per_folder_with_an_mbox_file(tmp_path: Path) -> N
 
 
 def test_appended_messages_leave_the_page_cache_but_the_last_page(tmp_path: Path) -> None:
-    if not kernel_drops_synced_pages(tmp_path):
-        pytest.skip("this kernel or filesystem keeps synced pages cached (tmpfs, not Linux)")
+    require_dropped_pages(tmp_path)
     body = b"x" * 64 * 1024 + b"\n"
     with _store(tmp_path / "a") as store:
         store.append_batch(("INBOX",), [_message(b"Subject: %d\n\n" % i + body) for i in range(3)])

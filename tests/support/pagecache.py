@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def cached_pages(path: Path) -> list[bool]:
     """Return, page by page, whether the file's content is in the page cache."""
@@ -24,7 +26,7 @@ def cached_pages(path: Path) -> list[bool]:
         return [bool(byte & 1) for byte in vector]
 
 
-def kernel_drops_synced_pages(directory: Path) -> bool:
+def _kernel_drops_synced_pages(directory: Path) -> bool:
     """Return True when, here, a synced file's pages leave the cache on POSIX_FADV_DONTNEED (not tmpfs)."""
     if not sys.platform.startswith("linux"):
         return False
@@ -39,3 +41,9 @@ def kernel_drops_synced_pages(directory: Path) -> bool:
     finally:
         os.close(fd)
         probe.unlink()
+
+
+def require_dropped_pages(directory: Path) -> None:
+    """Skip the calling test where a synced file's pages stay cached on POSIX_FADV_DONTNEED (tmpfs, not Linux)."""
+    if not _kernel_drops_synced_pages(directory):
+        pytest.skip("this kernel or filesystem keeps synced pages cached (tmpfs, not Linux)")
