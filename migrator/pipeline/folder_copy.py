@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from migrator.errors import ConnectionLost, FolderError, MessageError, StoreError
 from migrator.folder import Folder, Role
@@ -15,11 +17,45 @@ from migrator.pipeline.plan import PlanContext, TargetPlan, plan_target
 from migrator.pipeline.progress import Progress
 from migrator.pipeline.summary import Failure, Summary
 from migrator.state import StateStore
-from migrator.stores.base import AppendResult, Store
+from migrator.stores.base import Store
 
 
 # A message written to one target and failed on another counts as failed.
 _SEVERITY = {"skipped": 0, "copied": 1, "failed": 2}
+
+# Targets that stage their writes (Maildir) are committed once this much has been staged:
+# bench/, IMAP -> Maildir, 5 000 messages: commits of about 8 MB instead of each 2 MB batch
+# took about a tenth off the client's CPU and 4 % off the run. Memory is not the limit:
+# a staged message's bytes are let go as soon as its file is written.
+COMMIT_BYTES = 8 * 1024 * 1024
+
+
+class _Row(NamedTuple):
+    """A message staged in one target, waiting for the commit that makes it durable."""
+
+    uid: str
+    target_uid: str | None
+    content_key: str
+    flags: str
+    size: int
+
+    def state_row(self) -> tuple[str, str | None, str, str]:
+        """Return the row the state file records for the message."""
+        return self.uid, self.target_uid, self.content_key, self.flags
+
+
+@dataclass
+class _Uncommitted:
+    """What a folder copy wrote since its last commit: rows per target (by index), and each message's outcome."""
+
+    rows: dict[int, list[_Row]] = field(default_factory=dict)
+    messages: list[tuple[str, int, str]] = field(default_factory=list)
+    size: int = 0
+
+    def add(self, uid: str, size: int, outcome: str) -> None:
+        """Note a message of the source and its outcome so far ('copied', 'skipped' or 'failed')."""
+        self.messages.append((uid, size, outcome))
+        self.size += size
 
 
 @dataclass
@@ -71,6 +107,7 @@ class FolderCopy:
         self.source = run.plan.source
         self.plans: list[TargetPlan] = []
         self.copied = self.failed = 0
+        self._uncommitted = _Uncommitted()
 
     def skip_if_unchanged(self) -> bool:
         """Count and report the folder as done and return True when no target needs anything of it."""
@@ -140,34 +177,35 @@ class FolderCopy:
         return scan.validity, listing.where(lambda r: message_filter.accepts(r.flags, r.size, r.received))
 
     def _copy_messages(self, todo: Listing) -> None:
+        stages = any(plan.store.stages_writes for plan in self.plans)
         batches = write_batches(self.source.fetch(self.folder.path, todo), todo, self.run.large_messages)
         try:
             for batch in batches:
                 self._write_batch([m for m in batch if self.run.message_filter.accepts(m.flags, m.size, m.received)])
                 del batch  # before the next is asked for, which may let another large message in
+                if self._uncommitted.size >= COMMIT_BYTES or not stages:
+                    self._commit()
+        except BaseException:
+            # What was written before the error is kept, as when each batch was committed at once;
+            # an error of this commit must not hide the first one (the rerun writes those again).
+            with contextlib.suppress(Exception):
+                self._commit()
+            raise
         finally:
             batches.close()
+        self._commit()
 
     def _write_batch(self, batch: list[Message]) -> None:
         outcome: dict[str, str] = {}
-        for plan in self.plans:
-            for uid, result in self._write_to(plan, batch).items():
+        for index, plan in enumerate(self.plans):
+            for uid, result in self._write_to(index, plan, batch).items():
                 outcome[uid] = max(outcome.get(uid, "skipped"), result, key=_SEVERITY.__getitem__)
-        summary = self.run.summary
         for message in batch:
-            result = outcome.get(message.uid, "skipped")
-            if result == "copied":
-                summary.copied += 1
-                summary.bytes += message.size
-                self.copied += 1
-            elif result == "skipped":
-                summary.skipped += 1
-            else:
-                self.failed += 1
+            self._uncommitted.add(message.uid, message.size, outcome.get(message.uid, "skipped"))
         self.run.progress.messages_done(len(batch), sum(m.size for m in batch))
 
-    def _write_to(self, plan: TargetPlan, batch: list[Message]) -> dict[str, str]:
-        """Write the messages ``plan`` lacks; return 'copied', 'skipped' or 'failed' per uid."""
+    def _write_to(self, index: int, plan: TargetPlan, batch: list[Message]) -> dict[str, str]:
+        """Stage the messages ``plan`` lacks; return 'copied' (once committed), 'skipped' or 'failed' per uid."""
         outcome: dict[str, str] = {}
         to_write: list[Message] = []
         adopted = []
@@ -186,18 +224,43 @@ class FolderCopy:
                 state.record(plan.pair, adopted)
             if to_write and not plan.pair.dirty:
                 plan.pair = state.mark_dirty(plan.pair, True)
-        results = plan.store.append_batch(plan.folder, to_write) if to_write else []
-        self._record(plan, results)
+        results = plan.store.stage_batch(plan.folder, to_write) if to_write else []
+        staged = self._uncommitted.rows.setdefault(index, [])
         for result in results:
-            outcome[result.message.uid] = "copied" if result.ok else "failed"
+            message = result.message
+            if result.ok:
+                outcome[message.uid] = "copied"
+                staged.append(_Row(message.uid, result.uid, message.content_key, message.flags.encode(), message.size))
+            else:
+                outcome[message.uid] = "failed"
+                self.run.summary.fail(self._failure(plan, result.error, message.uid, message.size))
         return outcome
 
-    def _record(self, plan: TargetPlan, results: list[AppendResult]) -> None:
-        rows = [(r.message.uid, r.uid, r.message.content_key, r.message.flags.encode()) for r in results if r.ok]
-        for result in results:
-            if not result.ok:
-                self.run.summary.fail(self._failure(plan, result))
-        if self.run.state is None or plan.pair is None:
+    def _commit(self) -> None:
+        """Make what every target staged durable, record it, and count the messages written since the last commit."""
+        uncommitted, self._uncommitted = self._uncommitted, _Uncommitted()
+        lost: set[str] = set()
+        for index, plan in enumerate(self.plans):
+            failed = plan.store.commit_staged()
+            rows = uncommitted.rows.get(index, [])
+            for row in rows:
+                if row.target_uid in failed:
+                    lost.add(row.uid)
+                    self.run.summary.fail(self._failure(plan, failed[row.target_uid], row.uid, row.size))
+            self._record(plan, [row.state_row() for row in rows if row.target_uid not in failed])
+        summary = self.run.summary
+        for uid, size, result in uncommitted.messages:
+            if result == "copied" and uid not in lost:
+                summary.copied += 1
+                summary.bytes += size
+                self.copied += 1
+            elif result == "skipped":
+                summary.skipped += 1
+            else:
+                self.failed += 1
+
+    def _record(self, plan: TargetPlan, rows: list[tuple[str, str | None, str, str]]) -> None:
+        if self.run.state is None or plan.pair is None or not rows:
             return
         if plan.store.durable_on_append:
             self.run.state.record(plan.pair, rows)
@@ -218,8 +281,8 @@ class FolderCopy:
         self.run.deferred.append(Deferred(plan))
         return self.run.deferred[-1]
 
-    def _failure(self, plan: TargetPlan, result: AppendResult) -> Failure:
-        failure = Failure(self.folder.name, result.error or "unknown error", result.message.uid, result.message.size, plan.name)
+    def _failure(self, plan: TargetPlan, error: str | None, uid: str, size: int) -> Failure:
+        failure = Failure(self.folder.name, error or "unknown error", uid, size, plan.name)
         self.run.progress.failed(failure)
         return failure
 

@@ -54,12 +54,16 @@ class Store(ABC):
     the archive (mbox); reruns then leave the flags of copied messages as first written.
     ``parallel_folders`` is True where a sibling instance may copy other folders of the
     same store at the same time (a second IMAP connection, another writer in a Maildir).
+    ``stages_writes`` is True where making writes durable costs per call more than per byte
+    (a sync of the filesystem, an fsync of a directory): ``stage_batch`` then only writes,
+    and ``commit_staged`` makes everything staged durable at once.
     """
 
     writable: bool = True
     durable_on_append: bool = True
     supports_flag_updates: bool = True
     parallel_folders: bool = False
+    stages_writes: bool = False
 
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
         self.endpoint = endpoint
@@ -164,6 +168,19 @@ class Store(ABC):
         is False, in which case it is durable once ``close`` returns).
         """
         raise StoreError(f"{self.endpoint} cannot be written to")
+
+    def stage_batch(self, folder: FolderPath, messages: Sequence[Message]) -> list[AppendResult]:
+        """Write ``messages`` into ``folder`` as ``append_batch`` does, one result per message.
+
+        Where ``stages_writes`` is True the successful writes become durable, and visible, only
+        at ``commit_staged``; elsewhere they are written as by ``append_batch``.
+        """
+        return self.append_batch(folder, messages)
+
+    def commit_staged(self) -> dict[str, str]:
+        """Make every write staged since the last commit durable; return the error of each write
+        that could not be made durable, by its new uid (empty when all are)."""
+        return {}
 
     def set_flags(self, folder: FolderPath, uid: str, flags: Flags) -> None:
         """Replace the flags of an already written message."""

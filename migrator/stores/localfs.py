@@ -30,7 +30,7 @@ from migrator.errors import FolderError, StoreError
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 SYNC_THREADS = 16
-KEPT_OPEN = 128  # descriptors a batch being written keeps open (see write_batch)
+KEPT_OPEN = 128  # descriptors pending files keep open (see PendingFiles)
 T = TypeVar("T")
 R = TypeVar("R")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -84,16 +84,37 @@ def _create(path: str | Path, data: bytes, received: datetime | None) -> int:
 def write_batch(files: Sequence[tuple[str | Path, bytes, datetime | None]]) -> list[OSError | None]:
     """Write each (path, data, mtime) as a new private file, then make their data durable together.
 
-    Return, per file, None or the error that kept it from being written. On Linux one
-    syncfs() of the files' filesystem replaces an fsync per file: a batch of 500 files is
-    durable about five times sooner. Elsewhere each file is fsynced, on threads. Once
+    Return, per file, None or the error that kept it from being written (see PendingFiles).
+    """
+    pending = PendingFiles()
+    try:
+        errors = pending.write(files)
+        try:
+            pending.sync()
+        except OSError as error:
+            return [error if e is None else e for e in errors]
+        return errors
+    finally:
+        pending.close()
+
+
+class PendingFiles:
+    """Files written but not yet durable, made durable together by one ``sync``.
+
+    On Linux one syncfs() of the files' filesystem replaces an fsync per file: a batch of 500
+    files is durable about five times sooner. Elsewhere each file is fsynced, on threads. Once
     durable, the files are dropped from the page cache (see forget_cached).
     """
-    errors: list[OSError | None] = []
-    # The first files stay open until they are dropped from the cache, sparing an open and a
-    # close each; the rest are opened again, so that a batch never needs many descriptors.
-    kept: list[int] = []
-    try:
+
+    def __init__(self) -> None:
+        self.paths: list[str | Path] = []
+        # The first files stay open until they are dropped from the cache, sparing an open and
+        # a close each; the rest are opened again, so that pending files never need many descriptors.
+        self._kept: list[int] = []
+
+    def write(self, files: Sequence[tuple[str | Path, bytes, datetime | None]]) -> list[OSError | None]:
+        """Create each (path, data, mtime) as a new private file; return, per file, None or its error."""
+        errors: list[OSError | None] = []
         for path, data, received in files:
             try:
                 fd = _create(path, data, received)
@@ -101,23 +122,33 @@ def write_batch(files: Sequence[tuple[str | Path, bytes, datetime | None]]) -> l
                 errors.append(error)
                 continue
             errors.append(None)
-            if len(kept) < KEPT_OPEN:
-                kept.append(fd)
+            self.paths.append(path)
+            if len(self._kept) < KEPT_OPEN:
+                self._kept.append(fd)
             else:
                 os.close(fd)
-        written = [path for (path, _, _), error in zip(files, errors) if error is None]
-        try:
-            _sync_data(written)
-        except OSError as error:
-            return [error if e is None else e for e in errors]
-        for fd in kept:
-            forget_cached(fd)
-        for path in written[len(kept) :]:
-            _forget_file(path)
         return errors
-    finally:
-        for fd in kept:
+
+    def sync(self) -> None:
+        """Make every file written since the last sync durable and drop it from the cache; raise OSError.
+
+        The files are no longer pending afterwards, whether or not this succeeded.
+        """
+        try:
+            _sync_data(self.paths)
+            for fd in self._kept:
+                forget_cached(fd)
+            for path in self.paths[len(self._kept) :]:
+                _forget_file(path)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the descriptors kept open and forget the files (they stay where they were written)."""
+        for fd in self._kept:
             os.close(fd)
+        self._kept.clear()
+        self.paths.clear()
 
 
 def _sync_data(paths: Sequence[str | Path]) -> None:

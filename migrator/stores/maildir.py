@@ -14,9 +14,10 @@ keyword ``$Forwarded``, because Dovecot ignores P and IMAP clients know only the
 reads back as forwarded. Only 26 keywords fit in a folder: when a message has more, it is
 written with those that have a letter and a warning names the rest.
 
-Writing goes through ``tmp/``: each file is written and fsynced, then the batch is renamed
-into ``cur/`` (not ``new/``: a migrated message is not new mail, and its flags are known) and
-``cur/`` is fsynced once per batch.
+Writing goes through ``tmp/``: files are written there (staged), made durable together, then
+renamed into ``cur/`` (not ``new/``: a migrated message is not new mail, and its flags are known),
+and each ``cur/`` is fsynced once. The copy pipeline stages several batches before it commits
+them, so that a run pays for one sync per several megabytes.
 """
 
 from __future__ import annotations
@@ -41,13 +42,13 @@ from migrator.stores.foldernames import maildir_dirname, maildir_path, make_firs
 from migrator.stores.localfs import (
     DIR_MODE,
     FILE_MODE,
+    PendingFiles,
     from_time_ns,
     fsync_dir,
     natural_order,
     open_root,
     reason,
     replace_synced,
-    write_batch,
 )
 
 log = logging.getLogger(__name__)
@@ -172,12 +173,15 @@ class MaildirStore(Store):
     """A Maildir++ directory tree (``maildir:PATH``)."""
 
     parallel_folders = True  # each folder is a directory of its own; messages are files
+    stages_writes = True  # one sync and one fsync of cur/ for several batches (see Store)
 
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
         super().__init__(endpoint, readonly=readonly)
         self.root = Path(endpoint.path)
         self._dirs: dict[FolderPath, str] = {}
         self._files: dict[FolderPath, dict[str, str]] = {}  # uid -> "cur/<name>" of the last scan
+        self._pending = PendingFiles()
+        self._staged: list[tuple[str, str, str]] = []  # (folder directory, unique name, flag letters)
 
     def open(self) -> None:
         """Check the Maildir, or create it for writing; raise StoreError."""
@@ -300,42 +304,70 @@ class MaildirStore(Store):
 
     def append_batch(self, folder: FolderPath, messages: Sequence[Message]) -> list[AppendResult]:
         """Write the messages into tmp/, make them durable, move them into cur/ and fsync cur/ once."""
+        results = self.stage_batch(folder, messages)
+        failed = self.commit_staged()
+        return [AppendResult(r.message, error=failed[r.uid]) if r.ok and r.uid in failed else r for r in results]
+
+    def stage_batch(self, folder: FolderPath, messages: Sequence[Message]) -> list[AppendResult]:
+        """Write the messages into tmp/, where they wait, invisible, for ``commit_staged``."""
         self._check_writable()
         self._create_folder(folder)
         directory = self._existing_dir(folder)
-        # A batch has few distinct sets of flags: each is looked at once, here and in _commit.
+        # A batch has few distinct sets of flags: each is looked at once.
         flag_sets = {m.flags for m in messages}
         indexes = self._keyword_indexes(directory, (k for flags in flag_sets for k in stored_keywords(flags)))
+        letters = {flags: letters_of(flags, indexes) for flags in flag_sets}
         uniques = [unique_name(message) for message in messages]
         # Plain strings, not Path objects, for the per-message paths: pathlib was a tenth of the CPU.
         temps = [os.path.join(directory, "tmp", unique) for unique in uniques]
-        errors = write_batch([(t, m.raw, m.received) for t, m in zip(temps, messages)])
-        results = [
-            AppendResult(m, uid=u) if e is None else _unwritten(t, m, e)
-            for u, t, m, e in zip(uniques, temps, messages, errors)
-        ]
-        staged = [(position, r.uid) for position, r in enumerate(results) if r.ok]
-        return self._commit(directory, results, staged, {flags: letters_of(flags, indexes) for flags in flag_sets})
-
-    def _commit(
-        self, directory: Path, results: list[AppendResult], staged: list[tuple[int, str]], letters: dict[Flags, str]
-    ) -> list[AppendResult]:
-        """Rename the staged files into cur/, named with the letters of their flags, and fsync cur/; return the results."""
-        tmp, cur = os.path.join(directory, "tmp"), os.path.join(directory, "cur")
-        for position, unique in staged:
-            message = results[position].message
-            try:
-                os.rename(os.path.join(tmp, unique), os.path.join(cur, unique + INFO + letters[message.flags]))
-            except OSError as e:
-                os.unlink(os.path.join(tmp, unique))
-                results[position] = AppendResult(message, error=f"cannot move the message into {directory}/cur: {reason(e)}")
-        try:
-            if staged:
-                fsync_dir(directory / "cur")
-        except OSError as e:
-            error = f"cannot make {directory}/cur durable: {reason(e)}"
-            return [r if not r.ok else AppendResult(r.message, error=error) for r in results]
+        errors = self._pending.write([(t, m.raw, m.received) for t, m in zip(temps, messages)])
+        results = []
+        for unique, temp, message, error in zip(uniques, temps, messages, errors):
+            if error is None:
+                self._staged.append((str(directory), unique, letters[message.flags]))
+                results.append(AppendResult(message, uid=unique))
+            else:
+                results.append(_unwritten(temp, message, error))
         return results
+
+    def commit_staged(self) -> dict[str, str]:
+        """Make the staged messages durable, rename them into cur/ named with their flags, and fsync
+        each cur/ once; return the error of each message that did not make it, by uid."""
+        staged, self._staged = self._staged, []
+        if not staged:
+            return {}
+        try:
+            self._pending.sync()
+        except OSError as e:
+            for directory, unique, _ in staged:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(directory, "tmp", unique))
+            return {unique: f"cannot make the message durable in {directory}/tmp: {reason(e)}" for directory, unique, _ in staged}
+        failed: dict[str, str] = {}
+        moved: dict[str, list[str]] = {}
+        for directory, unique, letters in staged:
+            try:
+                os.rename(os.path.join(directory, "tmp", unique), os.path.join(directory, "cur", unique + INFO + letters))
+            except OSError as e:
+                with contextlib.suppress(OSError):  # a file left in tmp/ is never read as mail
+                    os.unlink(os.path.join(directory, "tmp", unique))
+                failed[unique] = f"cannot move the message into {directory}/cur: {reason(e)}"
+            else:
+                moved.setdefault(directory, []).append(unique)
+        for directory, uniques in moved.items():
+            try:
+                fsync_dir(Path(directory, "cur"))
+            except OSError as e:
+                failed.update(dict.fromkeys(uniques, f"cannot make {directory}/cur durable: {reason(e)}"))
+        return failed
+
+    def close(self) -> None:
+        """Remove what was staged and never committed: it was not recorded, so a rerun writes it again."""
+        for directory, unique, _ in self._staged:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, "tmp", unique))
+        self._staged = []
+        self._pending.close()
 
     def _keyword_indexes(self, directory: Path, keywords: Iterable[str]) -> dict[str, int]:
         """Return keyword -> index, giving new keywords letters in ``dovecot-keywords``."""
