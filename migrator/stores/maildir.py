@@ -342,12 +342,17 @@ class MaildirStore(Store):
             for directory, unique, _ in staged:
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(directory, "tmp", unique))
-            return {unique: f"cannot make the message durable in {directory}/tmp: {reason(e)}" for directory, unique, _ in staged}
+            return {
+                unique: f"cannot make the message durable in {directory}/tmp: {reason(e)}"
+                for directory, unique, _ in staged
+            }
         failed: dict[str, str] = {}
         moved: dict[str, list[str]] = {}
         for directory, unique, letters in staged:
             try:
-                os.rename(os.path.join(directory, "tmp", unique), os.path.join(directory, "cur", unique + INFO + letters))
+                os.rename(
+                    os.path.join(directory, "tmp", unique), os.path.join(directory, "cur", unique + INFO + letters)
+                )
             except OSError as e:
                 with contextlib.suppress(OSError):  # a file left in tmp/ is never read as mail
                     os.unlink(os.path.join(directory, "tmp", unique))
