@@ -339,9 +339,7 @@ class MaildirStore(Store):
         try:
             self._pending.sync()
         except OSError as e:
-            for directory, unique, _ in staged:
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(directory, "tmp", unique))
+            _remove_staged(staged)
             return {
                 unique: f"cannot make the message durable in {directory}/tmp: {reason(e)}"
                 for directory, unique, _ in staged
@@ -368,9 +366,7 @@ class MaildirStore(Store):
 
     def close(self) -> None:
         """Remove what was staged and never committed: it was not recorded, so a rerun writes it again."""
-        for directory, unique, _ in self._staged:
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(directory, "tmp", unique))
+        _remove_staged(self._staged)
         self._staged = []
         self._pending.close()
 
@@ -453,6 +449,13 @@ def _read(directory: Path, folder: FolderPath, uid: str, name: str | None, keywo
     except OSError as e:
         raise MessageError(f"cannot read {directory / name}: {reason(e)}") from None
     return Message(raw, flags_of(split_name(name)[1], keywords), from_time_ns(mtime_ns), folder, uid)
+
+
+def _remove_staged(staged: Iterable[tuple[str, str, str]]) -> None:
+    """Remove the tmp/ files of staged messages that will not be committed; one already gone is no error."""
+    for directory, unique, _ in staged:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, "tmp", unique))
 
 
 def _unwritten(temp: str, message: Message, error: OSError) -> AppendResult:
