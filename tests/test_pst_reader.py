@@ -29,8 +29,8 @@ from migrator.stores.pst.reader import PstFile
 from migrator.stores.pst.rtf import decompress_rtf, html_from_rtf
 from tests.support.pst_corpus import corpus, expected_attachments
 from tests.support.tools import require_tools
+from tests.support.data import PST_SAMPLES as SAMPLES
 
-SAMPLES = Path("/work/shared/reference/pst-samples")
 READABLE = [
     "javalibpst_dist-list.pst",
     "pstsdk_sample1.pst",

@@ -14,8 +14,8 @@ from migrator.stores.pst import format as fmt
 from migrator.stores.pst.ndb_reader import Ndb, parse_btpage
 from migrator.stores.pst.validate import main, validate, validate_bytes
 from tests.support.pst_corpus import corpus
+from tests.support.data import PST_SAMPLES as SAMPLES
 
-SAMPLES = Path("/work/shared/reference/pst-samples")
 OUTLOOK_LEFTOVERS = {
     # Each file Outlook edited in place keeps some of: superseded B-tree pages still marked in the AMap, a block
     # with cRef 1 that nothing uses, and a contents-table row whose copy of PidTagMessageSize lags the message.

@@ -34,8 +34,9 @@ from migrator.stores.pst.prop_values import encode_multi_valued, filetime
 from migrator.stores.pst.store import PstStore, part_path
 from migrator.stores.pst.validate import validate
 from tests.support.pst_corpus import BASE_DATE, body_text, corpus, mail
+from tests.support.data import PST_SAMPLES
 
-SAMPLE = Path("/work/shared/reference/pst-samples/pstsdk_sample1.pst")
+SAMPLE = PST_SAMPLES / "pstsdk_sample1.pst"
 
 # --- pure encoders ------------------------------------------------------------------------------------------
 
