@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import enum
+from collections.abc import Iterable
 
 
 class ExitCode(enum.IntEnum):
@@ -58,3 +60,9 @@ class LockedError(MigratorError):
     """Another run already holds the lock of this profile or state file."""
 
     exit_code = ExitCode.LOCKED
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """Return the one of ``choices`` a mistyped ``word`` most likely meant, or None (for "did you mean")."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None

@@ -6,14 +6,13 @@ expected; a misspelt key suggests the key it resembles rather than being ignored
 
 from __future__ import annotations
 
-import difflib
 import os
 import stat
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass
 from pathlib import Path
 
-from migrator.errors import ConfigError
+from migrator.errors import ConfigError, closest
 from migrator.foldermap import MapRule
 from migrator.pipeline.filters import MessageFilter
 from migrator.profile import nodes
@@ -78,9 +77,9 @@ def _section(item: Item, name: str, keys: dict[str, Key], expected: str) -> _Sec
 
 
 def _suggestion(key: str, keys: dict[str, Key]) -> str:
-    close = difflib.get_close_matches(key.lower(), list(keys), n=1, cutoff=0.6)
+    close = closest(key.lower(), keys)
     if close:
-        return f"did you mean {close[0]!r}?"
+        return f"did you mean {close!r}?"
     return f"the keys here are {', '.join(keys)}"
 
 
