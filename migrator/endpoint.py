@@ -12,19 +12,11 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from migrator.credentials import PasswordSource
-from migrator.errors import ConfigError
+from migrator.errors import ConfigError, closest, did_you_mean
+from migrator.kinds import KINDS, LOCAL_KINDS, SCHEMES, StoreKind, endpoint_forms
 from migrator.sizes import parse_size
 
-SERVER_SCHEMES = {
-    # scheme: (protocol, TLS mode, default port)
-    "imaps": ("imap", "implicit", 993),
-    "imap": ("imap", "starttls", 143),
-    "pop3s": ("pop3", "implicit", 995),
-    "pop3": ("pop3", "starttls", 110),
-}
-LOCAL_KINDS = ("maildir", "mbox", "eml", "pst")
 TLS_MODES = ("implicit", "starttls", "none")
-_SERVER_PARAMS = {"password_env", "password_file", "password_command", "ca_file", "tls", "auth"}
 
 
 @dataclass(frozen=True)
@@ -43,9 +35,14 @@ class Endpoint:
     part_size: int | None = None  # PST only: start a new file when one reaches this size
 
     @property
+    def store_kind(self) -> StoreKind:
+        """Return what this kind of store is and can do."""
+        return KINDS[self.kind]
+
+    @property
     def is_server(self) -> bool:
         """Return True for IMAP and POP3 endpoints."""
-        return self.kind in ("imap", "pop3")
+        return self.store_kind.is_server
 
     @property
     def account(self) -> str:
@@ -57,7 +54,8 @@ class Endpoint:
     def __str__(self) -> str:
         if not self.is_server:
             return f"{self.kind}:{self.path}"
-        scheme = {("imap", "implicit"): "imaps", ("pop3", "implicit"): "pop3s"}.get((self.kind, self.tls), self.kind)
+        wanted = "implicit" if self.tls == "implicit" else "starttls"
+        scheme = next(s.name for s in self.store_kind.schemes if s.tls == wanted)
         suffix = "?tls=none" if self.tls == "none" else ""
         return f"{scheme}://{self.user}@{self.host}:{self.port}{suffix}"
 
@@ -68,10 +66,17 @@ def parse_endpoint(text: str) -> Endpoint:
     scheme = scheme.lower()
     if sep and scheme in LOCAL_KINDS:
         return _local(scheme, rest, text)
-    if sep and scheme in SERVER_SCHEMES and rest.startswith("//"):
+    if sep and scheme in SCHEMES and rest.startswith("//"):
         return _server(text)
-    kinds = ", ".join([f"{s}://USER@HOST" for s in SERVER_SCHEMES] + [f"{k}:PATH" for k in LOCAL_KINDS])
-    raise ConfigError(f"cannot understand the endpoint {text!r}: write one of {kinds}")
+    raise ConfigError(f"cannot understand the endpoint {text!r}{_suggestion(scheme)}: write one of {endpoint_forms()}")
+
+
+def _suggestion(scheme: str) -> str:
+    """Return a hint for a mistyped scheme (``maildr:``, ``imap5://``), or an empty string."""
+    close = closest(scheme, [*SCHEMES, *LOCAL_KINDS]) if scheme else None
+    if close is None:
+        return ""
+    return f" (did you mean {close}://…?)" if close in SCHEMES else f" (did you mean {close}:…?)"
 
 
 def _local(kind: str, rest: str, text: str) -> Endpoint:
@@ -91,13 +96,13 @@ def _local(kind: str, rest: str, text: str) -> Endpoint:
 
 def _server(text: str) -> Endpoint:
     url = urlsplit(text)
-    protocol, tls, default_port = SERVER_SCHEMES[url.scheme.lower()]
+    kind, scheme = SCHEMES[url.scheme.lower()]
+    tls, default_port = scheme.tls, scheme.port
     params = dict(parse_qsl(url.query, keep_blank_values=True))
-    unknown = sorted(set(params) - _SERVER_PARAMS)
+    unknown = sorted(set(params) - set(kind.options))
     if unknown:
-        raise ConfigError(
-            f"unknown option {unknown[0]!r} in {text!r}: use one of {', '.join(sorted(_SERVER_PARAMS))}"
-        )
+        raise ConfigError(f"unknown option {unknown[0]!r} in {text!r}{did_you_mean(unknown[0], kind.options)}: "
+                          f"use one of {', '.join(sorted(kind.options))}")
     if url.password is not None:
         raise ConfigError(
             "a password in the endpoint URL would end up in shell history and process lists: "
@@ -109,12 +114,16 @@ def _server(text: str) -> Endpoint:
         raise ConfigError(f"the endpoint {text!r} names no user: write {url.scheme}://USER@{url.hostname}")
     if "tls" in params:
         tls = _tls_mode(params["tls"], text)
+    auth = params.get("auth", "").lower() or None
+    if auth is not None and auth not in kind.auth_methods:
+        raise ConfigError(f"auth={auth} in {text!r} is not a {kind.name} login method: "
+                          f"use one of {', '.join(kind.auth_methods)}")
     try:
         port = url.port or default_port
     except ValueError:
         raise ConfigError(f"the port in {text!r} is not a number between 1 and 65535") from None
     return Endpoint(
-        kind=protocol,
+        kind=kind.name,
         host=url.hostname,
         port=port,
         user=unquote(url.username),
@@ -125,7 +134,7 @@ def _server(text: str) -> Endpoint:
             file=params.get("password_file") or None,
             command=params.get("password_command") or None,
         ),
-        auth=params.get("auth") or None,
+        auth=auth,
     )
 
 

@@ -66,3 +66,9 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
     """Return the one of ``choices`` a mistyped ``word`` most likely meant, or None (for "did you mean")."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return close[0] if close else None
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """Return `` (did you mean 'x'?)`` for a mistyped ``word``, or an empty string, to go into a message."""
+    close = closest(word, choices)
+    return f" (did you mean {close!r}?)" if close else ""

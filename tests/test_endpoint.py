@@ -1,11 +1,14 @@
 """Endpoints are written the same way everywhere; mistakes give one clear sentence."""
 
+import re
 from pathlib import Path
 
 import pytest
 
 from migrator.endpoint import parse_endpoint
 from migrator.errors import ConfigError
+from migrator.kinds import KINDS
+from migrator.stores import open_store
 
 
 def test_imaps_defaults_to_implicit_tls_on_993():
@@ -48,6 +51,7 @@ def test_local_archives_take_a_path(tmp_path):
         ("imaps://a@h?passwd=x", "unknown option 'passwd'"),
         ("imaps://a@h?tls=maybe", "not one of implicit, starttls, none"),
         ("imaps://a@h:99999", "port"),
+        ("pop3s://a@h?auth=login", "not a pop3 login method"),
     ],
 )
 def test_mistakes_are_one_sentence(text, words):
@@ -84,3 +88,25 @@ def test_the_pst_store_takes_its_part_size_from_the_endpoint(tmp_path):
     from migrator.stores import open_store
 
     assert open_store(parse_endpoint(f"pst:{tmp_path}/a.pst?part_size=600KB")).part_size == 600_000
+
+
+@pytest.mark.parametrize("text, hint", [
+    ("maildr:~/Mail", "did you mean maildir:…?"),
+    ("imap5://alice@h", "did you mean imap://…?"),
+    ("pop3ss://alice@h", "did you mean pop3s://…?"),
+    ("imaps://alice@h?pasword_env=PW", "did you mean 'password_env'?"),
+])
+def test_a_mistyped_scheme_or_option_suggests_the_right_one(text, hint):
+    with pytest.raises(ConfigError, match=re.escape(hint)):
+        parse_endpoint(text)
+
+
+def test_every_kind_in_the_registry_round_trips_through_its_written_form(tmp_path):
+    # The one table of kinds drives parsing, printing and the store factory alike.
+    for kind in KINDS.values():
+        for form in kind.forms():
+            written = form.replace("USER@HOST[:PORT]", "alice@h").replace("PATH", str(tmp_path / "a"))
+            endpoint = parse_endpoint(written)
+            assert endpoint.kind == kind.name
+            assert parse_endpoint(str(endpoint)) == endpoint
+            assert type(open_store(endpoint)).__name__ == kind.store_class.split(":")[1]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from migrator.endpoint import Endpoint
 from migrator.errors import ConfigError
 from migrator.foldermap import FolderRules
+from migrator.kinds import KINDS
 from migrator.message import FolderPath
 from migrator.pipeline.filters import MessageFilter
 from migrator.pipeline.folder_copy import FolderCopy, RunContext
@@ -75,10 +76,15 @@ def _check(source: Endpoint, targets: Sequence[Endpoint], options: CopyOptions, 
     if not targets:
         raise ConfigError("no target given: name at least one place to copy to")
     for target in targets:
-        if target.kind == "pop3":
-            raise ConfigError(f"{target} cannot be a target: POP3 servers only deliver mail")
+        if not target.store_kind.can_be_target:
+            raise ConfigError(f"{target} cannot be a target: it is {target.store_kind.description}")
         if target == source:
             raise ConfigError(f"{target} is both the source and a target")
+    if options.deletes and not source.store_kind.can_delete:
+        # Deleting is POP3's download-and-delete; emptying an IMAP account or an archive is never a side effect.
+        deleting = ", ".join(name for name, kind in KINDS.items() if kind.can_delete)
+        raise ConfigError(f"--delete applies to {deleting} sources only; {source} is {source.store_kind.description}, "
+                          "and nothing is deleted from it")
     if options.deletes and state is None:
         raise ConfigError("deleting from the source needs the state file: drop --no-state")
 

@@ -14,12 +14,13 @@ from pathlib import Path
 
 from migrator.errors import ConfigError, closest
 from migrator.foldermap import MapRule
+from migrator.kinds import KINDS, TARGET_KINDS
 from migrator.pipeline.filters import MessageFilter
 from migrator.profile import nodes
 from migrator.profile.nodes import Item, Mapping, Scalar, Sequence, Where
 from migrator.profile.schema import (
-    AUTH_METHODS, ENDPOINT_KEYS, ENDPOINT_TYPES, FILTERS_KEYS, FOLDERS_KEYS, MAP_KEYS, OPTIONS_KEYS,
-    PASSWORD_KEYS, SCHEMA_VERSION, SERVER_TYPES, TOP_KEYS, EndpointSpec, Key, Profile,
+    ENDPOINT_KEYS, ENDPOINT_TYPES, FILTERS_KEYS, FOLDERS_KEYS, MAP_KEYS, OPTIONS_KEYS,
+    PASSWORD_KEYS, SCHEMA_VERSION, TOP_KEYS, EndpointSpec, Key, Profile,
 )
 
 _PATH_KEYS = ("path", "ca_file", "password_file")
@@ -148,9 +149,9 @@ class _ProfileReader:
         targets = []
         for number, child in enumerate(item.items, 1):
             spec = self._endpoint(child, f"target {number}")
-            if spec.type == "pop3":
-                raise child.where.error(f"target {number}: POP3 cannot be a target, it only delivers mail; "
-                                        "write to imap, maildir, mbox, eml or pst")
+            if not KINDS[spec.type].can_be_target:
+                raise child.where.error(f"target {number}: {spec.type} cannot be a target "
+                                        f"({KINDS[spec.type].description}); write to {', '.join(TARGET_KINDS)}")
             targets.append(spec)
         return tuple(targets)
 
@@ -163,7 +164,7 @@ class _ProfileReader:
             if kind not in ENDPOINT_KEYS[key].applies_to:
                 usable = ", ".join(k for k, spec in ENDPOINT_KEYS.items() if kind in spec.applies_to and k != "type")
                 raise section.error(key, f"{key} does not apply to a {kind} endpoint (it takes {usable})")
-        if kind in SERVER_TYPES:
+        if KINDS[kind].is_server:
             self._check_server(section, kind)
         elif "path" not in section.values:
             raise section.where.error(f"{name}: no path: add path: with where the {kind} archive is")
@@ -186,8 +187,8 @@ class _ProfileReader:
         if len(sources) > 1:
             raise section.error(sources[1], f"give one password source, not both {sources[0]} and {sources[1]}")
         auth = section.values.get("auth")
-        if auth is not None and auth not in AUTH_METHODS[kind]:
-            methods = ", ".join(AUTH_METHODS[kind])
+        if auth is not None and auth not in KINDS[kind].auth_methods:
+            methods = ", ".join(KINDS[kind].auth_methods)
             raise section.error("auth", f"auth {auth!r} is not a {kind} login method: use {methods}")
         if "password" in sources:
             self._check_literal_password(section)
@@ -250,8 +251,9 @@ class _ProfileReader:
         keep_days = top.values.get("keep_days")
         given = {"delete_after": delete_after is True, "keep_days": keep_days is not None}
         asked = [key for key, present in given.items() if present]
-        if asked and source.type != "pop3":
-            raise top.error(asked[0], f"{asked[0]} applies to POP3 sources only; the source here is {source.type}")
+        if asked and not KINDS[source.type].can_delete:
+            deleting = ", ".join(name for name, kind in KINDS.items() if kind.can_delete)
+            raise top.error(asked[0], f"{asked[0]} applies to {deleting} sources only; the source here is {source.type}")
         if keep_days is not None and delete_after is False:
             raise top.error("keep_days", "keep_days asks for deletion, but delete_after is false: drop one of them")
         return bool(delete_after), keep_days

@@ -11,16 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from migrator.endpoint import TLS_MODES
 from migrator.foldermap import MapRule
+from migrator.kinds import KINDS, LOCAL_KINDS, SERVER_KINDS
 from migrator.pipeline.filters import MessageFilter
 from migrator.sizes import parse_size as size
 
 SCHEMA_VERSION = 1
-SERVER_TYPES = ("imap", "pop3")
-LOCAL_TYPES = ("maildir", "mbox", "eml", "pst")
-ENDPOINT_TYPES = SERVER_TYPES + LOCAL_TYPES
-TLS_MODES = ("implicit", "starttls", "none")
-AUTH_METHODS = {"imap": ("plain", "login"), "pop3": ("user", "apop", "plain")}
+ENDPOINT_TYPES = tuple(KINDS)
 PASSWORD_KEYS = ("password", "password_env", "password_command", "password_file")
 _TRUE, _FALSE = ("true", "yes", "on"), ("false", "no", "off")
 
@@ -110,6 +108,7 @@ def _keys(*keys: Key) -> dict[str, Key]:
 
 
 _TEXT = "a string (quote it if it looks like a number)"
+_AUTH_METHODS = "; ".join(f"{name}: {', '.join(KINDS[name].auth_methods)}" for name in SERVER_KINDS)
 TOP_KEYS = _keys(
     Key("version", f"the schema version, {SCHEMA_VERSION}", whole_number(SCHEMA_VERSION, SCHEMA_VERSION)),
     Key("source", "one endpoint (a mapping with type: and its keys)"),
@@ -123,18 +122,18 @@ TOP_KEYS = _keys(
 )
 ENDPOINT_KEYS = _keys(
     Key("type", f"one of {', '.join(ENDPOINT_TYPES)}", choice(*ENDPOINT_TYPES)),
-    Key("host", "a host name or address", text, SERVER_TYPES),
-    Key("port", "a port number from 1 to 65535", whole_number(1, 65535), SERVER_TYPES),
-    Key("tls", f"one of {', '.join(TLS_MODES)}", choice(*TLS_MODES), SERVER_TYPES),
-    Key("user", "the login name, " + _TEXT, text, SERVER_TYPES),
-    Key("password", _TEXT, text, SERVER_TYPES),
-    Key("password_env", "the name of an environment variable", text, SERVER_TYPES),
-    Key("password_command", "a shell command printing the password", text, SERVER_TYPES),
-    Key("password_file", "the path of a file holding the password", text, SERVER_TYPES),
-    Key("ca_file", "the path of a PEM CA certificate", text, SERVER_TYPES),
-    Key("auth", "a login method (pop3: user, apop, plain; imap: plain, login)",
-        choice(*sorted({m for methods in AUTH_METHODS.values() for m in methods})), SERVER_TYPES),
-    Key("path", "the path of the archive", text, LOCAL_TYPES),
+    Key("host", "a host name or address", text, SERVER_KINDS),
+    Key("port", "a port number from 1 to 65535", whole_number(1, 65535), SERVER_KINDS),
+    Key("tls", f"one of {', '.join(TLS_MODES)}", choice(*TLS_MODES), SERVER_KINDS),
+    Key("user", "the login name, " + _TEXT, text, SERVER_KINDS),
+    Key("password", _TEXT, text, SERVER_KINDS),
+    Key("password_env", "the name of an environment variable", text, SERVER_KINDS),
+    Key("password_command", "a shell command printing the password", text, SERVER_KINDS),
+    Key("password_file", "the path of a file holding the password", text, SERVER_KINDS),
+    Key("ca_file", "the path of a PEM CA certificate", text, SERVER_KINDS),
+    Key("auth", f"a login method ({_AUTH_METHODS})",
+        choice(*sorted({m for name in SERVER_KINDS for m in KINDS[name].auth_methods})), SERVER_KINDS),
+    Key("path", "the path of the archive", text, LOCAL_KINDS),
 )
 FOLDERS_KEYS = _keys(
     Key("include", "a folder glob or a list of them ('/' between levels)", string_list),

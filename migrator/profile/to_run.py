@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migrator.credentials import PasswordSource
-from migrator.endpoint import SERVER_SCHEMES, Endpoint
+from migrator.endpoint import Endpoint
+from migrator.kinds import KINDS
 from migrator.foldermap import FolderRules
 from migrator.paths import state_dir
 from migrator.pipeline import DEFAULT_CONNECTIONS, CopyOptions
@@ -62,7 +63,7 @@ def endpoint_of(spec: EndpointSpec) -> Endpoint:
     return Endpoint(
         kind=spec.type,
         host=spec.host,
-        port=spec.port or _default_port(spec.type, spec.tls),
+        port=spec.port or KINDS[spec.type].default_port(spec.tls),
         user=spec.user,
         tls=spec.tls,
         ca_file=spec.ca_file,
@@ -72,8 +73,3 @@ def endpoint_of(spec: EndpointSpec) -> Endpoint:
         auth=spec.auth,
     )
 
-
-def _default_port(kind: str, tls: str) -> int:
-    # tls: none uses the same port as STARTTLS (143 or 110), only without the upgrade.
-    mode = "implicit" if tls == "implicit" else "starttls"
-    return next(port for protocol, tls_mode, port in SERVER_SCHEMES.values() if (protocol, tls_mode) == (kind, mode))
