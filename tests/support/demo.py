@@ -43,6 +43,8 @@ def main() -> None:
         run("verify", source, f"maildir:{output}/Maildir")
         run("copy", source, f"maildir:{output}/Maildir", f"mbox:{output}/mbox", "--state", f"{output}/state.sqlite")
     print(f"\nThe backups are in {output} (the second copy found nothing new to fetch).")
+    print(f"This clone's migrator is {Path(sys.executable).parent / 'migrator'}; to have `migrator` on your PATH,"
+          " install it: `pipx install .` (README, Install).")
 
 
 if __name__ == "__main__":
