@@ -1,4 +1,9 @@
-"""`--log FILE`: one timestamped line per event of a run, appended, for cron and systemd runs."""
+"""`--log FILE`: one timestamped line per event of a run, appended, for cron and systemd runs.
+
+A nightly run mostly finds nothing new, so a folder gets a line only when something happened
+to it (messages copied, failed or found already in a target, flags carried); the summary
+line counts the rest.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,14 @@ from migrator.pipeline import Failure, Progress, Summary
 
 
 class RunLog(Progress):
-    """Writes start, each finished folder, each failure and the summary to a log file."""
+    """Writes start, each folder something happened to, each failure and the summary to a log file."""
 
     def __init__(self, path: Path, name: str) -> None:
         self.path = Path(path)
         self.name = name
+        # Per folder, until it is done: messages adopted and flags updated (workers interleave folders).
+        self._adopted: dict[str, int] = {}
+        self._flags: dict[str, int] = {}
         try:
             # The default log of a scheduled run sits in the state directory, absent before the first run.
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -34,8 +42,22 @@ class RunLog(Progress):
     def run_started(self, folders: int) -> None:
         self.event(f"copying {folders} folders")
 
+    def adopted(self, folder: str, count: int) -> None:
+        self._adopted[folder] = self._adopted.get(folder, 0) + count
+
+    def flags_updated(self, folder: str, count: int) -> None:
+        self._flags[folder] = self._flags.get(folder, 0) + count
+
     def folder_done(self, folder: str, copied: int, failed: int) -> None:
-        self.event(f"folder {folder} done: {copied} copied, {failed} failed")
+        adopted, flags = self._adopted.pop(folder, 0), self._flags.pop(folder, 0)
+        if not (copied or failed or adopted or flags):
+            return
+        text = f"folder {folder} done: {copied} copied, {failed} failed"
+        if adopted:
+            text += f", {adopted} found already in the target (recorded, not copied again)"
+        if flags:
+            text += f", flags updated on {flags}"
+        self.event(text)
 
     def failed(self, failure: Failure) -> None:
         self.event(f"failed: {failure.describe()}")
@@ -66,6 +88,14 @@ class ProgressGroup(Progress):
     def messages_done(self, count: int, size: int) -> None:
         for member in self.members:
             member.messages_done(count, size)
+
+    def adopted(self, folder: str, count: int) -> None:
+        for member in self.members:
+            member.adopted(folder, count)
+
+    def flags_updated(self, folder: str, count: int) -> None:
+        for member in self.members:
+            member.flags_updated(folder, count)
 
     def folder_done(self, folder: str, copied: int, failed: int) -> None:
         for member in self.members:

@@ -134,3 +134,41 @@ def test_systemd_install_without_systemctl_prints_the_remaining_steps(profile, t
     out = capsys.readouterr().out
     assert "systemctl --user daemon-reload" in out and "systemctl --user enable --now migrator-backup.timer" in out
     assert (tmp_path / "config" / "systemd" / "user" / "migrator-backup.timer").exists()
+
+
+# --- the run log ----------------------------------------------------------------------------
+
+
+def test_the_log_has_a_line_only_for_folders_where_something_happened(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    source = tmp_path / "source"
+    for folder in (source, source / ".Archive"):
+        for sub in ("cur", "new", "tmp"):
+            (folder / sub).mkdir(parents=True)
+    (source / "cur" / "1.M1P1Q1.host:2,S").write_bytes(b"Subject: one\n\n1\n")
+    (source / ".Archive" / "cur" / "2.M2P2Q2.host:2,S").write_bytes(b"Subject: two\n\n2\n")
+    profile = tmp_path / "nightly.yaml"
+    profile.write_text("version: 1\nsource: {type: maildir, path: source}\ntargets:\n  - {type: maildir, path: out}\n")
+    log = tmp_path / "nightly.log"
+
+    def night() -> list[str]:
+        """Run the profile once; return the events it logged other than its start and summary, sorted
+        (folders are copied in no fixed order)."""
+        before = len(log.read_text().splitlines()) if log.exists() else 0
+        assert main(["run", str(profile), "--quiet", "--log", str(log)]) == 0
+        events = [line.split(" ", 2)[2] for line in log.read_text().splitlines()[before:]]
+        assert events[0].startswith("start: ") and events[-1].startswith("summary: ")
+        return sorted(events[1:-1])
+
+    assert night() == ["copying 2 folders", "folder Archive done: 1 copied, 0 failed",
+                       "folder INBOX done: 1 copied, 0 failed"]
+    assert night() == ["copying 2 folders"]
+    (source / "new" / "3.M3P3Q3.host").write_bytes(b"Subject: three\n\n3\n")
+    assert night() == ["copying 2 folders", "folder INBOX done: 1 copied, 0 failed"]
+    (source / ".Archive" / "cur" / "2.M2P2Q2.host:2,S").rename(source / ".Archive" / "cur" / "2.M2P2Q2.host:2,FS")
+    assert night() == ["copying 2 folders", "folder Archive done: 0 copied, 0 failed, flags updated on 1"]
+    for path in (tmp_path / "state" / "migrator").glob("nightly.sqlite*"):
+        path.unlink()  # the state is lost: the next run finds the messages in the target
+    assert night() == ["copying 2 folders",
+                       "folder Archive done: 0 copied, 0 failed, 1 found already in the target (recorded, not copied again)",
+                       "folder INBOX done: 0 copied, 0 failed, 2 found already in the target (recorded, not copied again)"]

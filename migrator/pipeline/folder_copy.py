@@ -218,6 +218,8 @@ class FolderCopy:
                 adopted.append((message.uid, present_uid, message.content_key, message.flags.encode()))
             else:
                 to_write.append(message)
+        if adopted:
+            self.run.progress.adopted(self.folder.name, len(adopted))
         state = self.run.state
         if state is not None and plan.pair is not None:
             if adopted:
@@ -304,3 +306,5 @@ class FolderCopy:
                 changes.append((uid, encoded))
             self.run.state.update_flags(plan.pair, changes)
             self.run.summary.flags_updated += len(changes)
+            if changes:
+                self.run.progress.flags_updated(self.folder.name, len(changes))

@@ -178,6 +178,14 @@ class _SerialProgress(Progress):
         with self.lock:
             self.inner.messages_done(count, size)
 
+    def adopted(self, folder: str, count: int) -> None:
+        with self.lock:
+            self.inner.adopted(folder, count)
+
+    def flags_updated(self, folder: str, count: int) -> None:
+        with self.lock:
+            self.inner.flags_updated(folder, count)
+
     def folder_done(self, folder: str, copied: int, failed: int) -> None:
         with self.lock:
             self.inner.folder_done(folder, copied, failed)

@@ -17,6 +17,13 @@ class Progress:
     def messages_done(self, count: int, size: int) -> None:
         """Called as messages are written to every target."""
 
+    def adopted(self, folder: str, count: int) -> None:
+        """Called when a target already held ``count`` messages (written by a run stopped before recording
+        them, or copied by other means): they are recorded, not written again."""
+
+    def flags_updated(self, folder: str, count: int) -> None:
+        """Called when flags changed at the source since an earlier run were set on ``count`` messages of a target."""
+
     def folder_done(self, folder: str, copied: int, failed: int) -> None:
         """Called when a folder is finished."""
 
