@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS copied (
     PRIMARY KEY (pair, uid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL, started REAL NOT NULL, ended REAL,
-    copied INTEGER, skipped INTEGER, failed INTEGER, bytes INTEGER, exit_code INTEGER);
+    copied INTEGER, skipped INTEGER, failed INTEGER, bytes INTEGER, exit_code INTEGER, error TEXT);
 """
 
 
@@ -71,6 +71,7 @@ class RunRecord:
     failed: int | None
     bytes: int | None
     exit_code: int | None
+    error: str | None = None  # why a failed run failed: its error, or its first failure
 
 
 def folder_key(path: FolderPath) -> str:
@@ -94,6 +95,7 @@ class StateStore:
             self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self.db.executescript(_SCHEMA)
             self._check_version()
+            self._add_run_errors()
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"cannot use the state file {self.path}: {e}; check the path and its permissions") from None
 
@@ -103,6 +105,14 @@ class StateStore:
             self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         elif int(row[0]) != SCHEMA_VERSION:
             raise StoreError(f"the state file {self.path} has schema {row[0]}, this migrator reads {SCHEMA_VERSION}")
+
+    def _add_run_errors(self) -> None:
+        # State files written before runs kept their error lack the column; older readers name
+        # their columns, so adding one keeps the file readable by them (no new schema version).
+        with self._transaction():
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}
+            if "error" not in columns:
+                self.db.execute("ALTER TABLE runs ADD COLUMN error TEXT")
 
     @contextlib.contextmanager
     def _transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
@@ -250,18 +260,19 @@ class StateStore:
             cursor = self.db.execute("INSERT INTO runs (name, started) VALUES (?, ?)", (name, time.time()))
         return int(cursor.lastrowid)
 
-    def end_run(self, run_id: int, *, copied: int, skipped: int, failed: int, size: int, exit_code: int) -> None:
-        """Record the end of a run with its counts and exit code."""
+    def end_run(self, run_id: int, *, copied: int, skipped: int, failed: int, size: int, exit_code: int,
+                error: str | None = None) -> None:
+        """Record the end of a run with its counts, exit code and, for a failed run, why it failed."""
         with self._transaction():
             self.db.execute(
-                "UPDATE runs SET ended=?, copied=?, skipped=?, failed=?, bytes=?, exit_code=? WHERE id=?",
-                (time.time(), copied, skipped, failed, size, exit_code, run_id),
+                "UPDATE runs SET ended=?, copied=?, skipped=?, failed=?, bytes=?, exit_code=?, error=? WHERE id=?",
+                (time.time(), copied, skipped, failed, size, exit_code, error, run_id),
             )
 
     def last_runs(self, limit: int = 10) -> list[RunRecord]:
         """Return the most recent runs, newest first."""
         rows = self.db.execute(
-            "SELECT name, started, ended, copied, skipped, failed, bytes, exit_code FROM runs "
+            "SELECT name, started, ended, copied, skipped, failed, bytes, exit_code, error FROM runs "
             "ORDER BY id DESC LIMIT ?",
             (limit,),
         )

@@ -1,6 +1,7 @@
 """The state file: pairs, pending and done rows, renumbering, runs; private and durable."""
 
 import os
+import sqlite3
 import stat
 
 from migrator.state import StateStore
@@ -46,6 +47,25 @@ def test_runs_are_listed_newest_first(tmp_path):
     runs = state.last_runs()
     assert [r.ended is None for r in runs] == [True, False]
     assert runs[1].copied == 3
+
+
+def test_a_failed_runs_error_is_kept_also_in_a_state_file_from_before_errors_were(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with sqlite3.connect(path) as old:
+        old.executescript(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); INSERT INTO meta VALUES ('schema', '1');"
+            "CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT NOT NULL, started REAL NOT NULL, ended REAL, "
+            "copied INTEGER, skipped INTEGER, failed INTEGER, bytes INTEGER, exit_code INTEGER);"
+            "INSERT INTO runs (name, started, ended, exit_code) VALUES ('nightly', 1.0, 2.0, 0);")
+    old.close()
+    state = StateStore(path)
+    failed = state.start_run("nightly")
+    state.end_run(failed, copied=0, skipped=0, failed=0, size=0, exit_code=2, error="$PW is not set")
+    assert [(r.exit_code, r.error) for r in state.last_runs()] == [(2, "$PW is not set"), (0, None)]
+    state.close()
+    reopened = StateStore(path)  # the column is added once, not again
+    assert reopened.last_runs()[0].error == "$PW is not set"
+    reopened.close()
 
 
 def test_held_rows_are_recorded_only_when_their_target_is_durable(tmp_path):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from migrator.cli.app import app
-from migrator.errors import ExitCode
+from migrator.errors import ConfigError, ExitCode
 
 if TYPE_CHECKING:
     from migrator.state import RunRecord
@@ -21,6 +21,7 @@ _RESULTS = {
     ExitCode.CONNECT: "could not connect or log in",
     ExitCode.INTERRUPTED: "interrupted",
 }
+_KILLED = "did not finish (killed or the machine stopped)"
 
 
 @app.command()
@@ -28,39 +29,64 @@ def status(
     profile: Path = typer.Argument(..., help="The profile whose runs to show."),
     last: int = typer.Option(10, "--last", min=1, help="How many runs to show."),
 ) -> int:
-    """Show the last runs of PROFILE: start, duration, counts and result."""
-    from migrator.lock import locked_by  # imported when run: see cli/profile.py
+    """Show the last runs of PROFILE: start, duration, counts, result and why a run failed."""
+    # imported when run: see cli/profile.py
     from migrator.profile import load_profile, plan_run
+    from migrator.profile.execute import state_of
+
+    try:
+        plan = plan_run(load_profile(profile))
+    except ConfigError as error:
+        # A profile edited since its last run is a likely reason why runs fail: show them anyway.
+        _show_runs(profile.stem, state_of(profile.stem), last, lock=None)
+        raise ConfigError(f"the profile is now invalid, so its next run will stop before copying: {error}") from None
+    _show_runs(plan.name, plan.state_path, last, lock=plan.lock_path)
+    return 0
+
+
+def _show_runs(name: str, state_path: Path, last: int, lock: Path | None) -> None:
+    """Print the last runs recorded in ``state_path``, each failed one with why it failed."""
     from migrator.state import StateStore
 
-    plan = plan_run(load_profile(profile))
-    if not plan.state_path.exists():
-        typer.echo(f"{plan.name} has not run yet (no state file {plan.state_path})")
-        return 0
-    state = StateStore(plan.state_path)
+    if not state_path.exists():
+        typer.echo(f"{name} has not run yet (no state file {state_path})")
+        return
+    state = StateStore(state_path)
     try:
         runs = state.last_runs(last)
     finally:
         state.close()
-    running = locked_by(plan.lock_path)
-    typer.echo(f"last runs of {plan.name} (state file {plan.state_path}):")
+    newest_unfinished = _unfinished(lock)
+    typer.echo(f"last runs of {name} (state file {state_path}):")
     typer.echo(f"{'started':<25}  {'duration':>8}  {'copied':>7}  {'skipped':>7}  {'failed':>6}  {'MB':>8}  result")
     for index, record in enumerate(runs):
-        typer.echo(_row(record, running if index == 0 else None))
-    return 0
+        typer.echo(_row(record, newest_unfinished if index == 0 else _KILLED))
+        if record.error:
+            typer.echo(f"    why: {record.error}")
 
 
-def _row(record: RunRecord, running: str | None) -> str:
+def _unfinished(lock: Path | None) -> str:
+    """Return how the newest run reads when it has no end yet: running, killed, or (lock unknown) either."""
+    from migrator.lock import locked_by
+
+    if lock is None:
+        # Without a loadable profile its lock is unknown, so a live run cannot be told from a killed one.
+        return "did not finish, or still running"
+    holder = locked_by(lock)
+    return f"running ({holder})" if holder else _KILLED
+
+
+def _row(record: RunRecord, unfinished: str) -> str:
     started = datetime.fromtimestamp(record.started).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
     duration = f"{record.ended - record.started:.0f} s" if record.ended is not None else "-"
     counted = record.exit_code in (ExitCode.OK, ExitCode.PARTIAL)
     counts = [str(v) if counted else "-" for v in (record.copied, record.skipped, record.failed)]
     size = f"{(record.bytes or 0) / 1e6:.1f}" if counted else "-"
     return (f"{started:<25}  {duration:>8}  {counts[0]:>7}  {counts[1]:>7}  {counts[2]:>6}  {size:>8}  "
-            f"{_result(record, running)}{' (dry run)' if record.name.endswith('(dry run)') else ''}")
+            f"{_result(record, unfinished)}{' (dry run)' if record.name.endswith('(dry run)') else ''}")
 
 
-def _result(record: RunRecord, running: str | None) -> str:
+def _result(record: RunRecord, unfinished: str) -> str:
     if record.exit_code is None:
-        return f"running ({running})" if running else "did not finish (killed or the machine stopped)"
+        return unfinished
     return f"{_RESULTS.get(record.exit_code, 'failed')} (exit {record.exit_code})"
