@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,16 +17,24 @@ if TYPE_CHECKING:
 @app.command()
 def schedule(
     profile: Path = typer.Argument(..., help="The profile to run on a schedule (checked first)."),
-    every: str = typer.Option(..., "--every", help="How often: 1h, 6h, daily or weekly."),
-    systemd: bool = typer.Option(
-        False, "--systemd", help="A systemd user service and timer (the default where systemctl exists)."
+    every: str = typer.Option(
+        ..., "--every", help="How often: hourly, daily, weekly, or 1h, 2h, 3h, 4h, 6h, 8h or 12h."
     ),
-    cron: bool = typer.Option(False, "--cron", help="A crontab line."),
+    systemd: bool = typer.Option(
+        False, "--systemd", help="A systemd user service and timer (the default where systemd is the running init)."
+    ),
+    cron: bool = typer.Option(False, "--cron", help="A crontab line (the default elsewhere)."),
     install: bool = typer.Option(
-        False, "--install", help="Also install it: write and enable the units, or add the crontab line."
+        False, "--install",
+        help="Also install it: write and enable the units (exit 1, with the commands to finish by hand, "
+             "if systemctl cannot), or add the crontab line.",
     ),
 ) -> int:
-    """Print what runs PROFILE every 1h, 6h, day or week; --install puts it in place."""
+    """Print what runs PROFILE every hour, few hours, day or week; --install puts it in place.
+
+    Warns on stderr when the profile needs something cron or systemd will not have (a password in
+    password_env, a ${VAR}).
+    """
     if systemd and cron:
         raise ConfigError("choose one of --systemd and --cron")
     from migrator import schedule as scheduling  # imported when run: see cli/profile.py
@@ -36,7 +43,9 @@ def schedule(
     plan = plan_run(load_profile(profile))
     log = plan.state_path.with_suffix(".log")
     chosen = scheduling.make_schedule(profile, plan.name, every, log)
-    use_systemd = systemd or (not cron and shutil.which("systemctl") is not None)
+    use_systemd = systemd or (not cron and scheduling.systemd_is_running())
+    for warning in scheduling.environment_warnings(chosen, use_systemd):
+        typer.echo(f"migrator: warning: {warning}", err=True)
     if use_systemd:
         _systemd(chosen, install)
     else:
@@ -54,14 +63,12 @@ def _systemd(chosen: Schedule, install: bool) -> None:
     if not install:
         typer.echo(f"# to install: migrator schedule {chosen.profile} --every {chosen.every} --systemd --install")
         return
-    remaining = scheduling.install_systemd(chosen)
-    typer.echo(f"# installed the units in {directory}")
-    if remaining:
-        typer.echo("# systemctl could not enable the timer here; run:")
-        for step in remaining:
-            typer.echo(f"  {step}")
-    else:
-        typer.echo(f"# enabled {chosen.unit}.timer; check it with: systemctl --user list-timers")
+    scheduling.install_systemd(chosen)
+    typer.echo(f"# installed the units in {directory} and enabled {chosen.unit}.timer; "
+               "check it with: systemctl --user list-timers")
+    linger = scheduling.linger_step()
+    if linger:
+        typer.echo(f"# the timer runs only while you are logged in; to run it when you are not: {linger}")
 
 
 def _cron(chosen: Schedule, install: bool) -> None:
