@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import getpass
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 
 from migrator.errors import ConfigError
+
+_NOT_FOUND = 127  # the shell's exit status when it cannot find the program
 
 
 @dataclass(frozen=True)
@@ -60,13 +64,31 @@ def _from_command(command: str, account: str) -> str:
     except subprocess.TimeoutExpired:
         raise ConfigError(f"the password command for {account} did not finish within 60 s: {command}") from None
     if done.returncode != 0:
-        raise ConfigError(
-            f"the password command for {account} failed with status {done.returncode}: {command}"
-        )
+        raise ConfigError(_failure(command, account, done.returncode))
     lines = done.stdout.splitlines()
     if not lines:
         raise ConfigError(f"the password command for {account} printed nothing: {command}")
     return lines[0]
+
+
+def _failure(command: str, account: str, status: int) -> str:
+    """Return what to tell the user when the password command exited with ``status``."""
+    missing = _missing_program(command) if status == _NOT_FOUND else None
+    if missing:
+        return (f"the password command for {account} cannot run: command not found: {missing}; "
+                "install it, or write its full path in password_command")
+    return f"the password command for {account} failed with status {status}: {command}"
+
+
+def _missing_program(command: str) -> str | None:
+    """Return the program ``command`` runs first when it is not installed, else None."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    # Leading NAME=value words set the environment of the program that follows them.
+    program = next((word for word in words if "=" not in word), None)
+    return program if program is not None and shutil.which(program) is None else None
 
 
 def _from_prompt(account: str) -> str:
