@@ -50,6 +50,29 @@ def on(day: str) -> datetime:
     return datetime.fromisoformat(f"{day}T12:00:00+00:00")
 
 
+# --- 4. YAML syntax errors in plain words --------------------------------------------------------------
+
+GOOD_START = "version: 1\nsource:\n  type: maildir\n"
+
+
+@pytest.mark.parametrize(("text", "place", "words"), [
+    (GOOD_START + "\tpath: x\n", "line 4, column 1", "a tab character: YAML indents with spaces only"),
+    (GOOD_START + "  path: a: b\n", "line 4, column 10", "a value that contains a colon must be quoted"),
+    (GOOD_START + "  path: x\n   type: y\n", "line 5, column 8", "this key is indented more than the one above"),
+    (GOOD_START + "  path: x\n type: y\n", "line 5, column 2", "this line's indentation matches none of the lines"),
+    (GOOD_START + '  path: "x\n', "line 4, column 9", "a quote opened here is never closed"),
+    (GOOD_START + "targets: [a, b\n", "line 4, column 10", "a '[' opened here is never closed"),
+])
+def test_yaml_syntax_errors_name_the_place_and_the_fix(text, place, words, tmp_path, capsys):
+    profile = tmp_path / "p.yaml"
+    profile.write_text(text)
+    code, _, err = run_cli(["profile", "check", str(profile)], capsys)
+    assert code == ExitCode.USAGE
+    assert err.startswith(f"migrator: {profile}, {place}: not valid YAML: ") and words in err, err
+    for parser_words in ("mapping values are not allowed", "cannot start any token", "<block end>", "scanning"):
+        assert parser_words not in err
+
+
 # --- 7. a password command that is not installed ---------------------------------------------------------
 
 

@@ -198,7 +198,7 @@ BAD_PROFILES = {
     "unknown-type": (MINIMAL.replace("type: maildir", "type: maildri"), 8,
                      "target 1: type expects one of imap, pop3, maildir, mbox, eml, pst, got 'maildri'"),
     "yaml-syntax": (MINIMAL.replace("  user: alice", " user: alice"), 5, "not valid YAML"),
-    "unclosed-quote": (MINIMAL.replace("path: backup", 'path: "backup'), 10, "not valid YAML"),
+    "unclosed-quote": (MINIMAL.replace("path: backup", 'path: "backup'), 9, "a quote opened here is never closed"),
     "pop3-target": (MINIMAL.replace("type: maildir\n    path: backup",
                                     "type: pop3\n    host: h\n    user: u\n    password_env: P"), 8,
                     "target 1: pop3 cannot be a target"),

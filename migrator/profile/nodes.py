@@ -68,7 +68,7 @@ def parse(text: str, file: str, environ: MappingABC[str, str] | None = None) -> 
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as error:
-        raise _syntax_error(error, file) from None
+        raise _syntax_error(error, text, file) from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{file}: not valid YAML: {error}") from None
     if node is None:
@@ -76,12 +76,38 @@ def parse(text: str, file: str, environ: MappingABC[str, str] | None = None) -> 
     return _Converter(file, os.environ if environ is None else environ).item(node)
 
 
-def _syntax_error(error: yaml.MarkedYAMLError, file: str) -> ConfigError:
-    mark = error.problem_mark or error.context_mark
-    problem = " ".join(str(part) for part in (error.context, error.problem) if part)
+# What PyYAML says while reading something left open, and what the user opened.
+_UNCLOSED = {"quoted scalar": "a quote", "flow sequence": "a '['", "flow mapping": "a '{'"}
+_QUOTING = "quote values that contain ': ' or start with one of { [ * & ! | > ' \" % @ `"
+
+
+def _syntax_error(error: yaml.MarkedYAMLError, text: str, file: str) -> ConfigError:
+    """Return a ConfigError that says, in plain words, what is wrong where, and how to fix it."""
+    opened = next((what for words, what in _UNCLOSED.items() if words in str(error.context)), None)
+    # Something left open is reported where the parser gave up (often the end of the file): point at its start.
+    mark = error.context_mark if opened else error.problem_mark or error.context_mark
     if mark is None:
-        return ConfigError(f"{file}: not valid YAML: {problem}")
-    return Where(file, mark.line + 1, mark.column + 1).error(f"not valid YAML: {problem}")
+        words = " ".join(str(part) for part in (error.context, error.problem) if part)
+        return ConfigError(f"{file}: not valid YAML: {words}; check the indentation and {_QUOTING}")
+    where = Where(file, mark.line + 1, mark.column + 1)
+    if opened:
+        return where.error(f"not valid YAML: {opened} opened here is never closed: close it on the same line")
+    line = (text.splitlines()[mark.line:] or [""])[0]
+    return where.error(f"not valid YAML: {_explain(str(error.problem), line[:mark.column])}")
+
+
+def _explain(problem: str, before: str) -> str:
+    """Return what PyYAML's ``problem`` means, given the text of its line ``before`` the spot."""
+    if "'\\t'" in problem:
+        return "a tab character: YAML indents with spaces only; replace the tab with spaces"
+    if "mapping values are not allowed" in problem and ": " in before:
+        return "a second ': ' on one line: a value that contains a colon must be quoted, as in key: \"a: b\""
+    if "mapping values are not allowed" in problem:
+        return "this key is indented more than the one above it: keys of one section start in the same column"
+    if "expected <block end>" in problem:
+        return ("this line's indentation matches none of the lines above: keys of one section start in the same "
+                "column, indented with spaces")
+    return f"{problem}; check the indentation and {_QUOTING}"
 
 
 class _Converter:
