@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from migrator.errors import ConfigError
+from migrator.errors import ConfigError, did_you_mean
 from migrator.folder import Folder, Role
 from migrator.message import FolderPath
 
-_GLOB_CHARS = set("*?[")
+_LISTED = 12  # folder names an error lists before "and N more"
 
 
 def display_name(path: FolderPath) -> str:
@@ -72,11 +73,15 @@ class MapRule:
 
 @dataclass(frozen=True)
 class FolderRules:
-    """Include and exclude globs plus rename rules; the first matching rename wins."""
+    """Include and exclude globs plus rename rules; the first matching rename wins.
+
+    ``origin`` says where the include globs were written, for the error when one matches nothing.
+    """
 
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     renames: tuple[MapRule, ...] = field(default_factory=tuple)
+    origin: str = "--folder"
 
     @classmethod
     def build(cls, include: Iterable[str] = (), exclude: Iterable[str] = (), maps: Iterable[str] = ()) -> "FolderRules":
@@ -90,13 +95,22 @@ class FolderRules:
             return False
         return not any(_matches(name, pattern) for pattern in self.exclude)
 
-    def select(self, folders: Sequence[Folder]) -> list[Folder]:
-        """Return the selected selectable folders; raise ConfigError for an include naming no folder."""
+    def select(self, folders: Sequence[Folder], source: str = "SOURCE") -> list[Folder]:
+        """Return the selected selectable folders; raise ConfigError for an include matching no folder.
+
+        A glob that matches nothing is as much a mistake as a name: a typo in a nightly job
+        would otherwise back up nothing, every night, with exit status 0.
+        """
+        names = [f.name for f in folders]
         for pattern in self.include:
-            if not _GLOB_CHARS & set(pattern) and not any(_matches(f.name, pattern) for f in folders):
-                known = ", ".join(f.name for f in folders[:12])
-                raise ConfigError(f"no folder {pattern!r} in the source (it has: {known}): check --folder")
+            if not any(_matches(name, pattern) for name in names):
+                raise ConfigError(self._no_match(pattern, names, source))
         return [f for f in folders if f.selectable and self.selects(f)]
+
+    def _no_match(self, pattern: str, names: list[str], source: str) -> str:
+        listed = ", ".join(names[:_LISTED]) + (f" and {len(names) - _LISTED} more" if len(names) > _LISTED else "")
+        return (f"no folder of {source} matches {pattern!r} from {self.origin}{did_you_mean(pattern, names)}; "
+                f"it has {listed or 'no folders'}; see them all with `migrator folders {shlex.quote(source)}`")
 
     def destination(self, folder: Folder) -> tuple[FolderPath, Role | None]:
         """Return the target path of ``folder`` and the role to look for there.

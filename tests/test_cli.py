@@ -80,7 +80,7 @@ def test_unknown_folder_is_exit_2(dovecot, user, tmp_path, capsys):
     code, _, err = run_cli(["copy", "--folder", "Nope", endpoint(dovecot, user), f"maildir:{tmp_path}/md"],
                            user.password, capsys)
     assert code == ExitCode.USAGE
-    assert "no folder 'Nope'" in err
+    assert "matches 'Nope' from --folder" in err
 
 
 def test_unwritable_path_is_exit_2(dovecot, user, tmp_path, capsys):

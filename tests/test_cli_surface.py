@@ -50,6 +50,39 @@ def on(day: str) -> datetime:
     return datetime.fromisoformat(f"{day}T12:00:00+00:00")
 
 
+# --- 3. a folder rule that matches nothing is a mistake --------------------------------------------------
+
+
+def test_a_glob_matching_no_folder_is_exit_2_with_a_suggestion(tmp_path, capsys):
+    source = eml_source(tmp_path / "src", [sample(1, on("2024-01-15"), ("Notes",))])
+    code, _, err = run_cli(["copy", "--folder", "Ntoes*", source, f"maildir:{tmp_path}/dst", "--no-state"], capsys)
+    assert code == ExitCode.USAGE
+    assert err.startswith(f"migrator: no folder of {source} matches 'Ntoes*' from --folder (did you mean 'Notes'?)")
+    assert f"see them all with `migrator folders {source}`" in err
+
+
+def test_the_folder_list_in_the_error_says_how_many_it_leaves_out(tmp_path, capsys):
+    folders = [(f"Folder {n:02d}",) for n in range(15)]
+    source = eml_source(tmp_path / "src", [sample(n, on("2024-01-15"), folder) for n, folder in enumerate(folders)])
+    code, _, err = run_cli(["copy", "--folder", "Nope*", source, f"maildir:{tmp_path}/dst", "--no-state"], capsys)
+    assert code == ExitCode.USAGE
+    listed = re.search(r"it has (.*) and (\d+) more;", err)
+    assert listed, err
+    assert len(listed.group(1).split(", ")) + int(listed.group(2)) == len(folders)
+
+
+def test_a_profile_include_matching_no_folder_is_exit_2_and_names_the_profile(tmp_path, capsys):
+    source = eml_source(tmp_path / "src", [sample(1, on("2024-01-15"), ("Projects",))])
+    profile = tmp_path / "backup.yaml"
+    profile.write_text(f"version: 1\nsource:\n  type: eml\n  path: {tmp_path / 'src'}\ntargets:\n"
+                       f"  - type: maildir\n    path: {tmp_path / 'dst'}\nstate: {tmp_path / 'state.sqlite'}\n"
+                       "folders:\n  include: [\"Projcts/*\"]\n")
+    code, _, err = run_cli(["run", str(profile)], capsys)
+    assert code == ExitCode.USAGE
+    assert f"matches 'Projcts/*' from folders: include in {profile}" in err and source in err
+    assert not (tmp_path / "dst").exists()
+
+
 # --- 4. YAML syntax errors in plain words --------------------------------------------------------------
 
 GOOD_START = "version: 1\nsource:\n  type: maildir\n"
@@ -71,6 +104,19 @@ def test_yaml_syntax_errors_name_the_place_and_the_fix(text, place, words, tmp_p
     assert err.startswith(f"migrator: {profile}, {place}: not valid YAML: ") and words in err, err
     for parser_words in ("mapping values are not allowed", "cannot start any token", "<block end>", "scanning"):
         assert parser_words not in err
+
+
+# --- 6. a usage error creates nothing ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["maildir", "mbox", "eml", "pst"])
+def test_a_run_stopped_by_a_folder_mistake_creates_no_target(kind, tmp_path, capsys):
+    source = eml_source(tmp_path / "src", [sample(1, on("2024-01-15"))])
+    (tmp_path / "out").mkdir()  # a PST is a file: its directory must exist
+    target = tmp_path / "out" / ("archive.pst" if kind == "pst" else "archive")
+    code, _, err = run_cli(["copy", "--folder", "Nope", source, f"{kind}:{target}", "--no-state"], capsys)
+    assert code == ExitCode.USAGE and "matches 'Nope'" in err
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 # --- 7. a password command that is not installed ---------------------------------------------------------

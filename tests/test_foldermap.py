@@ -1,5 +1,7 @@
 """Folder selection and renaming rules."""
 
+import re
+
 import pytest
 
 from migrator.errors import ConfigError
@@ -23,9 +25,10 @@ def test_include_and_exclude_globs():
     assert names(rules.select(FOLDERS)) == ["INBOX", "Projects/2024/Q1"]
 
 
-def test_an_include_naming_no_folder_is_a_mistake():
-    with pytest.raises(ConfigError, match="no folder 'Nope'"):
-        FolderRules.build(include=["Nope"]).select(FOLDERS)
+@pytest.mark.parametrize("include", ["Nope", "Nope*", "Projects/2025/*"])
+def test_an_include_matching_no_folder_is_a_mistake(include):
+    with pytest.raises(ConfigError, match=f"no folder of maildir:m matches '{re.escape(include)}' from --folder"):
+        FolderRules.build(include=[include]).select(FOLDERS, "maildir:m")
 
 
 def test_exact_map_moves_the_subtree():

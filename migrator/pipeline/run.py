@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from migrator.endpoint import Endpoint
 from migrator.errors import ConfigError
+from migrator.folder import Folder
 from migrator.foldermap import FolderRules
 from migrator.kinds import KINDS
 from migrator.message import FolderPath
@@ -57,13 +58,16 @@ def run_copy(
     progress = progress or Progress()
     with contextlib.ExitStack() as stack:
         source_store = stack.enter_context(open_store(source, readonly=not options.deletes or options.dry_run))
+        # Opening a target for writing creates it on disk, so the folder rules are checked against the
+        # source first: a run stopped by a mistake in them leaves nothing behind.
+        folders = options.rules.select(source_store.list_folders(), str(source))
         target_stores = [open_store(t, readonly=options.dry_run) for t in targets]
         target_stack = stack.enter_context(contextlib.ExitStack())
         if not options.dry_run:  # a dry run looks only at the state file: targets may not exist yet
             for store in target_stores:
                 target_stack.enter_context(store)
         run = _run_context(source_store, target_stores, options, state, progress)
-        plans = copy_folders(run, options.rules, options.connections)
+        plans = copy_folders(run, folders, options.connections)
         target_stack.close()  # a PST becomes durable here, before its progress is recorded
         _record_deferred(run)
         if options.deletes and not options.dry_run:
@@ -94,10 +98,9 @@ def _run_context(source: Store, targets: list[Store], options: CopyOptions, stat
     return RunContext(plan, targets, options.rules.destination, options.message_filter, Summary(), progress)
 
 
-def copy_folders(run: RunContext, rules: FolderRules, connections: int = 1) -> list[TargetPlan]:
-    """Copy every selected folder of the run's source, ``connections`` at once; return all target plans."""
+def copy_folders(run: RunContext, folders: Sequence[Folder], connections: int = 1) -> list[TargetPlan]:
+    """Copy ``folders`` of the run's source, ``connections`` at once; return all target plans."""
     started = time.monotonic()
-    folders = rules.select(run.plan.source.list_folders())
     run.progress.run_started(len(folders))
     changed = [folder for folder in folders if not FolderCopy(run, folder).skip_if_unchanged()]
     run.summary.folders += len(folders) - len(changed)

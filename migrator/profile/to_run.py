@@ -34,7 +34,8 @@ class RunPlan:
 def plan_run(profile: Profile, *, dry_run: bool = False, quiet: bool = False) -> RunPlan:
     """Return the run ``profile`` describes; ``dry_run`` and ``quiet`` add to the profile's options."""
     options = CopyOptions(
-        rules=FolderRules(profile.include, profile.exclude, profile.renames),
+        rules=FolderRules(profile.include, profile.exclude, profile.renames,
+                          origin=f"folders: include in {profile.path}"),
         message_filter=profile.message_filter,
         dry_run=dry_run or profile.dry_run,
         delete_after=profile.delete_after,
