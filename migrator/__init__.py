@@ -1,3 +1,1 @@
 """migrator: copy mailboxes between IMAP, POP3, Maildir, mbox, EML and PST, byte for byte."""
-
-__version__ = "0.1.0"

@@ -106,6 +106,17 @@ def test_yaml_syntax_errors_name_the_place_and_the_fix(text, place, words, tmp_p
         assert parser_words not in err
 
 
+# --- 5. --traceback adds the traceback and keeps the exit status ------------------------------------------
+
+
+def test_traceback_keeps_the_exit_status(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "migrator", "--traceback", "folders", f"maildir:{tmp_path}/none"],
+                          capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == ExitCode.USAGE
+    assert done.stderr.startswith("Traceback (most recent call last):")
+    assert done.stderr.splitlines()[-1].startswith("migrator: no Maildir at")
+
+
 # --- 6. a usage error creates nothing ------------------------------------------------------------------
 
 
@@ -130,3 +141,13 @@ def test_a_missing_password_command_is_named(dovecot, user, capsys):
     assert code == ExitCode.USAGE
     assert f"command not found: {program}; install it, or write its full path in password_command" in err
     assert "status" not in err
+
+
+# --- 8. --version ----------------------------------------------------------------------------------------
+
+
+def test_version_is_the_one_pyproject_defines(capsys):
+    code, out, _ = run_cli(["--version"], capsys)
+    declared = re.search(r'^version = "([^"]+)"$', (REPO / "pyproject.toml").read_text(), re.MULTILINE).group(1)
+    assert code == 0
+    assert out == f"migrator {declared}\n" == f"migrator {metadata.version('migrator')}\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback as tracebacks
 
 import typer
 
@@ -26,9 +27,27 @@ app = typer.Typer(
 )
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"migrator {installed_version()}")
+        raise typer.Exit()
+
+
+def installed_version() -> str:
+    """Return the installed package's version, which pyproject.toml alone defines."""
+    from importlib import metadata  # imported when asked: it adds to every start otherwise
+
+    try:
+        return metadata.version("migrator")
+    except metadata.PackageNotFoundError:
+        return "(version unknown: not installed; run pip install -e . in the source tree)"
+
+
 @app.callback()
 def _options(
     traceback: bool = typer.Option(False, "--traceback", help="Show the full traceback of an error (for bug reports)."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print migrator's version and exit."),
 ) -> None:
     if traceback:
         os.environ["MIGRATOR_TRACEBACK"] = "1"
@@ -45,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else int(ExitCode.USAGE))
     except MigratorError as error:
         if os.environ.get("MIGRATOR_TRACEBACK"):
-            raise
+            tracebacks.print_exc()  # in addition to the sentence: the exit status stays the error's
         typer.echo(f"migrator: {error}", err=True)
         return int(error.exit_code)
     except KeyboardInterrupt:
