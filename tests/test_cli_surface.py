@@ -50,6 +50,53 @@ def on(day: str) -> datetime:
     return datetime.fromisoformat(f"{day}T12:00:00+00:00")
 
 
+# --- 2. copy takes the profile's filters and the run's --log -------------------------------------------
+
+
+def test_copy_filters_by_date_and_size_as_profiles_do(tmp_path, capsys):
+    source = eml_source(tmp_path / "src", [
+        sample(1, on("2024-01-15")), sample(2, on("2024-02-15")), sample(3, on("2024-02-20"), body_size=5000),
+        sample(4, on("2024-03-15")),
+    ])
+    code, out, _ = run_cli(["copy", source, f"maildir:{tmp_path}/dst", "--no-state",
+                            "--since", "2024-02-01", "--before", "2024-03-01", "--max-size", "2KB"], capsys)
+    assert code == ExitCode.OK, out
+    assert maildir_ids(tmp_path / "dst") == ["<m2@test>"]
+
+
+@pytest.mark.parametrize(("option", "value", "expected"), [
+    ("--since", "yesterday", "Invalid value for '--since': expects a date like 2024-01-31"),
+    ("--before", "31/12/2024", "Invalid value for '--before': expects a date like 2024-12-31"),
+    ("--max-size", "25 parsecs", "Invalid value for '--max-size': expects a size like 25MB"),
+])
+def test_a_bad_filter_value_is_a_usage_error_naming_what_is_expected(option, value, expected, tmp_path, capsys):
+    source = eml_source(tmp_path / "src", [sample(1, on("2024-01-15"))])
+    code, _, err = run_cli(["copy", source, f"maildir:{tmp_path}/dst", "--no-state", option, value], capsys)
+    assert code == ExitCode.USAGE
+    assert expected in err
+    assert not (tmp_path / "dst").exists()
+
+
+def test_an_empty_date_window_is_a_usage_error(tmp_path, capsys):
+    source = eml_source(tmp_path / "src", [sample(1, on("2024-01-15"))])
+    code, _, err = run_cli(["copy", source, f"maildir:{tmp_path}/dst", "--no-state",
+                            "--since", "2024-05-01", "--before", "2024-01-01"], capsys)
+    assert code == ExitCode.USAGE
+    assert err == "migrator: --before must be later than --since, or no message can match\n"
+
+
+def test_copy_log_records_the_run_and_a_failed_start(tmp_path, capsys):
+    source = eml_source(tmp_path / "src", [sample(1, on("2024-01-15"))])
+    log = tmp_path / "copy.log"
+    assert main(["copy", source, f"maildir:{tmp_path}/dst", "--no-state", "--quiet", "--log", str(log)]) == 0
+    assert main(["copy", source, f"maildir:{tmp_path}/dst", "--no-state", "--folder", "Nope", "--log", str(log)]) == 2
+    lines = [line.split(" ", 1)[1] for line in log.read_text().splitlines()]
+    assert lines[0] == lines[-2] == f"copy: start: {source} -> maildir:{tmp_path}/dst"
+    assert lines[-3].startswith("copy: summary: ") and lines[-3].endswith("exit status 0")
+    assert lines[-1].startswith("copy: stopped: no folder of") and lines[-1].endswith("(exit status 2)")
+    assert log.stat().st_mode & 0o777 == 0o600
+
+
 # --- 3. a folder rule that matches nothing is a mistake --------------------------------------------------
 
 

@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING
 import typer
 
 from migrator.cli.app import app
-from migrator.errors import MigratorError
+from migrator.cli.logged import describe, logged_copy, opened_log
 
 if TYPE_CHECKING:
-    from migrator.profile import RunPlan
     from migrator.runlog import RunLog
 
 
@@ -23,40 +22,22 @@ def run(
     log: Path | None = typer.Option(None, "--log", help="Append one timestamped line per event to this file."),
 ) -> int:
     """Run PROFILE: copy, record the run in its state file; exit 4 at once if the profile is already running."""
-    from migrator.runlog import RunLog  # imported when run, like the profile code: see cli/profile.py
-
-    run_log = RunLog(log, profile.stem) if log is not None else None
-    try:
+    with opened_log(log, profile.stem) as run_log:
         return _run(profile, dry_run, quiet, run_log)
-    except MigratorError as error:
-        if run_log is not None:
-            run_log.event(f"stopped: {error} (exit status {int(error.exit_code)})")
-        raise
-    finally:
-        if run_log is not None:
-            run_log.close_file()
 
 
 def _run(path: Path, dry_run: bool, quiet: bool, run_log: RunLog | None) -> int:
+    # Imported when run, like the profile code: see cli/profile.py.
     from migrator.cli.progress_bars import choose_progress, print_summary
     from migrator.profile import load_profile, plan_run
     from migrator.profile.execute import run_profile
-    from migrator.runlog import ProgressGroup
 
     profile = load_profile(path)
     for warning in profile.warnings:
         typer.echo(f"migrator: warning: {warning}", err=True)
     plan = plan_run(profile, dry_run=dry_run, quiet=quiet)
     display = choose_progress(plan.quiet, plan.options.dry_run)
-    if run_log is not None:
-        run_log.event(f"start: {_describe(plan)}")
-    summary = run_profile(plan, display if run_log is None else ProgressGroup(display, run_log))
-    if run_log is not None:
-        run_log.summary(summary, int(summary.exit_code))
+    start = describe(plan.source, plan.targets, plan.options.dry_run)
+    summary = logged_copy(run_log, start, display, lambda progress: run_profile(plan, progress))
     print_summary(summary, quiet=plan.quiet, dry_run=plan.options.dry_run)
     return int(summary.exit_code)
-
-
-def _describe(plan: RunPlan) -> str:
-    targets = ", ".join(str(t) for t in plan.targets)
-    return f"{plan.source} -> {targets}" + (" (dry run)" if plan.options.dry_run else "")

@@ -22,6 +22,11 @@ class MessageFilter:
         """Return True when the filter accepts every message."""
         return self == MessageFilter()
 
+    @property
+    def empty_window(self) -> bool:
+        """Return True when ``before`` is not later than ``since``: no message can pass."""
+        return self.since is not None and self.before is not None and self.since >= self.before
+
     def accepts(self, flags: Flags, size: int | None, received: datetime | None) -> bool:
         """Return False when what is known already excludes the message (unknowns pass)."""
         if self.unseen_only and Flag.SEEN in flags:

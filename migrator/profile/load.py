@@ -241,10 +241,12 @@ class _ProfileReader:
 
     def _filter(self, top: _Section) -> MessageFilter:
         filters = self._optional(top, "filters", FILTERS_KEYS)
-        since, before = filters.values.get("since"), filters.values.get("before")
-        if since is not None and before is not None and since >= before:
+        values = filters.values
+        chosen = MessageFilter(values.get("since"), values.get("before"), values.get("max_size"),
+                               values.get("unseen_only", False))
+        if chosen.empty_window:
             raise filters.error("before", "before must be later than since, or no message can match")
-        return MessageFilter(since, before, filters.values.get("max_size"), filters.values.get("unseen_only", False))
+        return chosen
 
     def _deletion(self, top: _Section, source: EndpointSpec) -> tuple[bool, int | None]:
         delete_after = top.values.get("delete_after")
