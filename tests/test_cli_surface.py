@@ -50,6 +50,44 @@ def on(day: str) -> datetime:
     return datetime.fromisoformat(f"{day}T12:00:00+00:00")
 
 
+# --- 1. help: real names, the endpoint forms, the server options, the exit codes --------------------
+
+
+@pytest.mark.parametrize(("command", "usage"), [
+    (["copy"], "copy [OPTIONS] SOURCE TARGET..."),
+    (["folders"], "folders [OPTIONS] ENDPOINT"),
+    (["verify"], "verify [OPTIONS] SOURCE TARGET"),
+    (["run"], "run [OPTIONS] PROFILE"),
+    (["schedule"], "schedule [OPTIONS] PROFILE"),
+    (["status"], "status [OPTIONS] PROFILE"),
+    (["profile", "check"], "profile check [OPTIONS] PROFILE"),
+    (["profile", "init"], "profile init [OPTIONS] [PATH]"),
+])
+def test_help_names_arguments_and_values_as_written(command, usage, capsys):
+    code, out, _ = run_cli([*command, "--help"], capsys)
+    assert code == 0
+    assert out.startswith(f"Usage: migrator {usage}\n")
+    assert not re.search(r"<[a-z][a-z ]*>|\{[a-z_]+\}", out), out  # no typer placeholders such as <str> or {source}
+
+
+def test_copy_help_shows_endpoints_server_options_and_exit_codes(capsys):
+    _, out, _ = run_cli(["copy", "--help"], capsys)
+    for form in ("imaps://USER@HOST[:PORT]", "imap://USER@HOST[:PORT]", "pop3s://USER@HOST[:PORT]",
+                 "pop3://USER@HOST[:PORT]", "maildir:PATH", "mbox:PATH", "eml:PATH", "pst:PATH",
+                 "?password_env=VAR", "?password_file=PATH", "?password_command=CMD", "?ca_file=PATH", "?tls="):
+        assert form in out
+    for option in ("--folder GLOB", "--since DATE", "--before DATE", "--max-size SIZE", "--log FILE", "--state FILE"):
+        assert option in out
+    for code in ExitCode:
+        assert re.search(rf"^\s+{int(code)}\s+\w", out, re.MULTILINE), f"exit code {int(code)} is not explained"
+
+
+def test_main_help_says_where_exit_codes_and_endpoints_are(capsys):
+    _, out, _ = run_cli(["--help"], capsys)
+    assert "migrator copy --help" in out
+    assert all(re.search(rf"^\s+{int(code)}\s+\w", out, re.MULTILINE) for code in ExitCode)
+
+
 # --- 2. copy takes the profile's filters and the run's --log -------------------------------------------
 
 

@@ -8,6 +8,7 @@ import traceback as tracebacks
 
 import typer
 
+from migrator.cli.help import MAIN
 from migrator.errors import ExitCode, MigratorError
 from migrator.memory import tune_allocator
 
@@ -21,9 +22,11 @@ def _exit_with_status(status: int | None, **_: object) -> None:
 app = typer.Typer(
     result_callback=_exit_with_status,
     help="Copy, back up and migrate mailboxes: IMAP, POP3, Maildir, mbox, EML and Outlook PST, byte for byte.",
+    epilog=MAIN,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: real argument names and types, no <str> columns or boxes
 )
 
 

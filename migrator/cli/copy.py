@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from migrator.cli.app import app
+from migrator.cli.help import ENDPOINTS, EXIT_CODES, Command
 from migrator.cli.logged import describe, logged_copy, opened_log
 from migrator.cli.progress_bars import choose_progress, print_summary
 from migrator.endpoint import parse_endpoint
@@ -34,13 +35,17 @@ def _as_profile_filter(key: str) -> Callable[[str], object]:
     return parse
 
 
-@app.command()
+@app.command(cls=Command, epilog=f"{ENDPOINTS}\n\n{EXIT_CODES}")
 def copy(
-    source: str = typer.Argument(..., help="Where to read: imaps://USER@HOST, pop3s://…, maildir:PATH, mbox:PATH, eml:PATH, pst:PATH."),
-    targets: list[str] = typer.Argument(..., help="Where to write (one or more); each message is fetched once."),
-    folder: list[str] = typer.Option([], "--folder", "-f", help="Copy only folders matching this glob ('/' between levels); repeatable."),
-    exclude: list[str] = typer.Option([], "--exclude", "-x", help="Skip folders matching this glob; repeatable."),
-    map_: list[str] = typer.Option([], "--map", help="Rename folders: 'OLD=NEW' (with subfolders) or 're:REGEX=NEW'; repeatable."),
+    source: str = typer.Argument(..., metavar="SOURCE", help="Where to read: an endpoint (forms below)."),
+    targets: list[str] = typer.Argument(..., metavar="TARGET...",
+                                        help="Where to write (one or more endpoints); each message is fetched once."),
+    folder: list[str] = typer.Option([], "--folder", "-f", metavar="GLOB",
+                                     help="Copy only folders matching this glob ('/' between levels); repeatable."),
+    exclude: list[str] = typer.Option([], "--exclude", "-x", metavar="GLOB",
+                                      help="Skip folders matching this glob; repeatable."),
+    map_: list[str] = typer.Option([], "--map", metavar="OLD=NEW",
+                                   help="Rename folders: 'OLD=NEW' (with subfolders) or 're:REGEX=NEW'; repeatable."),
     since: datetime | None = typer.Option(None, "--since", metavar="DATE", parser=_as_profile_filter("since"),
                                           help="Copy only messages received on or after DATE (2024-01-31)."),
     before: datetime | None = typer.Option(None, "--before", metavar="DATE", parser=_as_profile_filter("before"),
@@ -49,15 +54,16 @@ def copy(
                                         help="Skip messages larger than SIZE (25MB, 1.5GB, 512KiB)."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="List what would be copied; write nothing."),
     delete: bool = typer.Option(False, "--delete", help="Delete from the source what every target holds durably (POP3)."),
-    state: Path | None = typer.Option(None, "--state", help="State file for incremental runs (default: one per endpoint set)."),
+    state: Path | None = typer.Option(None, "--state", metavar="FILE",
+                                      help="State file for incremental runs (default: one per endpoint set)."),
     no_state: bool = typer.Option(False, "--no-state", help="Keep no state: every run compares by content instead."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing unless something fails."),
     log: Path | None = typer.Option(None, "--log", metavar="FILE",
                                     help="Append one timestamped line per event to this file."),
-    connections: int = typer.Option(DEFAULT_CONNECTIONS, "--connections", "-c", min=1,
+    connections: int = typer.Option(DEFAULT_CONNECTIONS, "--connections", "-c", min=1, metavar="N",
                                     help="Folders copied at once, each on connections of its own (IMAP, Maildir, mbox, EML)."),
 ) -> int:
-    """Copy every folder of SOURCE into each TARGET, incrementally and byte for byte."""
+    """Copy every folder of SOURCE into each TARGET. Incrementally and byte for byte; each message is fetched once."""
     with opened_log(log, "copy") as run_log:
         source_ep = parse_endpoint(source)
         target_eps = [parse_endpoint(t) for t in targets]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import typer
 
 from migrator.cli.app import app
+from migrator.cli.help import ENDPOINTS, Command
 from migrator.endpoint import parse_endpoint
 from migrator.stores import open_store
 
 
-@app.command()
-def folders(endpoint: str = typer.Argument(..., help="A store: imaps://USER@HOST, maildir:PATH, mbox:PATH, …")) -> int:
-    """List the folders of ENDPOINT with message counts, total size and special-use role."""
+@app.command(cls=Command, epilog=ENDPOINTS)
+def folders(endpoint: str = typer.Argument(..., metavar="ENDPOINT", help="A store: an endpoint (forms below).")) -> int:
+    """List the folders of ENDPOINT. Each with its message count, total size and special-use role."""
     with open_store(parse_endpoint(endpoint)) as store:
         rows = [(folder, store.stats(folder.path) if folder.selectable else None) for folder in store.list_folders()]
     width = max([len(f.name) for f, _ in rows] + [6])

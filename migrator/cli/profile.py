@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from migrator.cli.app import app
+from migrator.cli.help import Command
 from migrator.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -17,13 +18,14 @@ if TYPE_CHECKING:
 # Each command imports what it uses when it runs: every start of `migrator` (a cron job's
 # included) registers all commands, and the profile code brings in YAML.
 
-profile_app = typer.Typer(help="Check a profile, or write a commented template.", no_args_is_help=True)
+profile_app = typer.Typer(help="Check a profile, or write a commented template.", no_args_is_help=True,
+                          rich_markup_mode=None)
 app.add_typer(profile_app, name="profile")
 
 
-@profile_app.command()
+@profile_app.command(cls=Command)
 def check(
-    profile: Path = typer.Argument(..., help="The profile to check."),
+    profile: Path = typer.Argument(..., metavar="PROFILE", help="The profile to check."),
     connect: bool = typer.Option(False, "--connect", help="Also log in to the servers and list the source's folders."),
 ) -> int:
     """Check PROFILE without running it; exit 2 with the line and key of the first mistake."""
@@ -63,8 +65,9 @@ def _connect(source: Endpoint, targets: tuple[Endpoint, ...]) -> None:
         typer.echo(f"  logged in to {target}: {count} folders")
 
 
-@profile_app.command()
-def init(path: Path | None = typer.Argument(None, help="Where to write the template (default: print it).")) -> int:
+@profile_app.command(cls=Command)
+def init(path: Path | None = typer.Argument(None, metavar="PATH",
+                                            help="Where to write the template (default: print it).")) -> int:
     """Write a commented profile template to PATH (private, never overwriting), or print it."""
     from migrator.profile.template import TEMPLATE
 

@@ -8,20 +8,22 @@ from typing import TYPE_CHECKING
 import typer
 
 from migrator.cli.app import app
+from migrator.cli.help import EXIT_CODES, Command
 from migrator.cli.logged import describe, logged_copy, opened_log
 
 if TYPE_CHECKING:
     from migrator.runlog import RunLog
 
 
-@app.command()
+@app.command(cls=Command, epilog=EXIT_CODES)
 def run(
-    profile: Path = typer.Argument(..., help="The profile (YAML, schema version 1) to run."),
+    profile: Path = typer.Argument(..., metavar="PROFILE", help="The profile (YAML, schema version 1) to run."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="List what would be copied; write and delete nothing."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing unless something fails (for cron)."),
-    log: Path | None = typer.Option(None, "--log", help="Append one timestamped line per event to this file."),
+    log: Path | None = typer.Option(None, "--log", metavar="FILE",
+                                    help="Append one timestamped line per event to this file."),
 ) -> int:
-    """Run PROFILE: copy, record the run in its state file; exit 4 at once if the profile is already running."""
+    """Run PROFILE and record the run in its state file. Exits 4 at once if the profile is already running."""
     with opened_log(log, profile.stem) as run_log:
         return _run(profile, dry_run, quiet, run_log)
 

@@ -8,17 +8,18 @@ from typing import TYPE_CHECKING
 import typer
 
 from migrator.cli.app import app
+from migrator.cli.help import Command
 from migrator.errors import ConfigError
 
 if TYPE_CHECKING:
     from migrator.schedule import Schedule
 
 
-@app.command()
+@app.command(cls=Command)
 def schedule(
-    profile: Path = typer.Argument(..., help="The profile to run on a schedule (checked first)."),
+    profile: Path = typer.Argument(..., metavar="PROFILE", help="The profile to run on a schedule (checked first)."),
     every: str = typer.Option(
-        ..., "--every", help="How often: hourly, daily, weekly, or 1h, 2h, 3h, 4h, 6h, 8h or 12h."
+        ..., "--every", metavar="INTERVAL", help="How often: hourly, daily, weekly, or 1h, 2h, 3h, 4h, 6h, 8h or 12h."
     ),
     systemd: bool = typer.Option(
         False, "--systemd", help="A systemd user service and timer (the default where systemd is the running init)."

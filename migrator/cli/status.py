@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from migrator.cli.app import app
+from migrator.cli.help import Command
 from migrator.errors import ConfigError, ExitCode
 
 if TYPE_CHECKING:
@@ -24,10 +25,10 @@ _RESULTS = {
 _KILLED = "did not finish (killed or the machine stopped)"
 
 
-@app.command()
+@app.command(cls=Command)
 def status(
-    profile: Path = typer.Argument(..., help="The profile whose runs to show."),
-    last: int = typer.Option(10, "--last", min=1, help="How many runs to show."),
+    profile: Path = typer.Argument(..., metavar="PROFILE", help="The profile whose runs to show."),
+    last: int = typer.Option(10, "--last", min=1, metavar="N", help="How many runs to show."),
 ) -> int:
     """Show the last runs of PROFILE: start, duration, counts, result and why a run failed."""
     # imported when run: see cli/profile.py

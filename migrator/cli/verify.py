@@ -5,18 +5,22 @@ from __future__ import annotations
 import typer
 
 from migrator.cli.app import app
+from migrator.cli.help import ENDPOINTS, Command
 
 
-@app.command()
+@app.command(cls=Command, epilog=ENDPOINTS)
 def verify(
-    source: str = typer.Argument(..., help="The original store."),
-    target: str = typer.Argument(..., help="The copy to check."),
-    folder: list[str] = typer.Option([], "--folder", "-f", help="Check only folders matching this glob; repeatable."),
-    exclude: list[str] = typer.Option([], "--exclude", "-x", help="Skip folders matching this glob; repeatable."),
-    map_: list[str] = typer.Option([], "--map", help="The folder renames the copy used ('OLD=NEW' or 're:REGEX=NEW')."),
+    source: str = typer.Argument(..., metavar="SOURCE", help="The original store (an endpoint)."),
+    target: str = typer.Argument(..., metavar="TARGET", help="The copy to check (an endpoint)."),
+    folder: list[str] = typer.Option([], "--folder", "-f", metavar="GLOB",
+                                     help="Check only folders matching this glob; repeatable."),
+    exclude: list[str] = typer.Option([], "--exclude", "-x", metavar="GLOB",
+                                      help="Skip folders matching this glob; repeatable."),
+    map_: list[str] = typer.Option([], "--map", metavar="OLD=NEW",
+                                   help="The folder renames the copy used ('OLD=NEW' or 're:REGEX=NEW')."),
     details: bool = typer.Option(False, "--details", help="List every missing or extra message and flag difference."),
 ) -> int:
-    """Compare SOURCE and TARGET folder by folder; exit 0 only when TARGET holds every SOURCE message."""
+    """Check that TARGET holds every message of SOURCE. Compares folder by folder; exits 0 only when it does."""
     from migrator.endpoint import parse_endpoint  # imported when run: see cli/profile.py
     from migrator.foldermap import FolderRules
     from migrator.stores import open_store

@@ -1,0 +1,52 @@
+"""What `--help` shows beyond each option: the usage line, endpoint forms, server options, exit codes."""
+
+from __future__ import annotations
+
+import typer.core
+
+# "\b" keeps click from rewrapping the paragraph that follows, so the columns stay aligned.
+ENDPOINTS = """\
+\b
+Endpoints:
+  imaps://USER@HOST[:PORT]   IMAP over TLS (port 993)
+  imap://USER@HOST[:PORT]    IMAP with STARTTLS (port 143)
+  pop3s://USER@HOST[:PORT]   POP3 over TLS (port 995); a source only
+  pop3://USER@HOST[:PORT]    POP3 with STLS (port 110); a source only
+  maildir:PATH  mbox:PATH  eml:PATH  pst:PATH   local archives
+
+\b
+Server options (after '?', joined by '&'; quote the endpoint in the shell):
+  ?password_env=VAR        the password is in this environment variable
+  ?password_file=PATH      ... on the first line of this file
+  ?password_command=CMD    ... printed by this command
+  ?ca_file=PATH            trust this CA certificate (PEM)
+  ?tls=implicit|starttls|none
+  ?auth=METHOD             IMAP: plain, login; POP3: user, apop, plain
+  e.g. 'imaps://alice@mail.example.com?password_env=PW&ca_file=ca.pem'"""
+
+EXIT_CODES = """\
+\b
+Exit codes:
+  0    everything was copied
+  1    some messages or folders failed; the rest was copied
+  2    bad usage, endpoint, option or profile: nothing ran
+  3    could not connect or log in
+  4    another run of the same profile holds its lock
+  130  interrupted; rerun to continue"""
+
+MAIN = ("Each command's --help shows its options; `migrator copy --help` also the endpoint forms and "
+        "server options.\n\n" + EXIT_CODES)
+
+
+class Command(typer.core.TyperCommand):
+    """A command whose usage line names its arguments as written in the help (SOURCE TARGET...)."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        """Return the usage line's pieces: the options marker, then each argument's metavar."""
+        # Some typer releases write required arguments as {source} {targets}..., which no one can read.
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = param.metavar or (param.name or "").upper() + ("..." if param.nargs != 1 else "")
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
