@@ -23,12 +23,20 @@ RECEIVE_BYTES = 64 * 1024  # what one receive from the network may bring in
 SEND_BYTES = 64 * 1024  # encrypted and sent at a time, so a large literal is never encrypted whole
 
 
-class TlsSocket:
-    """A client TLS connection on ``sock``, with the socket calls the IMAP protocol uses.
+class ClearTextReply(ssl.SSLError):
+    """The server answered the TLS handshake with plain text, as a server does whose port begins in clear."""
 
-    Connecting does the handshake, raising ``ssl.SSLError`` (a refused certificate among
-    them) or ``OSError`` as ``SSLContext.wrap_socket`` would. A timeout set on ``sock``
-    applies to every network wait.
+    def __init__(self, heard: bytes) -> None:
+        self.line = heard.split(b"\n", 1)[0].rstrip(b"\r").decode("ascii", "replace")
+        super().__init__(f"the server answered in clear text: {self.line!r}")
+
+
+class TlsSocket:
+    """A client TLS connection on ``sock``, with the socket calls the IMAP and POP3 clients use.
+
+    Connecting does the handshake, raising ``ssl.SSLError`` (a refused certificate and
+    ClearTextReply among them) or ``OSError`` as ``SSLContext.wrap_socket`` would. A timeout
+    set on ``sock`` applies to every network wait.
     """
 
     def __init__(self, sock: socket.socket, context: ssl.SSLContext, server_hostname: str) -> None:
@@ -41,6 +49,7 @@ class TlsSocket:
         self._handshake()
 
     def _handshake(self) -> None:
+        heard = b""  # the server's first bytes: a line of text when its port does not begin with TLS
         while True:
             try:
                 self._tls.do_handshake()
@@ -49,7 +58,12 @@ class TlsSocket:
                 if self._ended:  # OpenSSL reports the end itself; this only keeps the loop finite
                     raise ssl.SSLEOFError("the server closed the connection during the TLS handshake") from None
                 self._send_pending()
-                self._receive()
+                count = self._receive()
+                heard = heard or bytes(self._received[: min(count, 512)])
+            except ssl.SSLError:
+                if heard and 0x20 <= heard[0] < 0x7F:  # a TLS record begins with a byte below 0x20
+                    raise ClearTextReply(heard) from None
+                raise
         self._send_pending()
 
     def sendall(self, data: bytes | bytearray | memoryview) -> None:
@@ -84,14 +98,15 @@ class TlsSocket:
                     break
         return filled
 
-    def _receive(self) -> None:
-        """Move what the network brings into the TLS engine, or note the end of the stream."""
+    def _receive(self) -> int:
+        """Move what the network brings into the TLS engine, or note the end of the stream; return the count."""
         count = self._sock.recv_into(self._received)
         if count:
             self._incoming.write(memoryview(self._received)[:count])
         else:
             self._ended = True
             self._incoming.write_eof()
+        return count
 
     def _send_pending(self) -> None:
         pending = self._outgoing.read()
@@ -103,6 +118,10 @@ class TlsSocket:
         if mode != "rb":
             raise ValueError(f"a TlsSocket is only read, through mode 'rb', not {mode!r}")
         return io.BufferedReader(_Decrypted(self), buffering or RECEIVE_BYTES)
+
+    def shutdown(self, how: int) -> None:
+        """Shut the socket down as ``socket.shutdown`` does (poplib's close calls it)."""
+        self._sock.shutdown(how)
 
     def close(self) -> None:
         """Close the socket at once, as ``SSLSocket.close`` does (no TLS goodbye)."""

@@ -17,8 +17,15 @@ from migrator.errors import ConfigError, ConnectError, ConnectionLost
 from migrator.stores.imap.commands import Literal, astring
 from migrator.stores.imap.parser import Response
 from migrator.stores.imap.protocol import ImapProtocol
-from migrator.stores.tls import certificate_problem, tls_context
-from migrator.stores.tls_socket import TlsSocket
+from migrator.stores.tls import (
+    NoGreeting,
+    await_greeting,
+    certificate_problem,
+    clear_text_port,
+    silent_port,
+    tls_context,
+)
+from migrator.stores.tls_socket import ClearTextReply, TlsSocket
 
 CONNECT_TIMEOUT = 30.0
 READ_TIMEOUT = 120.0  # a server silent this long mid-command is treated as a lost connection
@@ -74,8 +81,16 @@ def _open_socket(endpoint: Endpoint, context: ssl.SSLContext | None) -> socket.s
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.settimeout(READ_TIMEOUT)
     if context is None:
+        _await_greeting(sock, endpoint)
         return sock
     return _handshake(lambda: TlsSocket(sock, context, endpoint.host), sock, endpoint)
+
+
+def _await_greeting(sock: socket.socket, endpoint: Endpoint) -> None:
+    try:
+        await_greeting(sock)
+    except NoGreeting:
+        raise ConnectError(silent_port(endpoint)) from None
 
 
 def _handshake(wrap: Callable[[], T], sock: socket.socket, endpoint: Endpoint) -> T:
@@ -88,6 +103,8 @@ def _handshake(wrap: Callable[[], T], sock: socket.socket, endpoint: Endpoint) -
         raise ConnectError(certificate_problem(error, endpoint)) from None
     except (ssl.SSLError, OSError) as error:
         sock.close()
+        if isinstance(error, ClearTextReply) and endpoint.tls == "implicit":
+            raise ConnectError(clear_text_port(endpoint, error.line)) from None
         hint = "use imap:// for a server that offers STARTTLS" if endpoint.tls == "implicit" else "check the port"
         reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
         raise ConnectError(f"the TLS handshake with {where} failed for {endpoint.user} ({reason}): {hint}") from None

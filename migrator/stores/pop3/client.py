@@ -16,7 +16,15 @@ from typing import TypeVar
 
 from migrator.endpoint import Endpoint
 from migrator.errors import ConfigError, ConnectError
-from migrator.stores.tls import certificate_problem, tls_context
+from migrator.stores.tls import (
+    NoGreeting,
+    await_greeting,
+    certificate_problem,
+    clear_text_port,
+    silent_port,
+    tls_context,
+)
+from migrator.stores.tls_socket import ClearTextReply, TlsSocket
 
 TIMEOUT = 60.0
 MAX_LINE = 64 * 1024 * 1024
@@ -61,9 +69,23 @@ class _LongLines:
 class PopClient(_LongLines, poplib.POP3):
     """A plain-text POP3 connection (upgraded with STLS unless the user chose tls: none)."""
 
+    def _create_socket(self, timeout: float) -> socket.socket:
+        sock = super()._create_socket(timeout)
+        await_greeting(sock)
+        return sock
+
 
 class PopSslClient(_LongLines, poplib.POP3_SSL):
     """A POP3 connection inside TLS from the first byte (pop3s)."""
+
+    def _create_socket(self, timeout: float) -> TlsSocket:  # type: ignore[override]
+        # TlsSocket, unlike ssl's sockets, tells a port that greets in clear text from a failed handshake.
+        sock = poplib.POP3._create_socket(self, timeout)
+        try:
+            return TlsSocket(sock, self.context, self.host)
+        except BaseException:
+            sock.close()
+            raise
 
 
 def said(error: BaseException) -> str:
@@ -113,6 +135,10 @@ def _guarded(endpoint: Endpoint, action: Callable[[], T]) -> T:
         return action()
     except ssl.SSLCertVerificationError as error:
         raise ConnectError(certificate_problem(error, endpoint)) from None
+    except ClearTextReply as error:
+        raise ConnectError(clear_text_port(endpoint, error.line)) from None
+    except NoGreeting:
+        raise ConnectError(silent_port(endpoint)) from None
     except ssl.SSLError as error:
         hint = "use pop3:// for a server that offers STLS" if endpoint.tls == "implicit" else "check the port"
         raise ConnectError(
