@@ -52,7 +52,7 @@ def test_dry_run_lists_folders_and_writes_nothing(dovecot, user, tmp_path, capsy
     dovecot.seed(user, [(("Work",), b"Subject: hi\r\n\r\nhello\r\n", [], _when())])
     code, out, _ = run_cli(["copy", "--dry-run", endpoint(dovecot, user), f"mbox:{tmp_path}/mb"], user.password, capsys)
     assert code == ExitCode.OK
-    assert "would copy      1 messages" in out and "Work" in out
+    assert "would copy      1 message  (" in out and "Work" in out
     assert not (tmp_path / "mb").exists()
 
 

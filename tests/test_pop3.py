@@ -177,7 +177,7 @@ def test_folders_command_shows_count_and_size(dovecot, user, capsys, monkeypatch
     url = f"pop3s://{user.name}@{dovecot.host}:{dovecot.ports['pop3s']}?password_env=POP_PW&ca_file={dovecot.ca_file}"
     assert main(["folders", url]) == 0
     out = capsys.readouterr().out
-    assert "INBOX" in out and "1 folders, 2 messages" in out
+    assert "INBOX" in out and "1 folder, 2 messages" in out
 
 
 # --- errors ----------------------------------------------------------------------------------

@@ -342,7 +342,7 @@ def test_pop3_archive_leaves_mail_on_the_server(dovecot, user, home, monkeypatch
     assert "dry run: would copy 2 messages" in capsys.readouterr().out
     assert not (home / "Mail" / "pop3-archive").exists()
     assert main(["profile", "check", profile, "--connect"]) == 0
-    assert "logged in to the source: 1 folders: INBOX" in capsys.readouterr().out
+    assert "logged in to the source: 1 folder: INBOX" in capsys.readouterr().out
     assert main(["run", profile, "--quiet"]) == 0
     later = Message(b"Message-ID: <pop-later@test>\r\nSubject: later\r\n\r\nx\r\n", Flags(), datetime(2024, 3, 1, tzinfo=UTC))
     dovecot.seed(user, seed_items([later]))

@@ -49,12 +49,13 @@ def check(
 
 
 def _connect(source: Endpoint, targets: tuple[Endpoint, ...]) -> None:
+    from migrator.display import plural, printable
     from migrator.stores import open_store
 
     with open_store(source) as store:
-        names = [folder.name for folder in store.list_folders()]
+        names = [printable(folder.name) for folder in store.list_folders()]
     listed = ", ".join(names[:20]) + (" …" if len(names) > 20 else "")
-    typer.echo(f"  logged in to the source: {len(names)} folders: {listed}")
+    typer.echo(f"  logged in to the source: {plural(len(names), 'folder')}: {listed}")
     for target in targets:
         if not target.is_server:
             exists = "exists" if target.path is not None and target.path.exists() else "will be created"
@@ -62,7 +63,7 @@ def _connect(source: Endpoint, targets: tuple[Endpoint, ...]) -> None:
             continue
         with open_store(target) as store:
             count = len(store.list_folders())
-        typer.echo(f"  logged in to {target}: {count} folders")
+        typer.echo(f"  logged in to {target}: {plural(count, 'folder')}")
 
 
 @profile_app.command(cls=Command)

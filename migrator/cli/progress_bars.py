@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from migrator.display import plural, printable
 from migrator.pipeline import Failure, Progress, Summary
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ class BarProgress(Progress):
     def folder_started(self, folder: str, messages: int, size: int) -> None:
         if self.folder is not None:
             self.folder.close()
-        self.folder = self.bar(total=messages, unit="msg", desc=folder[:30], position=1, leave=False, dynamic_ncols=True)
+        self.folder = self.bar(total=messages, unit="msg", desc=printable(folder)[:30], position=1, leave=False,
+                               dynamic_ncols=True)
 
     def messages_done(self, count: int, size: int) -> None:
         self.messages += count
@@ -66,7 +68,8 @@ class DryRunProgress(QuietProgress):
     """Lists what a run would copy, one line per folder."""
 
     def folder_started(self, folder: str, messages: int, size: int) -> None:
-        typer.echo(f"would copy {messages:6d} messages ({size / 1e6:8.1f} MB) from {folder}")
+        noun = "message " if messages == 1 else "messages"  # the same width, so the columns stay put
+        typer.echo(f"would copy {messages:6d} {noun} ({size / 1e6:8.1f} MB) from {printable(folder)}")
 
 
 def choose_progress(quiet: bool, dry_run: bool) -> Progress:
@@ -81,7 +84,8 @@ def choose_progress(quiet: bool, dry_run: bool) -> Progress:
 def print_summary(summary: Summary, *, quiet: bool, dry_run: bool) -> None:
     """Print what a run did: nothing when quiet and all went well, failures on stderr."""
     if dry_run:
-        typer.echo(f"dry run: would copy {summary.copied} messages ({summary.bytes / 1e6:.1f} MB); nothing written")
+        typer.echo(f"dry run: would copy {plural(summary.copied, 'message')} ({summary.bytes / 1e6:.1f} MB); "
+                   "nothing written")
         return
     if quiet and not summary.failures:
         return

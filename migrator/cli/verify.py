@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from migrator.cli.app import app
 from migrator.cli.help import ENDPOINTS, Command
+from migrator.display import columns, pad, printable, shorten
+
+if TYPE_CHECKING:
+    from migrator.verify import FolderComparison, Headline
 
 
 @app.command(cls=Command, epilog=ENDPOINTS)
@@ -28,12 +34,13 @@ def verify(
 
     rules = FolderRules.build(folder, exclude, map_)
     with open_store(parse_endpoint(source)) as src, open_store(parse_endpoint(target)) as dst:
-        results = compare_stores(src, dst, rules)
-    width = max([len(r.source_folder) for r in results] + [6])
-    typer.echo(f"{'folder':<{width}}  {'source':>7}  {'target':>7}  {'missing':>7}  {'extra':>6}  {'flags≠':>6}  ok")
-    for r in results:
+        results = compare_stores(src, dst, rules, details=details)
+    names = [printable(r.source_folder) for r in results]
+    width = max([columns(name) for name in names] + [6])
+    typer.echo(f"{pad('folder', width)}  {'source':>7}  {'target':>7}  {'missing':>7}  {'extra':>6}  {'flags≠':>6}  ok")
+    for name, r in zip(names, results):
         ok = "yes" if r.complete else "NO" if r.target_folder else "NO (no such folder in target)"
-        typer.echo(f"{r.source_folder:<{width}}  {r.source_count:>7}  {r.target_count:>7}  {len(r.missing):>7}  "
+        typer.echo(f"{pad(name, width)}  {r.source_count:>7}  {r.target_count:>7}  {len(r.missing):>7}  "
                    f"{len(r.extra):>6}  {len(r.flag_differences):>6}  {ok}")
         if details:
             _print_details(r)
@@ -42,10 +49,21 @@ def verify(
     return 0 if complete else 1
 
 
-def _print_details(result) -> None:
+def _print_details(result: FolderComparison) -> None:
     for uid in result.missing:
-        typer.echo(f"    missing: source message {uid}")
+        typer.echo(f"    missing: source message {uid}{_about(result.headlines.get(uid))}")
     for uid in result.extra:
-        typer.echo(f"    extra:   target message {uid}")
+        typer.echo(f"    extra:   target message {uid}{_about(result.extra_headlines.get(uid))}")
     for uid, ours, theirs in result.flag_differences:
         typer.echo(f"    flags:   source message {uid}: {ours.describe()} -> {theirs.describe()}")
+
+
+def _about(headline: Headline | None) -> str:
+    """Return ': DATE, from SENDER, "SUBJECT", MESSAGE-ID', each escaped and shortened, or "" without a headline."""
+    if headline is None:
+        return ""
+    date = shorten(printable(headline.date), 31) or "no date"
+    sender = f"from {shorten(printable(headline.sender), 40)}" if headline.sender else "no sender"
+    subject = f'"{shorten(printable(headline.subject), 50)}"' if headline.subject else "no subject"
+    message_id = shorten(printable(headline.message_id), 60) or "no Message-ID"
+    return f": {date}, {sender}, {subject}, {message_id}"

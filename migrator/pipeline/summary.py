@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from migrator.display import plural
 from migrator.errors import ExitCode
 
 
@@ -66,13 +67,16 @@ class Summary:
 
     def describe(self) -> str:
         """Return the one-paragraph summary printed at the end of a run."""
-        mb = self.bytes / 1_000_000
-        text = (
-            f"{self.folders} folders: {self.copied} copied, {self.skipped} skipped, {self.failed} failed, "
-            f"{self.unchanged} already there; {mb:.1f} MB in {self.seconds:.1f} s ({self.rate:.0f} msg/s)"
-        )
+        text = (f"{plural(self.folders, 'folder')}: {self.copied} copied, {self.skipped} skipped, "
+                f"{self.failed} failed, {self.unchanged} already there; {self._throughput()}")
         if self.flags_updated:
             text += f"; flags updated on {self.flags_updated}"
         if self.deleted:
             text += f"; {self.deleted} deleted from the source"
         return text
+
+    def _throughput(self) -> str:
+        # A rerun that finds nothing new has no rate to speak of: "0.0 MB in 0.3 s (0 msg/s)" reads like a fault.
+        if not self.copied:
+            return f"{'nothing copied' if self.failed else 'nothing new to copy'} ({self.seconds:.1f} s)"
+        return f"{self.bytes / 1_000_000:.1f} MB in {self.seconds:.1f} s ({self.rate:.0f} msg/s)"
