@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import sys
 import traceback as tracebacks
+from pathlib import Path
 
 import typer
 
+from migrator.cli.diagnostics import global_options_first, start_logging
 from migrator.cli.help import MAIN
 from migrator.errors import ExitCode, MigratorError
 from migrator.memory import tune_allocator
@@ -51,9 +53,16 @@ def _options(
     traceback: bool = typer.Option(False, "--traceback", help="Show the full traceback of an error (for bug reports)."),
     version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
                                  help="Print migrator's version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Say what the run does: connections, folders, batches, reconnections."),
+    debug_imap: bool = typer.Option(False, "--debug-imap", help="Trace every IMAP line (passwords as ***)."),
+    debug_pop3: bool = typer.Option(False, "--debug-pop3", help="Trace every POP3 line (passwords as ***)."),
+    debug_file: Path | None = typer.Option(None, "--debug-file", metavar="FILE",
+                                           help="Write -v and the traces to FILE instead of stderr."),
 ) -> None:
     if traceback:
         os.environ["MIGRATOR_TRACEBACK"] = "1"
+    start_logging(verbose, debug_imap, debug_pop3, debug_file)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     typer prints usage errors itself (status 2); migrator's own errors are printed here.
     """
     try:
-        app(args=argv, prog_name="migrator")
+        app(args=global_options_first(sys.argv[1:] if argv is None else argv), prog_name="migrator")
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else int(ExitCode.USAGE))
     except MigratorError as error:

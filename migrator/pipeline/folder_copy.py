@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from migrator.display import plural, printable
 from migrator.errors import ConnectionLost, FolderError, MessageError, StoreError
 from migrator.folder import Folder, Role
 from migrator.listing import Listing
@@ -19,6 +21,7 @@ from migrator.pipeline.summary import Failure, Summary
 from migrator.state import StateStore
 from migrator.stores.base import Store
 
+log = logging.getLogger(__name__)
 
 # A message written to one target and failed on another counts as failed.
 _SEVERITY = {"skipped": 0, "copied": 1, "failed": 2}
@@ -159,6 +162,7 @@ class FolderCopy:
         if not self.run.plan.dry_run:
             self._carry_flag_changes(refs)
         self.run.progress.folder_started(self.folder.name, len(todo), todo.total_size())
+        log.info("folder %s: %d of %s to copy", printable(self.folder.name), len(todo), plural(len(refs), "message"))
         if self.run.plan.dry_run:
             self.run.summary.copied += len(todo)
             self.run.summary.bytes += todo.total_size()
@@ -181,6 +185,8 @@ class FolderCopy:
         batches = write_batches(self.source.fetch(self.folder.path, todo), todo, self.run.large_messages)
         try:
             for batch in batches:
+                log.info("folder %s: writing a batch of %s, %d bytes", printable(self.folder.name),
+                         plural(len(batch), "message"), sum(m.size for m in batch))
                 self._write_batch([m for m in batch if self.run.message_filter.accepts(m.flags, m.size, m.received)])
                 del batch  # before the next is asked for, which may let another large message in
                 if self._uncommitted.size >= COMMIT_BYTES or not stages:

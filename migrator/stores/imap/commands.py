@@ -18,6 +18,13 @@ class Literal:
     data: bytes
 
 
+@dataclass(frozen=True)
+class Secret:
+    """A command argument (a password, a SASL token) sent as it is, shown in protocol traces as ***."""
+
+    value: bytes | Literal
+
+
 def astring(text: str) -> bytes | Literal:
     """Return ``text`` as a quoted string, or as a Literal when it holds non-printable or 8-bit characters."""
     raw = text.encode("utf-8", "surrogateescape")

@@ -7,6 +7,7 @@ fix. The password is sent to the server and nowhere else: never logged, never in
 from __future__ import annotations
 
 import base64
+import logging
 import socket
 import ssl
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from typing import TypeVar
 
 from migrator.endpoint import Endpoint
 from migrator.errors import ConfigError, ConnectError, ConnectionLost
-from migrator.stores.imap.commands import Literal, astring
+from migrator.stores.imap.commands import Secret, astring
 from migrator.stores.imap.parser import Response
 from migrator.stores.imap.protocol import ImapProtocol
 from migrator.stores.tls import (
@@ -27,6 +28,7 @@ from migrator.stores.tls import (
 )
 from migrator.stores.tls_socket import ClearTextReply, TlsSocket
 
+log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 30.0
 READ_TIMEOUT = 120.0  # a server silent this long mid-command is treated as a lost connection
 T = TypeVar("T")
@@ -34,6 +36,7 @@ T = TypeVar("T")
 
 def connect(endpoint: Endpoint, password: str) -> ImapProtocol:
     """Return a logged-in connection to ``endpoint``; raise ConnectError or ConfigError."""
+    log.info("connecting to %s", endpoint)
     context = tls_context(endpoint) if endpoint.tls != "none" else None
     sock = _open_socket(endpoint, context if endpoint.tls == "implicit" else None)
     protocol = ImapProtocol(sock, f"{endpoint.host}:{endpoint.port}")
@@ -49,6 +52,7 @@ def connect(endpoint: Endpoint, password: str) -> ImapProtocol:
         if greeting.kind != "PREAUTH":
             _login(protocol, endpoint, password)
             _refresh_capabilities(protocol)
+        log.info("logged in to %s", endpoint)
     except ConnectionLost as error:
         raise ConnectError(f"cannot talk to {endpoint.host} as {endpoint.user}: {error}") from None
     except BaseException:
@@ -136,7 +140,7 @@ def _login(protocol: ImapProtocol, endpoint: Endpoint, password: str) -> None:
     if mechanism == "plain":
         result = _authenticate_plain(protocol, endpoint.user or "", password, initial_response)
     else:
-        result = protocol.run(b"LOGIN ", *_login_arguments(endpoint.user or "", password)).result
+        result = protocol.run(b"LOGIN ", astring(endpoint.user or ""), b" ", Secret(astring(password))).result
     if not result.ok:
         raise ConnectError(
             f"cannot log in to {endpoint.host} as {endpoint.user}: the server said {result.said()!r}. "
@@ -158,20 +162,10 @@ def _mechanism(protocol: ImapProtocol, endpoint: Endpoint) -> str:
     return "login"
 
 
-def _login_arguments(user: str, password: str) -> list[bytes | Literal]:
-    arguments: list[bytes | Literal] = []
-    for value in (user, password):
-        encoded = astring(value)
-        if arguments:
-            arguments.append(b" ")
-        arguments.append(encoded)
-    return arguments
-
-
 def _authenticate_plain(protocol: ImapProtocol, user: str, password: str, initial_response: bool) -> Response:
     token = base64.b64encode(b"\0" + user.encode("utf-8") + b"\0" + password.encode("utf-8"))
     if initial_response:
-        return protocol.run(b"AUTHENTICATE PLAIN " + token).result
+        return protocol.run(b"AUTHENTICATE PLAIN ", Secret(token)).result
     command = protocol.send(b"AUTHENTICATE PLAIN")
     if protocol.wait_continuation(command):
         protocol.send_line(token)

@@ -19,9 +19,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from migrator.errors import ConnectionLost
-from migrator.stores.imap.commands import Literal
+from migrator.stores.imap.commands import Literal, Secret
 from migrator.stores.imap.parser import ParseError, Response, capabilities, literal_size, parse_response
 from migrator.stores.tls_socket import TlsSocket
+from migrator.stores.wiretrace import MASK, WireTrace, size_of
 
 READ_BUFFER = 256 * 1024
 MAX_LINE = 8 * 1024 * 1024  # a response line (not a literal) longer than this means a broken server
@@ -62,6 +63,7 @@ class ImapProtocol:
         self._in_flight: dict[str, Command] = {}
         self._backlog: deque[Response] = deque()
         self._farewell = ""
+        self._trace = WireTrace.start("imap", peer)
 
     def _attach(self, sock: socket.socket | TlsSocket) -> None:
         self.sock = sock
@@ -74,16 +76,20 @@ class ImapProtocol:
 
     # --- writing ----------------------------------------------------------------------
 
-    def send(self, *parts: bytes | Literal) -> Command:
-        """Queue a command made of ``parts`` (raw bytes, or Literals) and return it.
+    def send(self, *parts: bytes | Literal | Secret) -> Command:
+        """Queue a command made of ``parts`` (raw bytes, Literals, Secrets) and return it.
 
         A synchronising literal first waits for the server's ``+``; when the server refuses
         the command instead, the rest is not sent and the command already has its result.
         """
         command = Command(f"M{next(self._tags)}", _command_name(parts))
+        if self._trace is not None:
+            self._trace.sent(_traced_command(command.tag, parts))
         self._in_flight[command.tag] = command
         self._out += command.tag.encode("ascii") + b" "
         for part in parts:
+            if isinstance(part, Secret):
+                part = part.value
             if isinstance(part, Literal):
                 if not self._write_literal(command, part.data):
                     return command
@@ -107,7 +113,9 @@ class ImapProtocol:
         return True
 
     def send_line(self, line: bytes) -> None:
-        """Queue one line answering a continuation request (an AUTHENTICATE response)."""
+        """Queue one line answering a continuation request (an AUTHENTICATE response, traced as a secret)."""
+        if self._trace is not None:
+            self._trace.sent(MASK)
         self._out += line + b"\r\n"
 
     def flush(self) -> None:
@@ -154,7 +162,7 @@ class ImapProtocol:
             else:
                 self._complete(response.pop())
 
-    def run(self, *parts: bytes | Literal) -> Reply:
+    def run(self, *parts: bytes | Literal | Secret) -> Reply:
         """Send a command, wait for it, and return its untagged responses and result."""
         command = self.send(*parts)
         untagged = list(self.untagged(command))
@@ -181,6 +189,8 @@ class ImapProtocol:
         while (size := literal_size(segments[-1])) is not None:
             literals.append(self._read_exact(size))
             segments.append(self._readline())
+        if self._trace is not None:
+            self._trace.received(_traced_response(segments, literals))
         try:
             response = parse_response(segments, literals)
         except ParseError as error:
@@ -248,10 +258,32 @@ class ImapProtocol:
         return ConnectionLost(f"the connection to {self.peer} was lost: {reason}")
 
 
-def _command_name(parts: tuple[bytes | Literal, ...]) -> str:
+def _command_name(parts: tuple[bytes | Literal | Secret, ...]) -> str:
     words = parts[0].split(b" ", 2) if parts and isinstance(parts[0], bytes) else [b"?"]
     name = words[:2] if words[0].upper() == b"UID" else words[:1]
     return b" ".join(name).decode("ascii", "replace")
+
+
+def _traced_command(tag: str, parts: tuple[bytes | Literal | Secret, ...]) -> bytes:
+    """Return the command as its trace shows it: secrets as ***, literals as their size."""
+    shown = [tag.encode("ascii"), b" "]
+    for part in parts:
+        if isinstance(part, Secret):
+            shown.append(MASK)
+        elif isinstance(part, Literal):
+            shown.append(size_of(len(part.data)))
+        else:
+            shown.append(part)
+    return b"".join(shown)
+
+
+def _traced_response(segments: list[bytes], literals: list[bytes]) -> bytes:
+    """Return the response as its trace shows it: each literal's ``{N}`` marker and bytes as ``{N bytes}``."""
+    shown = bytearray(segments[0])
+    for literal, segment in zip(literals, segments[1:]):
+        shown[shown.rindex(b"{"):] = size_of(len(literal))
+        shown += segment
+    return bytes(shown)
 
 
 def _reason(error: OSError) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+from migrator.display import plural, printable
 from migrator.endpoint import Endpoint
 from migrator.errors import FolderError, StoreError
 from migrator.folder import Folder
@@ -12,6 +14,8 @@ from migrator.stores.imap.commands import astring
 from migrator.stores.imap.names import NameCodec
 from migrator.stores.imap.parser import Response, as_int, flag_names, list_entry, personal_namespace, status_items
 from migrator.stores.imap.protocol import ImapProtocol, Reply
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class Session:
         reply = self.protocol.run(b"SELECT " if write else b"EXAMINE ", astring(name))
         self.check(reply.result, path)
         self.selected = _mailbox(name, write, reply)
+        log.info("%s: opened %s (%s, %s)", self.where, printable("/".join(path)),
+                 "read-write" if write else "read-only", plural(self.selected.exists, "message"))
         return self.selected
 
     def status(self, path: FolderPath, items: bytes) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
@@ -17,6 +18,7 @@ from migrator.stores.imap.parser import ParseError
 from migrator.stores.imap.session import Session
 
 RECONNECT_DELAYS = (0.5, 1.0, 2.0)  # pauses before each new attempt after a lost connection
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -81,6 +83,7 @@ class ImapStore(Store):
             self._session.protocol.close()
         if attempt >= len(RECONNECT_DELAYS):
             raise ConnectionLost(f"{error} (gave up after {attempt} reconnections)") from None
+        log.info("%s: reconnecting (%d of %d)", error, attempt + 1, len(RECONNECT_DELAYS))
         time.sleep(RECONNECT_DELAYS[attempt])
 
     def _unreadable(self, error: ParseError, what: str) -> FolderError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import poplib
 import socket
 import ssl
@@ -25,20 +26,41 @@ from migrator.stores.tls import (
     tls_context,
 )
 from migrator.stores.tls_socket import ClearTextReply, TlsSocket
+from migrator.stores.wiretrace import MASK, WireTrace, size_of
 
 TIMEOUT = 60.0
 MAX_LINE = 64 * 1024 * 1024
 AUTH_METHODS = ("user", "apop", "plain")
+log = logging.getLogger(__name__)
+_SHOWN_WORDS = {b"PASS": 1, b"APOP": 2, b"AUTH": 2}  # the words a trace shows before the secret
 T = TypeVar("T")
 Capabilities = dict[str, list[str]]
 
 
 class _LongLines:
-    """poplib refuses lines over 2048 bytes, far less than real mail holds; accept up to MAX_LINE."""
+    """poplib refuses lines over 2048 bytes, far less than real mail holds; accept up to MAX_LINE.
+
+    Every line sent and received also goes to the connection's protocol trace, when one was asked for.
+    """
 
     file: object
 
+    def __init__(self, host: str, port: int, *args: object, **kwargs: object) -> None:
+        self.trace = WireTrace.start("pop3", f"{host}:{port}")
+        super().__init__(host, port, *args, **kwargs)  # type: ignore[call-arg]  # connects and reads the greeting
+
+    def _putline(self, line: bytes) -> None:
+        if self.trace is not None:
+            self.trace.sent(traced_command(line))
+        super()._putline(line)  # type: ignore[misc]
+
     def _getline(self) -> tuple[bytes, int]:
+        line, size = self._read_line()
+        if self.trace is not None:
+            self.trace.received(line)
+        return line, size
+
+    def _read_line(self) -> tuple[bytes, int]:
         line = self.file.readline(MAX_LINE + 1)  # type: ignore[attr-defined]
         if len(line) > MAX_LINE:
             raise poplib.error_proto(b"-ERR line longer than 64 MB")
@@ -55,9 +77,12 @@ class _LongLines:
         self._putcmd(f"RETR {which}")  # type: ignore[attr-defined]
         self._getresp()  # type: ignore[attr-defined]
         message = io.BytesIO()
-        while (line := self._getline()[0]) != b".":
+        while (line := self._read_line()[0]) != b".":
             message.write(line[1:] if line.startswith(b"..") else line)
             message.write(b"\r\n")
+        if self.trace is not None:
+            self.trace.received(size_of(message.tell()))
+            self.trace.received(b".")
         return message.getvalue()
 
     def auth_plain(self, user: str, password: str) -> bytes:
@@ -88,6 +113,15 @@ class PopSslClient(_LongLines, poplib.POP3_SSL):
             raise
 
 
+def traced_command(line: bytes) -> bytes:
+    """Return a command as its trace shows it: the password of PASS, APOP's digest and AUTH's token as ***."""
+    words = line.split(b" ")
+    shown = _SHOWN_WORDS.get(words[0].upper())
+    if shown is None or len(words) <= shown:
+        return line
+    return b" ".join(words[:shown] + [MASK])
+
+
 def said(error: BaseException) -> str:
     """Return the server's words carried by a poplib error, as text."""
     text = error.args[0] if error.args else error
@@ -100,6 +134,7 @@ def connect(endpoint: Endpoint, password: str) -> tuple[poplib.POP3, Capabilitie
     if method not in AUTH_METHODS:
         raise ConfigError(f"auth {endpoint.auth!r} for {endpoint.account} is not one of {', '.join(AUTH_METHODS)}")
     context = tls_context(endpoint) if endpoint.tls != "none" else None
+    log.info("connecting to %s", endpoint)
     client = _guarded(endpoint, lambda: _open(endpoint, context))
     try:
         capabilities = capabilities_of(client)
@@ -108,6 +143,7 @@ def connect(endpoint: Endpoint, password: str) -> tuple[poplib.POP3, Capabilitie
             _starttls(client, endpoint, context, capabilities)
             capabilities = capabilities_of(client)
         _login(client, endpoint, password, method, capabilities)
+        log.info("logged in to %s", endpoint)
         return client, capabilities_of(client) or capabilities
     except BaseException:
         client.close()

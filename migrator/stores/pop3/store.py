@@ -86,6 +86,7 @@ class Pop3Store(Store):
                 if attempt == len(RECONNECT_DELAYS):
                     account = self.endpoint.account
                     raise ConnectionLost(f"lost the connection to {account} while {what}: {error}") from None
+                log.info("lost the connection to %s while %s (%s): reconnecting", self.endpoint.account, what, error)
                 time.sleep(RECONNECT_DELAYS[attempt])
                 attempt += 1
 
