@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from migrator.endpoint import parse_endpoint
-from migrator.errors import FolderError
+from migrator.errors import ExitCode, FolderError
 from migrator.message import Flag, Flags, FolderPath, Message
+from migrator.pipeline import run_copy
 from migrator.stores import open_store
 from migrator.stores.base import Store
 from tests.support.corpus import corpus
@@ -171,3 +172,45 @@ def test_a_symbolic_link_in_the_archive_is_never_written_through(kind: str, tmp_
         except FolderError:
             pass
     assert list(outside.iterdir()) == []
+
+
+SECRET = b"root:$6$never-in-a-backup$:19000:0:99999:7:::\n"
+# Links below an archive's root that reading must refuse: (kind, the link, where it leads, the uid of the
+# message that fails, or None when the folder fails). "shadow" is a file outside holding SECRET, "secret"
+# the folder directory of another archive whose one message holds it.
+LINKS = [
+    ("maildir", "cur/4.shadow:2,S", "shadow", "4.shadow"),
+    ("maildir", ".Secret", "secret", None),
+    ("maildir", ".Work/cur", "secret/cur", None),
+    ("mbox", "Secret", "secret", None),
+    ("mbox", "Work/mbox", "secret/mbox", None),
+    ("mbox", "Lists", "shadow", None),
+    ("eml", "INBOX/000099.eml", "shadow", "000099.eml"),
+    ("eml", "Secret", "secret", None),
+]
+
+
+@pytest.mark.parametrize(("kind", "link", "leads_to", "uid"), LINKS)
+def test_a_symbolic_link_below_the_root_is_reported_and_never_read(
+    kind: str, link: str, leads_to: str, uid: str | None, tmp_path: Path
+) -> None:
+    root, elsewhere, backup = tmp_path / "archive", tmp_path / "elsewhere", tmp_path / "backup"
+    with _store(kind, root) as store:
+        _write(store, [Message(b"Subject: %s\n\nkept\n" % name.encode(), folder=(name,)) for name in ("INBOX", "Work")])
+    with _store(kind, elsewhere) as store:
+        _write(store, [Message(b"Subject: secret\n\n" + SECRET, folder=("Secret",))])
+    (tmp_path / "shadow").write_bytes(b"From root Mon Jan  1 00:00:00 2024\nSubject: shadow\n\n" + SECRET)
+    secret = elsewhere / (".Secret" if kind == "maildir" else "Secret")
+    destination = tmp_path / "shadow" if leads_to == "shadow" else secret / leads_to.removeprefix("secret").lstrip("/")
+    linked = root / link
+    if linked.is_dir():
+        shutil.rmtree(linked)
+    linked.unlink(missing_ok=True)
+    linked.symlink_to(destination)
+
+    summary = run_copy(parse_endpoint(f"{kind}:{root}"), [parse_endpoint(f"mbox:{backup}")])
+
+    assert (uid, f"{linked} is a symbolic link; not followed") in [(f.uid, f.reason) for f in summary.failures]
+    assert summary.exit_code == ExitCode.PARTIAL
+    assert summary.copied == (1 if "Work" in link else 2)
+    assert not any(SECRET in path.read_bytes() for path in _tree(backup) if path.is_file())

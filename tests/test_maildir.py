@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from migrator.contentkey import crlf_size
 from migrator.endpoint import parse_endpoint
-from migrator.errors import StoreError
+from migrator.errors import FolderError, MessageError, StoreError
 from migrator.message import Flag, Flags, Message
 from migrator.stores import open_store
 from migrator.stores.maildir import assign_keywords, flags_of, format_keywords, letters_of, parse_keywords, split_name
@@ -229,3 +229,30 @@ def test_a_message_that_cannot_be_written_fails_alone_and_leaves_no_file(tmp_pat
     assert [r.ok for r in results] == [False, False]
     assert all("cannot write into" in r.error for r in results)
     assert _files(tmp_path / "m" / ".Work" / "cur") == []
+
+
+def test_a_message_file_made_a_link_after_the_scan_is_not_read(tmp_path: Path) -> None:
+    (tmp_path / "shadow").write_bytes(b"Subject: shadow\n\nroot:secret\n")
+    with _store(tmp_path / "m") as store:
+        store.append_batch(("INBOX",), [_message()])
+        refs = list(store.scan(("INBOX",)).refs)
+        (name,) = _files(tmp_path / "m" / "cur")
+        (tmp_path / "m" / "cur" / name).unlink()
+        (tmp_path / "m" / "cur" / name).symlink_to(tmp_path / "shadow")
+        with pytest.raises(MessageError, match=rf"^{tmp_path}/m/cur/{re.escape(name)} is a symbolic link; not followed$"):
+            list(store.fetch(("INBOX",), refs))
+
+
+def test_a_directory_made_a_link_after_the_scan_is_not_read(tmp_path: Path) -> None:
+    """The link stands above the file, whose own name is no link: only opening each directory without
+    following a link finds it."""
+    with _store(tmp_path / "m") as store:
+        store.append_batch(("INBOX",), [_message()])
+        refs = list(store.scan(("INBOX",)).refs)
+        (name,) = _files(tmp_path / "m" / "cur")
+        (tmp_path / "elsewhere").mkdir()
+        (tmp_path / "elsewhere" / name).write_bytes(b"Subject: shadow\n\nroot:secret\n")
+        os.rename(tmp_path / "m" / "cur", tmp_path / "m" / "old")
+        (tmp_path / "m" / "cur").symlink_to(tmp_path / "elsewhere")
+        with pytest.raises(FolderError, match=rf"^{tmp_path}/m/cur is a symbolic link; not followed$"):
+            list(store.fetch(("INBOX",), refs))

@@ -175,10 +175,19 @@ class FolderCopy:
     def _listing(self) -> tuple[str, Listing]:
         """Return the source folder's validity and the messages the run's filter accepts."""
         scan = self.source.scan(self.folder.path)
+        self._refused(scan.refused)
         listing, message_filter = Listing.of(scan.refs), self.run.message_filter
         if message_filter.is_open:
             return scan.validity, listing
         return scan.validity, listing.where(lambda r: message_filter.accepts(r.flags, r.size, r.received))
+
+    def _refused(self, refused: Sequence[tuple[str, str]]) -> None:
+        """Count each message the source will not read (a symbolic link in an archive) as failed."""
+        for uid, reason in refused:
+            failure = Failure(self.folder.name, reason, uid)
+            self.run.summary.fail(failure)
+            self.run.progress.failed(failure)
+            self.failed += 1
 
     def _copy_messages(self, todo: Listing) -> None:
         stages = any(plan.store.stages_writes for plan in self.plans)

@@ -23,11 +23,13 @@ class FolderScan:
 
     ``validity`` changes when the store renumbers the folder (IMAP UIDVALIDITY); local
     stores whose identifiers are stable report a constant. ``refs`` may be a one-shot
-    iterator: consume it once.
+    iterator: consume it once. ``refused`` holds (uid, reason) for each message the store
+    will not read, such as a symbolic link in a local archive: each is a failed message.
     """
 
     validity: str
     refs: Iterable[MessageRef]
+    refused: Sequence[tuple[str, str]] = ()
 
 
 @dataclass(frozen=True)

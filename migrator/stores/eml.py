@@ -11,11 +11,13 @@ winning. Lines are only ever appended (a flag change is a new line), and a batch
 lines before its files appear, so a crash never leaves a message with flags it did not have.
 A message without a line has no flags. Each file is written under a hidden temporary name,
 fsynced and linked to its final name (never replacing a file); the directory is fsynced
-once per batch.
+once per batch. Reading follows no symbolic link below the root: a linked message file is
+a failed message, a linked folder directory a failed folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -34,8 +36,12 @@ from migrator.stores.localfs import (
     from_time_ns,
     fsync_dir,
     natural_order,
+    not_followed,
+    open_below,
     open_root,
     publish,
+    read_at,
+    read_error,
     reason,
     temp_name,
     write_all,
@@ -98,15 +104,23 @@ class EmlStore(Store):
         open_root(self.root, "EML directory", self.readonly, Path.is_dir)
 
     def list_folders(self) -> list[Folder]:
-        """Return every folder directory, and INBOX for messages lying in the root."""
-        paths = {path for path, entry in self.tree.walk() if entry.is_dir(follow_symlinks=False)}
+        """Return every folder directory, and INBOX for messages lying in the root.
+
+        A symbolic link other than a message file is listed too: reading it fails, naming it.
+        """
+        paths = {path for path, entry in self.tree.walk() if _folder_or_link(entry)}
         if self._loose_inbox():
             paths.add(("INBOX",))
         return [Folder(p, role_by_name(p)) for p in sorted(paths)]
 
     def _loose_inbox(self) -> bool:
         """Return True when the root's own ``.eml`` files are INBOX (no INBOX directory)."""
-        return self.tree.find(("INBOX",)) is None and any(map(is_message_file, os.listdir(self.root)))
+        try:
+            if self.tree.find(("INBOX",)) is not None:
+                return False
+        except FolderError:
+            return False  # a link holds INBOX: refused when read
+        return any(map(is_message_file, os.listdir(self.root)))
 
     def _folder_dir(self, folder: FolderPath) -> Path:
         if folder == ("INBOX",) and self._loose_inbox():
@@ -125,34 +139,47 @@ class EmlStore(Store):
     def scan(self, folder: FolderPath) -> FolderScan:
         """Return the folder's message files with their sizes, mtimes and recorded flags."""
         directory = self._folder_dir(folder)
-        flags = _read_flags(directory)
         refs = []
-        for name in _message_files(directory):
-            try:
-                stat = os.stat(directory / name)
-            except FileNotFoundError:
-                continue
-            refs.append(MessageRef(name, flags.get(name, Flags()), stat.st_size, from_time_ns(stat.st_mtime_ns)))
-        return FolderScan(VALIDITY, refs)
+        with self._opened(directory) as fd:
+            flags = _read_flags(fd, directory)
+            names, links = _message_files(fd)
+            for name in names:
+                try:
+                    stat = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                refs.append(MessageRef(name, flags.get(name, Flags()), stat.st_size, from_time_ns(stat.st_mtime_ns)))
+        return FolderScan(VALIDITY, refs, [(name, not_followed(directory / name)) for name in links])
 
     def fetch(self, folder: FolderPath, refs: Iterable[MessageRef]) -> Iterator[Message]:
         """Yield the messages of ``refs``; files deleted since the scan are skipped."""
         directory = self._folder_dir(folder)
-        flags = _read_flags(directory)
-        for ref in refs:
-            if "/" in ref.uid or not is_message_file(ref.uid):
-                continue  # not a name this store gave out
-            try:
-                with open(directory / ref.uid, "rb") as file:
-                    raw = file.read()
-                    mtime_ns = os.fstat(file.fileno()).st_mtime_ns
-            except FileNotFoundError:
-                continue
-            except OSError as e:
-                raise MessageError(f"cannot read {directory / ref.uid}: {reason(e)}") from None
-            message = [Message(raw, flags.get(ref.uid, Flags()), from_time_ns(mtime_ns), folder, ref.uid)]
-            del raw  # neither kept by this frame once passed on (see MaildirStore.fetch)
-            yield message.pop()
+        with self._opened(directory) as fd:
+            flags = _read_flags(fd, directory)
+            for ref in refs:
+                if "/" in ref.uid or not is_message_file(ref.uid):
+                    continue  # not a name this store gave out
+                try:
+                    raw, mtime_ns = read_at(fd, ref.uid, directory / ref.uid)
+                except FileNotFoundError:
+                    continue
+                except OSError as e:
+                    raise MessageError(read_error(directory / ref.uid, e)) from None
+                message = [Message(raw, flags.get(ref.uid, Flags()), from_time_ns(mtime_ns), folder, ref.uid)]
+                del raw  # neither kept by this frame once passed on (see MaildirStore.fetch)
+                yield message.pop()
+
+    @contextlib.contextmanager
+    def _opened(self, directory: Path) -> Iterator[int]:
+        """Hold the folder ``directory`` open, following no link below the root; raise FolderError."""
+        try:
+            fd = open_below(self.root, directory.relative_to(self.root).parts, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as e:
+            raise FolderError(read_error(directory, e)) from None
+        try:
+            yield fd
+        finally:
+            os.close(fd)
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -195,25 +222,40 @@ class EmlStore(Store):
             raise FolderError(f"cannot delete messages in {directory}: {reason(e)}") from None
 
 
-def _message_files(directory: Path) -> list[str]:
-    with os.scandir(directory) as entries:
-        names = [e.name for e in entries if is_message_file(e.name) and e.is_file(follow_symlinks=False)]
-    return sorted(names, key=natural_order)
+def _folder_or_link(entry: os.DirEntry) -> bool:
+    return entry.is_dir(follow_symlinks=False) or (entry.is_symlink() and not is_message_file(entry.name))
 
 
-def _read_flags(directory: Path) -> dict[str, Flags]:
+def _message_files(fd: int) -> tuple[list[str], list[str]]:
+    """Return the names of the message files in the directory open as ``fd``, and of the symbolic links
+    among them, each in natural order."""
+    files, links = [], []
+    with os.scandir(fd) as entries:
+        for entry in entries:
+            if not is_message_file(entry.name):
+                continue
+            if entry.is_symlink():
+                links.append(entry.name)
+            elif entry.is_file(follow_symlinks=False):
+                files.append(entry.name)
+    return sorted(files, key=natural_order), sorted(links, key=natural_order)
+
+
+def _read_flags(fd: int, directory: Path) -> dict[str, Flags]:
+    """Return the flags recorded in the folder open as ``fd`` (``directory``); raise FolderError."""
     try:
-        return parse_flags_file((directory / FLAGS_FILE).read_bytes())
+        return parse_flags_file(read_at(fd, FLAGS_FILE, directory / FLAGS_FILE)[0])
     except FileNotFoundError:
         return {}
     except OSError as e:
-        raise FolderError(f"cannot read {directory / FLAGS_FILE}: {reason(e)}") from None
+        raise FolderError(read_error(directory / FLAGS_FILE, e)) from None
 
 
 def _append_flags(directory: Path, lines: bytes) -> None:
     """Append ``lines`` to the folder's flags file and fsync it; raise FolderError."""
     try:
-        fd = os.open(directory / FLAGS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(directory / FLAGS_FILE, flags, FILE_MODE)
         try:
             write_all(fd, lines)
             os.fsync(fd)

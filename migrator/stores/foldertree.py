@@ -5,8 +5,9 @@ Each folder is a directory named by the archive's encoder (``encode_mbox_dirname
 its plain spelling or else by decoding the names beside it, because one made where its plain
 spelling was taken (by a name differing in case, on a case-insensitive filesystem) got some
 characters escaped (foldernames.py).
-Hidden entries (a leading ``.``) belong to the archive itself and are never folders, and
-symbolic links are never followed, so a walk cannot leave the root or loop.
+Hidden entries (a leading ``.``) belong to the archive itself and are never folders.
+Symbolic links are never followed, so a walk cannot leave the root or loop: a walk yields
+them without entering them, and a folder found at or behind one is refused by name.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from migrator.errors import FolderError
 from migrator.message import FolderPath
 from migrator.stores.foldernames import decode_tree_name, make_first_free, name_variants
-from migrator.stores.localfs import DIR_MODE, fsync_dir, inside, reason
+from migrator.stores.localfs import DIR_MODE, fsync_dir, inside, not_followed, reason
 
 
 class FolderTree:
@@ -29,27 +30,35 @@ class FolderTree:
         self.encode = encode
 
     def find(self, folder: FolderPath) -> Path | None:
-        """Return the entry (directory or file) that holds ``folder``, or None."""
+        """Return the entry (directory or file) that holds ``folder``, or None; raise FolderError where a
+        symbolic link stands in its place or on the way."""
         node = self.root
         for name in folder:
             child = _child(node, name, self.encode)
             if child is None:
                 return None
-            node = child
+            node = _not_a_link(child)
         return node
 
     def create(self, folder: FolderPath) -> Path:
         """Return the directory of ``folder``, making it and its parents (0700); raise FolderError."""
         node = self.root
         for name in folder:
-            node = _child(node, name, self.encode) or _make_child(node, name, self.encode)
+            node = _not_a_link(_child(node, name, self.encode) or _make_child(node, name, self.encode))
         if not node.is_dir():
             raise FolderError(f"{node} is a file, not a folder directory: move it away to write {'/'.join(folder)}")
         return inside(self.root, node)
 
     def walk(self) -> Iterator[tuple[FolderPath, os.DirEntry]]:
-        """Yield (folder path, entry) for every visible entry below the root, parents first."""
+        """Yield (folder path, entry) for every visible entry below the root, parents first; symbolic
+        links are yielded, not entered."""
         yield from _walk(self.root, ())
+
+
+def _not_a_link(node: Path) -> Path:
+    if node.is_symlink():
+        raise FolderError(not_followed(node))
+    return node
 
 
 def _child(directory: Path, name: str, encode: Callable[[str, int], str]) -> Path | None:
@@ -57,7 +66,7 @@ def _child(directory: Path, name: str, encode: Callable[[str, int], str]) -> Pat
         plain = directory / encode(name, 0)
     except ValueError:
         return None  # an empty name: no directory can hold it
-    if os.path.lexists(plain) and not os.path.islink(plain):
+    if os.path.lexists(plain):
         return plain
     try:
         found = _entry_named(directory, name)
@@ -103,4 +112,4 @@ def _walk(directory: Path, prefix: FolderPath) -> Iterator[tuple[FolderPath, os.
 
 
 def _visible(entry: os.DirEntry) -> bool:
-    return not entry.name.startswith(".") and not entry.is_symlink()
+    return not entry.name.startswith(".")

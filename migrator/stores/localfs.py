@@ -7,6 +7,12 @@ writing a batch fsync each file, then each touched directory once.
 What an archive holds is written once and not read again by the run, so a batch, once
 durable, is dropped from the page cache (``forget_cached``): a backup of 50 GB does not
 push out what the machine's other work keeps cached.
+
+Reading never follows a symbolic link below an archive's root (``open_below``, ``read_at``):
+whoever can write into a Maildir that root backs up could otherwise link a message to
+``/etc/shadow`` and find it in the backup. The root itself, the path the user named, is
+followed, as ``cp -R`` and ``tar`` follow the paths on their command line: a user who names
+a link means where it leads.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import errno
 import os
 import re
 import secrets
+import stat
 import sys
 import functools
 from collections.abc import Callable, Sequence
@@ -290,6 +297,86 @@ def natural_order(name: str) -> list[str | int]:
     """Return a sort key ordering the numbers in file names by value (``1.M99`` before ``1.M100``)."""
     # re.split with a group alternates text and numbers, so equal positions hold equal types.
     return [int(part) if index % 2 else part for index, part in enumerate(_DIGITS.split(name))]
+
+
+def not_followed(path: str | Path) -> str:
+    """Return the sentence reporting the symbolic link ``path``, which reading does not follow."""
+    return f"{path} is a symbolic link; not followed"
+
+
+class NotFollowed(OSError):
+    """A symbolic link met below an archive's root: never followed (see the module docstring)."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(errno.ELOOP, "is a symbolic link; not followed", str(path))
+
+    def __str__(self) -> str:
+        return not_followed(self.filename)
+
+
+def _open_at(dir_fd: int, name: str, path: str | Path, flags: int = os.O_RDONLY) -> int:
+    """Open ``name`` in the directory open as ``dir_fd`` (``path`` names it for errors), not following a
+    symbolic link; return the descriptor; raise NotFollowed at a link, OSError otherwise."""
+    try:
+        return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE, dir_fd=dir_fd)
+    except OSError as e:
+        # Linux says ELOOP for a link, or ENOTDIR when a directory was asked for; BSD says EMLINK.
+        if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK) and _is_link(dir_fd, name):
+            raise NotFollowed(path) from None
+        raise
+
+
+def _is_link(dir_fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def open_below(root: Path, parts: Sequence[str], flags: int = os.O_RDONLY) -> int:
+    """Open ``root/parts[0]/parts[1]...`` with ``flags``, following no symbolic link below ``root``
+    (``root`` itself is followed); return the descriptor; raise NotFollowed at a link, OSError otherwise."""
+    if not parts:
+        return os.open(root, flags | os.O_CLOEXEC)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    path = Path(root)
+    try:
+        for depth, part in enumerate(parts, 1):
+            path = path / part
+            child = _open_at(fd, part, path, flags if depth == len(parts) else os.O_RDONLY | os.O_DIRECTORY)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_at(dir_fd: int, name: str, path: str | Path) -> tuple[bytes, int]:
+    """Return the bytes and the mtime (ns) of the regular file ``name`` in the directory open as ``dir_fd``
+    (``path`` names it for errors), not following a symbolic link; raise NotFollowed or OSError."""
+    # O_NONBLOCK: a FIFO put in the file's place must not hang the run; it is refused below.
+    fd = _open_at(dir_fd, name, path, os.O_RDONLY | os.O_NONBLOCK)
+    with open(fd, "rb") as file:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return file.read(), status.st_mtime_ns
+
+
+def read_below(root: Path, parts: Sequence[str]) -> bytes:
+    """Return the bytes of the regular file ``root/parts...``, following no link below ``root``;
+    raise NotFollowed or OSError."""
+    directory = open_below(root, parts[:-1], os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return read_at(directory, parts[-1], Path(root, *parts))[0]
+    finally:
+        os.close(directory)
+
+
+def read_error(path: str | Path, error: OSError) -> str:
+    """Return the sentence saying why ``path`` could not be read (a link not followed names the link)."""
+    return str(error) if isinstance(error, NotFollowed) else f"cannot read {path}: {reason(error)}"
 
 
 def inside(root: Path, path: Path) -> Path:

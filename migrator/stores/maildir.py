@@ -18,6 +18,9 @@ Writing goes through ``tmp/``: files are written there (staged), made durable to
 renamed into ``cur/`` (not ``new/``: a migrated message is not new mail, and its flags are known),
 and each ``cur/`` is fsynced once. The copy pipeline stages several batches before it commits
 them, so that a run pays for one sync per several megabytes.
+
+Reading follows no symbolic link below the root (see localfs.py): a link among the message
+files is a failed message, a linked folder directory, ``cur/`` or ``new/`` a failed folder.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import logging
 import os
 import re
 import socket
+import stat
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -46,7 +50,12 @@ from migrator.stores.localfs import (
     from_time_ns,
     fsync_dir,
     natural_order,
+    not_followed,
+    open_below,
     open_root,
+    read_at,
+    read_below,
+    read_error,
     reason,
     replace_synced,
 )
@@ -205,14 +214,16 @@ class MaildirStore(Store):
     def _read_dirs(self) -> dict[FolderPath, str]:
         dirs = {}
         for path, entry in self._folder_entries():
-            if _is_maildir(Path(entry.path)) and path != ("INBOX",):  # Dovecot ignores a ".INBOX" beside the root INBOX
+            # A link is listed, so that reading or writing it fails, named, instead of it being passed over.
+            # Dovecot ignores a ".INBOX" beside the root INBOX.
+            if (entry.is_symlink() or _is_maildir(Path(entry.path))) and path != ("INBOX",):
                 dirs.setdefault(path, entry.name)
         return dirs
 
     def _folder_entries(self) -> Iterator[tuple[FolderPath, os.DirEntry]]:
-        """Yield (folder, entry) for the root's folder directories, complete or only just made."""
+        """Yield (folder, entry) for the root's folder directories, complete or only just made, and links."""
         for entry in os.scandir(self.root):
-            if entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+            if entry.name.startswith(".") and (entry.is_dir(follow_symlinks=False) or entry.is_symlink()):
                 try:
                     yield inbox_normalised(maildir_path(entry.name)), entry
                 except ValueError:
@@ -231,7 +242,19 @@ class MaildirStore(Store):
         directory = self._folder_dir(folder)
         if directory is None:
             raise FolderError(f"there is no folder {'/'.join(folder)} in the Maildir {self.root}")
+        if directory != self.root and directory.is_symlink():
+            raise FolderError(not_followed(directory))
         return directory
+
+    @contextlib.contextmanager
+    def _subdirs(self, directory: Path) -> Iterator[dict[str, int]]:
+        """Hold the folder's new/ and cur/ open, following no link below the root: "new"/"cur" -> descriptor."""
+        subdirs = _open_subdirs(self.root, directory)
+        try:
+            yield subdirs
+        finally:
+            for fd in subdirs.values():
+                os.close(fd)
 
     def _create_folder(self, folder: FolderPath) -> None:
         if self._folder_dir(folder) is not None:
@@ -270,9 +293,13 @@ class MaildirStore(Store):
         """Return the folder's messages from their file names and stat (no body is read)."""
         directory = self._existing_dir(folder)
         keywords = self._read_keywords(directory)
-        files = self._files[inbox_normalised(folder)] = _list_files(directory)
-        refs = (_ref(directory, uid, files[uid], keywords) for uid in sorted(files, key=natural_order))
-        return FolderScan(VALIDITY, [ref for ref in refs if ref is not None])
+        with self._subdirs(directory) as subdirs:
+            files, links = _list_files(subdirs)
+            self._files[inbox_normalised(folder)] = files
+            refs = (_ref(subdirs, uid, files[uid], keywords) for uid in sorted(files, key=natural_order))
+            found = [ref for ref in refs if ref is not None]
+        refused = [(split_name(link.partition("/")[2])[0], not_followed(directory / link)) for link in links]
+        return FolderScan(VALIDITY, found, refused)
 
     def fetch(self, folder: FolderPath, refs: Iterable[MessageRef]) -> Iterator[Message]:
         """Yield the messages of ``refs`` with their current flags; vanished files are skipped."""
@@ -281,24 +308,26 @@ class MaildirStore(Store):
         folder = inbox_normalised(folder)
         files = self._files.get(folder, {})
         refreshed = False
-        for ref in refs:
-            message = [_read(directory, folder, ref.uid, files.get(ref.uid), keywords)]
-            if message[0] is None and not refreshed:  # renamed by a flag change since the scan?
-                files = self._files[folder] = _list_files(directory)
-                refreshed = True
-                message = [_read(directory, folder, ref.uid, files.get(ref.uid), keywords)]
-            if message[0] is not None:
-                # Popped as it is yielded, so that this frame does not keep a large message
-                # alive after it is written (see pipeline/batches.py, LargeMessageGate).
-                yield message.pop()
+        with self._subdirs(directory) as subdirs:
+            for ref in refs:
+                message = [_read(subdirs, directory, folder, ref.uid, files.get(ref.uid), keywords)]
+                if message[0] is None and not refreshed:  # renamed by a flag change since the scan?
+                    files = self._files[folder] = _list_files(subdirs)[0]
+                    refreshed = True
+                    message = [_read(subdirs, directory, folder, ref.uid, files.get(ref.uid), keywords)]
+                if message[0] is not None:
+                    # Popped as it is yielded, so that this frame does not keep a large message
+                    # alive after it is written (see pipeline/batches.py, LargeMessageGate).
+                    yield message.pop()
 
     def _read_keywords(self, directory: Path) -> dict[int, str]:
         try:
-            return parse_keywords((directory / KEYWORDS_FILE).read_text("utf-8", "replace"))
+            data = read_below(self.root, directory.relative_to(self.root).parts + (KEYWORDS_FILE,))
         except FileNotFoundError:
             return {}
         except OSError as e:
-            raise FolderError(f"cannot read {directory / KEYWORDS_FILE}: {reason(e)}") from None
+            raise FolderError(read_error(directory / KEYWORDS_FILE, e)) from None
+        return parse_keywords(data.decode("utf-8", "replace"))
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -387,7 +416,8 @@ class MaildirStore(Store):
         """Rename the message file so that its name carries ``flags``; raise MessageError if it is gone."""
         self._check_writable()
         directory = self._existing_dir(folder)
-        name = _list_files(directory).get(uid)
+        with self._subdirs(directory) as subdirs:
+            name = _list_files(subdirs)[0].get(uid)
         if name is None:
             raise MessageError(f"message {uid} is no longer in the folder {'/'.join(folder)} of {self.root}")
         letters = letters_of(flags, self._keyword_indexes(directory, stored_keywords(flags)))
@@ -403,7 +433,8 @@ class MaildirStore(Store):
         """Remove the messages' files; raise FolderError if one cannot be removed."""
         self._check_writable()
         directory = self._existing_dir(folder)
-        files = _list_files(directory)
+        with self._subdirs(directory) as subdirs:
+            files = _list_files(subdirs)[0]
         try:
             for uid in uids:
                 if uid in files:
@@ -414,40 +445,61 @@ class MaildirStore(Store):
             raise FolderError(f"cannot delete messages in {directory}: {reason(e)}") from None
 
 
-def _list_files(directory: Path) -> dict[str, str]:
-    """Return uid -> ``new/<name>`` or ``cur/<name>`` for the message files of a folder directory."""
-    files = {}
+def _open_subdirs(root: Path, directory: Path) -> dict[str, int]:
+    """Open new/ and cur/ of the folder ``directory`` (those that exist), following no link below ``root``;
+    return "new"/"cur" -> descriptor; raise FolderError."""
+    subdirs: dict[str, int] = {}
     for sub in ("new", "cur"):
         try:
-            entries = os.scandir(directory / sub)
+            subdirs[sub] = open_below(root, directory.relative_to(root).parts + (sub,), os.O_RDONLY | os.O_DIRECTORY)
         except FileNotFoundError:
             continue
-        with entries:
+        except OSError as e:
+            for fd in subdirs.values():
+                os.close(fd)
+            raise FolderError(read_error(directory / sub, e)) from None
+    return subdirs
+
+
+def _list_files(subdirs: dict[str, int]) -> tuple[dict[str, str], list[str]]:
+    """Return uid -> ``new/<name>`` or ``cur/<name>`` for the message files in ``subdirs`` (see _open_subdirs),
+    and the ``new/<name>`` or ``cur/<name>`` of each symbolic link among them."""
+    files, links = {}, []
+    for sub, fd in subdirs.items():
+        with os.scandir(fd) as entries:
             for entry in entries:
-                if not entry.name.startswith(".") and entry.is_file():
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_symlink():
+                    links.append(f"{sub}/{entry.name}")
+                elif entry.is_file(follow_symlinks=False):
                     files[split_name(entry.name)[0]] = f"{sub}/{entry.name}"
-    return files
+    return files, links
 
 
-def _ref(directory: Path, uid: str, name: str, keywords: dict[int, str]) -> MessageRef | None:
+def _ref(subdirs: dict[str, int], uid: str, name: str, keywords: dict[int, str]) -> MessageRef | None:
+    sub, _, filename = name.partition("/")
     try:
-        stat = os.stat(directory / name)
+        status = os.stat(filename, dir_fd=subdirs[sub], follow_symlinks=False)
     except FileNotFoundError:
         return None
-    return MessageRef(uid, flags_of(split_name(name)[1], keywords), stat.st_size, from_time_ns(stat.st_mtime_ns))
+    if not stat.S_ISREG(status.st_mode):
+        return None  # no longer a message file (replaced since the listing): as if it were gone
+    return MessageRef(uid, flags_of(split_name(name)[1], keywords), status.st_size, from_time_ns(status.st_mtime_ns))
 
 
-def _read(directory: Path, folder: FolderPath, uid: str, name: str | None, keywords: dict[int, str]) -> Message | None:
+def _read(
+    subdirs: dict[str, int], directory: Path, folder: FolderPath, uid: str, name: str | None, keywords: dict[int, str]
+) -> Message | None:
     if name is None:
         return None
+    sub, _, filename = name.partition("/")
     try:
-        with open(directory / name, "rb") as file:
-            raw = file.read()
-            mtime_ns = os.fstat(file.fileno()).st_mtime_ns
+        raw, mtime_ns = read_at(subdirs[sub], filename, directory / name)
     except FileNotFoundError:
         return None
     except OSError as e:
-        raise MessageError(f"cannot read {directory / name}: {reason(e)}") from None
+        raise MessageError(read_error(directory / name, e)) from None
     return Message(raw, flags_of(split_name(name)[1], keywords), from_time_ns(mtime_ns), folder, uid)
 
 

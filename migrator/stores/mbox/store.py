@@ -12,6 +12,8 @@ one folder is INBOX); writing always uses the tree.
 A message's uid is the offset of its From line. Flags cannot be changed in place (that
 would mean rewriting the file and moving every later offset), and messages cannot be
 deleted, for the same reason. See envelope.py for the bytes around each message.
+Reading and writing follow no symbolic link below the root: a link in the tree is a
+folder that fails, naming it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import mmap
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from migrator.endpoint import Endpoint
@@ -30,12 +33,13 @@ from migrator.stores.base import AppendResult, FolderScan, Store
 from migrator.stores.foldernames import MBOX_FILE, encode_mbox_dirname
 from migrator.stores.foldertree import FolderTree
 from migrator.stores.localfs import (
-    FILE_MODE,
+    NotFollowed,
     forget_cached,
     from_time_ns,
     fsync_dir,
-    inside,
+    open_below,
     open_root,
+    read_error,
     reason,
     write_all,
 )
@@ -70,14 +74,22 @@ class MboxStore(Store):
     # --- folders ----------------------------------------------------------------------------
 
     def list_folders(self) -> list[Folder]:
-        """Return every folder directory (selectable when it holds an mbox file) and classic mbox file."""
+        """Return every folder directory (selectable when it holds an mbox file) and classic mbox file.
+
+        A symbolic link is listed too (reading it fails, naming it), as is a directory whose mbox file is one.
+        """
         if self.root.is_file():
             return [Folder(("INBOX",), Role.INBOX)]
         folders: dict[FolderPath, bool] = {}
         for path, entry in self.tree.walk():
-            if entry.is_dir(follow_symlinks=False):
-                folders[path] = os.path.isfile(os.path.join(entry.path, MBOX_FILE))
-            elif entry.name != MBOX_FILE and entry.is_file(follow_symlinks=False) and _starts_like_mbox(entry.path):
+            if entry.name == MBOX_FILE:
+                continue  # the messages of the directory it lies in
+            if entry.is_symlink():
+                folders[path] = True
+            elif entry.is_dir(follow_symlinks=False):
+                mbox = os.path.join(entry.path, MBOX_FILE)
+                folders[path] = os.path.isfile(mbox) or os.path.islink(mbox)
+            elif entry.is_file(follow_symlinks=False) and _starts_like_mbox(entry.path):
                 folders[path] = True  # the classic layout (a dotlock or anything else does not start so)
         return [Folder(p, role_by_name(p), s) for p, s in sorted(folders.items())]
 
@@ -97,11 +109,11 @@ class MboxStore(Store):
 
     def _create_folder(self, folder: FolderPath) -> None:
         path = self._mbox_path(folder)
-        if path is not None and path.is_file():
-            return
+        if path is not None and (path.is_file() or path.is_symlink()):
+            return  # a link is refused when written to
         directory = self.tree.create(folder)
         try:
-            os.close(os.open(directory / MBOX_FILE, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, FILE_MODE))
+            os.close(self._open(directory / MBOX_FILE, os.O_WRONLY | os.O_CREAT))
             fsync_dir(directory)
         except OSError as e:
             raise FolderError(f"cannot create {directory / MBOX_FILE}: {reason(e)}") from None
@@ -111,7 +123,7 @@ class MboxStore(Store):
     def scan(self, folder: FolderPath) -> FolderScan:
         """Return the folder's messages, found by streaming through its file (bodies are skipped where possible)."""
         path = self._existing_path(folder)
-        with _mapped(path) as buffer:
+        with self._mapped(path) as (buffer, _):
             try:
                 refs = [MessageRef(str(e.offset), e.flags, e.size, e.received) for e in entries(buffer)]
             except ValueError as e:
@@ -121,8 +133,7 @@ class MboxStore(Store):
     def fetch(self, folder: FolderPath, refs: Iterable[MessageRef]) -> Iterator[Message]:
         """Yield the messages at the refs' offsets; a ref that no longer points at a message is skipped."""
         path = self._existing_path(folder)
-        with _mapped(path) as buffer:
-            file_date = from_time_ns(path.stat().st_mtime_ns)
+        with self._mapped(path) as (buffer, file_date):
             for ref in refs:
                 try:
                     entry = read_entry(buffer, int(ref.uid))
@@ -130,15 +141,42 @@ class MboxStore(Store):
                     continue  # the file was rewritten since the scan
                 yield Message(message_bytes(buffer, entry), entry.flags, entry.received or file_date, folder, ref.uid)
 
+    @contextmanager
+    def _mapped(self, path: Path) -> Iterator[tuple[bytes, datetime]]:
+        """Map the mbox file read-only under a shared fcntl lock; yield it (an empty one as b"") and its mtime."""
+        try:
+            fd = self._open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            yield b"", from_time_ns(0)  # a folder directory without messages
+            return
+        except OSError as e:
+            raise FolderError(read_error(path, e)) from None
+        try:
+            with fcntl_lock(path, fd, exclusive=False):
+                status = os.fstat(fd)
+                if status.st_size == 0:
+                    yield b"", from_time_ns(status.st_mtime_ns)
+                    return
+                with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as buffer:
+                    yield buffer, from_time_ns(status.st_mtime_ns)
+        finally:
+            os.close(fd)
+
+    def _open(self, path: Path, flags: int) -> int:
+        """Open the mbox file ``path`` following no link below the root; raise NotFollowed or OSError."""
+        return open_below(self.root, path.relative_to(self.root).parts, flags)
+
     # --- writing ----------------------------------------------------------------------------
 
     def append_batch(self, folder: FolderPath, messages: Sequence[Message]) -> list[AppendResult]:
         """Append the messages under the mbox locks and fsync; on a write error restore the file's length."""
         self._check_writable()
         self._create_folder(folder)
-        path = inside(self.root, self._existing_path(folder))
+        path = self._existing_path(folder)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+            fd = self._open(path, os.O_RDWR | os.O_APPEND)
+        except NotFollowed as e:
+            raise FolderError(str(e)) from None
         except OSError as e:
             raise FolderError(f"cannot open {path} for writing: {reason(e)}") from None
         try:
@@ -183,24 +221,6 @@ def _separator_needed(fd: int, size: int) -> bytes:
     if tail.endswith(b"\n\n"):
         return b""
     return b"\n" if tail.endswith(b"\n") else b"\n\n"
-
-
-@contextmanager
-def _mapped(path: Path) -> Iterator[bytes]:
-    """Map the mbox file read-only under a shared fcntl lock (an empty file maps as b"")."""
-    try:
-        file = open(path, "rb")
-    except FileNotFoundError:
-        yield b""  # a folder directory without messages
-        return
-    except OSError as e:
-        raise FolderError(f"cannot read {path}: {reason(e)}") from None
-    with file, fcntl_lock(path, file.fileno(), exclusive=False):
-        if os.fstat(file.fileno()).st_size == 0:
-            yield b""
-            return
-        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as buffer:
-            yield buffer
 
 
 def _starts_like_mbox(path: str) -> bool:
