@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -243,6 +244,8 @@ def test_a_failed_write_restores_the_file_length(tmp_path: Path, monkeypatch: py
         calls = []
 
         def disk_fills_up(fd: int, data: bytes) -> int:
+            if not os.readlink(f"/proc/self/fd/{fd}").endswith("/mbox"):
+                return real_write(fd, data)  # the dotlock
             calls.append(len(data))
             if len(calls) == 3:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -261,7 +264,7 @@ def test_a_held_dotlock_stops_the_write_and_a_stale_one_is_removed(tmp_path: Pat
     path = tmp_path / "mbox"
     path.touch()
     dotlock = tmp_path / "mbox.lock"
-    dotlock.touch()
+    dotlock.write_text(f"{os.getpid()}:{socket.gethostname()}\n")  # a holder that runs
     with pytest.raises(FolderError, match="locked by"):
         with lock.dotlock(path, wait=0.2):
             pass
@@ -286,6 +289,87 @@ def test_the_dotlock_of_a_killed_run_is_taken_over_at_once(tmp_path: Path) -> No
         with pytest.raises(FolderError, match="locked by"):
             with lock.dotlock(path, wait=0.2):
                 pass
+
+
+@pytest.mark.parametrize("content", [b"", b"not a pid\n"])
+def test_an_empty_or_unreadable_dotlock_is_stale_after_seconds_not_minutes(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "mbox"
+    path.touch()
+    dotlock = tmp_path / "mbox.lock"
+    dotlock.write_bytes(content)
+    # Just made: its program may not have written it yet.
+    with pytest.raises(FolderError, match="locked by"), lock.dotlock(path, wait=0.2):
+        pass
+    old = time.time() - lock.EMPTY_GRACE - 1
+    os.utime(dotlock, (old, old))
+    with lock.dotlock(path, wait=0.2):
+        assert dotlock.read_text() == f"{os.getpid()}:{socket.gethostname()}\n"
+
+
+def test_a_dotlock_appears_whole(tmp_path: Path) -> None:
+    path = tmp_path / "mbox"
+    path.touch()
+    script = "import sys, pathlib\nfrom migrator.stores.mbox import lock\nfor _ in range(2000):\n"
+    script += "    with lock.dotlock(pathlib.Path(sys.argv[1])):\n        pass\n"
+    locker = subprocess.Popen([sys.executable, "-c", script, str(path)])
+    seen = set()
+    while locker.poll() is None:
+        try:
+            seen.add((tmp_path / "mbox.lock").read_bytes())
+        except FileNotFoundError:
+            pass
+    assert locker.returncode == 0
+    assert seen == {f"{locker.pid}:{socket.gethostname()}\n".encode()}
+    assert os.listdir(tmp_path) == ["mbox"]
+
+
+def test_the_dotlock_of_a_process_killed_while_holding_it_is_taken_over_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "mbox"
+    path.touch()
+    script = "import sys, pathlib, time\nfrom migrator.stores.mbox import lock\n"
+    script += "with lock.dotlock(pathlib.Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(60)\n"
+    holder = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE)
+    assert holder.stdout.readline() == b"held\n"
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    assert (tmp_path / "mbox.lock").read_text() == f"{holder.pid}:{socket.gethostname()}\n"
+    started = time.monotonic()
+    with lock.dotlock(path, wait=0):
+        assert time.monotonic() - started < 1
+
+
+def test_a_full_disk_while_locking_is_one_sentence_and_leaves_no_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with _store(tmp_path) as store:
+        store.append_batch(("INBOX",), [_message()])
+        before = sorted(os.listdir(tmp_path / "INBOX"))
+        real_write = os.write
+
+        def disk_full_for_the_lock(fd: int, data: bytes) -> int:
+            if "mbox.lock" in os.readlink(f"/proc/self/fd/{fd}"):  # the dotlock, or a file linked as it
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real_write(fd, data)
+
+        monkeypatch.setattr(os, "write", disk_full_for_the_lock)
+        with pytest.raises(FolderError, match=r"^cannot lock .*/INBOX/mbox: cannot write .*/INBOX/mbox\.lock "
+                           r"\(No space left on device\); check the free space and the permissions of .*/INBOX$"):
+            store.append_batch(("INBOX",), [_message()])
+        monkeypatch.undo()
+        assert sorted(os.listdir(tmp_path / "INBOX")) == before
+        assert [m.raw for m in store.messages(("INBOX",))] == [_message().raw]
+
+
+def test_without_hard_links_the_dotlock_is_created_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_hard_links(source: object, destination: object) -> None:
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))  # what vfat answers
+
+    path = tmp_path / "mbox"
+    path.touch()
+    monkeypatch.setattr(os, "link", no_hard_links)
+    with lock.dotlock(path, wait=0.2):
+        assert (tmp_path / "mbox.lock").read_text() == f"{os.getpid()}:{socket.gethostname()}\n"
+        with pytest.raises(FolderError, match="locked by"), lock.dotlock(path, wait=0.2):
+            pass
+    assert os.listdir(tmp_path) == ["mbox"]
 
 
 def test_reading_leaves_nothing_behind(tmp_path: Path) -> None:

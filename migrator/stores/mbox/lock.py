@@ -1,17 +1,27 @@
 """Locking an mbox file the way Dovecot and mutt do: a dotlock and an fcntl lock.
 
 Writers take the dotlock ``FILE.lock`` and then an exclusive fcntl lock on the file. The
-dotlock is created with O_EXCL and holds ``pid:hostname``, as Dovecot writes it; one is taken
-to be left by a crashed or killed program, and removed, when that process is gone from this
-host or when it is older than STALE_AFTER seconds. Readers take only a shared fcntl lock, so
-reading leaves nothing behind.
+dotlock holds ``pid:hostname``, as Dovecot writes it, and is written whole before it
+appears: it is written under a hidden temporary name and hard-linked into place, the
+classic protocol that also holds over NFS (where O_EXCL did not; a link whose reply was
+lost is recognised by the temporary file's link count). A filesystem without hard links
+(FAT) gets it created with O_EXCL instead. One is taken to be left by a crashed or killed
+program, and removed, when that process is gone from this host, when it is empty or
+unreadable for longer than EMPTY_GRACE seconds (another program may create it first and
+write its pid after), or when it is older than STALE_AFTER seconds. Readers take only a
+shared fcntl lock, so reading leaves nothing behind.
+
+The dotlock is not fsynced: it is for the processes that run now, which see it whole
+either way; what a crash of the machine leaves behind is stale by the rules above.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -19,11 +29,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from migrator.errors import FolderError
-from migrator.stores.localfs import FILE_MODE, reason
+from migrator.stores.localfs import reason, temp_name, write_synced
+
+log = logging.getLogger(__name__)
 
 WAIT = 30.0  # seconds to wait for another program's lock
 STALE_AFTER = 300.0  # seconds after which a dotlock is taken to be abandoned
+EMPTY_GRACE = 5.0  # seconds after which an empty or unreadable dotlock is taken to be abandoned
 _POLL = 0.1
+_HOLDER = re.compile(r"(\d+)(?::(.*))?")
+_NO_HARD_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS)
 
 
 @contextmanager
@@ -35,12 +50,14 @@ def write_lock(path: Path, fd: int, wait: float = WAIT, stale_after: float = STA
 
 @contextmanager
 def dotlock(path: Path, wait: float = WAIT, stale_after: float = STALE_AFTER) -> Iterator[None]:
-    """Hold ``path.lock``, removing a stale one; raise FolderError if another holds it longer than ``wait``."""
+    """Hold ``path.lock``, removing a stale one; raise FolderError if another holds it longer than ``wait``
+    or if it cannot be made."""
     lock = path.with_name(path.name + ".lock")
     deadline = time.monotonic() + wait
-    while not _try_create(lock):
-        if _is_stale(lock, stale_after):
-            _remove(lock)
+    while (ours := _try_create(path, lock)) is None:
+        stale = _stale(lock, stale_after)
+        if stale is not None:
+            _remove_stale(lock, stale)
         elif time.monotonic() > deadline:
             raise FolderError(
                 f"{path} is locked by {lock}: wait for the program writing to it, or delete {lock} if none is running"
@@ -50,7 +67,7 @@ def dotlock(path: Path, wait: float = WAIT, stale_after: float = STALE_AFTER) ->
     try:
         yield
     finally:
-        _remove(lock)
+        _release(lock, ours)
 
 
 @contextmanager
@@ -72,36 +89,92 @@ def fcntl_lock(path: Path, fd: int, exclusive: bool, wait: float = WAIT) -> Iter
         fcntl.lockf(fd, fcntl.LOCK_UN)
 
 
-def _try_create(lock: Path) -> bool:
+def _try_create(path: Path, lock: Path) -> int | None:
+    """Make the dotlock, whole; return its inode, or None when another one is there; raise FolderError."""
+    content = f"{os.getpid()}:{socket.gethostname()}\n".encode()
+    temp = lock.with_name(temp_name(lock.name))
     try:
-        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
-    except FileExistsError:
-        return False
+        write_synced(temp, content, sync=False)
+        try:
+            return _link(temp, lock)
+        except OSError as e:
+            if e.errno not in _NO_HARD_LINKS:
+                raise
+            return _create_exclusive(lock, content)
+        finally:
+            os.unlink(temp)
     except OSError as e:
-        raise FolderError(f"cannot create the lock file {lock}: {reason(e)}; fix the directory's permissions") from None
-    os.write(fd, f"{os.getpid()}:{socket.gethostname()}\n".encode())
-    os.close(fd)
-    return True
+        raise FolderError(
+            f"cannot lock {path}: cannot write {lock} ({reason(e)}); check the free space and the permissions of "
+            f"{lock.parent}"
+        ) from None
 
 
-def _is_stale(lock: Path, stale_after: float) -> bool:
+def _link(temp: Path, lock: Path) -> int | None:
+    """Link ``temp`` as ``lock``; return the inode, or None when ``lock`` exists; raise OSError."""
     try:
-        return time.time() - lock.stat().st_mtime > stale_after or _holder_is_gone(lock.read_bytes())
+        os.link(temp, lock)
+    except OSError as e:
+        status = os.stat(temp)
+        if status.st_nlink == 2:  # made after all (NFS: a retried link reports EEXIST)
+            return status.st_ino
+        if e.errno == errno.EEXIST:
+            return None
+        raise
+    return os.stat(temp).st_ino
+
+
+def _create_exclusive(lock: Path, content: bytes) -> int | None:
+    """Create ``lock`` holding ``content`` with O_EXCL; return its inode, or None when it exists; raise OSError."""
+    try:
+        write_synced(lock, content, sync=False)  # removed again if the write fails
+    except FileExistsError:
+        return None
+    return os.lstat(lock).st_ino
+
+
+def _stale(lock: Path, stale_after: float) -> int | None:
+    """Return the inode of ``lock`` when it is stale, None while it holds (or is gone); raise FolderError."""
+    try:
+        status = os.lstat(lock)
+        content = _read(lock)
     except FileNotFoundError:
-        return False  # released meanwhile: try again
+        return None  # released meanwhile: try again
+    except OSError as e:
+        raise FolderError(f"cannot read the lock file {lock}: {reason(e)}; fix its permissions or delete it") from None
+    age = time.time() - status.st_mtime
+    holder = _HOLDER.fullmatch(content.decode("utf-8", "replace").strip())
+    if holder is None:
+        stale = age > EMPTY_GRACE
+    else:
+        stale = age > stale_after or _holder_is_gone(int(holder.group(1)), holder.group(2))
+    return status.st_ino if stale else None
 
 
-def _holder_is_gone(content: bytes) -> bool:
+def _read(lock: Path) -> bytes:
+    """Return the start of the lock file (a symbolic link reads as empty: another program's lock format)."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.EMLINK):
+            return b""
+        raise
+    try:
+        return os.read(fd, 256)
+    finally:
+        os.close(fd)
+
+
+def _holder_is_gone(pid: int, host: str | None) -> bool:
     """Return True when the lock names a process of this host that no longer runs.
 
-    A lock from another host (an mbox on a shared disk) or in another program's format is
-    left to the age rule: its pid means nothing here.
+    A lock from another host (an mbox on a shared disk) or without one (liblockfile writes
+    the pid alone) is left to the age rule: its pid means nothing here.
     """
-    pid, _, host = content.decode("utf-8", "replace").strip().partition(":")
-    if not pid.isdigit() or int(pid) <= 0 or host != socket.gethostname():
+    if pid <= 0 or host != socket.gethostname():
         return False
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:
@@ -109,8 +182,25 @@ def _holder_is_gone(content: bytes) -> bool:
     return False
 
 
-def _remove(lock: Path) -> None:
+def _remove(lock: Path, inode: int) -> None:
+    """Remove ``lock`` if it is still the file with ``inode``, not one another program made since; raise OSError."""
     try:
-        os.unlink(lock)
+        if os.lstat(lock).st_ino == inode:
+            os.unlink(lock)
     except FileNotFoundError:
         pass
+
+
+def _remove_stale(lock: Path, inode: int) -> None:
+    try:
+        _remove(lock, inode)
+    except OSError as e:
+        raise FolderError(f"cannot remove the stale lock file {lock}: {reason(e)}; delete it by hand") from None
+
+
+def _release(lock: Path, inode: int) -> None:
+    """Remove our ``lock``; a failure is only warned about, since the work done under it is done."""
+    try:
+        _remove(lock, inode)
+    except OSError as e:
+        log.warning("cannot remove the lock file %s: %s; delete it by hand", lock, reason(e))
