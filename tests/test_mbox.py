@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import errno
+import itertools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -23,8 +27,9 @@ from migrator.stores import open_store
 from migrator.stores.mbox import lock
 from migrator.stores.mbox.envelope import asctime, envelope_sender, from_line_date, serialise
 from migrator.stores.mbox.quoting import quote_mboxrd, unquote_mboxrd
-from migrator.stores.mbox.reader import entries, message_bytes
+from migrator.stores.mbox.reader import entries, intact_length, message_bytes
 from migrator.stores.mbox.status import decode_keywords, encode_keywords, flags_from_headers, status_lines
+from tests.support.corpus import corpus, write_archive
 from tests.support.pagecache import cached_pages, require_dropped_pages
 
 UTC = timezone.utc
@@ -150,6 +155,30 @@ def test_a_message_changed_by_another_program_is_read_as_foreign() -> None:
 def test_a_file_not_starting_with_from_is_refused() -> None:
     with pytest.raises(ValueError):
         list(entries(b"Subject: not an mbox\n\n"))
+
+
+# --- an append cut short --------------------------------------------------------------------
+
+FOREIGN = b"From someone Mon Jan  1 10:00:00 2001\nSubject: foreign\n\nbody\n\n"
+
+
+@given(st.lists(messages, max_size=3), st.sampled_from([b"", b"\n", b"\n\n"]), st.lists(messages, min_size=1, max_size=3),
+       st.data())
+def test_intact_length_cuts_off_only_the_message_an_append_was_writing(
+    earlier: list[Message], prefix: bytes, batch: list[Message], data: st.DataObject
+) -> None:
+    # The line or two an append adds first follow another program's mail that lacks its final blank line.
+    foreign = FOREIGN[: len(FOREIGN) - len(prefix)]
+    before = foreign + (b"" if prefix else b"".join(map(mbox_bytes, earlier)))
+    ends = list(itertools.accumulate(map(len, map(mbox_bytes, batch)), initial=len(prefix)))[1:]
+    appended = prefix + b"".join(map(mbox_bytes, batch))
+    cut = data.draw(st.integers(0, len(appended)), label="cut")
+    mbox = before + appended[:cut]
+    whole = max([end for end in ends if end <= cut], default=0)
+    assert intact_length(mbox, len(before)) == len(before) + whole
+    assert intact_length(mbox, len(foreign)) == len(before) + whole  # a length recorded earlier, as after a power cut
+    later = mbox + b"\n\n" + FOREIGN  # mail another program appended since is never cut, nor what comes before it
+    assert intact_length(later, len(before)) == len(later)
 
 
 # --- the store ----------------------------------------------------------------------------
@@ -407,3 +436,109 @@ def test_an_mbox_file_linking_outside_the_archive_is_refused(tmp_path: Path) -> 
         with pytest.raises(FolderError, match="INBOX/mbox is a symbolic link; not followed$"):
             store.append_batch(("INBOX",), [_message()])
     assert outside.read_bytes() == b""
+
+
+# --- appends killed midway ------------------------------------------------------------------
+
+APPENDER = """
+import sys
+from datetime import datetime, timezone
+from migrator.endpoint import parse_endpoint
+from migrator.message import Message
+from migrator.stores import open_store
+raw = b"Subject: big\\n\\n" + b"a line of the body\\n" * int(sys.argv[2])
+with open_store(parse_endpoint("mbox:" + sys.argv[1]), readonly=False) as store:
+    (result,) = store.append_batch(("INBOX",), [Message(raw, received=datetime(2020, 1, 1, tzinfo=timezone.utc))])
+    assert result.ok, result.error
+"""
+BIG_LINES = 2_000_000  # 38 MB: the kill lands while it is being written
+
+
+def test_a_full_disk_when_recording_the_length_is_one_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def disk_full(fd: int, data: bytes, offset: int) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with _store(tmp_path) as store:
+        store.ensure_folder(("INBOX",))
+        monkeypatch.setattr(os, "pwrite", disk_full)
+        with pytest.raises(FolderError, match=r"^cannot record the length of .*/INBOX/mbox in .*/INBOX/\.mbox\.length: "
+                           r"No space left on device$"):
+            store.append_batch(("INBOX",), [_message()])
+    assert (tmp_path / "INBOX" / "mbox").read_bytes() == b""
+    assert sorted(os.listdir(tmp_path / "INBOX")) == [".mbox.length", "mbox"]
+
+
+def test_an_append_killed_midway_is_cut_off_before_the_next(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    with _store(archive) as store:
+        store.append_batch(("INBOX",), [_message()])
+    mbox = archive / "INBOX" / "mbox"
+    before = mbox.stat().st_size
+    appender = subprocess.Popen([sys.executable, "-c", APPENDER, str(archive), str(BIG_LINES)])
+    while mbox.stat().st_size == before and appender.poll() is None:
+        pass
+    os.kill(appender.pid, signal.SIGKILL)
+    assert appender.wait() == -signal.SIGKILL
+    big = b"Subject: big\n\n" + b"a line of the body\n" * BIG_LINES
+    assert before < mbox.stat().st_size < before + len(big)  # the beginning of the message, and no more
+
+    assert subprocess.run([sys.executable, "-c", APPENDER, str(archive), str(BIG_LINES)], check=False).returncode == 0
+
+    with _store(archive, readonly=True) as store:
+        got = [m.raw for m in store.messages(("INBOX",))]
+    assert len(got) == 2 and got[0] == _message().raw and got[1] == big  # none cut short, none twice
+
+
+def _archive(endpoint: str) -> dict[str, list[tuple[bytes, Flags]]]:
+    """Return each non-empty folder's messages as sorted (raw, flags) pairs."""
+    with open_store(parse_endpoint(endpoint), readonly=True) as store:
+        got = {f.name: sorted((m.raw, m.flags) for m in store.messages(f.path)) for f in store.list_folders() if f.selectable}
+    return {name: items for name, items in got.items() if items}
+
+
+def _mbox_files(root: Path) -> list[Path]:
+    return [Path(directory, name) for directory, _, names in os.walk(root) for name in names if name == "mbox"]
+
+
+def _written(root: Path) -> int:
+    total = 0
+    for path in _mbox_files(root):
+        with contextlib.suppress(FileNotFoundError):
+            total += path.stat().st_size
+    return total
+
+
+@pytest.mark.slow
+def test_copies_into_mbox_killed_at_random_moments_end_exact_on_rerun(tmp_path: Path) -> None:
+    """20 runs of the real command, each SIGKILLed when a random share of its bytes is written, then rerun."""
+    source = f"maildir:{tmp_path / 'source'}"
+    write_archive(parse_endpoint(source), corpus(large=True))
+    expected = _archive(source)
+    total = sum(len(raw) for items in expected.values() for raw, _ in items)
+    moments = random.Random(21)
+    figures = collections.Counter()
+    for trial in range(20):
+        target, state = tmp_path / f"mbox{trial}", tmp_path / f"state{trial}.sqlite"
+        command = [sys.executable, "-m", "migrator", "copy", source, f"mbox:{target}", "--state", str(state), "--quiet"]
+        threshold = moments.uniform(0, total)
+        run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while run.poll() is None and _written(target) < threshold:
+            pass
+        run.kill()
+        figures["killed"] += run.wait() == -signal.SIGKILL
+        figures["cut short"] += any(intact_length(p.read_bytes(), 0) < p.stat().st_size for p in _mbox_files(target))
+        rerun = subprocess.run(command, capture_output=True, text=True, check=False)
+        assert rerun.returncode == 0, rerun.stderr
+        got = _archive(f"mbox:{target}")
+        figures["exact"] += got == expected
+        if trial % 5 == 4:  # and a second rerun changes nothing
+            written = {path: path.read_bytes() for path in _mbox_files(target)}
+            assert subprocess.run(command, check=False).returncode == 0
+            assert {path: path.read_bytes() for path in _mbox_files(target)} == written
+        for name in expected.keys() | got.keys():
+            have, want = collections.Counter(got.get(name, [])), collections.Counter(expected.get(name, []))
+            figures["lost"] += sum((want - have).values())
+            figures["duplicated or partial"] += sum((have - want).values())
+    print(f"SIGKILL sweep, mbox target: {dict(figures)}")
+    assert figures["exact"] == 20 and figures["lost"] == figures["duplicated or partial"] == 0, figures
+    assert figures["killed"] >= 15 and figures["cut short"] >= 5, figures  # the sweep did hit appends midway

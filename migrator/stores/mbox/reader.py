@@ -6,6 +6,9 @@ and read back exactly. Any other is kept as the file holds it, without its From 
 blank line before the next one: mboxcl2 messages end where a valid ``Content-Length`` says,
 others (mboxo, mboxrd of other programs) at the next separator. Their ``>From `` lines stay
 as they are, since mboxo quoting cannot be undone without guessing.
+
+An append that was killed leaves the beginning of a message at the end of the file;
+``intact_length`` finds where it starts, so that the next append can cut it off.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ _BLANK_LINE = re.compile(rb"\n\r?\n")
 _SEPARATOR = re.compile(rb"\n\r?\n(?=From )")
 _FLAG_LINE = re.compile(rb"(?:Status|X-Status|X-Keywords): [^\n]*\n")
 _CONTENT_LENGTH = re.compile(rb"^Content-Length:[ \t]*(\d+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
+_MARKER_START = b"X-Migrator-Mbox: 1 size="
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,60 @@ def message_bytes(buffer: bytes, entry: Entry) -> bytes:
     """Return the message ``entry`` locates, exactly as it was before it went into the mbox."""
     data = bytes(buffer[entry.start : entry.stop])
     return unquote_mboxrd(data) if entry.quoted else data
+
+
+def intact_length(buffer: bytes, start: int) -> int:
+    """Return the length of the mbox in ``buffer`` without what an append begun at ``start`` and cut short
+    left: the end of the last whole message written from ``start`` on, when nothing but the beginning of
+    one more message as migrator writes it follows; else (other mail follows) ``len(buffer)``."""
+    end = position = start
+    while position < start + 2 and buffer[position : position + 1] == b"\n":
+        position += 1  # the line an append adds first when the file does not end with a blank line
+    while position < len(buffer):
+        promised = _promised_end(buffer, position)
+        if promised is None or promised > len(buffer):
+            break
+        end = position = promised
+    return end if _unfinished(buffer, position) else len(buffer)
+
+
+def _promised_end(buffer: bytes, offset: int) -> int | None:
+    """Return where the message migrator wrote from ``offset`` ends once whole (past the end of ``buffer``
+    when it was cut short), or None when no message of migrator's starts there."""
+    line_end = buffer.find(b"\n", offset)
+    marker = parse_marker(buffer, line_end + 1) if _at(buffer, offset, b"From ") and line_end >= 0 else None
+    if marker is None:
+        return None
+    start = buffer.find(b"\n", line_end + 1) + 1
+    for _ in range(marker.added):
+        line = _FLAG_LINE.match(buffer, start)
+        if line is None:
+            return len(buffer) + 1 if buffer.find(b"\n", start) < 0 else None  # cut in a flag line, or changed
+        start = line.end()
+    stop = start + marker.stored
+    ending = b"\n" if marker.stored and buffer[stop - 1 : stop] == b"\n" else b"\n\n"
+    end = stop + len(ending)
+    if end <= len(buffer) and buffer[stop:end] != ending:
+        return None  # changed by another program
+    return end
+
+
+def _unfinished(buffer: bytes, offset: int) -> bool:
+    """Return True when ``buffer`` holds from ``offset`` nothing, or only the beginning of one message as
+    migrator writes it: a From line or a part of one, then a marker line or a part of one, then less than
+    its marker promises."""
+    if offset >= len(buffer):
+        return True
+    line_end = buffer.find(b"\n", offset)
+    if line_end < 0:
+        return b"From ".startswith(bytes(buffer[offset : offset + 5]))
+    if not _at(buffer, offset, b"From ") or buffer.find(b"\nFrom ", line_end) >= 0:
+        return False  # another message follows: a message of ours quotes every line starting so
+    promised = _promised_end(buffer, offset)
+    if promised is not None:
+        return promised > len(buffer)
+    marker_part = bytes(buffer[line_end + 1 : line_end + 1 + len(_MARKER_START)])
+    return buffer.find(b"\n", line_end + 1) < 0 and _MARKER_START.startswith(marker_part)
 
 
 def _ours(buffer: bytes, offset: int, body: int, received: datetime | None) -> Entry | None:

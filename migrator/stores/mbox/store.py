@@ -11,9 +11,9 @@ one folder is INBOX); writing always uses the tree.
 
 A message's uid is the offset of its From line. Flags cannot be changed in place (that
 would mean rewriting the file and moving every later offset), and messages cannot be
-deleted, for the same reason. See envelope.py for the bytes around each message.
-Reading and writing follow no symbolic link below the root: a link in the tree is a
-folder that fails, naming it.
+deleted, for the same reason. See envelope.py for the bytes around each message, and
+length.py for how what a killed append left is cut off. Reading and writing follow no
+symbolic link below the root: a link in the tree is a folder that fails, naming it.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from migrator.stores.localfs import (
     write_all,
 )
 from migrator.stores.mbox.envelope import serialise
+from migrator.stores.mbox.length import length_record
 from migrator.stores.mbox.lock import fcntl_lock, write_lock
 from migrator.stores.mbox.reader import entries, message_bytes, read_entry
 
@@ -169,7 +170,10 @@ class MboxStore(Store):
     # --- writing ----------------------------------------------------------------------------
 
     def append_batch(self, folder: FolderPath, messages: Sequence[Message]) -> list[AppendResult]:
-        """Append the messages under the mbox locks and fsync; on a write error restore the file's length."""
+        """Append the messages under the mbox locks and fsync; on a write error restore the file's length.
+
+        What an append that was killed left at the end of the file is cut off first (see length.py).
+        """
         self._check_writable()
         self._create_folder(folder)
         path = self._existing_path(folder)
@@ -180,15 +184,17 @@ class MboxStore(Store):
         except OSError as e:
             raise FolderError(f"cannot open {path} for writing: {reason(e)}") from None
         try:
-            with write_lock(path, fd):
-                return _append(fd, path, messages)
+            with write_lock(path, fd), length_record(self.root, path) as length:
+                results = _append(fd, path, length.begin(fd), messages)
+                if all(result.ok for result in results):
+                    length.end(os.fstat(fd).st_size)
+                return results
         finally:
             os.close(fd)
 
 
-def _append(fd: int, path: Path, messages: Sequence[Message]) -> list[AppendResult]:
-    """Write ``messages`` at the end of the locked file ``fd``; return one result per message."""
-    old_size = os.fstat(fd).st_size
+def _append(fd: int, path: Path, old_size: int, messages: Sequence[Message]) -> list[AppendResult]:
+    """Write ``messages`` at the end of the locked file ``fd``, ``old_size`` long; return one result per message."""
     prefix = _separator_needed(fd, old_size)
     offsets = []
     try:
