@@ -48,7 +48,8 @@ class FolderComparison:
         return self.target_folder is not None and not self.missing
 
 
-def verify(source: Store, target: Store, rules: FolderRules = FolderRules(), *, details: bool = False) -> list[FolderComparison]:
+def verify(source: Store, target: Store, rules: FolderRules = FolderRules(), *,
+           details: bool = False) -> list[FolderComparison]:
     """Return the comparison of every selected source folder with its folder in the target.
 
     With ``details``, missing and extra messages are fetched to give each its headline.

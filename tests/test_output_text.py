@@ -80,7 +80,7 @@ def test_folders_table_lines_up_wide_names(dovecot, user, password_env, capsys):
     password_env(user.password)
     code, out, _ = run(["folders", url(dovecot, user)], capsys)
     assert code == ExitCode.OK
-    header, *rows, total = out.splitlines()
+    header, *rows, _ = out.splitlines()
     # Where the size column ends, in terminal columns, on every line.
     ends = {columns(line[: line.index(" B") + 2]) for line in rows}
     assert ends == {columns(header[: header.index("size") + 4])}
