@@ -36,7 +36,7 @@ class Node:
 
     def blocks(self) -> list[bytes]:
         """Return the payloads of the node's data blocks."""
-        return self.ndb.data_blocks(self.bid_data)
+        return list(self.ndb.data_blocks(self.bid_data))
 
     def data(self) -> bytes:
         """Return the node's data as one byte string."""

@@ -10,10 +10,10 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from migrator.stores.pst import format as fmt
 from migrator.stores.pst import permute
-
 
 class PstFormatError(ValueError):
     """The bytes are not a PST structure migrator can read; the message says which and why."""
@@ -170,6 +170,17 @@ def _parse_ansi_header(data: bytes, version: int) -> Header:
     )
 
 
+def header_crc_problems(header: Header, data: bytes) -> list[str]:
+    """Return one sentence per header CRC that does not match the header bytes it covers."""
+    problems = []
+    for name, stored, (start, end) in (("dwCRCPartial", header.crc_partial, fmt.CRC_PARTIAL_RANGE),
+                                        ("dwCRCFull", header.crc_full, fmt.CRC_FULL_RANGE)):
+        computed = fmt.crc32(data[start:end])
+        if stored is not None and stored != computed:
+            problems.append(f"the header fails its CRC: {name} is {stored:#010x}, computed {computed:#010x}")
+    return problems
+
+
 # --- pages ----------------------------------------------------------------------------------------------------
 
 
@@ -217,6 +228,34 @@ def parse_btpage(page: bytes, layout: Layout) -> BTPage:
     return BTPage(level, count, max_entries, entry_size, entries, trailer)
 
 
+_TREE_NAMES = {fmt.PTYPE_NBT: "NBT", fmt.PTYPE_BBT: "BBT"}
+
+
+def page_problems(page: bytes, layout: Layout, ptype: int, bid: int, ib: int) -> list[str]:
+    """Return one sentence per way the B-tree page at ``ib`` disagrees with its trailer and its BREF (``bid``)."""
+    trailer = page_trailer(page, layout)
+    where = f"{_TREE_NAMES[ptype]} page {bid:#x} at offset {ib:#x}"
+    if trailer.ptype != ptype or trailer.ptype_repeat != ptype:
+        return [f"{where} has page type {trailer.ptype:#x}/{trailer.ptype_repeat:#x}, not {ptype:#x}"]
+    problems = []
+    if trailer.bid != bid:
+        problems.append(f"{where} has trailer BID {trailer.bid:#x} (back pointer mismatch)")
+    signature, crc = fmt.signature(ib, trailer.bid), fmt.crc32(page[:layout.page_data_size])
+    problems.extend(_trailer_problems(where, (trailer.signature, signature), (trailer.crc, crc)))
+    return problems
+
+
+def _trailer_problems(where: str, signature: tuple[int, int], crc: tuple[int, int]) -> list[str]:
+    """Return a sentence for a stored signature or CRC that differs from the computed one (pairs: stored, computed)."""
+    problems = []
+    if signature[0] != signature[1]:
+        problems.append(f"{where} fails its signature: its trailer has wSig {signature[0]:#06x}, "
+                        f"computed {signature[1]:#06x}")
+    if crc[0] != crc[1]:
+        problems.append(f"{where} fails its CRC: its trailer has CRC {crc[0]:#010x}, its data {crc[1]:#010x}")
+    return problems
+
+
 def _entry_struct(ptype: int, level: int, layout: Layout) -> struct.Struct:
     if ptype not in (fmt.PTYPE_NBT, fmt.PTYPE_BBT):
         raise PstFormatError(f"a B-tree page has page type {ptype:#x}")
@@ -248,6 +287,38 @@ class BbtEntry:
     ref_count: int
 
 
+class BlockTrailer(NamedTuple):
+    """A block trailer, the same fields in both layouts (a tuple: one is built for every block read)."""
+
+    cb: int
+    signature: int
+    crc: int
+    bid: int
+
+
+def block_trailer(data: bytes | memoryview, offset: int, layout: Layout) -> BlockTrailer:
+    """Return the block trailer at ``offset`` of ``data`` (the file, or one block as on disk)."""
+    cb, signature, first, second = layout.block_trailer.unpack_from(data, offset)
+    crc, bid = (first, second) if layout.unicode else (second, first)
+    return BlockTrailer(cb, signature, crc, bid)
+
+
+def block_problems(entry: BbtEntry, trailer: BlockTrailer, payload: bytes) -> list[str]:
+    """Return one sentence per way block ``entry``, whose stored bytes are ``payload``, disagrees with its trailer."""
+    signature, crc = fmt.signature(entry.ib, trailer.bid), fmt.crc32(payload)
+    same_block = trailer.cb == entry.cb and block_key(trailer.bid) == block_key(entry.bid)
+    if same_block and trailer.signature == signature and trailer.crc == crc:
+        return []  # every block read comes here: no sentence is built for a sound one
+    where = f"block {entry.bid:#x} at offset {entry.ib:#x}"
+    problems = []
+    if trailer.cb != entry.cb:
+        problems.append(f"{where} holds {trailer.cb} bytes by its trailer, {entry.cb} by the block B-tree")
+    if block_key(trailer.bid) != block_key(entry.bid):
+        problems.append(f"{where} has trailer BID {trailer.bid:#x}")
+    problems.extend(_trailer_problems(where, (trailer.signature, signature), (trailer.crc, crc)))
+    return problems
+
+
 @dataclass(frozen=True)
 class SubnodeEntry:
     """A subnode of a node: its local NID, data block and own subnode block."""
@@ -271,91 +342,133 @@ def is_internal(bid: int) -> bool:
 
 
 class Ndb:
-    """The node database of one PST file held in ``buffer`` (bytes or an mmap)."""
+    """The node database of one PST file held in ``buffer`` (bytes or an mmap).
 
-    def __init__(self, buffer: bytes | memoryview) -> None:
+    Every page and block read is checked against its trailer (type, back pointer, signature, CRC), so damaged
+    bytes raise PstFormatError instead of being returned; ``verify=False`` skips that, for the validator, which
+    reads on past damage to report all of it.
+    """
+
+    def __init__(self, buffer: bytes | memoryview, *, verify: bool = True) -> None:
         self.buffer = buffer
-        self.header = parse_header(bytes(buffer[: fmt.HEADER_SIZE]))
+        header_bytes = bytes(buffer[: fmt.HEADER_SIZE])
+        self.header = parse_header(header_bytes)
         self.layout = self.header.layout
+        self.verify = verify
         if self.header.crypt_method not in (fmt.CRYPT_NONE, fmt.CRYPT_PERMUTE):
             raise PstFormatError(
                 f"it uses Outlook's high encryption (method {self.header.crypt_method}), which migrator cannot decode;"
                 " set the data file's encryption to 'compressible' in Outlook or export it to a new PST"
             )
+        damage = header_crc_problems(self.header, header_bytes) if verify else []
+        if damage:
+            raise PstFormatError(f"{damage[0]}; repair the file with Outlook's scanpst.exe")
         self.page = lru_cache(maxsize=4096)(self._read_page)
 
-    def _read_page(self, ib: int) -> BTPage:
+    def _read_page(self, ib: int, bid: int, ptype: int) -> BTPage:
         if ib + fmt.PAGE_SIZE > len(self.buffer):
             raise PstFormatError(f"a B-tree page at offset {ib:#x} lies beyond the end of the file")
-        return parse_btpage(bytes(self.buffer[ib:ib + fmt.PAGE_SIZE]), self.layout)
+        raw = bytes(self.buffer[ib:ib + fmt.PAGE_SIZE])
+        damage = page_problems(raw, self.layout, ptype, bid, ib) if self.verify else []
+        if damage:
+            raise PstFormatError(damage[0])
+        return parse_btpage(raw, self.layout)
 
     # B-tree lookups descend from the root; keys are compared with the NID mask / reserved bit cleared.
 
     def node(self, nid: int) -> NbtEntry | None:
         """Return the NBT entry of ``nid``, or None when the file has no such node."""
-        found = self._lookup(self.header.nbt_root[1], nid & fmt.NID_MASK, fmt.NID_MASK)
+        found = self._lookup(self.header.nbt_root, fmt.PTYPE_NBT, nid & fmt.NID_MASK, fmt.NID_MASK)
         return _nbt_entry(found) if found else None
 
     def block_entry(self, bid: int) -> BbtEntry | None:
         """Return the BBT entry of ``bid``, or None when the file has no such block."""
-        found = self._lookup(self.header.bbt_root[1], block_key(bid), ~1)
+        found = self._lookup(self.header.bbt_root, fmt.PTYPE_BBT, block_key(bid), ~1)
         return BbtEntry(*found[:4]) if found else None
 
-    def _lookup(self, ib: int, key: int, mask: int) -> tuple[int, ...] | None:
+    def _lookup(self, root: tuple[int, int], ptype: int, key: int, mask: int) -> tuple[int, ...] | None:
+        bid, ib = root
         for _ in range(fmt.MAX_BTREE_LEVELS + 1):
-            page = self.page(ib)
+            page = self.page(ib, bid, ptype)
             keys = [entry[0] & mask for entry in page.entries]
             if page.level == 0:
                 return next((e for e, k in zip(page.entries, keys) if k == key), None)
             child = [e for e, k in zip(page.entries, keys) if k <= key]
             if not child:
                 return None
-            ib = child[-1][2]
+            bid, ib = child[-1][1:3]
         raise PstFormatError("a B-tree is deeper than 8 levels")
 
     def nodes(self) -> Iterator[NbtEntry]:
         """Yield every NBT entry in key order."""
-        for entry in self._leaf_entries(self.header.nbt_root[1], 0):
+        for entry in self._leaf_entries(self.header.nbt_root, fmt.PTYPE_NBT, 0):
             yield _nbt_entry(entry)
 
     def blocks(self) -> Iterator[BbtEntry]:
         """Yield every BBT entry in key order."""
-        for entry in self._leaf_entries(self.header.bbt_root[1], 0):
+        for entry in self._leaf_entries(self.header.bbt_root, fmt.PTYPE_BBT, 0):
             yield BbtEntry(*entry[:4])
 
-    def _leaf_entries(self, ib: int, depth: int) -> Iterator[tuple[int, ...]]:
+    def _leaf_entries(self, bref: tuple[int, int], ptype: int, depth: int) -> Iterator[tuple[int, ...]]:
         if depth > fmt.MAX_BTREE_LEVELS:
             raise PstFormatError("a B-tree is deeper than 8 levels")
-        page = self.page(ib)
+        page = self.page(bref[1], bref[0], ptype)
         if page.level == 0:
             yield from page.entries
             return
         for entry in page.entries:
-            yield from self._leaf_entries(entry[2], depth + 1)
+            yield from self._leaf_entries((entry[1], entry[2]), ptype, depth + 1)
 
     # --- blocks
 
     def block(self, bid: int) -> bytes:
-        """Return the payload of block ``bid``, decoded; raise PstFormatError if it is missing or cut off."""
+        """Return the payload of block ``bid``, decoded; raise PstFormatError if it is missing, cut off or damaged."""
         entry = self.block_entry(bid)
         if entry is None:
             raise PstFormatError(f"block {bid:#x} is missing from the block B-tree")
-        if entry.ib + entry.cb > len(self.buffer):
-            raise PstFormatError(f"block {bid:#x} lies beyond the end of the file (truncated?)")
+        return self.payload(entry)
+
+    def payload(self, entry: BbtEntry) -> bytes:
+        """Return the payload of the block ``entry`` names, decoded; raise PstFormatError if cut off or damaged."""
+        end = entry.ib + self.layout.block_size_on_disk(entry.cb)
+        if end > len(self.buffer):
+            raise PstFormatError(f"block {entry.bid:#x} lies beyond the end of the file (truncated?)")
         payload = bytes(self.buffer[entry.ib:entry.ib + entry.cb])
-        if self.header.crypt_method == fmt.CRYPT_PERMUTE and not is_internal(bid):
+        if self.verify:
+            trailer = block_trailer(self.buffer, end - self.layout.block_trailer.size, self.layout)
+            damage = block_problems(entry, trailer, payload)
+            if damage:
+                raise PstFormatError(damage[0])
+        if self.header.crypt_method == fmt.CRYPT_PERMUTE and not is_internal(entry.bid):
             return permute.decode(payload)
         return payload
 
-    def data_blocks(self, bid: int, levels_left: int = 2) -> list[bytes]:
-        """Return the payloads of a node's data: one block, or the leaves of its XBLOCK/XXBLOCK tree."""
+    def data_blocks(self, bid: int) -> Iterator[bytes]:
+        """Yield the payloads of a node's data one block at a time: one block, or the leaves of its XBLOCK tree.
+
+        Raise PstFormatError if a block is damaged or the leaves do not add up to the size the tree's root states.
+        """
         if bid == 0:
-            return []
+            return
         if not is_internal(bid):
-            return [self.block(bid)]
-        if levels_left == 0:
-            raise PstFormatError(f"data tree block {bid:#x} nests deeper than an XXBLOCK")
-        return [leaf for child in self.xblock_children(bid) for leaf in self.data_blocks(child, levels_left - 1)]
+            yield self.block(bid)
+            return
+        total, children = parse_xblock(self.block(bid), self.layout)
+        found = 0
+        for leaf in self._leaves(children, levels_left=1):
+            found += len(leaf)
+            yield leaf
+        if found != total:
+            raise PstFormatError(f"data tree {bid:#x} holds {found} bytes, its root says {total}")
+
+    def _leaves(self, bids: list[int], levels_left: int) -> Iterator[bytes]:
+        for bid in bids:
+            if not is_internal(bid):
+                yield self.block(bid)
+            elif levels_left == 0:
+                raise PstFormatError(f"data tree block {bid:#x} nests deeper than an XXBLOCK")
+            else:
+                yield from self._leaves(self.xblock_children(bid), levels_left - 1)
 
     def xblock_children(self, bid: int) -> list[int]:
         """Return the child BIDs listed in XBLOCK/XXBLOCK ``bid``."""

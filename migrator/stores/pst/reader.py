@@ -9,7 +9,7 @@ from __future__ import annotations
 import mmap
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from migrator.errors import FolderError, MessageError, StoreError
@@ -38,12 +38,17 @@ _PID_ADDITIONAL_REN_ENTRY_IDS = 0x36D8
 
 @dataclass(frozen=True)
 class PstFolder:
-    """A folder of the PST: its path below the IPM subtree, special-use role, node id and message count."""
+    """A folder of the PST: its path below the IPM subtree, special-use role, node id and message count.
+
+    ``damage`` says why the folder cannot be read when its name, contents table or subfolder list is damaged:
+    it is listed, with no messages, so that reading it fails with that reason instead of it going unnoticed.
+    """
 
     path: FolderPath
     role: Role | None
     nid: int
     count: int
+    damage: str | None = None
 
 
 class PstFile:
@@ -102,20 +107,36 @@ class PstFile:
         if root_messages:  # Outlook lets items live in the top of the store itself
             name = folder_name(self.ndb, root) or "Top of Personal Folders"
             found.append(PstFolder((name,), None, root, len(root_messages)))
-        self._walk(root, (), roles, found, set())
+        self._walk(subfolder_nids(self.ndb, root), (), roles, found, set())
         return found
 
-    def _walk(self, nid: int, parent: FolderPath, roles: dict[int, Role], found: list[PstFolder],
+    def _walk(self, nids: list[int], parent: FolderPath, roles: dict[int, Role], found: list[PstFolder],
               seen: set[int]) -> None:
-        for child in subfolder_nids(self.ndb, nid):
-            if child in seen:
+        for nid in nids:
+            if nid in seen:
                 continue  # a cycle in the hierarchy tables: each folder is listed once
-            seen.add(child)
-            name = folder_name(self.ndb, child)
-            role = roles.get(child) or (role_by_name((name,)) if not parent else None)
-            path = ("INBOX",) if role is Role.INBOX and not parent else (*parent, name)
-            found.append(PstFolder(path, role, child, len(message_nids(self.ndb, child))))
-            self._walk(child, path, roles, found, seen)
+            seen.add(nid)
+            folder = self._place(nid, parent, roles)
+            if folder.damage is not None:
+                found.append(folder)
+                continue
+            try:
+                count, children = len(message_nids(self.ndb, nid)), subfolder_nids(self.ndb, nid)
+            except PstFormatError as error:  # its subfolders are out of reach too: failing it says so
+                found.append(replace(folder, damage=str(error)))
+                continue
+            found.append(replace(folder, count=count))
+            self._walk(children, folder.path, roles, found, seen)
+
+    def _place(self, nid: int, parent: FolderPath, roles: dict[int, Role]) -> PstFolder:
+        """Return folder ``nid`` with its path and role, not yet counted; damaged if its name is unreadable."""
+        try:
+            name, damage = folder_name(self.ndb, nid), None
+        except PstFormatError as error:
+            name, damage = f"unreadable folder {nid}", str(error)
+        role = roles.get(nid) or (role_by_name((name,)) if not parent and damage is None else None)
+        path = ("INBOX",) if role is Role.INBOX and not parent else (*parent, name)
+        return PstFolder(path, role, nid, 0, damage)
 
     def _special_folders(self) -> dict[int, Role]:
         roles: dict[int, Role] = {}
@@ -155,27 +176,43 @@ class PstFile:
             yield ref
 
     def fetch(self, folder: PstFolder, refs: Iterable[MessageRef]) -> Iterator[Message]:
-        """Yield the full messages for ``refs`` (uids from ``scan``); skip uids that are not in the folder."""
+        """Yield the full messages for ``refs`` (uids from ``scan``); skip uids that are not in the folder.
+
+        A message that cannot be read whole is left out, and once the others are yielded, MessageError names
+        each one left out and why.
+        """
         present = set(self._message_nids(folder))
+        unreadable: list[str] = []
         for ref in refs:
             nid = int(ref.uid) if ref.uid.isdigit() else -1
             if nid not in present:
                 continue
-            yield self._message(folder, nid)
+            try:
+                message = [self._message(folder, nid)]
+            except ValueError as error:  # PstFormatError, or a property value the email package refuses
+                unreadable.append(f"message {nid} ({error})")
+                continue
+            yield message.pop()  # not kept by this frame once passed on (see MaildirStore.fetch)
+        if unreadable:
+            raise self._unreadable(folder, unreadable)
 
     def _message(self, folder: PstFolder, nid: int) -> Message:
-        try:
-            meta = MessageMeta(read_message(self.ndb, nid), self.named)
-            raw = meta.raw_mime()
-            if raw is None:
-                raw = build_mime(meta.message, meta.received())
-            return Message(raw, meta.flags(), meta.received(), folder.path, str(nid))
-        except ValueError as error:  # PstFormatError, or a property value the email package refuses
-            raise MessageError(
-                f"message {nid} in {self.path} is unreadable ({error}): repair the file with Outlook's scanpst.exe"
-            ) from None
+        meta = MessageMeta(read_message(self.ndb, nid), self.named)
+        raw = meta.raw_mime()
+        if raw is None:
+            raw = build_mime(meta.message, meta.received())
+        return Message(raw, meta.flags(), meta.received(), folder.path, str(nid))
+
+    def _unreadable(self, folder: PstFolder, messages: list[str]) -> MessageError:
+        count = "1 message was" if len(messages) == 1 else f"{len(messages)} messages were"
+        return MessageError(
+            f"{count} left out of folder {'/'.join(folder.path)!r} of {self.path}, not readable whole: "
+            f"{'; '.join(messages)}. The folder's other messages were read; repair the file with Outlook's scanpst.exe"
+        )
 
     def _message_nids(self, folder: PstFolder) -> list[int]:
+        if folder.damage is not None:
+            raise FolderError(f"cannot read folder {'/'.join(folder.path)!r} of {self.path}: {folder.damage}")
         if folder.nid in self._messages:  # the file does not change while it is open
             return self._messages[folder.nid]
         try:

@@ -14,7 +14,6 @@ from migrator.stores.pst.ltp_reader import Node, PropertyContext, TableContext
 from migrator.stores.pst.ltp_writer import Properties
 from migrator.stores.pst.prop_values import PropValue
 from migrator.stores.pst.messaging_writer import PstWriter
-from migrator.stores.pst import permute
 from migrator.stores.pst.ndb_reader import Ndb, PstFormatError, block_key, is_internal, parse_slblock, parse_xblock
 from migrator.stores.pst.ndb_writer import NdbWriter
 from migrator.stores.pst.reader import PstFile
@@ -32,6 +31,8 @@ def copy_messages(source: PstFile, writer: PstWriter) -> None:
     blocks = BlockSource(ndb)
     copied: set[int] = set()
     for folder in source.folders():
+        if folder.damage is not None:  # its messages or subfolders would be lost from the new file
+            raise PstFormatError(f"folder {'/'.join(folder.path)!r} is damaged: {folder.damage}")
         writer.ensure_folder(folder.path)
         contents = TableContext(Node.top(ndb, contents_table_nid(folder.nid)), ndb.layout)
         for row in contents.rows():
@@ -70,15 +71,13 @@ class BlockSource:
     def __init__(self, ndb: Ndb) -> None:
         self.ndb = ndb
         self.entries = {block_key(entry.bid): entry for entry in ndb.blocks()}
-        self.permuted = ndb.header.crypt_method == fmt.CRYPT_PERMUTE
 
     def payload(self, bid: int) -> bytes:
-        """Return the decoded payload of block ``bid``; raise PstFormatError when it is missing."""
+        """Return the decoded payload of block ``bid``; raise PstFormatError when it is missing or damaged."""
         entry = self.entries.get(block_key(bid))
-        if entry is None or entry.ib + entry.cb > len(self.ndb.buffer):
-            raise PstFormatError(f"block {bid:#x} is missing or lies beyond the end of the file")
-        data = bytes(self.ndb.buffer[entry.ib:entry.ib + entry.cb])
-        return permute.decode(data) if self.permuted and not is_internal(bid) else data
+        if entry is None:
+            raise PstFormatError(f"block {bid:#x} is missing from the block B-tree")
+        return self.ndb.payload(entry)
 
 
 def copy_tree(blocks: BlockSource, target: NdbWriter, bid: int, copied: set[int]) -> None:

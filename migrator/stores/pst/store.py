@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from migrator.endpoint import Endpoint
-from migrator.errors import FolderError, StoreError
+from migrator.errors import FolderError, MessageError, StoreError
 from migrator.folder import Folder, Role
 from migrator.message import FolderPath, Message, MessageRef
 from migrator.stores.base import AppendResult, FolderScan, Store
@@ -145,15 +145,14 @@ class PstStore(Store):
 
         reader = self._require_reader()
         part = PartWriter(part_path(self.path, self._part_number))
-        writer = part.writer
-        if can_copy_blocks(reader):
-            try:
-                copy_messages(reader, writer)
-            except PstFormatError as error:
-                part.discard()
-                raise StoreError(f"cannot add to {part.target}: {error}; write to a new file instead") from None
-            return part
-        self._copy_by_message(writer)
+        try:
+            if can_copy_blocks(reader):
+                copy_messages(reader, part.writer)
+            else:
+                self._copy_by_message(part.writer)
+        except (PstFormatError, FolderError, MessageError) as error:  # the file is damaged: keep it as it is
+            part.discard()
+            raise StoreError(f"cannot add to {part.target}: {error}; write to a new file instead") from None
         return part
 
     def _copy_by_message(self, writer: PstWriter) -> None:
@@ -161,9 +160,8 @@ class PstStore(Store):
         reader = self._require_reader()
         for folder in reader.folders():
             writer.ensure_folder(folder.path)
-            refs = list(reader.scan(folder))
-            for ref, message in zip(refs, reader.fetch(folder, refs)):
-                writer.add_message(folder.path, message, nid=int(ref.uid))
+            for message in reader.fetch(folder, reader.scan(folder)):
+                writer.add_message(folder.path, message, nid=int(message.uid))
 
     # --- reading ---------------------------------------------------------------------------------------
 

@@ -52,7 +52,7 @@ def validate_bytes(data: bytes | mmap.mmap) -> Findings:
     """Return the structural problems of a PST file held in ``data``, Outlook's leftovers apart."""
     problems = Findings()
     try:
-        ndb = Ndb(data)
+        ndb = Ndb(data, verify=False)  # each check reports the damage it finds and reads on past it
     except PstFormatError as error:
         problems.append(f"the header is unusable: {error}")
         return problems

@@ -15,7 +15,11 @@ from migrator.stores.pst.ndb_reader import (
     Ndb,
     PstFormatError,
     block_key,
+    block_problems,
+    block_trailer,
+    header_crc_problems,
     is_internal,
+    page_problems,
     page_trailer,
     parse_btpage,
     parse_slblock,
@@ -53,14 +57,7 @@ class NdbFacts:
 def check_header(ndb: Ndb, data: bytes, problems: list[str]) -> None:
     """Check the header's CRCs, sentinel and root fields against the file."""
     header = ndb.header
-    start, end = fmt.CRC_PARTIAL_RANGE
-    if header.crc_partial != fmt.crc32(data[start:end]):
-        computed = fmt.crc32(data[start:end])
-        problems.append(f"header dwCRCPartial is {header.crc_partial:#010x}, computed {computed:#010x}")
-    start, end = fmt.CRC_FULL_RANGE
-    if header.crc_full is not None and header.crc_full != fmt.crc32(data[start:end]):
-        computed = fmt.crc32(data[start:end])
-        problems.append(f"header dwCRCFull is {header.crc_full:#010x}, computed {computed:#010x}")
+    problems.extend(header_crc_problems(header, data[:fmt.HEADER_SIZE]))
     if header.sentinel != fmt.SENTINEL:
         problems.append(f"header bSentinel is {header.sentinel:#x}, not 0x80")
     if header.file_eof != len(data):
@@ -118,7 +115,7 @@ def _check_page(ndb: Ndb, data: bytes, ref: _PageRef, facts: NdbFacts, leaves: l
         return
     raw = data[ref.ib:ref.ib + fmt.PAGE_SIZE]
     facts.pages.append(ref.ib)
-    if not _check_trailer(raw, ndb, ref, where, problems):
+    if not _check_trailer(raw, ndb, ref, problems):
         return
     try:
         page = parse_btpage(raw, ndb.layout)
@@ -136,19 +133,11 @@ def _check_page(ndb: Ndb, data: bytes, ref: _PageRef, facts: NdbFacts, leaves: l
         _check_page(ndb, data, child, facts, leaves, problems)
 
 
-def _check_trailer(raw: bytes, ndb: Ndb, ref: _PageRef, where: str, problems: list[str]) -> bool:
+def _check_trailer(raw: bytes, ndb: Ndb, ref: _PageRef, problems: list[str]) -> bool:
+    """Report the page's trailer problems; return False when it is not a page of its tree at all."""
+    problems.extend(page_problems(raw, ndb.layout, ref.ptype, ref.bid, ref.ib))
     trailer = page_trailer(raw, ndb.layout)
-    if trailer.ptype != ref.ptype or trailer.ptype_repeat != ref.ptype:
-        problems.append(f"{where} has page type {trailer.ptype:#x}/{trailer.ptype_repeat:#x}, not {ref.ptype:#x}")
-        return False
-    if trailer.bid != ref.bid:
-        problems.append(f"{where} has trailer BID {trailer.bid:#x} (back pointer mismatch)")
-    if trailer.signature != fmt.signature(ref.ib, trailer.bid):
-        problems.append(f"{where} has wSig {trailer.signature:#06x}, computed {fmt.signature(ref.ib, trailer.bid):#x}")
-    computed = fmt.crc32(raw[:ndb.layout.page_data_size])
-    if trailer.crc != computed:
-        problems.append(f"{where} has CRC {trailer.crc:#010x}, computed {computed:#010x}")
-    return True
+    return trailer.ptype == trailer.ptype_repeat == ref.ptype
 
 
 def _check_page_counts(ndb: Ndb, page: BTPage, ref: _PageRef, where: str, problems: list[str]) -> None:
@@ -191,25 +180,12 @@ def check_blocks(ndb: Ndb, data: bytes, facts: NdbFacts, problems: list[str]) ->
             problems.append(f"{where} straddles an allocation-map interval")
         if entry.bid >= ndb.header.bid_next_b:
             problems.append(f"{where} has a BID not below bidNextB {ndb.header.bid_next_b:#x}")
-        _check_block_trailer(data[entry.ib:entry.ib + size], entry, where, ndb, problems)
+        trailer = block_trailer(data, entry.ib + size - layout.block_trailer.size, layout)
+        problems.extend(block_problems(entry, trailer, data[entry.ib:entry.ib + entry.cb]))
 
 
 def _interval(offset: int) -> int:
     return (offset - fmt.FIRST_AMAP_OFFSET) // fmt.AMAP_INTERVAL
-
-
-def _check_block_trailer(raw: bytes, entry: BbtEntry, where: str, ndb: Ndb, problems: list[str]) -> None:
-    cb, sig, first, second = ndb.layout.block_trailer.unpack_from(raw, len(raw) - ndb.layout.block_trailer.size)
-    crc, bid = (first, second) if ndb.layout.unicode else (second, first)
-    if cb != entry.cb:
-        problems.append(f"{where} trailer says {cb} bytes, the BBT says {entry.cb}")
-    if block_key(bid) != block_key(entry.bid):
-        problems.append(f"{where} trailer BID is {bid:#x}")
-    if sig != fmt.signature(entry.ib, bid):
-        problems.append(f"{where} has wSig {sig:#06x}, computed {fmt.signature(entry.ib, bid):#06x}")
-    computed = fmt.crc32(raw[:entry.cb])
-    if crc != computed:
-        problems.append(f"{where} has CRC {crc:#010x}, computed {computed:#010x}")
 
 
 # --- references: nodes -> blocks -> data trees and subnodes ----------------------------------------------------
