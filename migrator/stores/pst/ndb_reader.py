@@ -7,6 +7,7 @@ return values; ``Ndb`` ties them to a buffer (an mmap of the file, or bytes in t
 from __future__ import annotations
 
 import struct
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -374,7 +375,8 @@ class Ndb:
             raise PstFormatError(damage[0])
         return parse_btpage(raw, self.layout)
 
-    # B-tree lookups descend from the root; keys are compared with the NID mask / reserved bit cleared.
+    # B-tree lookups descend from the root by bisection, as Outlook's do: a page's entries are sorted by key.
+    # Keys are compared with the NID mask / reserved bit cleared.
 
     def node(self, nid: int) -> NbtEntry | None:
         """Return the NBT entry of ``nid``, or None when the file has no such node."""
@@ -387,16 +389,20 @@ class Ndb:
         return BbtEntry(*found[:4]) if found else None
 
     def _lookup(self, root: tuple[int, int], ptype: int, key: int, mask: int) -> tuple[int, ...] | None:
+        def masked(entry: tuple[int, ...]) -> int:
+            return entry[0] & mask
+
         bid, ib = root
         for _ in range(fmt.MAX_BTREE_LEVELS + 1):
             page = self.page(ib, bid, ptype)
-            keys = [entry[0] & mask for entry in page.entries]
+            entries = page.entries
             if page.level == 0:
-                return next((e for e, k in zip(page.entries, keys) if k == key), None)
-            child = [e for e, k in zip(page.entries, keys) if k <= key]
-            if not child:
+                index = bisect_left(entries, key, key=masked)
+                return entries[index] if index < len(entries) and masked(entries[index]) == key else None
+            index = bisect_right(entries, key, key=masked)
+            if index == 0:
                 return None
-            bid, ib = child[-1][1:3]
+            bid, ib = entries[index - 1][1:3]
         raise PstFormatError("a B-tree is deeper than 8 levels")
 
     def nodes(self) -> Iterator[NbtEntry]:
