@@ -33,6 +33,22 @@ class FolderScan:
 
 
 @dataclass(frozen=True)
+class FolderProbe:
+    """What a store says of one of its folders at the cost of a stat or a status line.
+
+    A run compares it with what the state file recorded before it trusts the state's rows for
+    that folder. ``identity`` changes when the folder is deleted and created again (IMAP: its
+    UIDVALIDITY; a local archive: the file system's identity of its directory or file; a PST: an
+    identity kept in the file); ``messages`` is how many messages it holds, where that is known
+    as cheaply; ``size`` its size in bytes, for a store where that is what grows (an mbox file).
+    """
+
+    identity: str
+    messages: int | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
 class AppendResult:
     """The outcome of writing one message: its new identifier, or the reason it failed."""
 
@@ -82,6 +98,10 @@ class Store(ABC):
     def sibling(self) -> "Store":
         """Return a new, unopened store on the same endpoint, to copy other folders beside this one."""
         return type(self)(self.endpoint, readonly=self.readonly)
+
+    def exists(self) -> bool:
+        """Return True when there is a store to read at the endpoint (a dry run opens only those)."""
+        return True
 
     def __enter__(self) -> "Store":
         self.open()
@@ -149,6 +169,13 @@ class Store(ABC):
             if existing.path == folder:
                 return existing.path
         return None
+
+    def probe_folder(self, folder: FolderPath) -> FolderProbe | None:
+        """Return what the store says of ``folder`` now, cheaply, or None when there is no such folder.
+
+        Every store that can be a target answers; a run asks before it trusts its state file.
+        """
+        raise StoreError(f"{self.endpoint} cannot be written to")
 
     def ensure_folder(self, folder: FolderPath, role: Role | None = None) -> FolderPath:
         """Create the folder if missing and return the path messages for it go to.

@@ -28,13 +28,15 @@ from migrator.endpoint import Endpoint
 from migrator.errors import FolderError, MessageError
 from migrator.folder import Folder, role_by_name
 from migrator.message import Flag, Flags, FolderPath, Message, MessageRef
-from migrator.stores.base import AppendResult, FolderScan, Store
+from migrator.stores.base import AppendResult, FolderProbe, FolderScan, Store
 from migrator.stores.foldernames import EML_SUFFIX, encode_eml_dirname
 from migrator.stores.foldertree import FolderTree
 from migrator.stores.localfs import (
     FILE_MODE,
+    count_files,
     from_time_ns,
     fsync_dir,
+    identity_of,
     natural_order,
     not_followed,
     open_below,
@@ -129,6 +131,18 @@ class EmlStore(Store):
         if directory is None or not directory.is_dir():
             raise FolderError(f"there is no folder {'/'.join(folder)} in the EML directory {self.root}")
         return directory
+
+    def exists(self) -> bool:
+        """Return True when the path is a directory."""
+        return self.root.is_dir()
+
+    def probe_folder(self, folder: FolderPath) -> FolderProbe | None:
+        """Return the identity of the folder's directory and how many message files it holds."""
+        try:
+            directory = self._folder_dir(folder)
+            return FolderProbe(identity_of(directory), count_files(directory, is_message_file))
+        except (FolderError, FileNotFoundError):
+            return None
 
     def _create_folder(self, folder: FolderPath) -> None:
         if not (folder == ("INBOX",) and self._loose_inbox()):

@@ -388,6 +388,25 @@ def inside(root: Path, path: Path) -> Path:
     return path
 
 
+def identity_of(path: Path) -> str:
+    """Return the file system's identity of ``path`` (device and inode), which changes when it is made anew.
+
+    A run compares it with the one recorded when it last wrote there, so that an archive deleted and
+    written again is not taken for the one the state file describes. Raises OSError (no such path).
+    """
+    stat = os.stat(path, follow_symlinks=False)
+    return f"{stat.st_dev}:{stat.st_ino}"
+
+
+def count_files(directory: Path, counts: Callable[[str], bool]) -> int:
+    """Return how many regular files in ``directory`` have a name ``counts`` accepts (0 when there is none)."""
+    try:
+        with os.scandir(directory) as entries:
+            return sum(1 for e in entries if counts(e.name) and e.is_file(follow_symlinks=False))
+    except FileNotFoundError:
+        return 0
+
+
 def open_root(path: Path, kind: str, readonly: bool, exists: Callable[[Path], bool]) -> None:
     """Check that the archive at ``path`` can be read, or create it for writing; raise StoreError."""
     if readonly:

@@ -41,14 +41,16 @@ from migrator.endpoint import Endpoint
 from migrator.errors import FolderError, MessageError, StoreError
 from migrator.folder import Folder, role_by_name
 from migrator.message import Flag, Flags, FolderPath, Message, MessageRef
-from migrator.stores.base import AppendResult, FolderScan, Store
+from migrator.stores.base import AppendResult, FolderProbe, FolderScan, Store
 from migrator.stores.foldernames import maildir_dirname, maildir_path, make_first_free, name_variants
 from migrator.stores.localfs import (
     DIR_MODE,
     FILE_MODE,
     PendingFiles,
+    count_files,
     from_time_ns,
     fsync_dir,
+    identity_of,
     natural_order,
     not_followed,
     open_below,
@@ -237,6 +239,21 @@ class MaildirStore(Store):
             self._dirs = self._read_dirs()
         name = self._dirs.get(folder)
         return self.root / name if name else None
+
+    def exists(self) -> bool:
+        """Return True when the path holds a Maildir."""
+        return _is_maildir(self.root)
+
+    def probe_folder(self, folder: FolderPath) -> FolderProbe | None:
+        """Return the identity of the folder's cur/ directory and how many message files it and new/ hold."""
+        directory = self._folder_dir(folder)
+        if directory is None:
+            return None
+        try:
+            identity = identity_of(directory / "cur")
+        except FileNotFoundError:
+            return None
+        return FolderProbe(identity, sum(count_files(directory / sub, _is_message_name) for sub in ("new", "cur")))
 
     def _existing_dir(self, folder: FolderPath) -> Path:
         directory = self._folder_dir(folder)
@@ -468,13 +485,18 @@ def _list_files(subdirs: dict[str, int]) -> tuple[dict[str, str], list[str]]:
     for sub, fd in subdirs.items():
         with os.scandir(fd) as entries:
             for entry in entries:
-                if entry.name.startswith("."):
+                if not _is_message_name(entry.name):
                     continue
                 if entry.is_symlink():
                     links.append(f"{sub}/{entry.name}")
                 elif entry.is_file(follow_symlinks=False):
                     files[split_name(entry.name)[0]] = f"{sub}/{entry.name}"
     return files, links
+
+
+def _is_message_name(name: str) -> bool:
+    # Dot files in cur/ and new/ are no messages (a reader's lock, an editor's leftovers).
+    return not name.startswith(".")
 
 
 def _ref(subdirs: dict[str, int], uid: str, name: str, keywords: dict[int, str]) -> MessageRef | None:

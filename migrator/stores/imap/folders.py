@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from migrator.errors import FolderError
 from migrator.folder import USUAL_NAMES, Folder, Role
 from migrator.message import FolderPath
+from migrator.stores.base import FolderProbe
 from migrator.stores.imap.commands import astring
 from migrator.stores.imap.names import NameCodec
 from migrator.stores.imap.parser import ListEntry, as_text, list_entry, status_items
@@ -70,6 +71,13 @@ def _folder(path: FolderPath, entry: ListEntry, status: dict[str, int] | None) -
         role = next((r for attribute, r in ROLE_ATTRIBUTES.items() if entry.has(attribute)), None)
     selectable = not any(entry.has(attribute) for attribute in _UNSELECTABLE)
     return Folder(path, role, selectable, _version(status))
+
+
+def probe_of(status: dict[str, int]) -> FolderProbe | None:
+    """Return the folder's identity (UIDVALIDITY) and message count from its STATUS numbers, if both are there."""
+    if "UIDVALIDITY" not in status or "MESSAGES" not in status:
+        return None
+    return FolderProbe(str(status["UIDVALIDITY"]), status["MESSAGES"])
 
 
 def _version(status: dict[str, int] | None) -> str | None:

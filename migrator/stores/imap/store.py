@@ -11,7 +11,7 @@ from migrator.endpoint import Endpoint
 from migrator.errors import ConnectError, ConnectionLost, FolderError
 from migrator.folder import Folder, FolderStats, Role
 from migrator.message import Flags, FolderPath, Message, MessageRef
-from migrator.stores.base import AppendResult, FolderScan, Store
+from migrator.stores.base import AppendResult, FolderProbe, FolderScan, Store
 from migrator.stores.imap import folders, reading, writing
 from migrator.stores.imap.connection import connect
 from migrator.stores.imap.parser import ParseError
@@ -33,6 +33,7 @@ class ImapStore(Store):
         self._session: Session | None = None
         self._known_names: dict[FolderPath, str] = {}
         self._validity: dict[FolderPath, str] = {}
+        self._probes: dict[FolderPath, FolderProbe] = {}  # from the last listing, or a STATUS since
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -101,6 +102,8 @@ class ImapStore(Store):
         entries, statuses = folders.list_entries(session)
         found, names = folders.folders_from(entries, session.codec, statuses)
         self._known_names.update(names)
+        self._probes = {path: probe for path, name in names.items()
+                        if (probe := folders.probe_of(statuses.get(name, {}))) is not None}
         session.folders = found
         return found
 
@@ -135,6 +138,19 @@ class ImapStore(Store):
     def content_keys(self, folder: FolderPath) -> dict[str, list[str]]:
         """Return the folder's uids grouped by content key, fetching headers only."""
         return self._retrying(lambda s: reading.content_keys(s, folder), f"reading headers of {'/'.join(folder)}")
+
+    def probe_folder(self, folder: FolderPath) -> FolderProbe | None:
+        """Return the folder's UIDVALIDITY and message count, from the folder list where it had them."""
+        return self._retrying(lambda s: self._probe(s, folder), f"checking {'/'.join(folder)}")
+
+    def _probe(self, session: Session, folder: FolderPath) -> FolderProbe | None:
+        listing = session.folders if session.folders is not None else self._listing(session)
+        if not any(f.path == folder and f.selectable for f in listing):
+            return None
+        if folder not in self._probes:
+            numbers = session.status(folder, b"(UIDVALIDITY MESSAGES)")
+            self._probes[folder] = folders.probe_of(numbers) or FolderProbe("", numbers.get("MESSAGES"))
+        return self._probes[folder]
 
     # --- writing ---------------------------------------------------------------------
 

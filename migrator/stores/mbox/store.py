@@ -29,7 +29,7 @@ from migrator.endpoint import Endpoint
 from migrator.errors import FolderError, StoreError
 from migrator.folder import Folder, Role, role_by_name
 from migrator.message import FolderPath, Message, MessageRef
-from migrator.stores.base import AppendResult, FolderScan, Store
+from migrator.stores.base import AppendResult, FolderProbe, FolderScan, Store
 from migrator.stores.foldernames import MBOX_FILE, encode_mbox_dirname
 from migrator.stores.foldertree import FolderTree
 from migrator.stores.localfs import (
@@ -37,6 +37,7 @@ from migrator.stores.localfs import (
     forget_cached,
     from_time_ns,
     fsync_dir,
+    identity_of,
     open_below,
     open_root,
     read_error,
@@ -101,6 +102,18 @@ class MboxStore(Store):
         if node is None:
             return None
         return node / MBOX_FILE if node.is_dir() else node
+
+    def exists(self) -> bool:
+        """Return True when the path is an mbox file or a directory."""
+        return self.root.exists()
+
+    def probe_folder(self, folder: FolderPath) -> FolderProbe | None:
+        """Return the identity and size of the folder's mbox file (counting its messages would mean reading it)."""
+        path = self._mbox_path(folder)
+        try:
+            return FolderProbe(identity_of(path), size=path.stat().st_size) if path is not None else None
+        except FileNotFoundError:
+            return None
 
     def _existing_path(self, folder: FolderPath) -> Path:
         path = self._mbox_path(folder)

@@ -83,13 +83,18 @@ def pst_folder_name(path: FolderPath, depth: int) -> str:
 class PstWriter:
     """Builds one new Unicode PST in ``file``: call add_message for each message, then finish."""
 
-    def __init__(self, file: BinaryIO, display_name: str, scratch: str | None = None) -> None:
-        """Write to ``file``; contents-table rows and block entries wait in temporary files in ``scratch``."""
+    def __init__(self, file: BinaryIO, display_name: str, scratch: str | None = None,
+                 record_key: bytes | None = None) -> None:
+        """Write to ``file``; contents-table rows and block entries wait in temporary files in ``scratch``.
+
+        ``record_key`` is the store's identity, kept when a file is written again (a new one otherwise):
+        message entry ids are made from it, and a rerun tells by it that the file is the one it wrote.
+        """
         self.file = file
         self.display_name = display_name
         self.ndb = NdbWriter(file, scratch)
         self.named = writer_named_properties()
-        self.record_key = os.urandom(16)
+        self.record_key = record_key or os.urandom(16)
         self.folders: dict[int, FolderNode] = {}
         self._rows = RowSpill(scratch)
         self._by_path: dict[FolderPath, int] = {}
@@ -118,6 +123,11 @@ class PstWriter:
                 self._by_path[key] = nid
             parent = self._by_path[key]
         return parent
+
+    def message_count(self, path: FolderPath) -> int | None:
+        """Return how many messages the folder at ``path`` holds so far, or None when there is no such folder."""
+        nid = self._by_path.get(tuple(pst_folder_name(path, d) for d in range(len(path))))
+        return None if nid is None else len(self.folders[nid].row_offsets)
 
     def folder_paths(self) -> list[FolderPath]:
         """Return the paths of the user's folders, parents first, with 'Inbox' given back as 'INBOX'."""

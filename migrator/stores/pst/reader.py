@@ -88,6 +88,12 @@ class PstFile:
             self._file.close()
             self._file = None
 
+    @property
+    def record_key(self) -> bytes:
+        """Return the store's record key: the identity a file keeps when migrator writes it again."""
+        key = self._store.get(p.PID_RECORD_KEY)
+        return key if isinstance(key, bytes) else b""
+
     # --- folders
 
     def folders(self) -> list[PstFolder]:

@@ -19,7 +19,7 @@ from migrator.endpoint import Endpoint
 from migrator.errors import FolderError, MessageError, StoreError
 from migrator.folder import Folder, Role
 from migrator.message import FolderPath, Message, MessageRef
-from migrator.stores.base import AppendResult, FolderScan, Store
+from migrator.stores.base import AppendResult, FolderProbe, FolderScan, Store
 
 if TYPE_CHECKING:
     from migrator.stores.pst.messaging_writer import PstWriter
@@ -48,14 +48,14 @@ def message_uid(part: int, nid: int) -> str:
 class PartWriter:
     """One part being written: a PstWriter on a private temporary file that becomes ``target`` on commit."""
 
-    def __init__(self, target: Path) -> None:
+    def __init__(self, target: Path, record_key: bytes | None = None) -> None:
         self.target = target
         fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         self.temp = Path(temp)
         self.file = os.fdopen(fd, "w+b")
         from migrator.stores.pst.messaging_writer import PstWriter
 
-        self.writer = PstWriter(self.file, target.stem, scratch=str(target.parent))
+        self.writer = PstWriter(self.file, target.stem, scratch=str(target.parent), record_key=record_key)
 
     def commit(self) -> None:
         """Finish the file, rename it over ``target`` and make the rename durable."""
@@ -144,7 +144,7 @@ class PstStore(Store):
         from migrator.stores.pst.rebuild import can_copy_blocks, copy_messages
 
         reader = self._require_reader()
-        part = PartWriter(part_path(self.path, self._part_number))
+        part = PartWriter(part_path(self.path, self._part_number), record_key=reader.record_key)
         try:
             if can_copy_blocks(reader):
                 copy_messages(reader, part.writer)
@@ -198,6 +198,23 @@ class PstStore(Store):
         if self._part is not None:
             return None
         raise FolderError(f"{self.endpoint} has no folder {'/'.join(path)}: run 'migrator folders' to list them")
+
+    def exists(self) -> bool:
+        """Return True when the file is there."""
+        return self.path.exists()
+
+    def probe_folder(self, folder: FolderPath) -> FolderProbe | None:
+        """Return the file's record key and the folder's message count (unknown once the file has parts)."""
+        if self._part is not None:
+            count, key = self._part.writer.message_count(folder), self._part.writer.record_key
+        else:
+            reader = self._require_reader()
+            found = next((f for f in reader.folders() if f.path == folder), None)
+            count, key = (None if found is None else found.count), reader.record_key
+        if count is None:
+            return None
+        # The earlier parts hold messages of the folder too; only the last part is read here.
+        return FolderProbe(key.hex(), count if self._part_number == 1 else None)
 
     # --- writing ---------------------------------------------------------------------------------------
 
