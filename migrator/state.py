@@ -2,7 +2,10 @@
 
 Like mbsync's sync state it is small and explicit: one row per source folder and target
 (a *pair*), one row per message copied through that pair, recorded once its write is
-durable. Before a run writes into a pair it marks the pair *dirty*, and clears the mark
+durable. A pair is keyed by where its messages go (the target folder the folder rules name),
+so a changed ``--map`` starts a new pair rather than finding the old one "already there";
+it also keeps the identity of the target folder it wrote to, which every run compares with
+the target before it trusts the rows (the stores are the truth, this file only a cache). Before a run writes into a pair it marks the pair *dirty*, and clears the mark
 when every write of the folder is recorded; a run killed in between leaves the mark, and
 the next run first looks in the target by content key for messages it may have written
 without recording them, so nothing is lost and nothing is written twice. One mark per
@@ -17,14 +20,14 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from migrator.copied import CopiedMessages
 from migrator.errors import StoreError
 from migrator.message import FolderPath
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # SQLite's default page cache (2 MB a connection) fills once the file holds tens of thousands of
 # messages, and a run has a connection per worker: 512 KiB each recorded 50 000 rows as fast
 # and kept peak memory 1.5 MB lower per connection.
@@ -33,10 +36,11 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pairs (
     id INTEGER PRIMARY KEY,
-    source TEXT NOT NULL, folder TEXT NOT NULL, target TEXT NOT NULL,
+    source TEXT NOT NULL, folder TEXT NOT NULL, target TEXT NOT NULL, destination TEXT NOT NULL,
     target_folder TEXT NOT NULL DEFAULT '', validity TEXT NOT NULL DEFAULT '',
     dirty INTEGER NOT NULL DEFAULT 0, version TEXT NOT NULL DEFAULT '',
-    UNIQUE (source, folder, target));
+    target_identity TEXT NOT NULL DEFAULT '', target_size INTEGER,
+    UNIQUE (source, folder, target, destination));
 CREATE TABLE IF NOT EXISTS copied (
     pair INTEGER NOT NULL REFERENCES pairs(id),
     uid TEXT NOT NULL, target_uid TEXT, content_key TEXT NOT NULL, flags TEXT NOT NULL,
@@ -44,19 +48,72 @@ CREATE TABLE IF NOT EXISTS copied (
     PRIMARY KEY (pair, uid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL, started REAL NOT NULL, ended REAL,
-    copied INTEGER, skipped INTEGER, failed INTEGER, bytes INTEGER, exit_code INTEGER, error TEXT);
+    copied INTEGER, already_there INTEGER, left_out INTEGER, failed INTEGER, bytes INTEGER, exit_code INTEGER,
+    error TEXT);
 """
+
+
+# Schema 1 keyed a pair by source folder and target alone. Its rows are kept: the folder they were
+# written to becomes the destination, which is right unless a special-use role redirected it (then
+# the first run finds those messages in the target by content key instead of copying them again).
+_FROM_SCHEMA_1 = """
+CREATE TABLE pairs_2 (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL, folder TEXT NOT NULL, target TEXT NOT NULL, destination TEXT NOT NULL,
+    target_folder TEXT NOT NULL DEFAULT '', validity TEXT NOT NULL DEFAULT '',
+    dirty INTEGER NOT NULL DEFAULT 0, version TEXT NOT NULL DEFAULT '',
+    target_identity TEXT NOT NULL DEFAULT '', target_size INTEGER,
+    UNIQUE (source, folder, target, destination));
+INSERT INTO pairs_2 (id, source, folder, target, destination, target_folder, validity, dirty, version)
+    SELECT id, source, folder, target, target_folder, target_folder, validity, dirty, version FROM pairs;
+DROP TABLE pairs;
+ALTER TABLE pairs_2 RENAME TO pairs;
+ALTER TABLE runs RENAME COLUMN skipped TO already_there;
+ALTER TABLE runs ADD COLUMN left_out INTEGER;
+UPDATE meta SET value='2' WHERE key='schema';
+"""
+_PAIR_COLUMNS = "id, target_folder, validity, dirty, version, target_identity, target_size"
+
+
+@dataclass(frozen=True)
+class PairKey:
+    """Which pair: the source and its folder, the target, and the folder there the rules send it to."""
+
+    source: str
+    folder: FolderPath
+    target: str
+    destination: FolderPath
+
+    def values(self) -> tuple[str, str, str, str]:
+        """Return the key as the state file stores it."""
+        return self.source, folder_key(self.folder), self.target, folder_key(self.destination)
 
 
 @dataclass(frozen=True)
 class Pair:
-    """A source folder and one target, as the state file knows them."""
+    """A source folder and one target folder, as the state file knows them.
+
+    ``target_identity`` is what the target said of the folder when it was last written or checked
+    (see ``Store.probe_folder``); ``target_size`` its size then, for stores that measure in bytes.
+    """
 
     id: int
     target_folder: str
     validity: str
     dirty: bool
     version: str = ""
+    target_identity: str = ""
+    target_size: int | None = None
+
+    @property
+    def target_path(self) -> FolderPath:
+        """Return the folder the pair's messages were written to."""
+        return tuple(json.loads(self.target_folder)) if self.target_folder else ()
+
+    @classmethod
+    def from_row(cls, row: tuple) -> Pair:
+        """Return the pair of a row selected as ``_PAIR_COLUMNS``."""
+        return cls(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
 
 
 @dataclass(frozen=True)
@@ -67,7 +124,8 @@ class RunRecord:
     started: float
     ended: float | None
     copied: int | None
-    skipped: int | None
+    already_there: int | None
+    left_out: int | None
     failed: int | None
     bytes: int | None
     exit_code: int | None
@@ -103,6 +161,10 @@ class StateStore:
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is None:
             self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) == 1:
+            with self._transaction():
+                for statement in _FROM_SCHEMA_1.split(";"):
+                    self.db.execute(statement)
         elif int(row[0]) != SCHEMA_VERSION:
             raise StoreError(f"the state file {self.path} has schema {row[0]}, this migrator reads {SCHEMA_VERSION}")
 
@@ -132,25 +194,47 @@ class StateStore:
 
     # --- pairs -----------------------------------------------------------------------
 
-    def pair(self, source: str, folder: FolderPath, target: str) -> Pair | None:
-        """Return the pair for this source folder and target, or None if never copied."""
+    def pair(self, key: PairKey) -> Pair | None:
+        """Return the pair for this source folder, target and destination, or None if never copied."""
         row = self.db.execute(
-            "SELECT id, target_folder, validity, dirty, version FROM pairs WHERE source=? AND folder=? AND target=?",
-            (source, folder_key(folder), target),
+            f"SELECT {_PAIR_COLUMNS} FROM pairs WHERE source=? AND folder=? AND target=? AND destination=?",
+            key.values(),
         ).fetchone()
-        return Pair(row[0], row[1], row[2], bool(row[3]), row[4]) if row else None
+        return Pair.from_row(row) if row else None
 
-    def open_pair(self, source: str, folder: FolderPath, target: str, target_folder: FolderPath, validity: str) -> Pair:
-        """Return the pair, created or updated to the given target folder and validity."""
+    def open_pair(self, key: PairKey, target_folder: FolderPath, validity: str) -> Pair:
+        """Return the pair, created or updated to the folder it is written to and the source's validity."""
         with self._transaction():
             self.db.execute(
-                "INSERT INTO pairs (source, folder, target, target_folder, validity) VALUES (?,?,?,?,?) "
-                "ON CONFLICT (source, folder, target) DO UPDATE SET target_folder=excluded.target_folder",
-                (source, folder_key(folder), target, folder_key(target_folder), validity),
+                "INSERT INTO pairs (source, folder, target, destination, target_folder, validity) "
+                "VALUES (?,?,?,?,?,?) ON CONFLICT (source, folder, target, destination) "
+                "DO UPDATE SET target_folder=excluded.target_folder",
+                (*key.values(), folder_key(target_folder), validity),
             )
-        pair = self.pair(source, folder, target)
+        pair = self.pair(key)
         assert pair is not None
         return pair
+
+    def set_target_identity(self, pair: Pair, identity: str, size: int | None) -> Pair:
+        """Record what the target says of the pair's folder now that the rows describe it."""
+        if (identity, size) == (pair.target_identity, pair.target_size):
+            return pair
+        with self._transaction():
+            self.db.execute("UPDATE pairs SET target_identity=?, target_size=? WHERE id=?", (identity, size, pair.id))
+        return replace(pair, target_identity=identity, target_size=size)
+
+    def forget(self, pair: Pair) -> Pair:
+        """Drop every row of a pair whose target folder no longer holds what they describe."""
+        with self._transaction():
+            self.db.execute("DELETE FROM copied WHERE pair=?", (pair.id,))
+            self.db.execute("UPDATE pairs SET version='', target_identity='', target_size=NULL WHERE id=?",
+                            (pair.id,))
+        return replace(pair, version="", target_identity="", target_size=None)
+
+    def drop(self, pair: Pair, uids: Iterable[str]) -> None:
+        """Drop the rows of source messages that are gone (the target keeps its copies)."""
+        with self._transaction():
+            self.db.executemany("DELETE FROM copied WHERE pair=? AND uid=?", ((pair.id, uid) for uid in uids))
 
     # --- copied messages -------------------------------------------------------------
 
@@ -183,7 +267,7 @@ class StateStore:
         """Record that writes into the pair are (or are no longer) under way."""
         with self._transaction():
             self.db.execute("UPDATE pairs SET dirty=? WHERE id=?", (int(dirty), pair.id))
-        return Pair(pair.id, pair.target_folder, pair.validity, dirty, pair.version)
+        return replace(pair, dirty=dirty)
 
     def set_version(self, pair: Pair, version: str) -> None:
         """Record the source folder version every message of which the target now holds."""
@@ -243,7 +327,7 @@ class StateStore:
                 ((pair.id, new_uids[uid], *rest) for uid, *rest in rows if uid in new_uids),
             )
             self.db.execute("UPDATE pairs SET validity=? WHERE id=?", (validity, pair.id))
-        return Pair(pair.id, pair.target_folder, validity, pair.dirty, pair.version)
+        return replace(pair, validity=validity)
 
     def update_flags(self, pair: Pair, changes: Iterable[tuple[str, str]]) -> None:
         """Record new flags (uid, flags) after they were carried to the target."""
@@ -260,19 +344,21 @@ class StateStore:
             cursor = self.db.execute("INSERT INTO runs (name, started) VALUES (?, ?)", (name, time.time()))
         return int(cursor.lastrowid)
 
-    def end_run(self, run_id: int, *, copied: int, skipped: int, failed: int, size: int, exit_code: int,
+    def end_run(self, run_id: int, *, copied: int, already_there: int, left_out: int, failed: int, size: int,
+                exit_code: int,
                 error: str | None = None) -> None:
         """Record the end of a run with its counts, exit code and, for a failed run, why it failed."""
         with self._transaction():
             self.db.execute(
-                "UPDATE runs SET ended=?, copied=?, skipped=?, failed=?, bytes=?, exit_code=?, error=? WHERE id=?",
-                (time.time(), copied, skipped, failed, size, exit_code, error, run_id),
+                "UPDATE runs SET ended=?, copied=?, already_there=?, left_out=?, failed=?, bytes=?, exit_code=?, error=? "
+                "WHERE id=?",
+                (time.time(), copied, already_there, left_out, failed, size, exit_code, error, run_id),
             )
 
     def last_runs(self, limit: int = 10) -> list[RunRecord]:
         """Return the most recent runs, newest first."""
         rows = self.db.execute(
-            "SELECT name, started, ended, copied, skipped, failed, bytes, exit_code, error FROM runs "
+            "SELECT name, started, ended, copied, already_there, left_out, failed, bytes, exit_code, error FROM runs "
             "ORDER BY id DESC LIMIT ?",
             (limit,),
         )

@@ -45,7 +45,7 @@ def test_copy_backs_up_and_summarises(dovecot, user, tmp_path, capsys):
     code, out, _ = run_cli(["copy", endpoint(dovecot, user), f"maildir:{tmp_path}/md", "--state", str(tmp_path / "s")],
                            user.password, capsys)
     assert code == ExitCode.OK
-    assert "1 copied, 0 skipped, 0 failed" in out
+    assert "1 copied, 0 already there, 0 left out, 0 failed" in out
 
 
 def test_dry_run_lists_folders_and_writes_nothing(dovecot, user, tmp_path, capsys):

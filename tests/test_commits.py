@@ -48,7 +48,7 @@ def _copy(tmp_path: Path, source, state: StateStore):
 
 def _rerun_copies_the_rest(tmp_path: Path, source, state: StateStore, messages: list[Message], rest: int) -> None:
     rerun = _copy(tmp_path, source, state)
-    assert (rerun.copied, rerun.unchanged, rerun.failed) == (rest, len(messages) - rest, 0)
+    assert (rerun.copied, rerun.already_there, rerun.failed) == (rest, len(messages) - rest, 0)
     assert _bodies(tmp_path / "target") == sorted(m.raw for m in messages)
 
 

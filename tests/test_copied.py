@@ -12,7 +12,7 @@ from migrator.copied import CopiedMessages
 from migrator.endpoint import parse_endpoint
 from migrator.message import Message
 from migrator.pipeline import CopyOptions, run_copy
-from migrator.state import StateStore
+from migrator.state import PairKey, StateStore
 from tests.support.corpus import write_archive
 
 uids = st.one_of(st.integers(0, 2**64 - 1).map(str), st.text(min_size=1, max_size=8), st.sampled_from(["07", "0", "1"]))
@@ -33,7 +33,7 @@ def test_copied_messages_answer_as_the_rows_do(recorded: dict[str, str], others:
 
 def test_the_state_file_gives_every_row_back(tmp_path) -> None:
     state = StateStore(tmp_path / "s.sqlite")
-    pair = state.open_pair("src", ("INBOX",), "dst", ("INBOX",), "v1")
+    pair = state.open_pair(PairKey("src", ("INBOX",), "dst", ("INBOX",)), ("INBOX",), "v1")
     recorded = {str(uid): "\\seen" if uid % 3 else "" for uid in range(1, 2_000, 7)} | {"07": "$x", "name": ""}
     state.record(pair, [(uid, f"t{uid}", f"k{uid}", flags) for uid, flags in recorded.items()])
     copied = state.copied(pair)
@@ -44,7 +44,7 @@ def test_the_state_file_gives_every_row_back(tmp_path) -> None:
 
 def test_a_large_folder_copied_before_is_small(tmp_path) -> None:
     state = StateStore(tmp_path / "s.sqlite")
-    pair = state.open_pair("src", ("INBOX",), "dst", ("INBOX",), "v1")
+    pair = state.open_pair(PairKey("src", ("INBOX",), "dst", ("INBOX",)), ("INBOX",), "v1")
     state.record(pair, [(str(uid), str(uid), f"{uid:020x}:{uid}", "\\seen") for uid in range(1, 50_001)])
     tracemalloc.start()
     try:
@@ -62,7 +62,7 @@ def test_an_incremental_run_holds_little_of_a_large_folder_copied_before(tmp_pat
     write_archive(source, [Message(b"Subject: first\r\n\r\nhi\r\n")])
     assert run_copy(source, [target], CopyOptions(), state).copied == 1
     # As if the folder held 50 000 more messages copied before (numeric uids, as mbox offsets are).
-    pair = state.pair(str(source), ("INBOX",), str(target))
+    pair = state.pair(PairKey(str(source), ("INBOX",), str(target), ("INBOX",)))
     state.record(pair, [(str(10**9 + n), f"t{n}", f"{n:020x}:{n}", "\\seen") for n in range(50_000)])
     write_archive(source, [Message(b"Subject: second\r\n\r\nnew mail\r\n")])
     tracemalloc.start()
@@ -83,7 +83,7 @@ def test_after_a_killed_run_a_twin_of_a_message_copied_before_is_still_written(t
     assert run_copy(source, [target], CopyOptions(), state).copied == 1
     # The second twin arrives; a run marks the pair dirty and is killed before writing it.
     write_archive(source, [twin])
-    state.mark_dirty(state.pair(str(source), ("INBOX",), str(target)), True)
+    state.mark_dirty(state.pair(PairKey(str(source), ("INBOX",), str(target), ("INBOX",))), True)
     summary = run_copy(source, [target], CopyOptions(), state)
     # The target's copy is the first twin's, as the state file says: it must not be taken for the second.
     assert summary.copied == 1 and summary.failures == []

@@ -101,7 +101,7 @@ def test_rerun_fetches_no_bodies_and_writes_nothing(seeded, tmp_path, dovecot, u
     messages = sum(len(v) for v in server_contents(dovecot, user).values())
     dovecot.enable_rawlog(user)
     summary = run_copy(source, [target], state=state)
-    assert (summary.copied, summary.unchanged) == (0, messages)
+    assert (summary.copied, summary.already_there) == (0, messages)
     commands = [c.upper() for c in dovecot.imap_commands(user)]
     assert not [c for c in commands if "BODY" in c]
     assert not [c for c in commands if "FETCH" in c or "EXAMINE" in c], "unchanged folders are not even scanned"
@@ -129,7 +129,7 @@ def test_without_state_a_rerun_adds_nothing_twice(seeded, tmp_path):
     target = parse_endpoint(f"mbox:{tmp_path / 'mb'}")
     run_copy(source, [target])
     summary = run_copy(source, [target])
-    assert summary.copied == 0 and summary.skipped == sum(len(v) for v in expected.values())
+    assert summary.copied == 0 and summary.already_there == sum(len(v) for v in expected.values())
     assert contents(target) == expected
 
 

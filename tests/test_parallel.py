@@ -79,7 +79,7 @@ def test_a_rerun_after_a_parallel_copy_fetches_nothing(seeded, tmp_path, dovecot
     dovecot.enable_rawlog(user)
     again = run_copy(source, [target], CopyOptions(connections=4), state)
     assert (again.copied, again.failures) == (0, [])
-    assert again.unchanged == sum(len(items) for items in expected.values())
+    assert again.already_there == sum(len(items) for items in expected.values())
     assert len(dovecot.imap_sessions(user)) == 1, "unchanged folders need no further connection"
     assert contents(target) == expected
 

@@ -227,7 +227,7 @@ def test_three_incremental_runs_leave_mail_on_the_server(dovecot, user, tmp_path
     seed_inbox(dovecot, user, numbered(4, start=5))
     third = copy(dovecot, user, target, state)
     assert (first.copied, second.copied, third.copied) == (3, 2, 4)
-    assert (first.unchanged, second.unchanged, third.unchanged) == (0, 3, 5)
+    assert (first.already_there, second.already_there, third.already_there) == (0, 3, 5)
     assert sorted(maildir_messages(target)) == sorted(numbered(9))
     assert server_count(dovecot, user) == 9
     assert copy(dovecot, user, target, state).copied == 0
@@ -280,7 +280,7 @@ def test_killed_before_quit_deletes_nothing_and_rerun_finishes(dovecot, user, tm
     monkeypatch.setattr(Pop3Store, "close", real_close)
     seed_inbox(dovecot, user, numbered(1, start=5))
     summary = copy(dovecot, user, target, state, delete_after=True)
-    assert (summary.copied, summary.unchanged, summary.deleted) == (1, 5, 6)
+    assert (summary.copied, summary.already_there, summary.deleted) == (1, 5, 6)
     assert server_count(dovecot, user) == 0
     assert sorted(maildir_messages(target)) == sorted(numbered(6))
 
@@ -375,7 +375,7 @@ def test_server_without_uidl_uses_content_keys(tmp_path, state, caplog):
         server.close()
     assert scan.validity == "content-key"
     assert uids[1] == uids[0] + "#2" and len(set(uids)) == 4
-    assert (first.copied, second.copied, second.unchanged) == (4, 0, 4)
+    assert (first.copied, second.copied, second.already_there) == (4, 0, 4)
     assert sorted(maildir_messages(tmp_path / "Maildir")) == sorted([*twins, *numbered(2, start=1)])
 
 

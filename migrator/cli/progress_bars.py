@@ -90,5 +90,7 @@ def print_summary(summary: Summary, *, quiet: bool, dry_run: bool) -> None:
     if quiet and not summary.failures:
         return
     typer.echo(summary.describe())
+    for note in summary.notes:
+        typer.echo(f"  {note}")
     for failure in summary.failures:
         typer.echo(f"  failed: {failure.describe()}", err=True)

@@ -59,7 +59,8 @@ def _show_runs(name: str, state_path: Path, last: int, lock: Path | None) -> Non
         state.close()
     newest_unfinished = _unfinished(lock)
     typer.echo(f"last runs of {name} (state file {state_path}):")
-    typer.echo(f"{'started':<25}  {'duration':>8}  {'copied':>7}  {'skipped':>7}  {'failed':>6}  {'MB':>8}  result")
+    typer.echo(f"{'started':<25}  {'duration':>8}  {'copied':>7}  {'already there':>13}  {'left out':>8}  "
+               f"{'failed':>6}  {'MB':>8}  result")
     for index, record in enumerate(runs):
         typer.echo(_row(record, newest_unfinished if index == 0 else _KILLED))
         if record.error:
@@ -81,9 +82,10 @@ def _row(record: RunRecord, unfinished: str) -> str:
     started = datetime.fromtimestamp(record.started).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
     duration = f"{record.ended - record.started:.0f} s" if record.ended is not None else "-"
     counted = record.exit_code in (ExitCode.OK, ExitCode.PARTIAL)
-    counts = [str(v) if counted else "-" for v in (record.copied, record.skipped, record.failed)]
+    counts = [str(v) if counted and v is not None else "-"
+              for v in (record.copied, record.already_there, record.left_out, record.failed)]
     size = f"{(record.bytes or 0) / 1e6:.1f}" if counted else "-"
-    return (f"{started:<25}  {duration:>8}  {counts[0]:>7}  {counts[1]:>7}  {counts[2]:>6}  {size:>8}  "
+    return (f"{started:<25}  {duration:>8}  {counts[0]:>7}  {counts[1]:>13}  {counts[2]:>8}  {counts[3]:>6}  {size:>8}  "
             f"{_result(record, unfinished)}{' (dry run)' if record.name.endswith('(dry run)') else ''}")
 
 

@@ -15,16 +15,16 @@ from migrator.listing import Listing
 from migrator.message import FolderPath, Message
 from migrator.pipeline.batches import LargeMessageGate, write_batches
 from migrator.pipeline.filters import MessageFilter
-from migrator.pipeline.plan import PlanContext, TargetPlan, plan_target
+from migrator.pipeline.plan import PlanContext, TargetPlan, distrust, plan_target
 from migrator.pipeline.progress import Progress
 from migrator.pipeline.summary import Failure, Summary
-from migrator.state import StateStore
+from migrator.state import PairKey, StateStore
 from migrator.stores.base import Store
 
 log = logging.getLogger(__name__)
 
 # A message written to one target and failed on another counts as failed.
-_SEVERITY = {"skipped": 0, "copied": 1, "failed": 2}
+_SEVERITY = {"already there": 0, "copied": 1, "failed": 2}
 
 # Targets that stage their writes (Maildir) are committed once this much has been staged:
 # bench/, IMAP -> Maildir, 5 000 messages: commits of about 8 MB instead of each 2 MB batch
@@ -56,7 +56,7 @@ class _Uncommitted:
     size: int = 0
 
     def add(self, uid: str, size: int, outcome: str) -> None:
-        """Note a message of the source and its outcome so far ('copied', 'skipped' or 'failed')."""
+        """Note a message of the source and its outcome so far ('copied', 'already there' or 'failed')."""
         self.messages.append((uid, size, outcome))
         self.size += size
 
@@ -117,7 +117,7 @@ class FolderCopy:
         unchanged = self._unchanged_since_last_run()
         if unchanged is None:
             return False
-        self.run.summary.unchanged += unchanged
+        self.run.summary.already_there += unchanged
         self.run.progress.folder_started(self.folder.name, 0, 0)
         self.run.progress.folder_done(self.folder.name, 0, 0)
         return True
@@ -145,41 +145,74 @@ class FolderCopy:
         state = self.run.state
         if state is None or not self.folder.version or self.run.plan.dry_run:
             return None
+        destination, _ = self.run.destination(self.folder)
         counts = []
         for target in self.run.targets:
-            pair = state.pair(self.run.plan.source_name, self.folder.path, str(target.endpoint))
+            pair = state.pair(PairKey(self.run.plan.source_name, self.folder.path, str(target.endpoint), destination))
             if pair is None or pair.dirty or pair.version != self.folder.version:
+                return None
+            # The state is only a cache: the target must still hold what it says (one stat or status line).
+            written_to = pair.target_path
+            if distrust(state, pair, written_to, target.probe_folder(written_to)) is not None:
                 return None
             counts.append(state.count(pair))
         return min(counts, default=0)
 
     def _copy(self) -> list[TargetPlan]:
-        validity, refs = self._listing()
+        validity, listed, refs = self._listing()
         destination = self.run.destination(self.folder)
-        self.plans = [plan_target(self.run.plan, t, self.folder, destination, validity) for t in self.run.targets]
+        self.plans = [plan_target(self.run.plan, t, self.folder, destination, listed, validity)
+                      for t in self.run.targets]
+        del listed  # the plans have used it: a large folder's second listing need not stay for the copy
         todo = refs.where_uid(lambda uid: any(p.needs(uid) for p in self.plans))
-        self.run.summary.unchanged += len(refs) - len(todo)
+        self.run.summary.already_there += len(refs) - len(todo)
         if not self.run.plan.dry_run:
             self._carry_flag_changes(refs)
         self.run.progress.folder_started(self.folder.name, len(todo), todo.total_size())
         log.info("folder %s: %d of %s to copy", printable(self.folder.name), len(todo), plural(len(refs), "message"))
         if self.run.plan.dry_run:
-            self.run.summary.copied += len(todo)
-            self.run.summary.bytes += todo.total_size()
-        elif todo:
-            self._copy_messages(todo)
+            self._count_dry(todo)
+        else:
+            if todo:
+                self._copy_messages(todo)
             self._settle()
+        self._note_distrusted()
         self.run.progress.folder_done(self.folder.name, self.copied, self.failed)
         return self.plans
 
-    def _listing(self) -> tuple[str, Listing]:
-        """Return the source folder's validity and the messages the run's filter accepts."""
+    def _count_dry(self, todo: Listing) -> None:
+        """Count what the real run would do with ``todo``: copy it, or find it in a target by content key."""
+        keys: dict[str, str] = {}
+        if any(plan.present for plan in self.plans):  # only then does the real run look at content keys
+            keys = {uid: key for key, uids in self.source.content_keys(self.folder.path).items() for uid in uids}
+        for position in range(len(todo)):
+            uid = todo.uid_at(position)
+            writes = [plan for plan in self.plans if plan.needs(uid) and plan.take_present(keys.get(uid, "")) is None]
+            if writes:
+                self.run.summary.copied += 1
+                self.run.summary.bytes += todo.size_at(position) or 0
+            else:
+                self.run.summary.already_there += 1
+
+    def _note_distrusted(self) -> None:
+        """Say in the summary which target folders the state described wrongly, and what was done about it."""
+        for plan in self.plans:
+            if plan.distrusted is not None:
+                self.run.summary.notes.append(
+                    f"target folder {'/'.join(plan.folder)} in {plan.name} {plan.distrusted}: "
+                    f"{self.copied} {'would be ' if self.run.plan.dry_run else ''}copied again, "
+                    "the rest found there by content")
+
+    def _listing(self) -> tuple[str, Listing, Listing]:
+        """Return the source folder's validity, all its messages, and those the run's filter accepts."""
         scan = self.source.scan(self.folder.path)
         self._refused(scan.refused)
         listing, message_filter = Listing.of(scan.refs), self.run.message_filter
         if message_filter.is_open:
-            return scan.validity, listing
-        return scan.validity, listing.where(lambda r: message_filter.accepts(r.flags, r.size, r.received))
+            return scan.validity, listing, listing
+        accepted = listing.where(lambda r: message_filter.accepts(r.flags, r.size, r.received))
+        self.run.summary.left_out += len(listing) - len(accepted)
+        return scan.validity, listing, accepted
 
     def _refused(self, refused: Sequence[tuple[str, str]]) -> None:
         """Count each message the source will not read (a symbolic link in an archive) as failed."""
@@ -214,13 +247,13 @@ class FolderCopy:
         outcome: dict[str, str] = {}
         for index, plan in enumerate(self.plans):
             for uid, result in self._write_to(index, plan, batch).items():
-                outcome[uid] = max(outcome.get(uid, "skipped"), result, key=_SEVERITY.__getitem__)
+                outcome[uid] = max(outcome.get(uid, "already there"), result, key=_SEVERITY.__getitem__)
         for message in batch:
-            self._uncommitted.add(message.uid, message.size, outcome.get(message.uid, "skipped"))
+            self._uncommitted.add(message.uid, message.size, outcome.get(message.uid, "already there"))
         self.run.progress.messages_done(len(batch), sum(m.size for m in batch))
 
     def _write_to(self, index: int, plan: TargetPlan, batch: list[Message]) -> dict[str, str]:
-        """Stage the messages ``plan`` lacks; return 'copied' (once committed), 'skipped' or 'failed' per uid."""
+        """Stage the messages ``plan`` lacks; return 'copied' (once committed), 'already there' or 'failed' per uid."""
         outcome: dict[str, str] = {}
         to_write: list[Message] = []
         adopted = []
@@ -229,7 +262,7 @@ class FolderCopy:
                 continue
             present_uid = plan.take_present(message.content_key)
             if present_uid is not None:
-                outcome[message.uid] = "skipped"
+                outcome[message.uid] = "already there"
                 adopted.append((message.uid, present_uid, message.content_key, message.flags.encode()))
             else:
                 to_write.append(message)
@@ -271,8 +304,8 @@ class FolderCopy:
                 summary.copied += 1
                 summary.bytes += size
                 self.copied += 1
-            elif result == "skipped":
-                summary.skipped += 1
+            elif result == "already there":
+                summary.already_there += 1
             else:
                 self.failed += 1
 
@@ -286,10 +319,25 @@ class FolderCopy:
             self.run.state.hold(plan.pair, rows)
 
     def _settle(self) -> None:
-        """Clear the dirty marks of targets whose every write of this folder is recorded."""
+        """Clear the dirty marks of targets whose every write of this folder is recorded, and note their size."""
         for plan in self.plans:
-            if plan.pair is not None and plan.pair.dirty and plan.store.durable_on_append:
+            if plan.pair is None:
+                continue
+            if self.copied:
+                self._note_size(plan)
+            if not plan.pair.dirty:
+                continue
+            if plan.store.durable_on_append:
                 plan.pair = self.run.state.mark_dirty(plan.pair, False)
+            else:
+                self._deferred(plan)  # its mark is cleared once the target is closed, as its rows are recorded
+
+    def _note_size(self, plan: TargetPlan) -> None:
+        """Record the size of a target folder that is measured in bytes (mbox), now that it holds this run's writes."""
+        assert self.run.state is not None and plan.pair is not None
+        probe = plan.store.probe_folder(plan.folder)
+        if probe is not None and probe.size is not None:
+            plan.pair = self.run.state.set_target_identity(plan.pair, probe.identity, probe.size)
 
     def _deferred(self, plan: TargetPlan) -> Deferred:
         for deferred in self.run.deferred:

@@ -60,13 +60,16 @@ def run_copy(
         source_store = stack.enter_context(open_store(source, readonly=not options.deletes or options.dry_run))
         # Opening a target for writing creates it on disk, so the folder rules are checked against the
         # source first: a run stopped by a mistake in them leaves nothing behind.
-        folders = options.rules.select(source_store.list_folders(), str(source))
+        listed = source_store.list_folders()
+        folders = options.rules.select(listed, str(source))
         target_stores = [open_store(t, readonly=options.dry_run) for t in targets]
         target_stack = stack.enter_context(contextlib.ExitStack())
-        if not options.dry_run:  # a dry run looks only at the state file: targets may not exist yet
-            for store in target_stores:
+        for store in target_stores:
+            # A dry run reads the targets that exist, as the real run would, and creates none.
+            if not options.dry_run or store.exists():
                 target_stack.enter_context(store)
         run = _run_context(source_store, target_stores, options, state, progress)
+        run.summary.folders_left_out = sum(1 for folder in listed if folder.selectable) - len(folders)
         plans = copy_folders(run, folders, options.connections)
         target_stack.close()  # a PST becomes durable here, before its progress is recorded
         _record_deferred(run)

@@ -30,24 +30,34 @@ class Failure:
 
 @dataclass
 class Summary:
-    """Counts of one run. ``unchanged`` messages were already copied by an earlier run."""
+    """Counts of one run, in the words the README defines.
+
+    *copied*: written by this run. *already there*: in the target before this run, as the state file
+    recorded (and the target confirmed) or found there by content key. *left out*: not copied
+    because a filter (since, before, max size) excludes it; ``folders_left_out`` counts the folders
+    the folder rules leave out. *failed*: could not be read or written; each is in ``failures``.
+    """
 
     folders: int = 0
+    folders_left_out: int = 0
     copied: int = 0
-    skipped: int = 0
-    unchanged: int = 0
+    already_there: int = 0
     flags_updated: int = 0
     deleted: int = 0
     failed: int = 0
     bytes: int = 0
     seconds: float = 0.0
+    left_out: int = 0
     failures: list[Failure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def add(self, other: Summary) -> None:
-        """Add the counts and failures of ``other`` (a part of the same run) to this summary."""
-        for name in ("folders", "copied", "skipped", "unchanged", "flags_updated", "deleted", "failed", "bytes"):
+        """Add the counts, failures and notes of ``other`` (a part of the same run) to this summary."""
+        for name in ("folders", "folders_left_out", "copied", "already_there", "left_out", "flags_updated", "deleted",
+                     "failed", "bytes"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failures.extend(other.failures)
+        self.notes.extend(other.notes)
 
     def fail(self, failure: Failure) -> None:
         """Record a failure; a message failure also counts as a failed message."""
@@ -67,8 +77,9 @@ class Summary:
 
     def describe(self) -> str:
         """Return the one-paragraph summary printed at the end of a run."""
-        text = (f"{plural(self.folders, 'folder')}: {self.copied} copied, {self.skipped} skipped, "
-                f"{self.failed} failed, {self.unchanged} already there; {self._throughput()}")
+        folders = plural(self.folders, "folder") + (f" ({self.folders_left_out} left out)" if self.folders_left_out else "")
+        text = (f"{folders}: {self.copied} copied, {self.already_there} already there, {self.left_out} left out, "
+                f"{self.failed} failed; {self._throughput()}")
         if self.flags_updated:
             text += f"; flags updated on {self.flags_updated}"
         if self.deleted:

@@ -52,12 +52,15 @@ def _recorded_run(plan: RunPlan, state: StateStore, progress: Progress | None) -
     try:
         summary = run_copy(plan.source, plan.targets, plan.options, state, progress)
     except MigratorError as error:
-        state.end_run(run_id, copied=0, skipped=0, failed=0, size=0, exit_code=int(error.exit_code), error=str(error))
+        state.end_run(run_id, copied=0, already_there=0, left_out=0, failed=0, size=0, exit_code=int(error.exit_code),
+                      error=str(error))
         raise
     except KeyboardInterrupt:
-        state.end_run(run_id, copied=0, skipped=0, failed=0, size=0, exit_code=int(ExitCode.INTERRUPTED))
+        state.end_run(run_id, copied=0, already_there=0, left_out=0, failed=0, size=0,
+                      exit_code=int(ExitCode.INTERRUPTED))
         raise
     first_failure = summary.failures[0].describe() if summary.failures else None
-    state.end_run(run_id, copied=summary.copied, skipped=summary.skipped, failed=summary.failed,
+    state.end_run(run_id, copied=summary.copied, already_there=summary.already_there, left_out=summary.left_out,
+                  failed=summary.failed,
                   size=summary.bytes, exit_code=int(summary.exit_code), error=first_failure)
     return summary
