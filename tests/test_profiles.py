@@ -291,7 +291,7 @@ def message_ids(messages) -> list[str]:
 def mbox_message_ids(root: Path) -> dict[str, list[str]]:
     """Read every mbox file under ``root`` with the standard library: {relative path: Message-IDs}."""
     found = {}
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
         box = mailbox.mbox(path, create=False)
         found[str(path.relative_to(root))] = sorted(m["Message-ID"] for m in box)
         box.close()
@@ -318,13 +318,13 @@ def test_nightly_backup_runs_incrementally_with_status_and_log(dovecot, user, ma
     assert [line.split(" ", 2)[2].split(":")[0] for line in lines if "start" in line or "summary" in line] == \
         ["start", "summary", "start", "summary"]
     assert "folder INBOX done: 2 copied, 0 failed" in log.read_text()
-    assert "folders: 1 copied" in lines[-1] and lines[-1].endswith("exit status 0")
+    assert ": 1 copied, 4 already there" in lines[-1] and lines[-1].endswith("exit status 0")
 
     assert main(["status", profile]) == 0
     rows = capsys.readouterr().out.splitlines()
     assert "nightly-backup" in rows[0] and len(rows) == 4
     assert all(row.endswith("ok (exit 0)") for row in rows[2:])
-    assert rows[2].split()[5:8] == ["1", "0", "0"] and rows[3].split()[5:8] == ["4", "0", "0"]
+    assert rows[2].split()[5:9] == ["1", "4", "0", "0"] and rows[3].split()[5:9] == ["4", "0", "0", "0"]
 
 
 def test_pop3_archive_leaves_mail_on_the_server(dovecot, user, home, monkeypatch, capsys):
