@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from migrator.cli import main
 from migrator.display import columns, pad, plural, printable, shorten
 from migrator.errors import ExitCode
-from migrator.pipeline import Summary
+from migrator.pipeline import Failure, Summary
 from tests.test_imap_errors import ScriptedServer, usual_answers
 
 WHEN = datetime(2024, 3, 4, 10, 0, tzinfo=timezone.utc)
@@ -154,3 +154,10 @@ def test_verify_details_describe_missing_messages(dovecot, make_user, monkeypatc
     third = next(line for line in out.splitlines() if line.startswith("    missing: source message 3"))
     assert third.endswith('"A subject much longer than any terminal line shou…", <3@example.com>')
     assert "\x1b" not in out
+
+
+def test_a_failed_folder_is_counted_in_the_summary_not_only_its_messages():
+    summary = Summary(folders=2, seconds=0.5)
+    summary.fail(Failure("INBOX", "cannot lock the mbox: No space left on device"))
+    assert summary.describe() == ("2 folders: 0 copied, 0 already there, 0 left out, 0 failed, 1 folder failed; "
+                                  "nothing copied (0.5 s)")
