@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback as tracebacks
 from pathlib import Path
@@ -60,8 +59,7 @@ def _options(
     debug_file: Path | None = typer.Option(None, "--debug-file", metavar="FILE",
                                            help="Write -v and the traces to FILE instead of stderr."),
 ) -> None:
-    if traceback:
-        os.environ["MIGRATOR_TRACEBACK"] = "1"
+    # --traceback is acted on by main(), after the command has unwound: declared here for parsing and help.
     start_logging(verbose, debug_imap, debug_pop3, debug_file)
 
 
@@ -70,12 +68,13 @@ def main(argv: list[str] | None = None) -> int:
 
     typer prints usage errors itself (status 2); migrator's own errors are printed here.
     """
+    args = global_options_first(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=global_options_first(sys.argv[1:] if argv is None else argv), prog_name="migrator")
+        app(args=args, prog_name="migrator")
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else int(ExitCode.USAGE))
     except MigratorError as error:
-        if os.environ.get("MIGRATOR_TRACEBACK"):
+        if _wants_traceback(args):
             tracebacks.print_exc()  # in addition to the sentence: the exit status stays the error's
         typer.echo(f"migrator: {error}", err=True)
         return int(error.exit_code)
@@ -83,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo("migrator: interrupted; rerun to continue where this run stopped", err=True)
         return int(ExitCode.INTERRUPTED)
     return 0
+
+
+def _wants_traceback(args: list[str]) -> bool:
+    # Read from the arguments, not kept in the environment: a second main() in one process (tests) starts afresh.
+    options = args[:args.index("--")] if "--" in args else args
+    return "--traceback" in options
 
 
 def entry_point() -> None:

@@ -4,25 +4,37 @@ from __future__ import annotations
 
 import typer.core
 
-# "\b" keeps click from rewrapping the paragraph that follows, so the columns stay aligned.
-ENDPOINTS = """\
-\b
-Endpoints:
-  imaps://USER@HOST[:PORT]   IMAP over TLS (port 993)
-  imap://USER@HOST[:PORT]    IMAP with STARTTLS (port 143)
-  pop3s://USER@HOST[:PORT]   POP3 over TLS (port 995); a source only
-  pop3://USER@HOST[:PORT]    POP3 with STLS (port 110); a source only
-  maildir:PATH  mbox:PATH  eml:PATH  pst:PATH   local archives
+from migrator.kinds import KINDS, LOCAL_KINDS, SERVER_KINDS
 
-\b
-Server options (after '?', joined by '&'; quote the endpoint in the shell):
-  ?password_env=VAR        the password is in this environment variable
-  ?password_file=PATH      ... on the first line of this file
-  ?password_command=CMD    ... printed by this command
-  ?ca_file=PATH            trust this CA certificate (PEM)
-  ?tls=implicit|starttls|none
-  ?auth=METHOD             IMAP: plain, login; POP3: user, apop, plain
-  e.g. 'imaps://alice@mail.example.com?password_env=PW&ca_file=ca.pem'"""
+# "\b" keeps click from rewrapping the paragraph that follows, so the columns stay aligned.
+
+
+def _endpoint_lines() -> list[str]:
+    lines = []
+    for kind in KINDS.values():
+        for scheme in kind.schemes:
+            how = "over TLS" if scheme.tls == "implicit" else "with STARTTLS"
+            only = "" if kind.can_be_target else "; a source only"
+            lines.append(f"  {scheme.name + '://USER@HOST[:PORT]':<27}{kind.name.upper()} {how} (port {scheme.port}){only}")
+    lines.append("  " + "  ".join(f"{name}:PATH" for name in LOCAL_KINDS) + "   local archives")
+    return lines
+
+
+def _auth_methods() -> str:
+    return "; ".join(f"{name.upper()}: {', '.join(KINDS[name].auth_methods)}" for name in SERVER_KINDS)
+
+
+ENDPOINTS = "\n".join([
+    "\b", "Endpoints:", *_endpoint_lines(), "",
+    "\b", "Server options (after '?', joined by '&'; quote the endpoint in the shell):",
+    "  ?password_env=VAR        the password is in this environment variable",
+    "  ?password_file=PATH      ... on the first line of this file",
+    "  ?password_command=CMD    ... printed by this command",
+    "  ?ca_file=PATH            trust this CA certificate (PEM)",
+    "  ?tls=implicit|starttls|none",
+    f"  ?auth=METHOD             {_auth_methods()}",
+    "  e.g. 'imaps://alice@mail.example.com?password_env=PW&ca_file=ca.pem'",
+])
 
 EXIT_CODES = """\
 \b
