@@ -197,6 +197,7 @@ def test_archive_user_reads_an_mbox_tree_with_dirname(dovecot, tmp_path):
 
 # --- lifecycle ----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_stop_ends_the_server_and_removes_its_directory():
     try:
         server = DovecotServer().start()

@@ -133,6 +133,7 @@ def flip_bits(data: bytes, rng: random.Random, count: int) -> bytes:
     return bytes(damaged)
 
 
+@pytest.mark.slow
 def test_random_bit_flips_never_give_altered_messages(intact: Intact, tmp_path: Path) -> None:
     rng = random.Random(21)
     totals: Counter[str] = Counter()

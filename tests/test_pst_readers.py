@@ -105,6 +105,7 @@ def test_pffinfo_accepts_the_allocation_maps(corpus_pst: tuple[Path, list[Messag
     assert "Encryption type:\tnone" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_folder_of_2000_messages_reads_back_in_both_readers(tmp_path: Path) -> None:
     messages = [Message(mail(n), Flags(), BASE_DATE, ("INBOX", "Bulk")) for n in range(2000)]
     path = write_pst(tmp_path / "bulk.pst", messages)
@@ -112,6 +113,7 @@ def test_a_folder_of_2000_messages_reads_back_in_both_readers(tmp_path: Path) ->
     assert_same(pffexport_export(path, tmp_path / "pff"), messages)
 
 
+@pytest.mark.slow
 def test_a_25_mb_attachment_in_a_file_beyond_32_mb(tmp_path: Path) -> None:
     big = Message(mail(1, attachments=1, attachment_size=25_000_000), Flags(), BASE_DATE, ("Big",))
     small = Message(mail(2, attachments=2), Flags(), BASE_DATE, ("Big",))

@@ -39,6 +39,7 @@ def password(user, monkeypatch):
     monkeypatch.setenv("MIGRATOR_TEST_PW", user.password)
 
 
+@pytest.mark.slow
 def test_imap_url_at_an_implicit_tls_port_gives_up_soon_and_names_imaps(dovecot, user, capsys):
     port = dovecot.ports["imaps"]
     err, waited = folders_error(url(dovecot, user, "imap", "imaps"), capsys)
