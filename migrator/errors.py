@@ -47,7 +47,15 @@ class FolderError(MigratorError):
 
 
 class MessageError(MigratorError):
-    """One message cannot be read or written; the run counts it and goes on."""
+    """One message cannot be read or written; the run counts it and goes on.
+
+    A source that could read the rest of a folder lists the messages it could not in ``unreadable``,
+    as (uid, reason): each is then counted as a failed message rather than the folder failing.
+    """
+
+    def __init__(self, text: str, unreadable: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(text)
+        self.unreadable = unreadable
 
 
 class StoreError(MigratorError):

@@ -93,9 +93,10 @@ def copy_folder(run: RunContext, folder: Folder) -> list[TargetPlan]:
     try:
         return FolderCopy(run, folder).copy()
     except (FolderError, MessageError, ConnectionLost, StoreError) as error:
-        failure = Failure(folder.name, str(error))
-        run.summary.fail(failure)
-        run.progress.failed(failure)
+        unreadable = error.unreadable if isinstance(error, MessageError) else ()
+        for failure in [Failure(folder.name, reason, uid) for uid, reason in unreadable] or [Failure(folder.name, str(error))]:
+            run.summary.fail(failure)
+            run.progress.failed(failure)
         return []
     finally:
         run.summary.folders += 1

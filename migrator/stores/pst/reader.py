@@ -188,7 +188,7 @@ class PstFile:
         each one left out and why.
         """
         present = set(self._message_nids(folder))
-        unreadable: list[str] = []
+        unreadable: list[tuple[str, str]] = []
         for ref in refs:
             nid = int(ref.uid) if ref.uid.isdigit() else -1
             if nid not in present:
@@ -196,7 +196,7 @@ class PstFile:
             try:
                 message = [self._message(folder, nid)]
             except ValueError as error:  # PstFormatError, or a property value the email package refuses
-                unreadable.append(f"message {nid} ({error})")
+                unreadable.append((str(nid), str(error)))
                 continue
             yield message.pop()  # not kept by this frame once passed on (see MaildirStore.fetch)
         if unreadable:
@@ -209,11 +209,14 @@ class PstFile:
             raw = build_mime(meta.message, meta.received())
         return Message(raw, meta.flags(), meta.received(), folder.path, str(nid))
 
-    def _unreadable(self, folder: PstFolder, messages: list[str]) -> MessageError:
+    def _unreadable(self, folder: PstFolder, messages: list[tuple[str, str]]) -> MessageError:
         count = "1 message was" if len(messages) == 1 else f"{len(messages)} messages were"
+        named = "; ".join(f"message {uid} ({reason})" for uid, reason in messages)
         return MessageError(
             f"{count} left out of folder {'/'.join(folder.path)!r} of {self.path}, not readable whole: "
-            f"{'; '.join(messages)}. The folder's other messages were read; repair the file with Outlook's scanpst.exe"
+            f"{named}. The folder's other messages were read; repair the file with Outlook's scanpst.exe",
+            tuple((uid, f"not readable whole: {reason}; repair the file with Outlook's scanpst.exe")
+                  for uid, reason in messages),
         )
 
     def _message_nids(self, folder: PstFolder) -> list[int]:
