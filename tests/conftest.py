@@ -6,19 +6,26 @@
   ``dovecot_server(special_folders=OUTLOOK_SPECIAL_FOLDERS)``, ``dovecot_server(plaintext_auth=True)``.
 - ``user``: a new user on ``dovecot`` for each test (its mailbox starts empty).
 - ``make_user(server=None)``: more fresh users, on ``dovecot`` or another server.
+- ``cyrus``, ``courier``: a Cyrus IMAP and a Courier-IMAP server, started once per session.
+- ``imap_server``: (server, fresh user) on each of Dovecot, Cyrus and Courier in turn, for tests
+  that every real server must pass.
 
-Without Dovecot these fixtures skip the test, or fail it when ``CI=true``.
+Without a server these fixtures skip the test, or fail it when ``CI=true``.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import pytest
 from hypothesis import settings
 
+from tests.support.courier import CourierServer
+from tests.support.cyrus import CyrusServer
 from tests.support.dovecot import DovecotServer, DovecotUnavailable, MailUser
+from tests.support.mailserver import MailServer, ServerUnavailable
 from tests.support.tools import unavailable
 
 # Hypothesis fails an example that runs longer than 200 ms: a timing assertion, which this suite
@@ -69,3 +76,39 @@ def make_user(dovecot: DovecotServer) -> Callable[..., MailUser]:
 def user(make_user: Callable[..., MailUser]) -> MailUser:
     """Return a fresh user with an empty mailbox on the main test server."""
     return make_user()
+
+
+@pytest.fixture(scope="session")
+def cyrus() -> Iterator[CyrusServer]:
+    """Return the session's Cyrus IMAP server (separator ".", INBOX. prefix, special folders as on Dovecot)."""
+    yield from _run(CyrusServer())
+
+
+@pytest.fixture(scope="session")
+def courier() -> Iterator[CourierServer]:
+    """Return the session's Courier-IMAP server (separator ".", INBOX. prefix, special folders by name)."""
+    yield from _run(CourierServer())
+
+
+def _run(server: MailServer) -> Iterator[MailServer]:
+    try:
+        server.start()
+    except ServerUnavailable as error:
+        unavailable(str(error))
+    yield server
+    server.stop()
+
+
+class ServerUser(NamedTuple):
+    """A test server and a fresh user with an empty mailbox on it."""
+
+    server: MailServer
+    user: MailUser
+
+
+@pytest.fixture(params=["dovecot", "cyrus", "courier"])
+def imap_server(request: pytest.FixtureRequest) -> ServerUser:
+    """Return (server, fresh user) on each real IMAP server in turn; only the servers asked for are started."""
+    server = request.getfixturevalue(request.param)
+    number = next(_user_numbers)
+    return ServerUser(server, server.add_user(f"user{number}", f"secret-{number}"))

@@ -30,29 +30,33 @@ reads: index and uidlist files in a Maildir, X-UID/X-IMAPbase/Status headers in 
 from __future__ import annotations
 
 import atexit
-import ctypes
 import grp
-import imaplib
 import os
-import poplib
 import pwd
 import re
 import shutil
-import signal
-import socket
-import ssl
 import subprocess
 import tempfile
 import threading
-import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 
-from tests.support import imapwire, mailboxes
+from tests.support import imapwire
 from tests.support.dovecotconf import ServerSettings, render_config
-from tests.support.mailboxes import Dump, SeedItem
+from tests.support.mailserver import (
+    MailServer,
+    MailUser,
+    ServerUnavailable,
+    chown_tree,
+    die_with_parent,
+    free_ports,
+    user_name,
+    wait_listening,
+)
 from tests.support.tlsca import make_pki
+
+__all__ = ["DEFAULT_SPECIAL_FOLDERS", "MAIL_USER", "OUTLOOK_SPECIAL_FOLDERS", "DovecotServer", "DovecotUnavailable",
+           "MailUser", "mbox_location"]
 
 MAIL_USER = "migratortest"
 """The unprivileged system user that owns every mailbox of the test servers."""
@@ -67,24 +71,14 @@ OUTLOOK_SPECIAL_FOLDERS: Mapping[str, str] = {
 }
 """The same, with the sent folder named the way Outlook and Exchange name it."""
 
-START_TIMEOUT = 10.0
 _USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-class DovecotUnavailable(RuntimeError):
+class DovecotUnavailable(ServerUnavailable):
     """Dovecot cannot run here: not installed, or not running as root."""
 
 
-@dataclass(frozen=True)
-class MailUser:
-    """A user of a test server: log in with ``name`` and ``password``."""
-
-    name: str
-    password: str
-    home: Path
-
-
-class DovecotServer:
+class DovecotServer(MailServer):
     """A private Dovecot instance; use it as a context manager, or call start() and stop().
 
     ``separator`` is the IMAP hierarchy separator of the one namespace ("/" or ".");
@@ -95,7 +89,6 @@ class DovecotServer:
     ``ports`` maps "imap", "imaps", "pop3", "pop3s" to port numbers once started.
     """
 
-    host = "127.0.0.1"
     remote_host = "127.0.0.2"
     """The same server at an address where Dovecot treats the client as remote.
 
@@ -107,25 +100,18 @@ class DovecotServer:
 
     def __init__(self, *, separator: str = "/", special_folders: Mapping[str, str] = DEFAULT_SPECIAL_FOLDERS,
                  plaintext_auth: bool = False, max_user_connections: int = 10, root: Path | None = None) -> None:
+        super().__init__()
         self.separator = separator
         self.max_user_connections = max_user_connections
         self.special_folders = dict(special_folders)
         self.plaintext_auth = plaintext_auth
         self._given_root = root
         self.root = Path()
-        self.ports: dict[str, int] = {}
         self._process: subprocess.Popen | None = None
-        self._passwords: dict[str, str] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    def __enter__(self) -> "DovecotServer":
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def start(self) -> "DovecotServer":
+    def start(self) -> DovecotServer:
         """Start the server and return it; raise DovecotUnavailable, or RuntimeError with Dovecot's log."""
         _check_available()
         self.root = self._given_root or Path(tempfile.mkdtemp(prefix="dovecot-", dir="/tmp"))
@@ -134,7 +120,7 @@ class DovecotServer:
         self.tls_files = make_pki(self.root / "tls")
         self._prepare_directories()
         for attempt in range(3):
-            self.ports = _free_ports(("imap", "imaps", "pop3", "pop3s"))
+            self.ports = free_ports(("imap", "imaps", "pop3", "pop3s"))
             self.config_file.write_text(render_config(self._settings()))
             if self._launch(last_try=attempt == 2):
                 break
@@ -175,8 +161,8 @@ class DovecotServer:
         with open(self.root / "startup.log", "wb") as startup_log:
             self._process = subprocess.Popen(["dovecot", "-F", "-c", str(self.config_file)],
                                              stdout=startup_log, stderr=startup_log,
-                                             preexec_fn=_die_with_parent if in_main_thread else None)
-        if _wait_listening(self._process, self.ports.values()):
+                                             preexec_fn=die_with_parent if in_main_thread else None)
+        if wait_listening(self._process, self.ports.values()):
             return True
         self._process.wait()
         self._process = None
@@ -188,16 +174,6 @@ class DovecotServer:
     def config_file(self) -> Path:
         """Return the path of the dovecot.conf this server runs with."""
         return self.root / "dovecot.conf"
-
-    @property
-    def ca_file(self) -> Path:
-        """Return the CA certificate that verifies this server."""
-        return self.tls_files.ca_file
-
-    @property
-    def untrusted_ca_file(self) -> Path:
-        """Return a CA certificate that did not sign this server's certificate (for negative tests)."""
-        return self.tls_files.untrusted_ca_file
 
     def log(self) -> str:
         """Return Dovecot's startup output and error log (logins and auth failures are in info.log)."""
@@ -259,66 +235,25 @@ class DovecotServer:
         else:
             raise ValueError(f"unknown archive kind {kind!r}: use 'maildir' or 'mbox'")
         shutil.copytree(archive, copy, symlinks=False)
-        _chown_tree(copy, self._uid, self._gid)
+        chown_tree(copy, self._uid, self._gid)
         return self.add_user(name, password, mail_location=location, auto_folders=False)
 
     def home(self, user: MailUser | str) -> Path:
         """Return the home directory of ``user``; mail of the default location is in ``home/Maildir``."""
-        return self.root / "home" / _name(user)
-
-    # --- clients ---------------------------------------------------------------------------
-
-    def ssl_context(self) -> ssl.SSLContext:
-        """Return a client TLS context that trusts only this server's CA."""
-        return ssl.create_default_context(cafile=str(self.ca_file))
-
-    def imap(self, user: MailUser | str, password: str | None = None) -> imaplib.IMAP4_SSL:
-        """Return an IMAPS connection logged in as ``user``; raise imaplib.IMAP4.error on failure."""
-        conn = imaplib.IMAP4_SSL(self.host, self.ports["imaps"], ssl_context=self.ssl_context())
-        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # see DOVECOT-NOTES on Nagle
-        conn.login(_name(user), password or self._password(user))
-        return conn
-
-    def pop3(self, user: MailUser | str, password: str | None = None) -> poplib.POP3_SSL:
-        """Return a POP3S connection logged in as ``user``; raise poplib.error_proto on failure."""
-        conn = poplib.POP3_SSL(self.host, self.ports["pop3s"], context=self.ssl_context())
-        conn.user(_name(user))
-        conn.pass_(password or self._password(user))
-        return conn
-
-    def _password(self, user: MailUser | str) -> str:
-        return user.password if isinstance(user, MailUser) else self._passwords[user]
-
-    # --- seeding and reading back ----------------------------------------------------------
-
-    def seed(self, user: MailUser | str, messages: Iterable[SeedItem]) -> None:
-        """APPEND each (folder, raw, flags, internaldate) exactly, creating folders; raise imaplib.IMAP4.error."""
-        conn = self.imap(user)
-        try:
-            mailboxes.seed(conn, self.separator, messages)
-        finally:
-            conn.logout()
-
-    def dump(self, user: MailUser | str, *, include_empty: bool = True) -> Dump:
-        """Return {"/"-separated folder: [(raw, flags, internaldate)] by UID} of every selectable folder."""
-        conn = self.imap(user)
-        try:
-            return mailboxes.dump(conn, self.separator, include_empty=include_empty)
-        finally:
-            conn.logout()
+        return self.root / "home" / user_name(user)
 
     # --- rawlog ----------------------------------------------------------------------------
 
     def enable_rawlog(self, user: MailUser | str) -> None:
         """Record the IMAP and POP3 traffic of ``user``'s sessions that log in from now on."""
-        directory = self.root / "rawlog" / _name(user)
+        directory = self.root / "rawlog" / user_name(user)
         for path in (directory, directory / "imap", directory / "pop3"):
             path.mkdir(exist_ok=True)
             os.chown(path, self._uid, self._gid)
 
     def imap_sessions(self, user: MailUser | str) -> list[list[str]]:
         """Return the client commands of each of ``user``'s IMAP sessions since ``enable_rawlog`` (see below)."""
-        logs = _rawlog_files(self.root / "rawlog" / _name(user) / "imap")
+        logs = _rawlog_files(self.root / "rawlog" / user_name(user) / "imap")
         return [imapwire.rawlog_commands(log) for log in logs]
 
     def imap_commands(self, user: MailUser | str) -> list[str]:
@@ -331,7 +266,7 @@ class DovecotServer:
 
     def pop3_commands(self, user: MailUser | str) -> list[str]:
         """Return the POP3 commands of ``user``'s sessions since ``enable_rawlog`` (see ``imap_commands``)."""
-        logs = _rawlog_files(self.root / "rawlog" / _name(user) / "pop3")
+        logs = _rawlog_files(self.root / "rawlog" / user_name(user) / "pop3")
         return [line for log in logs for line in imapwire.rawlog_lines(log)]
 
 
@@ -366,51 +301,6 @@ def _mail_user_ids() -> tuple[int, int]:
         entry = pwd.getpwnam(MAIL_USER)
     return entry.pw_uid, entry.pw_gid
 
-
-def _free_ports(names: tuple[str, ...]) -> dict[str, int]:
-    sockets = [socket.socket() for _ in names]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = {name: sock.getsockname()[1] for name, sock in zip(names, sockets)}
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
-_PRCTL = ctypes.CDLL(None).prctl  # looked up before forking: the child only calls it
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _wait_listening(process: subprocess.Popen, ports: Iterable[int]) -> bool:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline and process.poll() is None:
-        if all(_accepts(port) for port in ports):
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def _accepts(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
-def _chown_tree(top: Path, uid: int, gid: int) -> None:
-    os.chown(top, uid, gid)
-    for directory, dirs, files in os.walk(top):
-        for entry in dirs + files:
-            os.chown(os.path.join(directory, entry), uid, gid)
-
-
-def _name(user: MailUser | str) -> str:
-    return user.name if isinstance(user, MailUser) else user
 
 
 def _rawlog_files(directory: Path) -> list[bytes]:

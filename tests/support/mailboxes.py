@@ -35,8 +35,16 @@ def create_mailbox(conn: imaplib.IMAP4, mailbox: str) -> None:
     if mailbox.upper() == '"INBOX"':
         return
     typ, data = conn.create(mailbox)
-    if typ != "OK" and b"[ALREADYEXISTS]" not in b" ".join(d for d in data if d):
+    if typ != "OK" and b"[ALREADYEXISTS]" not in b" ".join(d for d in data if d) and not _selectable(conn, mailbox):
         raise imaplib.IMAP4.error(f"CREATE {mailbox} failed: {data!r}")
+
+
+def _selectable(conn: imaplib.IMAP4, mailbox: str) -> bool:
+    # Cyrus and Courier refuse to CREATE an existing folder without [ALREADYEXISTS].
+    typ, lines = conn.list('""', mailbox)
+    listed = [imapwire.parse_list_line(line) for line in lines if typ == "OK" and isinstance(line, bytes)]
+    return any(not {"\\noselect", "\\nonexistent"} & {a.lower() for a in attributes}
+               for attributes, _separator, _name in listed)
 
 
 def append_exact(conn: imaplib.IMAP4, mailbox: str, flags: Iterable[str], date: datetime, raw: bytes) -> None:
