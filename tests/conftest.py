@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import pytest
 from hypothesis import settings
@@ -34,6 +34,7 @@ settings.register_profile("migrator", deadline=None)
 settings.load_profile("migrator")
 
 _user_numbers = itertools.count(1)
+Started = TypeVar("Started", bound=MailServer)
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +91,7 @@ def courier() -> Iterator[CourierServer]:
     yield from _run(CourierServer())
 
 
-def _run(server: MailServer) -> Iterator[MailServer]:
+def _run(server: Started) -> Iterator[Started]:
     try:
         server.start()
     except ServerUnavailable as error:

@@ -75,6 +75,10 @@ class MailServer:
     def stop(self) -> None:
         raise NotImplementedError
 
+    def add_user(self, name: str, password: str) -> MailUser:
+        """Create a user with an empty mailbox (no restart needed) and return it; raise ValueError."""
+        raise NotImplementedError
+
     # --- clients ---------------------------------------------------------------------------
 
     @property
