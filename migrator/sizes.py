@@ -20,3 +20,11 @@ def parse_size(value: object) -> int:
     if result <= 0:
         raise ValueError
     return result
+
+
+def format_size(count: int) -> str:
+    """Return ``count`` bytes as people write it: "512 bytes", "25.0 MB", "2.0 GB" (powers of 1000, as parse_size's)."""
+    for unit, scale in (("EB", 10**18), ("PB", 10**15), ("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"

@@ -12,17 +12,20 @@ import base64
 import re
 import socket
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
 import pytest
 
 from migrator.credentials import PasswordSource
 from migrator.endpoint import Endpoint
-from migrator.errors import ConfigError, ConnectError, ConnectionLost, FolderError
+from migrator.errors import ConfigError, ConnectError, ConnectionLost, FolderError, MessageError
 from migrator.message import Flag, Flags, Message
-from migrator.stores.imap import ImapStore, store as store_module
+from migrator.stores.imap import ImapStore
+from migrator.stores.imap import store as store_module
 from tests.support.dovecot import DovecotServer, MailUser
+from tests.support.killproxy import FaultProxy
 
 UTC = timezone.utc
 
@@ -50,64 +53,13 @@ def messages(count: int, size: int = 3000) -> list[Message]:
     ]
 
 
-# --- a TCP proxy that can cut a connection ----------------------------------------------------
-
-
-class Proxy:
-    """Forwards TCP connections to ``target``; ``cut(connection_number, direction, sent, chunk)`` says when to cut.
-
-    ``listen_host``/``source_host`` make the client and the server see other loopback addresses.
-    """
-
-    def __init__(self, target: tuple[str, int], cut: Callable[[int, str, int, bytes], bool] = lambda *_: False,
-                 *, listen_host: str = "127.0.0.1", source_host: str | None = None) -> None:
-        self.target = target
-        self.cut = cut
-        self.source = (source_host, 0) if source_host else None
-        self.listener = socket.create_server((listen_host, 0))
-        self.port = self.listener.getsockname()[1]
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            upstream = socket.create_connection(self.target, source_address=self.source)
-            number = self.connections
-            for source, sink, direction in ((upstream, client, "down"), (client, upstream, "up")):
-                threading.Thread(target=self._pump, args=(number, source, sink, direction, (client, upstream)), daemon=True).start()
-
-    def _pump(self, number: int, source: socket.socket, sink: socket.socket, direction: str, pair) -> None:
-        sent = 0
-        try:
-            while chunk := source.recv(16384):
-                if self.cut(number, direction, sent, chunk):
-                    break
-                sink.sendall(chunk)
-                sent += len(chunk)
-        except OSError:
-            pass
-        for sock in pair:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-
-    def close(self) -> None:
-        self.listener.close()
-
-
 @pytest.fixture
 def proxies():
-    started: list[Proxy] = []
+    """Return a function starting a FaultProxy (tests/support/killproxy.py), closed after the test."""
+    started: list[FaultProxy] = []
 
-    def make(*args, **kwargs) -> Proxy:
-        started.append(Proxy(*args, **kwargs))
+    def make(*args, **kwargs) -> FaultProxy:
+        started.append(FaultProxy(*args, **kwargs))
         return started[-1]
 
     yield make
@@ -147,19 +99,20 @@ def test_unreadable_ca_file(dovecot, user, tmp_path):
 
 
 def test_certificate_for_another_name(dovecot, user, proxies):
-    proxy = proxies(("127.0.0.1", dovecot.ports["imaps"]), listen_host="127.0.0.3")
+    proxy = proxies(dovecot.host, dovecot.ports["imaps"], listen_host="127.0.0.3")
     with pytest.raises(ConnectError, match="certificate of 127.0.0.3 was issued for another name"):
         ImapStore(endpoint(dovecot, user, host="127.0.0.3", port=proxy.port)).open()
 
 
 def test_tls_port_spoken_to_in_clear_and_back(dovecot, user):
-    with pytest.raises(ConnectError, match=r"answered the TLS handshake .* in clear text .*: is this an imap:// port\?"):
+    with pytest.raises(ConnectError, match=r"answered the TLS handshake .* in clear text .*: "
+                                           r"is this an imap:// port\?"):
         ImapStore(endpoint(dovecot, user, port=dovecot.ports["imap"])).open()
 
 
 def test_login_disabled_without_tls(dovecot, user, proxies):
     # Dovecot trusts a client on its own address; from 127.0.0.2 it refuses LOGIN in clear.
-    proxy = proxies(("127.0.0.1", dovecot.ports["imap"]), source_host="127.0.0.2")
+    proxy = proxies(dovecot.host, dovecot.ports["imap"], source_host="127.0.0.2")
     with pytest.raises(ConnectError, match="refuses to log in .* without TLS: use imaps://"):
         ImapStore(endpoint(dovecot, user, port=proxy.port, tls="none")).open()
     with ImapStore(endpoint(dovecot, user, port=proxy.port, tls="starttls")) as imap:
@@ -195,7 +148,8 @@ def test_fetch_resumes_after_dropped_connections(dovecot, user, proxies):
     dovecot.seed(user, [("Box", m.raw, ["\\Seen"], m.received) for m in messages(200)])
     served = [raw for raw, _, _ in dovecot.dump(user)["Box"]]
     # Cut each of the first three connections after ~150 KB from the server: mid-FETCH.
-    proxy = proxies(("127.0.0.1", dovecot.ports["imaps"]), lambda n, way, sent, _: n <= 3 and way == "down" and sent > 150_000)
+    proxy = proxies(dovecot.host, dovecot.ports["imaps"],
+                    when=lambda n, way, sent, _: n <= 3 and way == "down" and sent > 150_000)
     with ImapStore(endpoint(dovecot, user, port=proxy.port)) as imap:
         refs = list(imap.scan(("Box",)).refs)
         fetched = list(imap.fetch(("Box",), refs))
@@ -207,7 +161,8 @@ def test_fetch_resumes_after_dropped_connections(dovecot, user, proxies):
 def test_a_connection_that_keeps_dropping_gives_up(dovecot, user, proxies):
     dovecot.seed(user, [("Box", m.raw, [], m.received) for m in messages(3, size=100_000)])
     # The first connection is cut mid-FETCH, every later one before the server's greeting.
-    proxy = proxies(("127.0.0.1", dovecot.ports["imaps"]), lambda n, way, sent, _: way == "down" and (n > 1 or sent > 60_000))
+    proxy = proxies(dovecot.host, dovecot.ports["imaps"],
+                    when=lambda n, way, sent, _: way == "down" and (n > 1 or sent > 60_000))
     with ImapStore(endpoint(dovecot, user, port=proxy.port)) as imap:
         refs = list(imap.scan(("Box",)).refs)
         with pytest.raises(ConnectionLost, match="gave up after 3 reconnections"):
@@ -220,7 +175,7 @@ def test_append_resumes_without_duplicates_when_replies_are_lost(dovecot_server,
     # before forwarding it: the server has stored that group, the client never heard of it.
     plain = dovecot_server(plaintext_auth=True)
     user = make_user(plain)
-    proxy = proxies(("127.0.0.1", plain.ports["imap"]), lambda n, way, _, chunk: n == 1 and b"APPENDUID" in chunk)
+    proxy = proxies(plain.host, plain.ports["imap"], when=lambda n, way, _, chunk: n == 1 and b"APPENDUID" in chunk)
     batch = messages(250)
     with ImapStore(endpoint(None, user, port=proxy.port, tls="none"), readonly=False) as imap:
         folder = imap.ensure_folder(("Copied",))
@@ -325,7 +280,8 @@ def fake():
 
 def test_starttls_required_but_not_offered(fake):
     server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 NAMESPACE"))
-    with pytest.raises(ConnectError, match=r"127.0.0.1:\d+ does not offer STARTTLS, so the password for alice would travel in clear"):
+    with pytest.raises(ConnectError, match=r"127.0.0.1:\d+ does not offer STARTTLS, so the password for alice would "
+                                           "travel in clear"):
         ImapStore(endpoint(None, None, port=server.port, tls="starttls")).open()
     assert "LOGIN" not in " ".join(server.commands).upper()
 
@@ -368,7 +324,8 @@ def test_keywords_the_folder_refuses_are_dropped_on_retry(fake):
         "APPEND": append,
     }
     server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 NAMESPACE UIDPLUS", **answers))
-    message = Message(b"Subject: x\r\n\r\nbody\r\n", Flags.of(Flag.SEEN, keywords=("work",)), datetime(2020, 1, 1, tzinfo=UTC))
+    message = Message(b"Subject: x\r\n\r\nbody\r\n", Flags.of(Flag.SEEN, keywords=("work",)),
+                      datetime(2020, 1, 1, tzinfo=UTC))
     with ImapStore(endpoint(None, None, port=server.port, tls="none"), readonly=False) as imap:
         [result] = imap.append_batch(("Box",), [message])
     assert result.ok and result.uid == "41"
@@ -402,3 +359,107 @@ def test_delete_without_uidplus_expunges_only_its_own(fake, marked, expunged):
                 imap.delete(("Box",), ["5", "3"])
     assert "UID STORE 3,5 +FLAGS.SILENT (\\Deleted)" in server.commands
     assert ("EXPUNGE" in server.commands) is expunged
+
+
+# --- literals over the limit on one message ---------------------------------------------------
+
+BODY = b"Subject: small\r\n\r\nhello\r\n"
+EXAMINE_BOX = {"EXAMINE": lambda _: [b"* 3 EXISTS", b"* OK [UIDVALIDITY 7] ok", b"{tag} OK [READ-ONLY] done"]}
+
+
+def fetched_uids(text: str) -> list[int]:
+    """Return the uids of ``UID FETCH 1:2,5 (...)``."""
+    uids: list[int] = []
+    for part in text.split()[2].split(","):
+        low, _, high = part.partition(":")
+        uids += range(int(low), int(high or low) + 1)
+    return uids
+
+
+def fetches_announcing(oversized: int, announced: int) -> Callable[[str], list[bytes]]:
+    """Answer UID FETCH for three small messages, but for uid ``oversized`` announce a literal of ``announced`` bytes.
+
+    After the announcement nothing more comes: only a client that reads no further goes on.
+    """
+
+    def answer(text: str) -> list[bytes]:
+        if "RFC822.SIZE" in text:
+            return [b'* %d FETCH (UID %d FLAGS () RFC822.SIZE %d INTERNALDATE "01-Jan-2020 00:00:00 +0000")'
+                    % (n, n, len(BODY)) for n in (1, 2, 3)] + [b"{tag} OK done"]
+        lines = []
+        for uid in fetched_uids(text):
+            if uid == oversized:
+                return [*lines, b"* %d FETCH (UID %d FLAGS () BODY[] {%d}" % (uid, uid, announced)]
+            lines.append(b"* %d FETCH (UID %d FLAGS () BODY[] {%d}\r\n%s)" % (uid, uid, len(BODY), BODY))
+        return [*lines, b"{tag} OK done"]
+
+    return answer
+
+
+@pytest.mark.parametrize("announced, shown", [(2**32, "4.3 GB"), (2**40, "1.1 TB"), (10**20, "100.0 EB")])
+def test_a_body_over_the_limit_is_never_read_and_only_its_message_fails(fake, announced, shown):
+    answers = {**EXAMINE_BOX, "UID": fetches_announcing(2, announced)}
+    server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 NAMESPACE", **answers))
+    fetched = []
+    with ImapStore(endpoint(None, None, port=server.port, tls="none")) as imap:
+        refs = list(imap.scan(("Box",)).refs)
+        with pytest.raises(MessageError) as caught:
+            for message in imap.fetch(("Box",), refs):
+                fetched.append((message.uid, message.raw))
+    assert fetched == [("1", BODY), ("3", BODY)]  # the third after a new connection, the second never asked again
+    reason = (f"not read: the server announced {announced} bytes ({shown}), "
+              "over the limit of 2.0 GB on one message (MIGRATOR_MAX_MESSAGE_SIZE)")
+    assert caught.value.unreadable == (("2", reason),)
+    assert str(caught.value) == f"message 2 {reason}"
+    assert [c.split(" (")[0] for c in server.commands if "BODY.PEEK" in c] == ["UID FETCH 1:3", "UID FETCH 3"]
+
+
+def test_a_literal_over_the_limit_outside_a_body_ends_the_connection(fake):
+    answers = {"LIST": lambda _: [b'* LIST () "/" {1099511627776}']}
+    server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 NAMESPACE", **answers))
+    with ImapStore(endpoint(None, None, port=server.port, tls="none")) as imap:
+        with pytest.raises(ConnectionLost) as caught:
+            imap.list_folders()
+    assert str(caught.value) == (
+        f"the connection to 127.0.0.1:{server.port} was lost: the server announced a literal of 1099511627776 bytes "
+        "(1.1 TB), over the limit of 2.0 GB on one message (MIGRATOR_MAX_MESSAGE_SIZE) (gave up after 3 reconnections)"
+    )
+
+
+def test_a_body_over_the_limit_without_its_uid_fails_the_folder(fake):
+    def answer(text: str) -> list[bytes]:
+        if "RFC822.SIZE" in text:
+            return fetches_announcing(2, 0)(text)
+        return [b"* 1 FETCH (BODY[] {3000000000}"]
+
+    server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 NAMESPACE", **EXAMINE_BOX, UID=answer))
+    with ImapStore(endpoint(None, None, port=server.port, tls="none")) as imap:
+        refs = list(imap.scan(("Box",)).refs)
+        with pytest.raises(FolderError, match=r"announced a literal of 3000000000 bytes \(3.0 GB\), over the limit .* "
+                                              "in Box before naming its message: the folder cannot be read past it"):
+            list(imap.fetch(("Box",), refs))
+
+
+def test_a_slow_but_steady_server_is_not_a_stalled_one(fake, monkeypatch):
+    # 8 MB, a megabyte every 0.4 s: 3.2 s in all, over the limit of 2 s, but each megabyte is progress.
+    monkeypatch.setenv("MIGRATOR_STALL_SECONDS", "2")
+    piece = b"x" * 99_998 + b"\r\n"
+
+    def steady(text: str) -> Iterator[bytes]:
+        if "RFC822.SIZE" in text:
+            yield b'* 1 FETCH (UID 1 FLAGS () RFC822.SIZE 8000000 INTERNALDATE "01-Jan-2020 00:00:00 +0000")'
+        else:
+            yield b"* 1 FETCH (UID 1 FLAGS () BODY[] {8000000}"
+            for _ in range(80):
+                time.sleep(0.04)
+                yield piece[:-2]  # the server ends each line with CRLF
+            yield b")"
+        yield b"{tag} OK done"
+
+    answers = {"EXAMINE": lambda _: [b"* 1 EXISTS", b"* OK [UIDVALIDITY 7] ok", b"{tag} OK [READ-ONLY] done"],
+               "UID": steady}
+    server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 NAMESPACE", **answers))
+    with ImapStore(endpoint(None, None, port=server.port, tls="none")) as imap:
+        [message] = imap.fetch(("Box",), list(imap.scan(("Box",)).refs))
+    assert message.raw == piece * 80
+    assert len([c for c in server.commands if "BODY.PEEK" in c]) == 1  # not once more after a stall

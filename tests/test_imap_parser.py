@@ -28,6 +28,7 @@ from migrator.stores.imap.parser import (
     personal_namespace,
     status_items,
     uid_set_members,
+    unfinished_fetch_uid,
 )
 from migrator.stores.imap.reading import WantedMessages, plan_batches
 from migrator.stores.imap.writing import append_command
@@ -132,6 +133,28 @@ def test_literal_markers():
     assert literal_size(b"* 1 FETCH (BODY[] {120}") == 120
     assert literal_size(b"A1 APPEND x {5+}") == 5
     assert literal_size(b'* LIST () "/" "x{5}"') is None
+
+
+@pytest.mark.parametrize("segments, uid", [
+    ([b"* 5 FETCH (UID 12 FLAGS (\\Seen) BODY[] {99999}"], 12),
+    ([b"* 5 FETCH (BODY[HEADER] {3}", b" UID 44 BODY[] {99999}"], 44),
+    ([b"* 5 fetch (uid 7 BODY[] {99999}"], 7),
+    ([b"* 5 FETCH (FLAGS (UID 3) BODY[] {99999}"], None),  # a flag called UID is not the item
+    ([b"* 5 FETCH (BODY[HEADER.FIELDS (UID)] {10}", b" BODY[] {99999}"], None),
+    ([b"* 5 FETCH (BODY[] {99999}"], None),  # a UID after the body is never read
+    ([b'* LIST () "/" {99999}'], None),
+])
+def test_the_uid_of_a_fetch_cut_short_at_a_literal(segments, uid):
+    assert unfinished_fetch_uid(segments) == uid
+
+
+@given(st.integers(1, 2**32 - 1), st.lists(st.sampled_from([
+    b"FLAGS (\\Seen UID $Work)", b'INTERNALDATE "01-Jan-2020 00:00:00 +0000"', b"RFC822.SIZE 120",
+    b"BODY[HEADER.FIELDS (UID FROM)] NIL", b'X-GM-LABELS ("UID 5")',
+])), st.integers(0, 5))
+def test_the_uid_is_found_wherever_it_is_before_the_literal(uid, items, position):
+    items.insert(min(position, len(items)), b"UID %d" % uid)
+    assert unfinished_fetch_uid([b"* 9 FETCH (" + b" ".join(items) + b" BODY[] {3000000000}"]) == uid
 
 
 @given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E)))

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from migrator.cli import main
 from migrator.credentials import PasswordSource
 from migrator.endpoint import Endpoint
-from migrator.errors import ConfigError, ConnectError, StoreError
+from migrator.errors import ConfigError, ConnectError, MessageError, StoreError
 from migrator.pipeline import CopyOptions, MessageFilter, run_copy
 from migrator.state import StateStore
 from migrator.stores.pop3 import Pop3Store
@@ -308,10 +308,15 @@ def test_killed_between_write_and_record_copies_nothing_twice(dovecot, user, tmp
 
 
 class NoUidlServer:
-    """A minimal RFC 1939 POP3 server without UIDL, on a real socket (Dovecot always has UIDL)."""
+    """A minimal RFC 1939 POP3 server without UIDL, on a real socket (Dovecot always has UIDL).
 
-    def __init__(self, messages: list[bytes]) -> None:
+    ``listed`` gives the sizes LIST reports, for a server whose listing lies; ``sessions`` counts the sessions.
+    """
+
+    def __init__(self, messages: list[bytes], listed: list[int] | None = None) -> None:
         self.messages = messages
+        self.listed = listed or [len(m) for m in messages]
+        self.sessions = 0
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         threading.Thread(target=self._serve, daemon=True).start()
@@ -322,6 +327,7 @@ class NoUidlServer:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
+            self.sessions += 1
             with conn, conn.makefile("rwb") as stream:
                 self._session(stream)
 
@@ -341,7 +347,7 @@ class NoUidlServer:
             elif verb == "STAT":
                 send(f"+OK {len(self.messages)} {sum(map(len, self.messages))}".encode())
             elif verb == "LIST":
-                send(b"+OK", *(f"{i} {len(m)}".encode() for i, m in enumerate(self.messages, 1)), b".")
+                send(b"+OK", *(f"{i} {size}".encode() for i, size in enumerate(self.listed, 1)), b".")
             elif verb in ("RETR", "TOP"):
                 raw = self.messages[int(arg.split()[0]) - 1]
                 part = raw if verb == "RETR" else raw[: raw.index(b"\r\n\r\n") + 4]
@@ -391,3 +397,24 @@ def test_a_dropped_session_is_resumed_without_loss_or_repeats(dovecot, user):
         rest = list(stream)
     assert [m.raw for m in [first, *rest]] == numbered(4)
     assert [m.uid for m in [first, *rest]] == [r.uid for r in refs]
+
+
+def test_a_message_longer_than_the_limit_is_not_read_to_its_end(monkeypatch):
+    monkeypatch.setenv("MIGRATOR_MAX_MESSAGE_SIZE", "2KB")
+    messages = [*numbered(1), numbered(1, start=1)[0].replace(b"body 1", b"x" * 5000), *numbered(1, start=2)]
+    server = NoUidlServer(messages, listed=[len(messages[0]), 100, len(messages[2])])  # the listing lies
+    endpoint = Endpoint("pop3", host="127.0.0.1", port=server.port, user="u", tls="none",
+                        password=PasswordSource(literal="p"))
+    fetched = []
+    try:
+        with Pop3Store(endpoint) as store:
+            refs = list(store.scan(INBOX).refs)
+            with pytest.raises(MessageError) as caught:
+                for message in store.fetch(INBOX, refs):
+                    fetched.append(message.raw)
+    finally:
+        server.close()
+    assert fetched == [messages[0], messages[2]]  # the third on a new session: the second was cut off
+    assert server.sessions == 2
+    assert caught.value.unreadable == ((refs[1].uid, "not read: the server sent more than 2.0 KB for it, the limit on "
+                                                     "one message (MIGRATOR_MAX_MESSAGE_SIZE)"),)

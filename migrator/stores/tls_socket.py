@@ -15,6 +15,8 @@ import io
 import socket
 import ssl
 
+from migrator.stores.paced_socket import PacedSocket, buffered_reader
+
 # Each connection holds up to about twice RECEIVE_BYTES (the buffer, what OpenSSL has not
 # decrypted yet) and SEND_BYTES: at 256 KB each, a 50 000-message IMAP -> IMAP copy on four
 # connections peaked 5 MB higher. At 64 KB a fetch still takes 30 times fewer reads than
@@ -35,11 +37,11 @@ class TlsSocket:
     """A client TLS connection on ``sock``, with the socket calls the IMAP and POP3 clients use.
 
     Connecting does the handshake, raising ``ssl.SSLError`` (a refused certificate and
-    ClearTextReply among them) or ``OSError`` as ``SSLContext.wrap_socket`` would. A timeout
-    set on ``sock`` applies to every network wait.
+    ClearTextReply among them) or ``OSError`` as ``SSLContext.wrap_socket`` would. Every
+    network wait, the handshake's too, is ``sock``'s: a PacedSocket's stall limit, a socket's timeout.
     """
 
-    def __init__(self, sock: socket.socket, context: ssl.SSLContext, server_hostname: str) -> None:
+    def __init__(self, sock: socket.socket | PacedSocket, context: ssl.SSLContext, server_hostname: str) -> None:
         self._sock = sock
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
@@ -117,7 +119,7 @@ class TlsSocket:
         """Return a buffered reader of the decrypted stream, as ``socket.makefile("rb")`` does for a plain one."""
         if mode != "rb":
             raise ValueError(f"a TlsSocket is only read, through mode 'rb', not {mode!r}")
-        return io.BufferedReader(_Decrypted(self), buffering or RECEIVE_BYTES)
+        return buffered_reader(self, buffering or RECEIVE_BYTES)
 
     def shutdown(self, how: int) -> None:
         """Shut the socket down as ``socket.shutdown`` does (poplib's close calls it)."""
@@ -126,14 +128,3 @@ class TlsSocket:
     def close(self) -> None:
         """Close the socket at once, as ``SSLSocket.close`` does (no TLS goodbye)."""
         self._sock.close()
-
-
-class _Decrypted(io.RawIOBase):
-    def __init__(self, sock: TlsSocket) -> None:
-        self._sock = sock
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        return self._sock.recv_into(buffer)

@@ -18,6 +18,8 @@ from migrator.errors import ConfigError, ConnectError, ConnectionLost
 from migrator.stores.imap.commands import Secret, astring
 from migrator.stores.imap.parser import Response
 from migrator.stores.imap.protocol import ImapProtocol
+from migrator.stores.limits import max_message_size, stall_seconds
+from migrator.stores.paced_socket import PacedSocket, Stalled
 from migrator.stores.tls import (
     NoGreeting,
     await_greeting,
@@ -30,7 +32,6 @@ from migrator.stores.tls_socket import ClearTextReply, TlsSocket
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 30.0
-READ_TIMEOUT = 120.0  # a server silent this long mid-command is treated as a lost connection
 T = TypeVar("T")
 
 
@@ -38,8 +39,9 @@ def connect(endpoint: Endpoint, password: str) -> ImapProtocol:
     """Return a logged-in connection to ``endpoint``; raise ConnectError or ConfigError."""
     log.info("connecting to %s", endpoint)
     context = tls_context(endpoint) if endpoint.tls != "none" else None
-    sock = _open_socket(endpoint, context if endpoint.tls == "implicit" else None)
-    protocol = ImapProtocol(sock, f"{endpoint.host}:{endpoint.port}")
+    limit, stall = max_message_size(), stall_seconds()
+    paced, sock = _open_socket(endpoint, context if endpoint.tls == "implicit" else None, stall)
+    protocol = ImapProtocol(sock, paced, f"{endpoint.host}:{endpoint.port}", max_literal=limit)
     try:
         greeting = protocol.read_greeting()
         if greeting.kind == "BYE":
@@ -61,7 +63,10 @@ def connect(endpoint: Endpoint, password: str) -> ImapProtocol:
     return protocol
 
 
-def _open_socket(endpoint: Endpoint, context: ssl.SSLContext | None) -> socket.socket | TlsSocket:
+def _open_socket(
+    endpoint: Endpoint, context: ssl.SSLContext | None, stall: float
+) -> tuple[PacedSocket, PacedSocket | TlsSocket]:
+    """Return the connection, which stalls after ``stall`` s, and what to talk through: it, or TLS on it."""
     where = f"{endpoint.host}:{endpoint.port}"
     try:
         sock = socket.create_connection((endpoint.host, endpoint.port), timeout=CONNECT_TIMEOUT)
@@ -83,11 +88,11 @@ def _open_socket(endpoint: Endpoint, context: ssl.SSLContext | None) -> socket.s
         raise ConnectError(f"cannot connect to {where} for {endpoint.user}: {error.strerror or error}") from None
     # Without TCP_NODELAY, Nagle's algorithm holds small commands back for a delayed ACK.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.settimeout(READ_TIMEOUT)
+    paced = PacedSocket(sock, stall)
     if context is None:
         _await_greeting(sock, endpoint)
-        return sock
-    return _handshake(lambda: TlsSocket(sock, context, endpoint.host), sock, endpoint)
+        return paced, paced
+    return paced, _handshake(lambda: TlsSocket(paced, context, endpoint.host), paced, endpoint)
 
 
 def _await_greeting(sock: socket.socket, endpoint: Endpoint) -> None:
@@ -97,7 +102,7 @@ def _await_greeting(sock: socket.socket, endpoint: Endpoint) -> None:
         raise ConnectError(silent_port(endpoint)) from None
 
 
-def _handshake(wrap: Callable[[], T], sock: socket.socket, endpoint: Endpoint) -> T:
+def _handshake(wrap: Callable[[], T], sock: PacedSocket, endpoint: Endpoint) -> T:
     """Return the TLS socket ``wrap()`` makes; map certificate and handshake failures to ConnectError."""
     where = f"{endpoint.host}:{endpoint.port}"
     try:
@@ -109,6 +114,8 @@ def _handshake(wrap: Callable[[], T], sock: socket.socket, endpoint: Endpoint) -
         sock.close()
         if isinstance(error, ClearTextReply) and endpoint.tls == "implicit":
             raise ConnectError(clear_text_port(endpoint, error.line)) from None
+        if isinstance(error, Stalled) and error.heard:  # it answered, then stopped: no sign the port is wrong
+            raise ConnectError(f"the TLS handshake with {where} failed for {endpoint.user}: {error}") from None
         hint = "use imap:// for a server that offers STARTTLS" if endpoint.tls == "implicit" else "check the port"
         reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
         raise ConnectError(f"the TLS handshake with {where} failed for {endpoint.user} ({reason}): {hint}") from None
@@ -123,7 +130,7 @@ def _starttls(protocol: ImapProtocol, endpoint: Endpoint, context: ssl.SSLContex
     reply = protocol.run(b"STARTTLS")
     if not reply.result.ok:
         raise ConnectError(f"{endpoint.host} refused STARTTLS for {endpoint.user}: {reply.result.said()}")
-    _handshake(lambda: protocol.starttls(context, endpoint.host), protocol.sock, endpoint)
+    _handshake(lambda: protocol.starttls(context, endpoint.host), protocol.paced, endpoint)
     protocol.capabilities = frozenset()  # capabilities seen before TLS must not be trusted (RFC 3501 6.2.1)
 
 

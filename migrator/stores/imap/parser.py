@@ -28,6 +28,7 @@ _TOKEN = re.compile(
     rb'|((?:[^\x00-\x20\x7f()"{\[]+|\[[^\]]*\])+)|([^ ][\s\S]*))'
 )
 _QUOTED_ESCAPE = re.compile(rb"\\(.)")
+_FETCH_OPENING = re.compile(rb"\* \d+ FETCH \(", re.IGNORECASE)
 _LITERAL_MARKER = re.compile(rb"\{(\d+)\+?\}\Z")
 _CODE = re.compile(rb"\[([^\]]*)\] ?")
 _DATE = re.compile(r"\s*(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)\Z")
@@ -146,6 +147,27 @@ def _literal(literals: Sequence[bytes], index: int) -> bytes:
     if index >= len(literals):
         raise ParseError("literal marker without its literal")
     return literals[index]
+
+
+def unfinished_fetch_uid(segments: Sequence[bytes]) -> int | None:
+    """Return the UID that ``* n FETCH (...`` names before the literal its last segment announces, or None.
+
+    For a response cut short at a literal that is not read: only the outer item list counts.
+    """
+    opening = _FETCH_OPENING.match(segments[0]) if segments else None
+    if opening is None:
+        return None
+    depth, previous = 1, b""
+    for index, segment in enumerate(segments):
+        tokens = _TOKEN.findall(segment, opening.end() if index == 0 else 0)
+        for opened, closed, _quote, _quoted, _literal, atom, other in tokens:
+            if other:
+                return None
+            if depth == 1 and previous == b"UID" and atom.isdigit():
+                return int(atom)
+            previous = atom.upper() if depth == 1 else b""
+            depth += len(opened) - len(closed)
+    return None
 
 
 # --- typed views of responses -----------------------------------------------------------

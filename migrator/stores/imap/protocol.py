@@ -7,12 +7,15 @@ FETCH response. Untagged responses read while waiting for a continuation (``+``)
 earlier commands: they are kept, in order, for whoever reads those commands' results.
 Callers read the results of pipelined commands oldest first; what an abandoned command
 still receives is dropped when a newer command is read.
+
+A literal larger than ``max_literal`` is never read: the connection, whose stream cannot be
+followed past it, is closed instead (OversizedLiteral). Each whole response is progress for
+the paced socket, which ends a connection that stalls.
 """
 
 from __future__ import annotations
 
 import itertools
-import socket
 import ssl
 from collections import deque
 from collections.abc import Iterator
@@ -21,6 +24,8 @@ from dataclasses import dataclass
 from migrator.errors import ConnectionLost
 from migrator.stores.imap.commands import Literal, Secret
 from migrator.stores.imap.parser import ParseError, Response, capabilities, literal_size, parse_response
+from migrator.stores.limits import over_limit
+from migrator.stores.paced_socket import PacedSocket
 from migrator.stores.tls_socket import TlsSocket
 from migrator.stores.wiretrace import MASK, WireTrace, size_of
 
@@ -50,11 +55,25 @@ class Reply:
         return [r for r in self.untagged if r.kind == kind]
 
 
-class ImapProtocol:
-    """The wire protocol on one socket; ``peer`` names the server in error messages."""
+class OversizedLiteral(ConnectionLost):
+    """The server announced a literal larger than the limit on a message: the connection is closed unread.
 
-    def __init__(self, sock: socket.socket | TlsSocket, peer: str) -> None:
+    ``segments`` holds the response up to the literal's announcement, to tell which message it was.
+    """
+
+    def __init__(self, message: str, size: int, segments: list[bytes]) -> None:
+        super().__init__(message)
+        self.size = size
+        self.segments = segments
+
+
+class ImapProtocol:
+    """The wire protocol on ``sock``, which is ``paced`` or TLS on it; ``peer`` names the server in error messages."""
+
+    def __init__(self, sock: PacedSocket | TlsSocket, paced: PacedSocket, peer: str, *, max_literal: int) -> None:
         self.peer = peer
+        self.paced = paced
+        self.max_literal = max_literal
         self.capabilities: frozenset[str] = frozenset()
         self.closed = False
         self._attach(sock)
@@ -65,7 +84,7 @@ class ImapProtocol:
         self._farewell = ""
         self._trace = WireTrace.start("imap", peer)
 
-    def _attach(self, sock: socket.socket | TlsSocket) -> None:
+    def _attach(self, sock: PacedSocket | TlsSocket) -> None:
         self.sock = sock
         self.reader = sock.makefile("rb", buffering=READ_BUFFER)
 
@@ -187,10 +206,13 @@ class ImapProtocol:
         segments = [self._readline()]
         literals: list[bytes] = []
         while (size := literal_size(segments[-1])) is not None:
+            if size > self.max_literal:
+                raise self._oversized(segments, literals, size)
             literals.append(self._read_exact(size))
             segments.append(self._readline())
         if self._trace is not None:
             self._trace.received(_traced_response(segments, literals))
+        self.paced.progressed()
         try:
             response = parse_response(segments, literals)
         except ParseError as error:
@@ -212,11 +234,15 @@ class ImapProtocol:
             line = self.reader.readline(MAX_LINE)
         except OSError as error:
             raise self._lost(_reason(error)) from None
-        if not line.endswith(b"\n"):
-            raise self._lost("the server sent a line longer than 8 MB" if line else self._closing_words())
+        if len(line) == MAX_LINE and not line.endswith(b"\n"):
+            raise self._lost("the server sent a line longer than 8 MB")
+        if not line.endswith(b"\n"):  # the stream ended, maybe in the middle of the line
+            raise self._lost(self._closing_words())
         return line[:-2] if line.endswith(b"\r\n") else line[:-1]
 
     def _read_exact(self, size: int) -> bytes:
+        # One read, into one bytes object of the announced size (at most max_literal), filled by
+        # many receives of the paced socket: pieces joined at the end would hold a message twice.
         try:
             data = self.reader.read(size)
         except OSError as error:
@@ -224,6 +250,13 @@ class ImapProtocol:
         if len(data) < size:
             raise self._lost(self._closing_words())
         return data
+
+    def _oversized(self, segments: list[bytes], literals: list[bytes], size: int) -> OversizedLiteral:
+        if self._trace is not None:
+            self._trace.received(_traced_response(segments, literals))
+        self.close()
+        announced = f"the server announced a literal of {over_limit(size, self.max_literal)}"
+        return OversizedLiteral(f"the connection to {self.peer} was lost: {announced}", size, segments)
 
     def _closing_words(self) -> str:
         if self._farewell:
@@ -235,8 +268,8 @@ class ImapProtocol:
     def starttls(self, context: ssl.SSLContext, hostname: str) -> None:
         """Wrap the socket in TLS after a successful STARTTLS; ssl errors propagate as they are."""
         self.reader.close()
-        assert isinstance(self.sock, socket.socket)  # STARTTLS is only sent on a plain connection
-        self._attach(TlsSocket(self.sock, context, hostname))
+        assert self.sock is self.paced  # STARTTLS is only sent on a plain connection
+        self._attach(TlsSocket(self.paced, context, hostname))
 
     def logout(self) -> None:
         """Say goodbye politely when the connection still works, then close it."""
@@ -287,6 +320,4 @@ def _traced_response(segments: list[bytes], literals: list[bytes]) -> bytes:
 
 
 def _reason(error: OSError) -> str:
-    if isinstance(error, TimeoutError):
-        return "the server did not answer in time"
     return error.strerror or str(error) or type(error).__name__

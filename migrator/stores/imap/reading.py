@@ -1,7 +1,10 @@
 """Reading folders: scans without bodies, bodies streamed in pipelined batches, content keys.
 
 Reads always EXAMINE (never SELECT) and fetch with BODY.PEEK, so reading a folder changes
-nothing in it: no \\Seen set, no \\Recent cleared.
+nothing in it: no \\Seen set, no \\Recent cleared. A message over the limit on one message is
+never read: one the listing says is too large is not asked for; one whose body the server
+announces too large ends the connection (its stream cannot be followed past it), and the
+fetch resumes after it. Either is named once the rest of the folder has been fetched.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from migrator.message import FolderPath, Message, MessageRef
 from migrator.stores.base import FolderScan
 from migrator.stores.imap.commands import uid_set
 from migrator.stores.imap.flags import flags_from_imap
-from migrator.stores.imap.parser import Value, as_int, fetch_items, flag_names, internaldate
-from migrator.stores.imap.protocol import Command
+from migrator.stores.imap.parser import Value, as_int, fetch_items, flag_names, internaldate, unfinished_fetch_uid
+from migrator.stores.imap.protocol import Command, OversizedLiteral
 from migrator.stores.imap.session import Session
+from migrator.stores.limits import over_limit
 
 FETCH_BATCH_BYTES = 8 * 1024 * 1024
 FETCH_BATCH_MESSAGES = 1000
@@ -66,6 +70,7 @@ class WantedMessages:
         self.refs = listing if listing.uids_ascend() else Listing(sorted(listing, key=_uid_number))
         self._arrived = bytearray(len(self.refs))
         self.arrived = 0
+        self.refused: list[tuple[str, str]] = []  # (uid, why) of each message over the limit, left out
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -79,6 +84,18 @@ class WantedMessages:
         """Mark the message at ``index`` delivered: a resumed fetch leaves it out."""
         self._arrived[index] = 1
         self.arrived += 1
+
+    def refuse(self, index: int, why: str) -> None:
+        """Leave the message at ``index`` out, for the reason ``why``: a resumed fetch does not ask for it."""
+        self.arrive(index)
+        self.refused.append((self.refs.uid_at(index), f"not read: {why}"))
+
+    def refuse_larger(self, limit: int) -> None:
+        """Leave out each message not delivered yet whose listed size is over ``limit``."""
+        for index in range(len(self.refs)):
+            size = self.refs.size_at(index)
+            if size is not None and size > limit and not self._arrived[index]:
+                self.refuse(index, f"it is {over_limit(size, limit)}")
 
     def pending(self) -> Iterator[MessageRef]:
         """Yield the refs not delivered yet, in uid order (marks made meanwhile are seen)."""
@@ -138,14 +155,31 @@ def stream_messages(
             f"the folder {'/'.join(path)} on {session.where} was renumbered (UIDVALIDITY changed) "
             "while it was being copied: run the copy again"
         )
+    wanted.refuse_larger(session.protocol.max_literal)
     finished = False
     try:
         batches = plan_batches(wanted.pending(), FETCH_BATCH_BYTES, FETCH_BATCH_MESSAGES)
         yield from _stream_batches(session, path, wanted, batches)
         finished = True
+    except OversizedLiteral as error:
+        _refuse_announced(session, path, wanted, error)
+        raise  # the connection is closed: the store reconnects and resumes after the message
     finally:
         if not finished:
             session.protocol.close()
+
+
+def _refuse_announced(session: Session, path: FolderPath, wanted: WantedMessages, error: OversizedLiteral) -> None:
+    """Leave out the message whose body ``error`` announced; raise FolderError when the response does not say which."""
+    uid = unfinished_fetch_uid(error.segments)
+    index = None if uid is None else wanted.position(uid)
+    announced = over_limit(error.size, session.protocol.max_literal)
+    if index is None:
+        raise FolderError(
+            f"{session.where} announced a literal of {announced} in {'/'.join(path)} before naming its message: "
+            "the folder cannot be read past it"
+        ) from None
+    wanted.refuse(index, f"the server announced {announced}")
 
 
 def _stream_batches(

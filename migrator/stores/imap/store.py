@@ -16,6 +16,7 @@ from migrator.stores.imap import folders, reading, writing
 from migrator.stores.imap.connection import connect
 from migrator.stores.imap.parser import ParseError
 from migrator.stores.imap.session import Session
+from migrator.stores.limits import not_read
 
 RECONNECT_DELAYS = (0.5, 1.0, 2.0)  # pauses before each new attempt after a lost connection
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class ImapStore(Store):
         self._known_names: dict[FolderPath, str] = {}
         self._validity: dict[FolderPath, str] = {}
         self._probes: dict[FolderPath, FolderProbe] = {}  # from the last listing, or a STATUS since
+        self._gave_up = False  # reconnecting failed: later operations try once, until a connection works
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -65,6 +67,7 @@ class ImapStore(Store):
             except ParseError as error:
                 protocol.close()
                 raise ConnectError(f"cannot use {self.endpoint.account}: its NAMESPACE reply cannot be read ({error})") from None
+            self._gave_up = False
         return self._session
 
     def _retrying(self, operation: Callable[[Session], T], what: str) -> T:
@@ -80,9 +83,14 @@ class ImapStore(Store):
                 raise self._unreadable(error, what) from None
 
     def _pause_or_raise(self, error: ConnectionLost | ConnectError, attempt: int) -> None:
+        # A server that stalls costs the stall limit per attempt: once it wore out every attempt,
+        # each later folder gets one, not four, so that a run against it ends in reasonable time.
         if self._session is not None:
             self._session.protocol.close()
+        if self._gave_up:
+            raise ConnectionLost(f"{error} (not retried: reconnecting failed earlier in this run)") from None
         if attempt >= len(RECONNECT_DELAYS):
+            self._gave_up = True
             raise ConnectionLost(f"{error} (gave up after {attempt} reconnections)") from None
         log.info("%s: reconnecting (%d of %d)", error, attempt + 1, len(RECONNECT_DELAYS))
         time.sleep(RECONNECT_DELAYS[attempt])
@@ -114,10 +122,18 @@ class ImapStore(Store):
         return scan
 
     def fetch(self, folder: FolderPath, refs: Iterable[MessageRef]) -> Iterator[Message]:
-        """Yield the messages for ``refs`` in uid order, streaming; resume after a lost connection."""
+        """Yield the messages for ``refs`` in uid order, streaming; resume after a lost connection.
+
+        Raise MessageError at the end, naming the messages left out as over the limit on one message.
+        """
         wanted = reading.WantedMessages(refs)
         if not wanted:
             return
+        yield from self._stream(folder, wanted)
+        if wanted.refused:
+            raise not_read(wanted.refused)
+
+    def _stream(self, folder: FolderPath, wanted: reading.WantedMessages) -> Iterator[Message]:
         attempt = 0
         while True:
             progress = wanted.arrived

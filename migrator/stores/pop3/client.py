@@ -17,6 +17,9 @@ from typing import TypeVar
 
 from migrator.endpoint import Endpoint
 from migrator.errors import ConfigError, ConnectError
+from migrator.sizes import format_size
+from migrator.stores.limits import max_message_size, stall_seconds
+from migrator.stores.paced_socket import PacedSocket, Stalled
 from migrator.stores.tls import (
     NoGreeting,
     await_greeting,
@@ -28,7 +31,7 @@ from migrator.stores.tls import (
 from migrator.stores.tls_socket import ClearTextReply, TlsSocket
 from migrator.stores.wiretrace import MASK, WireTrace, size_of
 
-TIMEOUT = 60.0
+TIMEOUT = 60.0  # to connect; once connected, the stall limit (stores/limits.py) applies
 MAX_LINE = 64 * 1024 * 1024
 AUTH_METHODS = ("user", "apop", "plain")
 log = logging.getLogger(__name__)
@@ -37,16 +40,25 @@ T = TypeVar("T")
 Capabilities = dict[str, list[str]]
 
 
+class OversizedMessage(Exception):
+    """A message over the limit on one message: not asked for, or not read to its end."""
+
+
 class _LongLines:
     """poplib refuses lines over 2048 bytes, far less than real mail holds; accept up to MAX_LINE.
 
-    Every line sent and received also goes to the connection's protocol trace, when one was asked for.
+    The connection is paced: it ends in Stalled when no whole response and no megabyte arrived for
+    ``stall`` seconds, and a message over ``max_message`` bytes is not read to its end. Every line
+    sent and received also goes to the connection's protocol trace, when one was asked for.
     """
 
     file: object
+    paced: PacedSocket
 
-    def __init__(self, host: str, port: int, *args: object, **kwargs: object) -> None:
+    def __init__(self, host: str, port: int, *args: object, stall: float, max_message: int, **kwargs: object) -> None:
         self.trace = WireTrace.start("pop3", f"{host}:{port}")
+        self.stall = stall
+        self.max_message = max_message
         super().__init__(host, port, *args, **kwargs)  # type: ignore[call-arg]  # connects and reads the greeting
 
     def _putline(self, line: bytes) -> None:
@@ -60,6 +72,16 @@ class _LongLines:
             self.trace.received(line)
         return line, size
 
+    def _getresp(self) -> bytes:
+        response = super()._getresp()  # type: ignore[misc]
+        self.paced.progressed()
+        return response
+
+    def _getlongresp(self) -> tuple[bytes, list[bytes], int]:
+        response = super()._getlongresp()  # type: ignore[misc]
+        self.paced.progressed()
+        return response
+
     def _read_line(self) -> tuple[bytes, int]:
         line = self.file.readline(MAX_LINE + 1)  # type: ignore[attr-defined]
         if len(line) > MAX_LINE:
@@ -71,15 +93,23 @@ class _LongLines:
     def retrieve(self, which: int) -> bytes:
         """Return message ``which`` as RETR sends it, dot-unstuffed, every line ending in CRLF.
 
-        poplib's retr first makes a list of the lines: for a 10 MB message 130 000 small objects
-        holding 15 MB beyond the message, memory the allocator then keeps in scattered pieces.
+        Raise OversizedMessage once it grows over ``max_message``, the rest unread: the connection
+        cannot be used again. poplib's retr first makes a list of the lines: for a 10 MB message
+        130 000 small objects holding 15 MB beyond the message, memory the allocator then keeps in
+        scattered pieces.
         """
         self._putcmd(f"RETR {which}")  # type: ignore[attr-defined]
-        self._getresp()  # type: ignore[attr-defined]
+        self._getresp()
         message = io.BytesIO()
         while (line := self._read_line()[0]) != b".":
             message.write(line[1:] if line.startswith(b"..") else line)
             message.write(b"\r\n")
+            if message.tell() > self.max_message:
+                raise OversizedMessage(
+                    f"the server sent more than {format_size(self.max_message)} for it, the limit on one message "
+                    "(MIGRATOR_MAX_MESSAGE_SIZE)"
+                )
+        self.paced.progressed()
         if self.trace is not None:
             self.trace.received(size_of(message.tell()))
             self.trace.received(b".")
@@ -94,20 +124,30 @@ class _LongLines:
 class PopClient(_LongLines, poplib.POP3):
     """A plain-text POP3 connection (upgraded with STLS unless the user chose tls: none)."""
 
-    def _create_socket(self, timeout: float) -> socket.socket:
+    def _create_socket(self, timeout: float) -> PacedSocket:
         sock = super()._create_socket(timeout)
         await_greeting(sock)
-        return sock
+        self.paced = PacedSocket(sock, self.stall)
+        return self.paced
+
+    def stls(self, context: ssl.SSLContext) -> bytes:  # type: ignore[override]
+        """Switch to TLS after STLS, on the paced socket (poplib's own would wrap the socket below it)."""
+        response = self._shortcmd("STLS")  # type: ignore[attr-defined]
+        self.sock = TlsSocket(self.paced, context, self.host)  # type: ignore[assignment]
+        self.file = self.sock.makefile("rb")
+        self._tls_established = True
+        return response
 
 
 class PopSslClient(_LongLines, poplib.POP3_SSL):
     """A POP3 connection inside TLS from the first byte (pop3s)."""
 
-    def _create_socket(self, timeout: float) -> TlsSocket:  # type: ignore[override]
+    def _create_socket(self, timeout: float) -> TlsSocket:
         # TlsSocket, unlike ssl's sockets, tells a port that greets in clear text from a failed handshake.
         sock = poplib.POP3._create_socket(self, timeout)
+        self.paced = PacedSocket(sock, self.stall)
         try:
-            return TlsSocket(sock, self.context, self.host)
+            return TlsSocket(self.paced, self.context, self.host)
         except BaseException:
             sock.close()
             raise
@@ -134,8 +174,9 @@ def connect(endpoint: Endpoint, password: str) -> tuple[poplib.POP3, Capabilitie
     if method not in AUTH_METHODS:
         raise ConfigError(f"auth {endpoint.auth!r} for {endpoint.account} is not one of {', '.join(AUTH_METHODS)}")
     context = tls_context(endpoint) if endpoint.tls != "none" else None
+    stall, max_message = stall_seconds(), max_message_size()
     log.info("connecting to %s", endpoint)
-    client = _guarded(endpoint, lambda: _open(endpoint, context))
+    client = _guarded(endpoint, lambda: _open(endpoint, context, stall=stall, max_message=max_message))
     try:
         capabilities = capabilities_of(client)
         if endpoint.tls == "starttls":
@@ -158,10 +199,11 @@ def capabilities_of(client: poplib.POP3) -> Capabilities:
         return {}
 
 
-def _open(endpoint: Endpoint, context: ssl.SSLContext | None) -> poplib.POP3:
+def _open(endpoint: Endpoint, context: ssl.SSLContext | None, *, stall: float, max_message: int) -> poplib.POP3:
     if endpoint.tls == "implicit":
-        return PopSslClient(endpoint.host, endpoint.port, timeout=TIMEOUT, context=context)
-    return PopClient(endpoint.host, endpoint.port, timeout=TIMEOUT)
+        return PopSslClient(endpoint.host, endpoint.port, timeout=TIMEOUT, context=context, stall=stall,
+                            max_message=max_message)
+    return PopClient(endpoint.host, endpoint.port, timeout=TIMEOUT, stall=stall, max_message=max_message)
 
 
 def _guarded(endpoint: Endpoint, action: Callable[[], T]) -> T:
@@ -187,15 +229,22 @@ def _guarded(endpoint: Endpoint, action: Callable[[], T]) -> T:
             f"cannot connect to {where} for {endpoint.user}: connection refused. "
             "Check the host and the port (POP3S is usually 995, POP3 with STLS 110)"
         ) from None
-    except TimeoutError:
-        raise ConnectError(
-            f"{where} did not answer within {TIMEOUT:.0f} s for {endpoint.user}: check the host, the port "
-            "and whether the port expects TLS from the start (pop3s://) or STLS (pop3://)"
-        ) from None
+    except TimeoutError as error:
+        raise ConnectError(_no_answer(error, endpoint)) from None
     except poplib.error_proto as error:
         raise ConnectError(f"{where} refused {endpoint.user}: the server said {said(error)!r}") from None
     except OSError as error:
         raise ConnectError(f"cannot connect to {where} for {endpoint.user}: {error.strerror or error}") from None
+
+
+def _no_answer(error: TimeoutError, endpoint: Endpoint) -> str:
+    """Return the sentence for a server that did not answer in time while connecting: maybe the wrong kind of port."""
+    where = f"{endpoint.host}:{endpoint.port}"
+    if isinstance(error, Stalled) and error.heard:  # it answered, then stopped: no sign the port is wrong
+        return f"cannot talk to {where} as {endpoint.user}: {error}"
+    waited = error if isinstance(error, Stalled) else f"no answer within {TIMEOUT:.0f} s"
+    return (f"{where} did not answer {endpoint.user} ({waited}): check the host, the port "
+            "and whether the port expects TLS from the start (pop3s://) or STLS (pop3://)")
 
 
 def _starttls(client: poplib.POP3, endpoint: Endpoint, context: ssl.SSLContext, capabilities: Capabilities) -> None:

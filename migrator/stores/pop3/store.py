@@ -17,12 +17,13 @@ from typing import TypeVar
 
 from migrator.contentkey import content_key_from_headers
 from migrator.endpoint import Endpoint
-from migrator.errors import ConnectionLost, FolderError, MessageError, MigratorError, StoreError
+from migrator.errors import ConnectError, ConnectionLost, FolderError, MessageError, MigratorError, StoreError
 from migrator.folder import Folder, FolderStats, Role
 from migrator.message import FolderPath, Message, MessageRef
 from migrator.stores.base import FolderScan, Store
+from migrator.stores.limits import not_read, over_limit
 from migrator.stores.pop3 import wire
-from migrator.stores.pop3.client import Capabilities, connect, said
+from migrator.stores.pop3.client import Capabilities, OversizedMessage, connect, said
 
 INBOX: FolderPath = ("INBOX",)
 VALIDITY_UIDL = "uidl"
@@ -45,6 +46,7 @@ class Pop3Store(Store):
         self._numbers: dict[str, int] = {}  # uid -> message number in the current session
         self._validity = VALIDITY_UIDL
         self._marked = 0  # messages marked with DELE in the current session
+        self._gave_up = False  # reconnecting failed: later operations try once, until a session opens
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -72,18 +74,23 @@ class Pop3Store(Store):
             if self._password is None:
                 self._password = self.endpoint.password.resolve(self.endpoint.account)
             self._client, self._capabilities = connect(self.endpoint, self._password)
-            self._numbers, self._marked = {}, 0
+            self._numbers, self._marked, self._gave_up = {}, 0, False
         return self._client
 
     def _retrying(self, operation: Callable[[poplib.POP3], T], what: str) -> T:
-        """Return ``operation(session)``, starting a new session after a dropped one (bounded)."""
+        """Return ``operation(session)``, starting a new session after a dropped or stalled one (bounded).
+
+        A new session that cannot be opened counts as one more attempt, as a dropped one does. Once
+        every attempt failed, later operations try once (a stalling server costs the limit each time).
+        """
         attempt = 0
         while True:
             try:
                 return operation(self._live())
-            except OSError as error:
+            except (OSError, ConnectError) as error:
                 self._drop()
-                if attempt == len(RECONNECT_DELAYS):
+                if self._gave_up or attempt == len(RECONNECT_DELAYS):
+                    self._gave_up = True
                     account = self.endpoint.account
                     raise ConnectionLost(f"lost the connection to {account} while {what}: {error}") from None
                 log.info("lost the connection to %s while %s (%s): reconnecting", self.endpoint.account, what, error)
@@ -156,26 +163,42 @@ class Pop3Store(Store):
             raise FolderError(f"{self.endpoint.account} sent an unreadable reply to {command}: {error}") from None
 
     def fetch(self, folder: FolderPath, refs: Iterable[MessageRef]) -> Iterator[Message]:
-        """Yield each message exactly as the server sent it, with its received date; skip vanished ones."""
+        """Yield each message exactly as the server sent it, with its received date; skip vanished ones.
+
+        Raise MessageError at the end, naming the messages left out as over the limit on one message.
+        """
         self._check_folder(folder)
+        refused: list[tuple[str, str]] = []
         for ref in refs:
             # A one-item list, emptied as the message is yielded: this frame, suspended while the
             # caller writes, keeps nothing of it (the run's LargeMessageGate counts on that).
-            raw = [self._retrying(lambda client: self._retrieve(client, ref.uid), f"fetching message {ref.uid}")]
+            try:
+                raw = [self._retrying(lambda client: self._retrieve(client, ref), f"fetching message {ref.uid}")]
+            except OversizedMessage as error:
+                refused.append((ref.uid, f"not read: {error}"))
+                continue
             if raw[0] is not None:
                 received = wire.received_date(raw[0]) or datetime.now(timezone.utc)
                 yield Message(raw.pop(), received=received, folder=INBOX, uid=ref.uid)
+        if refused:
+            raise not_read(refused)
 
-    def _retrieve(self, client: poplib.POP3, uid: str) -> bytes | None:
+    def _retrieve(self, client: poplib.POP3, ref: MessageRef) -> bytes | None:
+        limit = client.max_message  # type: ignore[attr-defined]
+        if ref.size is not None and ref.size > limit:
+            raise OversizedMessage(f"it is {over_limit(ref.size, limit)}")
         if not self._numbers:
             self._number_messages(client)  # a new session after a dropped one numbers messages anew
-        number = self._numbers.get(uid)
+        number = self._numbers.get(ref.uid)
         if number is None:
             return None
         try:
             return client.retrieve(number)  # type: ignore[attr-defined]
         except poplib.error_proto as error:
-            raise _refusal(error, MessageError, f"{self.endpoint.account} refused to send message {uid}") from None
+            raise _refusal(error, MessageError, f"{self.endpoint.account} refused to send message {ref.uid}") from None
+        except OversizedMessage:
+            self._drop()  # the rest of the message is still on its way: the session cannot go on
+            raise
 
     def stats(self, folder: FolderPath) -> FolderStats:
         """Return the message count and total size from STAT."""
