@@ -27,6 +27,7 @@ from migrator.stores.pst.streamed_base64 import streamed_base64
 _ONE_OFF_PROVIDER = bytes.fromhex("812B1FA4BEA310199D6E00DD010F5402")
 _ONE_OFF_FLAGS = 0x8001  # MAPI_ONE_OFF_UNICODE | MAPI_ONE_OFF_NO_RICH_INFO
 _SUBJECT_PREFIX = re.compile(r"[^\W\d_]{1,3}: ")
+_LINE_BREAK = re.compile(r"\r\n|[\r\n]")
 _ICON_REPLIED = 0x105
 _ICON_FORWARDED = 0x106
 STREAM_FROM = 256 * 1024  # encoded bytes from which an attachment is decoded while written, not before
@@ -37,7 +38,7 @@ class MapiAttachment:
     """One attachment: its properties, and an embedded message when it is attached as a message."""
 
     props: dict[int, PropValue]
-    embedded: "MapiMessage | None" = None
+    embedded: MapiMessage | None = None
 
 
 @dataclass
@@ -60,17 +61,37 @@ def parse_mime(raw: bytes) -> EmailMessage:
 
 
 def header_text(parsed: EmailMessage, name: str) -> str:
-    """Return the value of header ``name`` with encoded words decoded, or '' when missing."""
-    value = parsed.get(name)
-    if value is None:
-        return ""
-    return decode_words(str(value)).strip()
+    """Return the first value of header ``name`` unfolded, encoded words decoded, or '' when missing."""
+    values = header_values(parsed, name)
+    return decode_words(values[0]).strip() if values else ""
+
+
+def header_values(parsed: EmailMessage, name: str) -> list[str]:
+    """Return every value of header ``name`` as written, unfolded, its 8-bit bytes read as text."""
+    wanted = name.lower()
+    return [unfold(eight_bit_text(value)) for key, value in parsed.raw_items() if key.lower() == wanted]
+
+
+def unfold(value: str) -> str:
+    """Return a header value unfolded (RFC 5322 §2.2.3): its line breaks removed, the spaces after them kept."""
+    return _LINE_BREAK.sub("", value)
+
+
+def eight_bit_text(value: str) -> str:
+    """Return a header value with the raw 8-bit bytes the parser kept (as surrogates) decoded: as UTF-8, which
+    RFC 6532 allows in headers, else as Latin-1, which reads any byte."""
+    if value.isascii():
+        return value
+    raw = value.encode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
 
 
 def addresses(parsed: EmailMessage, name: str) -> list[tuple[str, str]]:
     """Return the (display name, address) pairs of header ``name``, names decoded."""
-    values = [str(value) for value in parsed.get_all(name) or []]
-    return [(decode_words(display), address) for display, address in getaddresses(values)]
+    return [(decode_words(display), address) for display, address in getaddresses(header_values(parsed, name))]
 
 
 def decode_words(text: str) -> str:
@@ -99,13 +120,21 @@ def mapi_from_mime(parsed: EmailMessage, raw: bytes, received: datetime) -> Mapi
     props.update(header_block_properties(raw))
     body_parts, attachment_parts = split_parts(parsed)
     props.update(body_properties(body_parts))
-    recipients = recipient_rows(parsed)
+    recipients = [without_nul(row) for row in recipient_rows(parsed)]
     props.update(display_recipients(recipients))
     attachments = [attachment(part, number, received) for number, part in enumerate(attachment_parts)]
     props[t(p.PID_HAS_ATTACHMENTS, p.PT_BOOLEAN)] = bool(attachments)
     props[t(p.PID_MESSAGE_FLAGS, p.PT_LONG)] = p.MSGFLAG_HASATTACH if attachments else 0
     props[t(p.PID_SEARCH_KEY, p.PT_BINARY)] = hashlib.md5(raw).digest()
-    return MapiMessage(props, recipients, attachments)
+    return MapiMessage(without_nul(props), recipients, attachments)
+
+
+def without_nul(values: dict[int, PropValue]) -> dict[int, PropValue]:
+    """Return ``values`` with U+0000 taken out of their text: readers end a string property at its first NUL.
+
+    The NUL stays in the raw message migrator keeps beside these properties.
+    """
+    return {tag: value.replace("\0", "") if isinstance(value, str) else value for tag, value in values.items()}
 
 
 def envelope_properties(parsed: EmailMessage, received: datetime) -> Properties:
@@ -311,7 +340,7 @@ def attachment(part: EmailMessage, number: int, received: datetime) -> MapiAttac
     """Return the MAPI form of one attachment part: by value, or as an embedded message for message/rfc822."""
     data = attachment_data(part)
     kind = part.get_content_type()
-    filename = decode_words(part.get_filename() or "") or _default_filename(kind, number)
+    filename = decode_words(part_filename(part)) or _default_filename(kind, number)
     content_id = header_text(part, "Content-ID").strip("<>")
     inline = part.get_content_disposition() == "inline" and bool(content_id)
     values: dict[int, PropValue] = {
@@ -335,8 +364,18 @@ def attachment(part: EmailMessage, number: int, received: datetime) -> MapiAttac
     if content_id:
         values[t(p.PID_ATTACH_CONTENT_ID, p.PT_UNICODE)] = content_id
     if kind == "message/rfc822" and data:
-        return embedded_attachment(values, data, received)
-    return MapiAttachment(values)
+        return embedded_attachment(without_nul(values), data, received)
+    return MapiAttachment(without_nul(values))
+
+
+def part_filename(part: EmailMessage) -> str:
+    """Return the file name a part gives (Content-Disposition filename, else Content-Type name), unfolded and its
+    raw 8-bit bytes read as text, where the email package would make them U+FFFD."""
+    decoded = EmailMessage()
+    for name in ("Content-Disposition", "Content-Type"):
+        for value in header_values(part, name)[:1]:
+            decoded[name] = value
+    return decoded.get_filename() or ""
 
 
 def _default_filename(kind: str, number: int) -> str:

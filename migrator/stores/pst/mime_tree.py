@@ -45,6 +45,9 @@ def parse_message(raw: bytes | memoryview, depth: int = 0) -> Part:
         parts = split_multipart(body, boundary.encode("ascii", "surrogateescape"))
         if parts is not None:
             message.set_payload([parse_message(part, depth + 1) for part in parts])
+            if message.get_content_subtype() == "digest":
+                for part in message.get_payload():
+                    part.set_default_type("message/rfc822")  # RFC 2046 §5.1.5, as the standard parser does
             return message
     message.body = body
     return message
