@@ -25,7 +25,7 @@ from migrator.stores.pst.message_meta import mapi_date
 from migrator.stores.pst.messaging_reader import Attachment, MapiMessage, codec_name
 from migrator.stores.pst.rtf import RtfError, decompress_rtf, html_from_rtf
 
-_POLICY = policy.SMTP.clone(max_line_length=78)
+_POLICY = policy.SMTP.clone(max_line_length=78, refold_source="none")  # parsed headers stay as they came
 _TYPES = mimetypes.MimeTypes(filenames=())  # built-in table only: the same answer on every machine
 _REPLACED_HEADERS = ("content-", "mime-version")
 _MANDATORY_HEADERS = {"from", "date"}  # RFC 5322 §3.6
@@ -184,7 +184,8 @@ def _is_inline(attachment: Attachment, html: str) -> bool:
 
 
 def _has_content(attachment: Attachment) -> bool:
-    return attachment.embedded is not None or bool(attachment.data)
+    # Attached by value, even with no bytes: an empty file is still a file the message carries.
+    return attachment.embedded is not None or attachment.method == p.ATTACH_BY_VALUE
 
 
 def _text_part(text: str, subtype: str) -> EmailMessage:
@@ -195,22 +196,44 @@ def _text_part(text: str, subtype: str) -> EmailMessage:
 
 
 def _attachment_part(attachment: Attachment) -> EmailMessage:
-    part = EmailMessage(policy=_POLICY)
     disposition = "inline" if _rendered_inline(attachment) else "attachment"
     if attachment.embedded is not None:
         inner = build_mime(attachment.embedded, mapi_date(attachment.embedded))
-        part["Content-Type"] = "message/rfc822"
-        part["Content-Disposition"] = disposition
-        part.set_payload([_parse(inner)])
+        return _message_part("message/rfc822", inner, disposition)
+    kind = mime_type(attachment)
+    filename = attachment_name(attachment) or None
+    if kind.startswith("message/") and _fits_message_part(attachment.data):
+        part = _message_part(kind, attachment.data, disposition)
+        if filename:
+            part.set_param("filename", filename, header="Content-Disposition")
     else:
-        maintype, subtype = mime_type(attachment).split("/", 1)
-        part.set_content(attachment.data, maintype, subtype, disposition=disposition,
-                         filename=attachment_name(attachment) or None)
-        content_id = attachment.text(p.PID_ATTACH_CONTENT_ID).strip().strip("<>")
-        if content_id:
-            part["Content-ID"] = f"<{content_id}>"
-    del part["MIME-Version"]
+        part = EmailMessage(policy=_POLICY)
+        maintype, subtype = ("application", "octet-stream") if kind.startswith("message/") else kind.split("/", 1)
+        part.set_content(attachment.data, maintype, subtype, disposition=disposition, filename=filename)
+        del part["MIME-Version"]
+    content_id = attachment.text(p.PID_ATTACH_CONTENT_ID).strip().strip("<>")
+    if content_id:
+        part["Content-ID"] = f"<{content_id}>"
     return part
+
+
+def _message_part(kind: str, body: bytes, disposition: str) -> EmailMessage:
+    """Return a message/* part holding ``body`` as it is (RFC 2046 allows no base64 there).
+
+    The email package writes a message/rfc822 or message/delivery-status part only from its parsed body (a
+    message, header blocks), and any other message/* part's body as it is.
+    """
+    head = f"Content-Type: {kind}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+    if kind in ("message/rfc822", "message/delivery-status"):
+        return _parse(head + body)
+    part = _parse(head)
+    part.set_payload(body.decode("ascii", "surrogateescape"))
+    return part
+
+
+def _fits_message_part(data: bytes) -> bool:
+    """Return True when ``data`` can be a message/* body unencoded: no NUL, no line over RFC 5322's 998 bytes."""
+    return b"\0" not in data and all(len(line) <= 998 for line in data.splitlines())
 
 
 def _rendered_inline(attachment: Attachment) -> bool:
@@ -231,7 +254,7 @@ def attachment_name(attachment: Attachment) -> str:
 def mime_type(attachment: Attachment) -> str:
     """Return the attachment's MIME type: PidTagAttachMimeTag, else guessed from its name, else octet-stream."""
     tag = attachment.text(p.PID_ATTACH_MIME_TAG).strip().lower()
-    if tag.count("/") == 1 and " " not in tag:
+    if tag.count("/") == 1 and " " not in tag and not tag.startswith("multipart/"):  # no boundary, no parts
         return tag
     guessed = _TYPES.guess_type(attachment_name(attachment), strict=False)[0]
     return guessed or "application/octet-stream"

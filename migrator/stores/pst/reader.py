@@ -177,30 +177,30 @@ class PstFile:
             try:
                 meta = MessageMeta(read_message(self.ndb, nid), self.named)
                 ref = MessageRef(str(nid), meta.flags(), meta.size(), meta.received())
-            except PstFormatError:
-                ref = MessageRef(str(nid))  # listed all the same: fetch reports why it cannot be read
+            except Exception:  # noqa: BLE001 - listed all the same: fetch reports why it cannot be read
+                ref = MessageRef(str(nid))
             yield ref
 
     def fetch(self, folder: PstFolder, refs: Iterable[MessageRef]) -> Iterator[Message]:
         """Yield the full messages for ``refs`` (uids from ``scan``); skip uids that are not in the folder.
 
-        A message that cannot be read whole is left out, and once the others are yielded, MessageError names
-        each one left out and why.
+        A message that cannot be read whole or made into MIME is left out, and once the others are yielded,
+        MessageError names each one left out and why.
         """
         present = set(self._message_nids(folder))
-        unreadable: list[tuple[str, str]] = []
+        left_out: list[tuple[str, str]] = []
         for ref in refs:
             nid = int(ref.uid) if ref.uid.isdigit() else -1
             if nid not in present:
                 continue
             try:
                 message = [self._message(folder, nid)]
-            except ValueError as error:  # PstFormatError, or a property value the email package refuses
-                unreadable.append((str(nid), str(error)))
+            except Exception as error:  # noqa: BLE001 - what one message holds must not end the run
+                left_out.append((str(nid), why_left_out(error)))
                 continue
             yield message.pop()  # not kept by this frame once passed on (see MaildirStore.fetch)
-        if unreadable:
-            raise self._unreadable(folder, unreadable)
+        if left_out:
+            raise self._left_out(folder, left_out)
 
     def _message(self, folder: PstFolder, nid: int) -> Message:
         meta = MessageMeta(read_message(self.ndb, nid), self.named)
@@ -209,15 +209,11 @@ class PstFile:
             raw = build_mime(meta.message, meta.received())
         return Message(raw, meta.flags(), meta.received(), folder.path, str(nid))
 
-    def _unreadable(self, folder: PstFolder, messages: list[tuple[str, str]]) -> MessageError:
+    def _left_out(self, folder: PstFolder, messages: list[tuple[str, str]]) -> MessageError:
         count = "1 message was" if len(messages) == 1 else f"{len(messages)} messages were"
-        named = "; ".join(f"message {uid} ({reason})" for uid, reason in messages)
-        return MessageError(
-            f"{count} left out of folder {'/'.join(folder.path)!r} of {self.path}, not readable whole: "
-            f"{named}. The folder's other messages were read; repair the file with Outlook's scanpst.exe",
-            tuple((uid, f"not readable whole: {reason}; repair the file with Outlook's scanpst.exe")
-                  for uid, reason in messages),
-        )
+        named = "; ".join(f"message {uid}: {reason}" for uid, reason in messages)
+        return MessageError(f"{count} left out of folder {'/'.join(folder.path)!r} of {self.path}: {named}. "
+                            "The folder's other messages were read", tuple(messages))
 
     def _message_nids(self, folder: PstFolder) -> list[int]:
         if folder.damage is not None:
@@ -229,6 +225,16 @@ class PstFile:
             return self._messages[folder.nid]
         except PstFormatError as error:
             raise FolderError(f"cannot list folder {'/'.join(folder.path)!r} of {self.path}: {error}") from None
+
+
+def why_left_out(error: Exception) -> str:
+    """Return why a message of the file could not be read, as the run's summary names it, and what to do."""
+    if isinstance(error, PstFormatError):
+        return f"not readable whole: {error}; repair the file with Outlook's scanpst.exe"
+    if isinstance(error, RecursionError):
+        return "cannot be made into a MIME message: its attached messages are nested too deeply"
+    return (f"cannot be made into a MIME message ({type(error).__name__}: {error}); "
+            "please report this as a bug in migrator")
 
 
 def _map_file(path: Path) -> tuple[object, mmap.mmap]:
