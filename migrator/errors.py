@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import signal
 from collections.abc import Iterable
 
 
@@ -15,7 +16,10 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # bad command line, endpoint or profile: nothing ran
     CONNECT = 3  # could not connect or log in
     LOCKED = 4  # another run of the same profile holds the lock
-    INTERRUPTED = 130  # the shell's status for a run stopped by Ctrl-C (SIGINT)
+    # Stopped by a signal, at a safe point: 128 + the signal's number, as the shell reports a process killed by it.
+    HANGUP = 129  # SIGHUP: the terminal closed
+    INTERRUPTED = 130  # SIGINT: Ctrl-C
+    TERMINATED = 143  # SIGTERM: systemd stopping the service, kill, shutdown
 
 
 class MigratorError(Exception):
@@ -62,6 +66,33 @@ class StoreError(MigratorError):
     """A store as a whole cannot be used (unwritable path, unreadable archive)."""
 
     exit_code = ExitCode.USAGE
+
+
+class DiskError(MigratorError):
+    """A local target's file system refused a write (full, read-only): the run stops, what was written is kept."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by the signal ``signum`` and unwound like Ctrl-C: what is durable is kept.
+
+    A KeyboardInterrupt, so that every layer that cleans up after Ctrl-C does the same for it.
+    ``discarded`` names the files the run was building and threw away instead of finishing (a PST).
+    """
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.discarded: list[str] = []
+
+    @property
+    def exit_code(self) -> int:
+        """Return 128 + the signal's number, as a shell reports a process the signal killed."""
+        return 128 + self.signum
+
+    @classmethod
+    def of(cls, stopped: KeyboardInterrupt) -> Interrupted:
+        """Return ``stopped`` as an Interrupted: a plain KeyboardInterrupt is Ctrl-C's, SIGINT."""
+        return stopped if isinstance(stopped, Interrupted) else cls(signal.SIGINT)
 
 
 class LockedError(MigratorError):

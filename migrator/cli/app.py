@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import traceback as tracebacks
 from pathlib import Path
@@ -10,8 +11,9 @@ import typer
 
 from migrator.cli.diagnostics import global_options_first, start_logging
 from migrator.cli.help import MAIN
-from migrator.errors import ExitCode, MigratorError
+from migrator.errors import ExitCode, Interrupted, MigratorError
 from migrator.memory import tune_allocator
+from migrator.stopping import stop_on_signals
 
 
 def _exit_with_status(status: int | None, **_: object) -> None:
@@ -70,18 +72,43 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = global_options_first(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=args, prog_name="migrator")
+        with stop_on_signals():
+            app(args=args, prog_name="migrator")
     except SystemExit as done:
+        # typer turns Ctrl-C into a silent exit 130: the signal that stopped the run is found behind it.
+        stopped = _interruption(done)
+        if stopped is not None:
+            return _report_stop(stopped)
         return done.code if isinstance(done.code, int) else (0 if done.code is None else int(ExitCode.USAGE))
     except MigratorError as error:
         if _wants_traceback(args):
             tracebacks.print_exc()  # in addition to the sentence: the exit status stays the error's
         typer.echo(f"migrator: {error}", err=True)
         return int(error.exit_code)
-    except KeyboardInterrupt:
-        typer.echo("migrator: interrupted; rerun to continue where this run stopped", err=True)
-        return int(ExitCode.INTERRUPTED)
+    except KeyboardInterrupt as stopped:
+        return _report_stop(Interrupted.of(stopped))
     return 0
+
+
+def _interruption(error: BaseException) -> Interrupted | None:
+    """Return the Interrupted ``error`` was raised while handling, if any."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return Interrupted.of(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _report_stop(stopped: Interrupted) -> int:
+    """Say in one line that a signal stopped the run and what of it is kept; return 128 + the signal."""
+    kept = "what was copied is kept,"
+    if stopped.discarded:
+        # A file finished only at the end of a run (PST) was thrown away, not left half written.
+        files = ", ".join(stopped.discarded)
+        kept = f"what was copied is kept, except in {files}, which stays as it was before this run;"
+    typer.echo(f"migrator: stopped by {signal.Signals(stopped.signum).name}; {kept} rerun to continue", err=True)
+    return stopped.exit_code
 
 
 def _wants_traceback(args: list[str]) -> bool:

@@ -44,7 +44,9 @@ Exit codes:
   2    bad usage, endpoint, option or profile: nothing ran
   3    could not connect or log in
   4    another run of the same profile holds its lock
-  130  interrupted; rerun to continue"""
+  129  stopped by SIGHUP (terminal closed); what was copied is kept, rerun to continue
+  130  stopped by Ctrl-C (SIGINT); the same
+  143  stopped by SIGTERM (kill, systemctl stop); the same"""
 
 MAIN = ("Each command's --help shows its options; `migrator copy --help` also the endpoint forms and "
         "server options.\n\n" + EXIT_CODES)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from migrator.errors import MigratorError
+from migrator.errors import Interrupted, MigratorError
 
 if TYPE_CHECKING:
     from migrator.endpoint import Endpoint
@@ -28,6 +29,10 @@ def opened_log(path: Path | None, name: str) -> Iterator[RunLog | None]:
         yield run_log
     except MigratorError as error:
         run_log.event(f"stopped: {error} (exit status {int(error.exit_code)})")
+        raise
+    except KeyboardInterrupt as stopped:
+        interrupted = Interrupted.of(stopped)
+        run_log.event(f"stopped by {signal.Signals(interrupted.signum).name} (exit status {interrupted.exit_code})")
         raise
     finally:
         run_log.close_file()

@@ -20,7 +20,9 @@ _RESULTS = {
     ExitCode.PARTIAL: "some messages failed",
     ExitCode.USAGE: "configuration error",
     ExitCode.CONNECT: "could not connect or log in",
+    ExitCode.HANGUP: "stopped: the terminal closed",
     ExitCode.INTERRUPTED: "interrupted",
+    ExitCode.TERMINATED: "stopped (SIGTERM)",
 }
 _KILLED = "did not finish (killed or the machine stopped)"
 

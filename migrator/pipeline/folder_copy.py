@@ -19,6 +19,7 @@ from migrator.pipeline.plan import PlanContext, TargetPlan, distrust, plan_targe
 from migrator.pipeline.progress import Progress
 from migrator.pipeline.summary import Failure, Summary
 from migrator.state import PairKey, StateStore
+from migrator.stopping import raise_if_stopping, uninterrupted
 from migrator.stores.base import Store
 
 log = logging.getLogger(__name__)
@@ -228,12 +229,15 @@ class FolderCopy:
         batches = write_batches(self.source.fetch(self.folder.path, todo), todo, self.run.large_messages)
         try:
             for batch in batches:
+                raise_if_stopping()  # a further worker's way of hearing of a signal; the main thread is raised in
                 log.info("folder %s: writing a batch of %s, %d bytes", printable(self.folder.name),
                          plural(len(batch), "message"), sum(m.size for m in batch))
-                self._write_batch([m for m in batch if self.run.message_filter.accepts(m.flags, m.size, m.received)])
-                del batch  # before the next is asked for, which may let another large message in
-                if self._uncommitted.size >= COMMIT_BYTES or not stages:
-                    self._commit()
+                accepted = [m for m in batch if self.run.message_filter.accepts(m.flags, m.size, m.received)]
+                with self._whole():
+                    self._write_batch(accepted)
+                    del batch, accepted  # before the next is asked for, which may let another large message in
+                    if self._uncommitted.size >= COMMIT_BYTES or not stages:
+                        self._commit()
         except BaseException:
             # What was written before the error is kept, as when each batch was committed at once;
             # an error of this commit must not hide the first one (the rerun writes those again).
@@ -243,6 +247,15 @@ class FolderCopy:
         finally:
             batches.close()
         self._commit()
+
+    def _whole(self) -> contextlib.AbstractContextManager[None]:
+        """Return the context a batch is written, committed and recorded in: a stop signal waits until it is done.
+
+        Half a batch staged, committed or recorded is what a kill leaves, for the next run to clean up;
+        a signal need not. A PST alone is not waited for: a stopped run throws away what it wrote into
+        one anyway, and rebuilding a large one can take minutes.
+        """
+        return uninterrupted() if any(p.store.durable_on_append for p in self.plans) else contextlib.nullcontext()
 
     def _write_batch(self, batch: list[Message]) -> None:
         outcome: dict[str, str] = {}
@@ -289,6 +302,10 @@ class FolderCopy:
 
     def _commit(self) -> None:
         """Make what every target staged durable, record it, and count the messages written since the last commit."""
+        with self._whole():
+            self._commit_uncommitted()
+
+    def _commit_uncommitted(self) -> None:
         uncommitted, self._uncommitted = self._uncommitted, _Uncommitted()
         lost: set[str] = set()
         for index, plan in enumerate(self.plans):

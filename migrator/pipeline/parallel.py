@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 
@@ -31,6 +32,9 @@ from migrator.state import StateStore
 # a fifth off IMAP -> Maildir and a quarter off IMAP -> IMAP; 3 or 4 gained nothing more
 # there. A remote server's round trips reward more; most servers allow 10 per user and IP.
 DEFAULT_CONNECTIONS = 2
+# Seconds a stopped run waits for its helpers: a batch of 2 MB is written well within it, and systemd
+# waits 90 s after SIGTERM before it kills.
+STOP_WAIT = 30.0
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,10 @@ def copy_side_by_side(run: RunContext, folders: Sequence[Folder], connections: i
         for thread in threads:
             thread.join()
         plans += _copy_groups(first, queue)  # folders given back by a helper that could not connect
+    except KeyboardInterrupt:
+        queue.stop()
+        _wait_for_helpers(threads)
+        raise
     except BaseException:
         queue.stop()  # helpers end after their current folder; a killed run is safe to rerun anyway
         raise
@@ -63,6 +71,15 @@ def copy_side_by_side(run: RunContext, folders: Sequence[Folder], connections: i
         run.summary.add(helper.summary)
         plans += helper.plans
     return plans
+
+
+def _wait_for_helpers(threads: list[threading.Thread]) -> None:
+    """Give the helpers of a stopped run a while to finish their batch and close their stores."""
+    # They stop before their next batch (raise_if_stopping). One that is still busy after the wait,
+    # reading a large folder, say, ends with the process as if it were killed, which a rerun makes good.
+    deadline = time.monotonic() + STOP_WAIT
+    for thread in threads:
+        thread.join(max(deadline - time.monotonic(), 0))
 
 
 def _can_share(run: RunContext) -> bool:

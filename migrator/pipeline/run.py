@@ -56,6 +56,14 @@ def run_copy(
     """Copy ``source`` into every target and return the summary; raise MigratorError on fatal errors."""
     _check(source, targets, options, state)
     progress = progress or Progress()
+    try:
+        return _run(source, targets, options, state, progress)
+    finally:
+        progress.close()  # before an error is told: a progress bar left open would run into its line
+
+
+def _run(source: Endpoint, targets: Sequence[Endpoint], options: CopyOptions, state: StateStore | None,
+         progress: Progress) -> Summary:
     with contextlib.ExitStack() as stack:
         source_store = stack.enter_context(open_store(source, readonly=not options.deletes or options.dry_run))
         # Opening a target for writing creates it on disk, so the folder rules are checked against the
@@ -75,7 +83,6 @@ def run_copy(
         _record_deferred(run)
         if options.deletes and not options.dry_run:
             _delete_copied(run, plans, options)
-    progress.close()
     return run.summary
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from migrator.errors import ExitCode, MigratorError
+from migrator.errors import Interrupted, MigratorError
 from migrator.lock import ProfileLock
 from migrator.pipeline import Progress, Summary, run_copy
 from migrator.profile.to_run import RunPlan, default_profile_state
@@ -55,9 +55,9 @@ def _recorded_run(plan: RunPlan, state: StateStore, progress: Progress | None) -
         state.end_run(run_id, copied=0, already_there=0, left_out=0, failed=0, size=0, exit_code=int(error.exit_code),
                       error=str(error))
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stopped:
         state.end_run(run_id, copied=0, already_there=0, left_out=0, failed=0, size=0,
-                      exit_code=int(ExitCode.INTERRUPTED))
+                      exit_code=Interrupted.of(stopped).exit_code)
         raise
     first_failure = summary.failures[0].describe() if summary.failures else None
     state.end_run(run_id, copied=summary.copied, already_there=summary.already_there, left_out=summary.left_out,

@@ -31,6 +31,7 @@ from migrator.message import Flag, Flags, FolderPath, Message, MessageRef
 from migrator.stores.base import AppendResult, FolderProbe, FolderScan, Store
 from migrator.stores.foldernames import EML_SUFFIX, encode_eml_dirname
 from migrator.stores.foldertree import FolderTree
+from migrator.stores.leftovers import remove_abandoned, temp_maker, temp_name
 from migrator.stores.localfs import (
     FILE_MODE,
     count_files,
@@ -45,7 +46,7 @@ from migrator.stores.localfs import (
     read_at,
     read_error,
     reason,
-    temp_name,
+    stop_if_disk_refused,
     write_all,
     write_batch,
 )
@@ -102,8 +103,10 @@ class EmlStore(Store):
         self.tree = FolderTree(self.root, encode_eml_dirname)
 
     def open(self) -> None:
-        """Check the directory, or create it for writing; raise StoreError."""
+        """Check the directory, or create it for writing, removing what killed runs left; raise StoreError."""
         open_root(self.root, "EML directory", self.readonly, Path.is_dir)
+        if not self.readonly:
+            remove_abandoned(self.root, lambda name: temp_maker(name, is_message_file), below=True)
 
     def list_folders(self) -> list[Folder]:
         """Return every folder directory, and INBOX for messages lying in the root.
@@ -207,6 +210,7 @@ class EmlStore(Store):
         _append_flags(directory, b"".join(flags_line(n, m.flags) for n, m in zip(names, messages)))
         temps = [directory / temp_name(name) for name in names]
         errors = write_batch([(temp, m.raw, m.received) for temp, m in zip(temps, messages)])
+        stop_if_disk_refused(directory, temps, errors)
         results = [_publish(directory, n, t, m, e) for n, t, m, e in zip(names, temps, messages, errors)]
         try:
             fsync_dir(directory)

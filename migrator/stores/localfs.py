@@ -22,7 +22,6 @@ import ctypes
 import errno
 import os
 import re
-import secrets
 import stat
 import sys
 import functools
@@ -32,7 +31,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TypeVar
 
-from migrator.errors import FolderError, StoreError
+from migrator.errors import DiskError, FolderError, StoreError
+from migrator.stores.leftovers import temp_name
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -249,11 +249,6 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def temp_name(name: str) -> str:
-    """Return a hidden, unique name to write ``name`` under before renaming it into place."""
-    return f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-
-
 def replace_synced(path: Path, data: bytes) -> None:
     """Replace the file ``path`` by one holding ``data``, atomically and durably; raise OSError."""
     temp = path.with_name(temp_name(path.name))
@@ -418,9 +413,47 @@ def open_root(path: Path, kind: str, readonly: bool, exists: Callable[[Path], bo
     except OSError as e:
         raise StoreError(f"cannot create the {kind} at {path}: {reason(e)}; choose a writable directory") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise StoreError(f"cannot write to the {kind} at {path}: fix its permissions or choose another directory")
+        raise StoreError(f"cannot write to the {kind} at {path}: it {unwritable(path)} or choose another directory")
+
+
+def unwritable(path: Path) -> str:
+    """Return why the directory ``path`` cannot be written, and the fix: "is not writable; fix its permissions"."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "is on a read-only file system; make it writable"
+    except OSError:
+        pass
+    return "is not writable; fix its permissions"
 
 
 def reason(error: OSError) -> str:
     """Return the operating system's words for ``error`` ("No space left on device")."""
     return error.strerror or str(error)
+
+
+def stops_writing(error: OSError) -> bool:
+    """Return True when ``error`` says the file system takes no more writes (full, over quota, read-only)."""
+    return error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def disk_error(path: str | Path, error: OSError, kept: str = "what was copied is kept") -> DiskError:
+    """Return the error that stops a run whose write of ``path`` failed with ``error``, saying what is ``kept``."""
+    if error.errno == errno.EROFS:
+        fix = "make it writable and rerun"
+    elif stops_writing(error):
+        fix = "free some space there and rerun"
+    else:
+        fix = "check the disk and rerun"
+    return DiskError(f"cannot write to {path}: {reason(error)}; {kept}: {fix}")
+
+
+def stop_if_disk_refused(directory: str | Path, paths: Sequence[str | Path], errors: Sequence[OSError | None]) -> None:
+    """Remove the files ``paths`` of a batch written into ``directory`` and raise DiskError when one of
+    ``errors`` (one per file) says the disk takes no more: no part of such a batch is kept."""
+    refused = next((error for error in errors if error is not None and stops_writing(error)), None)
+    if refused is None:
+        return
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    raise disk_error(directory, refused)

@@ -43,6 +43,7 @@ from migrator.folder import Folder, role_by_name
 from migrator.message import Flag, Flags, FolderPath, Message, MessageRef
 from migrator.stores.base import AppendResult, FolderProbe, FolderScan, Store
 from migrator.stores.foldernames import maildir_dirname, maildir_path, make_first_free, name_variants
+from migrator.stores.leftovers import Maker, remove_abandoned, temp_maker
 from migrator.stores.localfs import (
     DIR_MODE,
     FILE_MODE,
@@ -60,6 +61,7 @@ from migrator.stores.localfs import (
     read_error,
     reason,
     replace_synced,
+    stop_if_disk_refused,
 )
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,7 @@ _LETTERS = {"P": Flag.FORWARDED, "R": Flag.ANSWERED, "S": Flag.SEEN, "T": Flag.D
 _FLAG_LETTERS = {flag: letter for letter, flag in _LETTERS.items()}
 _KEYWORD_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 _LINE_BREAK = re.compile(r"[\r\n]")
+_UNIQUE = re.compile(r"\d+\.M\d+P(?P<pid>\d+)Q\d+\.(?P<host>.+),S=\d+,W=\d+")  # what unique_name gives
 _sequence = itertools.count(1)
 
 
@@ -150,6 +153,14 @@ def _host_part() -> str:
     return socket.gethostname().replace("/", "\\057").replace(":", "\\072").replace(",", "\\054")
 
 
+def _tmp_maker(filename: str) -> Maker | None:
+    """Return who made the file ``filename`` in tmp/ if it has a name ``unique_name`` gives, else None."""
+    match = _UNIQUE.fullmatch(filename)
+    if match is None:
+        return None
+    return Maker(int(match["pid"]) if match["host"] == _host_part() else None)
+
+
 def inbox_normalised(path: FolderPath) -> FolderPath:
     """Return ``path`` with a first name of INBOX in any case written INBOX (Dovecot's rule)."""
     return ("INBOX",) + path[1:] if path and path[0].upper() == "INBOX" else path
@@ -201,6 +212,15 @@ class MaildirStore(Store):
         open_root(self.root, "Maildir", self.readonly, _is_maildir)
         if not self.readonly:
             self._make_subdirs(self.root)
+            self._remove_abandoned()
+
+    def _remove_abandoned(self) -> None:
+        """Remove what killed runs left in tmp/ and of a keywords file they were replacing (see leftovers.py)."""
+        for directory in [self.root, *(self.root / name for name in self._read_dirs().values())]:
+            if (directory != self.root and directory.is_symlink()) or (directory / "tmp").is_symlink():
+                continue  # never followed below the root (see localfs.py)
+            remove_abandoned(directory / "tmp", _tmp_maker)
+            remove_abandoned(directory, lambda name: temp_maker(name, lambda final: final == KEYWORDS_FILE))
 
     # --- folders ----------------------------------------------------------------------------
 
@@ -367,6 +387,7 @@ class MaildirStore(Store):
         # Plain strings, not Path objects, for the per-message paths: pathlib was a tenth of the CPU.
         temps = [os.path.join(directory, "tmp", unique) for unique in uniques]
         errors = self._pending.write([(t, m.raw, m.received) for t, m in zip(temps, messages)])
+        stop_if_disk_refused(os.path.join(directory, "tmp"), temps, errors)
         results = []
         for unique, temp, message, error in zip(uniques, temps, messages, errors):
             if error is None:

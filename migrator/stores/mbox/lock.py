@@ -17,6 +17,7 @@ either way; what a crash of the machine leaves behind is stale by the rules abov
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging
@@ -29,7 +30,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from migrator.errors import FolderError
-from migrator.stores.localfs import reason, temp_name, write_synced
+from migrator.stores.leftovers import process_gone, temp_name
+from migrator.stores.localfs import reason, write_synced
 
 log = logging.getLogger(__name__)
 
@@ -171,15 +173,7 @@ def _holder_is_gone(pid: int, host: str | None) -> bool:
     A lock from another host (an mbox on a shared disk) or without one (liblockfile writes
     the pid alone) is left to the age rule: its pid means nothing here.
     """
-    if pid <= 0 or host != socket.gethostname():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        pass  # alive, under another user
-    return False
+    return pid > 0 and host == socket.gethostname() and process_gone(pid)
 
 
 def _remove(lock: Path, inode: int) -> None:
@@ -196,6 +190,15 @@ def _remove_stale(lock: Path, inode: int) -> None:
         _remove(lock, inode)
     except OSError as e:
         raise FolderError(f"cannot remove the stale lock file {lock}: {reason(e)}; delete it by hand") from None
+
+
+def remove_if_stale(lock: Path, stale_after: float = STALE_AFTER) -> None:
+    """Remove the dotlock ``lock`` if it is stale, as the next writer would (a killed run's, which a run that
+    writes nothing to that folder would otherwise leave); one that cannot be read or removed is left to it."""
+    with contextlib.suppress(FolderError, OSError):
+        inode = _stale(lock, stale_after)
+        if inode is not None:
+            _remove(lock, inode)
 
 
 def _release(lock: Path, inode: int) -> None:

@@ -32,8 +32,10 @@ from migrator.message import FolderPath, Message, MessageRef
 from migrator.stores.base import AppendResult, FolderProbe, FolderScan, Store
 from migrator.stores.foldernames import MBOX_FILE, encode_mbox_dirname
 from migrator.stores.foldertree import FolderTree
+from migrator.stores.leftovers import remove_abandoned, temp_maker
 from migrator.stores.localfs import (
     NotFollowed,
+    disk_error,
     forget_cached,
     from_time_ns,
     fsync_dir,
@@ -42,14 +44,16 @@ from migrator.stores.localfs import (
     open_root,
     read_error,
     reason,
+    stops_writing,
     write_all,
 )
 from migrator.stores.mbox.envelope import serialise
 from migrator.stores.mbox.length import length_record
-from migrator.stores.mbox.lock import fcntl_lock, write_lock
+from migrator.stores.mbox.lock import fcntl_lock, remove_if_stale, write_lock
 from migrator.stores.mbox.reader import entries, message_bytes, read_entry
 
 VALIDITY = "mbox-1"  # offsets stay valid while the file is only appended to
+LOCK_FILE = MBOX_FILE + ".lock"  # the dotlock of a folder's mbox file (see lock.py)
 
 
 class MboxStore(Store):
@@ -72,6 +76,15 @@ class MboxStore(Store):
             )
         if not self.root.is_file():
             open_root(self.root, "mbox archive", self.readonly, Path.is_dir)
+        if not self.readonly:
+            self._remove_abandoned()
+
+    def _remove_abandoned(self) -> None:
+        """Remove the dotlocks killed runs left, and the temporary files of those they were making."""
+        for directory, _, files in os.walk(self.root):
+            remove_abandoned(directory, lambda name: temp_maker(name, lambda final: final == LOCK_FILE))
+            if LOCK_FILE in files:
+                remove_if_stale(Path(directory, LOCK_FILE))
 
     # --- folders ----------------------------------------------------------------------------
 
@@ -224,6 +237,9 @@ def _append(fd: int, path: Path, old_size: int, messages: Sequence[Message]) -> 
         os.fsync(fd)
         if not isinstance(e, OSError):
             raise
+        if stops_writing(e):
+            kept = "it is back to its length before this batch, and what was copied is kept"
+            raise disk_error(path, e, kept) from None
         error = f"cannot write to {path}: {reason(e)} (the file was restored to its previous length)"
         return [AppendResult(message, error=error) for message in messages]
     # From the page the batch began in (kept by the last batch), to the last page, kept for

@@ -10,16 +10,18 @@ are copied as they are from Unicode files, re-encoded from ANSI ones).
 from __future__ import annotations
 
 import os
-import tempfile
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from migrator.endpoint import Endpoint
-from migrator.errors import FolderError, MessageError, StoreError
+from migrator.errors import FolderError, Interrupted, MessageError, StoreError
 from migrator.folder import Folder, Role
 from migrator.message import FolderPath, Message, MessageRef
 from migrator.stores.base import AppendResult, FolderProbe, FolderScan, Store
+from migrator.stores.leftovers import Maker, remove_abandoned, temp_maker, temp_name
+from migrator.stores.localfs import FILE_MODE, disk_error, unwritable
 
 if TYPE_CHECKING:
     from migrator.stores.pst.messaging_writer import PstWriter
@@ -50,8 +52,11 @@ class PartWriter:
 
     def __init__(self, target: Path, record_key: bytes | None = None) -> None:
         self.target = target
-        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        self.temp = Path(temp)
+        self.temp = target.with_name(temp_name(target.name))  # removed by a later run if this one is killed
+        try:
+            fd = os.open(self.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        except OSError as error:
+            raise disk_error(target, error, "nothing was written") from None
         self.file = os.fdopen(fd, "w+b")
         from migrator.stores.pst.messaging_writer import PstWriter
 
@@ -101,6 +106,7 @@ class PstStore(Store):
             self._reader = self._open_reader(self.path)
             return
         self._check_directory()
+        remove_abandoned(self.path.parent, self._temp_maker)
         while part_path(self.path, self._part_number + 1).exists():
             self._part_number += 1
         existing = part_path(self.path, self._part_number)
@@ -118,17 +124,32 @@ class PstStore(Store):
             part, self._part = self._part, None
             try:
                 part.commit()
-            except OSError as error:
-                part.discard()
-                reason = error.strerror or str(error)
-                raise StoreError(f"cannot finish {part.target}: {reason}; any earlier file there is unchanged") from None
+            except BaseException as error:
+                _drop(part, error)
+                if isinstance(error, OSError):
+                    raise disk_error(part.target, error, "the file there is as it was before this run") from None
+                raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        error = exc_info[1]
+        if isinstance(error, KeyboardInterrupt) and self._part is not None:
+            # Stopped: finishing a large file could outlast the stop, so the run's additions are dropped.
+            part, self._part = self._part, None
+            _drop(part, error)
+        self.close()
 
     def _check_directory(self) -> None:
         directory = self.path.parent
         if not directory.is_dir():
             raise StoreError(f"cannot write {self.path}: the folder {directory} does not exist; create it first")
         if not os.access(directory, os.W_OK):
-            raise StoreError(f"cannot write {self.path}: the folder {directory} is not writable")
+            raise StoreError(f"cannot write {self.path}: the folder {directory} {unwritable(directory)} "
+                             "or choose another")
+
+    def _temp_maker(self, filename: str) -> Maker | None:
+        """Return who made ``filename`` if it is the temporary file of a part of this PST (see leftovers.py)."""
+        later = re.compile(re.escape(self.path.stem) + r"-\d+" + re.escape(self.path.suffix or ".pst"))  # part_path's
+        return temp_maker(filename, lambda name: name == self.path.name or later.fullmatch(name) is not None)
 
     @staticmethod
     def _open_reader(path: Path) -> PstFile:
@@ -153,6 +174,9 @@ class PstStore(Store):
         except (PstFormatError, FolderError, MessageError) as error:  # the file is damaged: keep it as it is
             part.discard()
             raise StoreError(f"cannot add to {part.target}: {error}; write to a new file instead") from None
+        except OSError as error:
+            part.discard()
+            raise disk_error(part.target, error, "it stays as it was") from None
         return part
 
     def _copy_by_message(self, writer: PstWriter) -> None:
@@ -227,12 +251,14 @@ class PstStore(Store):
         """Write ``messages`` into the part being written; they are durable once ``close`` returns."""
         results = []
         for message in messages:
-            self._rotate_if_full(folder)
             try:
+                self._rotate_if_full(folder)
                 nid = self._writer().add_message(folder, message)
             except (ValueError, OverflowError) as error:
                 results.append(AppendResult(message, error=f"cannot store the message in a PST: {error}"))
                 continue
+            except OSError as error:  # the file is left half written: no further message can go in
+                raise disk_error(part_path(self.path, self._part_number), error, "nothing is added to it") from None
             results.append(AppendResult(message, uid=message_uid(self._part_number, nid)))
         return results
 
@@ -255,6 +281,13 @@ class PstStore(Store):
         for path in paths:
             self._part.writer.ensure_folder(path)
         self._part.writer.ensure_folder(folder)
+
+
+def _drop(part: PartWriter, error: BaseException) -> None:
+    """Discard ``part`` because of ``error``; a signal that stopped the run is told, so that the user is."""
+    part.discard()
+    if isinstance(error, Interrupted):
+        error.discarded.append(str(part.target))
 
 
 def _role(path: FolderPath) -> Role | None:
