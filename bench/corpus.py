@@ -40,7 +40,7 @@ FOLDERS: tuple[tuple[str, float], ...] = (
     ("Ideas & Plans", 1), ("📁 Misc", 1), ("v1.2 notes", 1),
 )
 _ZONES = tuple(timezone(timedelta(minutes=m)) for m in (0, 60, 120, -300, -480, 330, 540, 600, 345))
-_WORDS = (
+_WORDS = (  # noqa: SIM905 - a paragraph of words reads better than a list of 154 strings
     "the of and to in is that for it with as was on be at by this had not are but from or have an they which one "
     "you were her all she there would their we him been has when who will more no if out so said what up its about "
     "into than them can only other new some could time these two may then do first any my now such like our over man "
@@ -235,7 +235,10 @@ def _mixed_body(rng: random.Random, i: int, size: int) -> bytes:
     text = _text(rng, rng.randrange(500, 4_000), unicode=False)
     attachment = base64.encodebytes(rng.randbytes(size * 3 // 4 - len(text)))
     parts = [
-        f'Content-Type: multipart/mixed; boundary="{boundary}"\n\nThis is a multi-part message in MIME format.\n'.encode(),
+        (
+            f'Content-Type: multipart/mixed; boundary="{boundary}"\n\n'
+            "This is a multi-part message in MIME format.\n"
+        ).encode(),
         f'--{boundary}\nContent-Type: text/plain; charset="us-ascii"\n\n'.encode() + text,
         (
             f'--{boundary}\nContent-Type: {kind}; name="file{i}.{extension}"\nContent-Transfer-Encoding: base64\n'

@@ -10,8 +10,6 @@ session touches and frees enough memory for that run to write into.
 
 from __future__ import annotations
 
-import os
-
 HEADROOM = 2  # times the corpus: the copy's files, and the server's own files in IMAP -> IMAP
 
 

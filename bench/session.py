@@ -14,8 +14,8 @@ from pathlib import Path
 
 from bench.corpus import Corpus, load_corpus
 from bench.filesystem import DELETION_MARK, Probe, describe_probe, remove_work, wait_after_deletion, wait_until_quiet
-from bench.memory import recycle_memory
 from bench.measure import Invocation, Measurement, measure
+from bench.memory import recycle_memory
 from bench.profile import profile_imap_to_maildir
 from bench.report import MB, Result, Workload, markdown, rows
 from bench.runs import REPO, Context, RunSpec, all_runs
@@ -114,7 +114,7 @@ def measure_run(spec: RunSpec, context: Context, corpus: Corpus, options: Option
     work = _fresh(options.out / "work" / f"{_slug(spec.name)}-{repeat}")
     try:
         invocation = spec.start(context, work)
-    except Exception as error:  # a run that cannot even be set up is a failed row, not a crashed benchmark
+    except Exception as error:  # noqa: BLE001 - a run that cannot even be set up is a failed row, not a crashed benchmark
         return [_failed(spec, "cold", f"setup failed: {error}")]
     results = [_measure_phase(spec, "cold", invocation, corpus, options, repeat)]
     if spec.rerun and results[0].measurement.ok:
@@ -147,7 +147,7 @@ def compare(invocation: Invocation, expected: dict[str, int]) -> str | None:
     """Return how the run's per-folder counts differ from ``expected``, or None when they are equal."""
     try:
         counts = invocation.count()
-    except Exception as error:  # an unreadable result is an incomplete run, reported as such
+    except Exception as error:  # noqa: BLE001 - an unreadable result is an incomplete run, reported as such
         return f"cannot count the result: {error}"
     differences = [
         f"{name} {expected.get(name, 0)}→{counts.get(name, 0)}"

@@ -45,7 +45,7 @@ class MapRule:
     regex: re.Pattern[str] | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "MapRule":
+    def parse(cls, text: str) -> MapRule:
         """Return the rule written as ``OLD=NEW`` or ``re:REGEX=NEW``; raise ConfigError."""
         body, is_regex = (text[3:], True) if text.startswith("re:") else (text, False)
         old, sep, new = body.partition("=")
@@ -84,7 +84,7 @@ class FolderRules:
     origin: str = "--folder"
 
     @classmethod
-    def build(cls, include: Iterable[str] = (), exclude: Iterable[str] = (), maps: Iterable[str] = ()) -> "FolderRules":
+    def build(cls, include: Iterable[str] = (), exclude: Iterable[str] = (), maps: Iterable[str] = ()) -> FolderRules:
         """Return rules from command-line style strings; raise ConfigError on a bad map."""
         return cls(tuple(include), tuple(exclude), tuple(MapRule.parse(m) for m in maps))
 

@@ -96,7 +96,9 @@ class Listing(Sequence[MessageRef]):
             position += len(self)
         if not 0 <= position < len(self):
             raise IndexError("listing index out of range")
-        return MessageRef(self.uid_at(position), self.flags_at(position), self.size_at(position), self._received(position))
+        return MessageRef(
+            self.uid_at(position), self.flags_at(position), self.size_at(position), self._received(position)
+        )
 
     def uid_at(self, position: int) -> str:
         """Return the uid at ``position`` (0 or more) without making its MessageRef."""

@@ -21,7 +21,7 @@ class ProfileLock:
         self.name = name
         self._fd: int | None = None
 
-    def __enter__(self) -> "ProfileLock":
+    def __enter__(self) -> ProfileLock:
         self.acquire()
         return self
 

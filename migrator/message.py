@@ -32,7 +32,7 @@ class Flags:
     keywords: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, *system: Flag, keywords: tuple[str, ...] | frozenset[str] = ()) -> "Flags":
+    def of(cls, *system: Flag, keywords: tuple[str, ...] | frozenset[str] = ()) -> Flags:
         """Return Flags built from the given system flags and keywords."""
         return cls(frozenset(system), frozenset(keywords))
 
@@ -47,7 +47,7 @@ class Flags:
         return _encoded(self)
 
     @classmethod
-    def decode(cls, text: str) -> "Flags":
+    def decode(cls, text: str) -> Flags:
         """Return the Flags that ``encode`` wrote as ``text``."""
         words = text.split()
         system = frozenset(Flag(w[1:]) for w in words if w.startswith("\\"))

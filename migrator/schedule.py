@@ -282,5 +282,6 @@ def _password_env_warning(schedule: Schedule, name: str, spec: EndpointSpec, sys
                f"{schedule.slug}.password, made with `install -m 600 /dev/null FILE` before the password goes in) "
                f"or from a command (password_command: pass show mail/{account}, or secret-tool lookup mail {account})")
     if systemd:
-        warning += f", or add {spec.password_env}=… to {systemd_env_file(schedule)} (mode 0600), which the service reads"
+        warning += (f", or add {spec.password_env}=… to {systemd_env_file(schedule)} (mode 0600), "
+                    "which the service reads")
     return warning

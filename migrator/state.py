@@ -5,7 +5,8 @@ Like mbsync's sync state it is small and explicit: one row per source folder and
 durable. A pair is keyed by where its messages go (the target folder the folder rules name),
 so a changed ``--map`` starts a new pair rather than finding the old one "already there";
 it also keeps the identity of the target folder it wrote to, which every run compares with
-the target before it trusts the rows (the stores are the truth, this file only a cache). Before a run writes into a pair it marks the pair *dirty*, and clears the mark
+the target before it trusts the rows (the stores are the truth, this file only a cache).
+Before a run writes into a pair it marks the pair *dirty*, and clears the mark
 when every write of the folder is recorded; a run killed in between leaves the mark, and
 the next run first looks in the target by content key for messages it may have written
 without recording them, so nothing is lost and nothing is written twice. One mark per
@@ -155,7 +156,9 @@ class StateStore:
             self._check_version()
             self._add_run_errors()
         except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"cannot use the state file {self.path}: {e}; check the path and its permissions") from None
+            raise StoreError(
+                f"cannot use the state file {self.path}: {e}; check the path and its permissions"
+            ) from None
 
     def _check_version(self) -> None:
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
@@ -350,8 +353,8 @@ class StateStore:
         """Record the end of a run with its counts, exit code and, for a failed run, why it failed."""
         with self._transaction():
             self.db.execute(
-                "UPDATE runs SET ended=?, copied=?, already_there=?, left_out=?, failed=?, bytes=?, exit_code=?, error=? "
-                "WHERE id=?",
+                "UPDATE runs SET ended=?, copied=?, already_there=?, left_out=?, failed=?, bytes=?, exit_code=?, "
+                "error=? WHERE id=?",
                 (time.time(), copied, already_there, left_out, failed, size, exit_code, error, run_id),
             )
 

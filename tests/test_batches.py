@@ -159,7 +159,9 @@ def test_messages_gone_since_the_listing_do_not_put_the_gate_out_of_step():
             yield message
 
     got = []
-    copier = threading.Thread(target=lambda: got.extend(m.uid for b in write_batches(source(), refs_of(listed), gate) for m in b))
+    copier = threading.Thread(
+        target=lambda: got.extend(m.uid for b in write_batches(source(), refs_of(listed), gate) for m in b)
+    )
     copier.start()
     time.sleep(0.3)
     assert reads == ["0", "2"], "the large message waits for the gate before it is read"

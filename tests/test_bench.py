@@ -8,8 +8,15 @@ from pathlib import Path
 
 from bench.corpus import FOLDERS, load_corpus
 from bench.counts import maildirpp_counts, mbox_tree_counts, tree_counts
-from bench.filesystem import (MOST_WAIT_SECONDS, SLOW_SECONDS, WAIT_STEP_SECONDS, Probe, describe_probe,
-                              file_creation_seconds, wait_until_quiet)
+from bench.filesystem import (
+    MOST_WAIT_SECONDS,
+    SLOW_SECONDS,
+    WAIT_STEP_SECONDS,
+    Probe,
+    describe_probe,
+    file_creation_seconds,
+    wait_until_quiet,
+)
 from bench.measure import Measurement, cpu_seconds, failure_text, measure, peak_rss_kb
 from bench.report import Result, Workload, markdown, rows
 

@@ -23,7 +23,9 @@ def test_every_command_has_help(command, capsys):
 
 def endpoint(server, user, **params) -> str:
     query = {"password_env": "MIGRATOR_TEST_PW", "ca_file": str(server.ca_file), **params}
-    return f"imaps://{user.name}@{server.host}:{server.ports['imaps']}?" + "&".join(f"{k}={v}" for k, v in query.items())
+    return (
+        f"imaps://{user.name}@{server.host}:{server.ports['imaps']}?" + "&".join(f"{k}={v}" for k, v in query.items())
+    )
 
 
 def run_cli(args, password, capsys):
@@ -71,7 +73,9 @@ def test_connection_refused_is_exit_3(user, capsys):
 
 
 def test_untrusted_certificate_is_exit_3_and_names_ca_file(dovecot, user, capsys):
-    code, _, err = run_cli(["folders", endpoint(dovecot, user, ca_file=dovecot.untrusted_ca_file)], user.password, capsys)
+    code, _, err = run_cli(
+        ["folders", endpoint(dovecot, user, ca_file=dovecot.untrusted_ca_file)], user.password, capsys
+    )
     assert code == ExitCode.CONNECT
     assert "ca_file" in err
 
@@ -86,7 +90,9 @@ def test_unknown_folder_is_exit_2(dovecot, user, tmp_path, capsys):
 def test_unwritable_path_is_exit_2(dovecot, user, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    code, _, err = run_cli(["copy", endpoint(dovecot, user), f"maildir:{blocker}/md", "--no-state"], user.password, capsys)
+    code, _, err = run_cli(
+        ["copy", endpoint(dovecot, user), f"maildir:{blocker}/md", "--no-state"], user.password, capsys
+    )
     assert code == ExitCode.USAGE
     assert str(blocker) in err
 

@@ -10,7 +10,7 @@ import mailbox
 import re
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 

@@ -2,7 +2,8 @@
 
 import re
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from migrator.contentkey import content_key, content_key_from_headers, crlf_size, header_block, unfold
 

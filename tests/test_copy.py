@@ -71,7 +71,9 @@ def test_one_pass_backs_up_to_maildir_mbox_and_eml(seeded, tmp_path, dovecot, us
 
 def test_chain_maildir_mbox_eml_maildir_keeps_everything(seeded, tmp_path):
     source, expected = seeded
-    chain = [source] + [parse_endpoint(f"{kind}:{tmp_path / str(i)}") for i, kind in enumerate(LOCAL_KINDS + ("maildir",))]
+    chain = [source] + [
+        parse_endpoint(f"{kind}:{tmp_path / str(i)}") for i, kind in enumerate(LOCAL_KINDS + ("maildir",))
+    ]
     for here, there in zip(chain, chain[1:]):
         assert run_copy(here, [there]).failures == []
     assert contents(chain[-1]) == expected

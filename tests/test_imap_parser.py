@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from migrator.folder import Folder, Role
 from migrator.message import Flag, Flags, Message, MessageRef
-from migrator.stores.imap.commands import Literal, astring, flag_list, internaldate as format_date, uid_set
+from migrator.stores.imap.commands import Literal, astring, flag_list, uid_set
+from migrator.stores.imap.commands import internaldate as format_date
 from migrator.stores.imap.flags import flags_from_imap, flags_to_imap, keyword_atom, permitted
 from migrator.stores.imap.folders import folders_from, role_folder
 from migrator.stores.imap.names import NameCodec
@@ -89,7 +90,9 @@ def test_continuation_and_untagged_counts():
 
 
 def test_capabilities_from_data_and_code():
-    assert capabilities(parse(b"* CAPABILITY IMAP4rev1 LITERAL+ auth=plain").data) == {"IMAP4REV1", "LITERAL+", "AUTH=PLAIN"}
+    assert capabilities(parse(b"* CAPABILITY IMAP4rev1 LITERAL+ auth=plain").data) == {
+        "IMAP4REV1", "LITERAL+", "AUTH=PLAIN"
+    }
     greeting = parse(b"* OK [CAPABILITY IMAP4rev1 STARTTLS] Dovecot ready.")
     assert capabilities(greeting.code_args) == {"IMAP4REV1", "STARTTLS"}
 
@@ -191,7 +194,9 @@ def test_internaldate_parses(text, expected):
     assert parsed == expected and parsed.utcoffset() == expected.utcoffset()
 
 
-@pytest.mark.parametrize("text", [b"32-Jan-2024 00:00:00 +0000", b"01-Foo-2024 00:00:00 +0000", b"2024-01-01T00:00:00Z"])
+@pytest.mark.parametrize(
+    "text", [b"32-Jan-2024 00:00:00 +0000", b"01-Foo-2024 00:00:00 +0000", b"2024-01-01T00:00:00Z"]
+)
 def test_bad_internaldates_raise(text):
     with pytest.raises(ParseError):
         internaldate(text)

@@ -51,8 +51,16 @@ ZONES = [timezone(timedelta(hours=14)), timezone(timedelta(hours=-12)), timezone
 SAMPLES = [
     # (raw, IMAP flags, internaldate)
     (message(1), {"\\Seen"}, datetime(2001, 2, 3, 4, 5, 6, tzinfo=ZONES[0])),
-    (message(2, body=b"two\r\nlines\r\n"), {"\\Answered", "\\Flagged", "$Forwarded"}, datetime(2010, 6, 1, tzinfo=ZONES[1])),
-    (message(3, body=b"8-bit \xe9\xff and a\r\nFrom the start\r\n>From quoted\r\n"), {"work", "$Label1"}, datetime(2024, 2, 29, 23, 59, 59, tzinfo=ZONES[2])),
+    (
+        message(2, body=b"two\r\nlines\r\n"),
+        {"\\Answered", "\\Flagged", "$Forwarded"},
+        datetime(2010, 6, 1, tzinfo=ZONES[1]),
+    ),
+    (
+        message(3, body=b"8-bit \xe9\xff and a\r\nFrom the start\r\n>From quoted\r\n"),
+        {"work", "$Label1"},
+        datetime(2024, 2, 29, 23, 59, 59, tzinfo=ZONES[2]),
+    ),
     (message(4, body=b"no final newline"), {"\\Draft", "\\Deleted"}, datetime(1999, 12, 31, 12, tzinfo=ZONES[3])),
     (message(5, headers=b"X-Long: " + b"x" * 10_000 + b"\r\n"), set(), datetime(2020, 1, 1, tzinfo=UTC)),
 ]
@@ -109,7 +117,7 @@ def test_scan_and_fetch_are_byte_exact_with_flags_and_dates(dovecot, user):
     served = dovecot.dump(user)["Box"]
     assert [m.raw for m in messages] == [raw for raw, _, _ in served]
     assert [m.raw for m in messages[:-1]] == [raw for raw, _, _ in SAMPLES]
-    for got, ref, (raw, flags, date) in zip(messages, refs, SAMPLES + [BARE_LF]):
+    for got, ref, (_raw, flags, date) in zip(messages, refs, SAMPLES + [BARE_LF]):
         assert got.flags == ref.flags == canonical(flags)
         assert got.received == ref.received == date  # the same instant, whatever the zone
         assert got.uid == ref.uid and got.folder == ("Box",)
@@ -226,7 +234,9 @@ def test_the_shared_corpus_is_written_exactly(dovecot, user):
 
 
 def test_a_refused_message_fails_alone(dovecot, user):
-    messages = to_messages(SAMPLES[:2]) + [Message(b"", received=datetime(2020, 1, 1, tzinfo=UTC))] + to_messages(SAMPLES[2:])
+    messages = (
+        to_messages(SAMPLES[:2]) + [Message(b"", received=datetime(2020, 1, 1, tzinfo=UTC))] + to_messages(SAMPLES[2:])
+    )
     with store(dovecot, user, readonly=False) as imap:
         results = imap.append_batch(imap.ensure_folder(("Copied",)), messages)
     assert [r.ok for r in results] == [True, True, False, True, True, True]

@@ -33,7 +33,9 @@ def test_a_listing_gives_back_exactly_what_was_put_in(given_refs: list[MessageRe
     assert list(listing) == given_refs
     assert [listing[i] for i in range(len(given_refs))] == given_refs
     assert list(listing.uids()) == [ref.uid for ref in given_refs]
-    assert [(listing.uid_at(i), listing.size_at(i)) for i in range(len(listing))] == [(r.uid, r.size) for r in given_refs]
+    assert [(listing.uid_at(i), listing.size_at(i)) for i in range(len(listing))] == [
+        (r.uid, r.size) for r in given_refs
+    ]
     assert listing.total_size() == sum(ref.size or 0 for ref in given_refs)
     for ref, back in zip(given_refs, listing):
         # Equal datetimes may still differ in offset; the offset must come back too.

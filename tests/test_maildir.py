@@ -203,7 +203,10 @@ def test_missing_maildir_for_reading_is_one_sentence(tmp_path: Path) -> None:
 
 def test_unwritable_location_is_one_sentence(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
-    with pytest.raises(StoreError, match=r"^cannot create the Maildir at .*/file/mail: .*file is not a directory; choose a writable directory$"):
+    with pytest.raises(
+        StoreError,
+        match=r"^cannot create the Maildir at .*/file/mail: .*file is not a directory; choose a writable directory$",
+    ):
         _store(tmp_path / "file" / "mail").open()
 
 
@@ -239,7 +242,9 @@ def test_a_message_file_made_a_link_after_the_scan_is_not_read(tmp_path: Path) -
         (name,) = _files(tmp_path / "m" / "cur")
         (tmp_path / "m" / "cur" / name).unlink()
         (tmp_path / "m" / "cur" / name).symlink_to(tmp_path / "shadow")
-        with pytest.raises(MessageError, match=rf"^{tmp_path}/m/cur/{re.escape(name)} is a symbolic link; not followed$"):
+        with pytest.raises(
+            MessageError, match=rf"^{tmp_path}/m/cur/{re.escape(name)} is a symbolic link; not followed$"
+        ):
             list(store.fetch(("INBOX",), refs))
 
 

@@ -59,7 +59,10 @@ def test_migration_between_layouts_lands_in_the_right_folders(dovecot, dotted, s
     summary = run_copy(parse_endpoint(url(dovecot, source)), [parse_endpoint(url(dotted, target))])
     assert summary.failures == []
     assert dump(dotted, target) == dump(dovecot, source, rename={"Sent": "Sent Items"})
-    with open_store(parse_endpoint(url(dovecot, source))) as src, open_store(parse_endpoint(url(dotted, target))) as dst:
+    with (
+        open_store(parse_endpoint(url(dovecot, source))) as src,
+        open_store(parse_endpoint(url(dotted, target))) as dst,
+    ):
         assert all(folder.complete and not folder.flag_differences for folder in verify(src, dst))
 
 
@@ -103,7 +106,9 @@ def test_uidvalidity_change_is_carried_by_content_keys(dovecot, source, tmp_path
     conn.delete('"Work Stuff"')
     conn.logout()
     renewed = [(("Work Stuff",), raw, flags, when) for raw, flags, when in folder_items]
-    dovecot.seed(source, renewed + [(("Work Stuff",), b"Subject: fresh\r\n\r\nnew\r\n", [], datetime.now(timezone.utc))])
+    dovecot.seed(
+        source, renewed + [(("Work Stuff",), b"Subject: fresh\r\n\r\nnew\r\n", [], datetime.now(timezone.utc))]
+    )
     summary = run_copy(src, [target], state=state)
     assert summary.copied == 1
     with open_store(target) as archive:

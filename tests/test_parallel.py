@@ -100,7 +100,9 @@ def test_a_server_that_refuses_more_connections_gets_the_copy_over_fewer(dovecot
     server.seed(user, seed_items(server_safe(corpus())))
     expected = server_contents(server, user)
     target = parse_endpoint(f"maildir:{tmp_path / 'maildir'}")
-    summary = run_copy(imap_endpoint(server, user), [target], CopyOptions(connections=3), StateStore(tmp_path / "s.sqlite"))
+    summary = run_copy(
+        imap_endpoint(server, user), [target], CopyOptions(connections=3), StateStore(tmp_path / "s.sqlite")
+    )
     assert summary.failures == []
     assert contents(target) == expected
     assert "one connection fewer" in caplog.text and "LIMIT" in caplog.text

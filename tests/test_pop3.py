@@ -44,7 +44,10 @@ def pop3_endpoint(server, user, *, scheme: str = "pop3s", **changes) -> Endpoint
 
 
 def numbered(count: int, start: int = 0) -> list[bytes]:
-    return [f"Message-ID: <m{i}@test>\r\nSubject: number {i}\r\n\r\nbody {i}\r\n".encode() for i in range(start, start + count)]
+    return [
+        f"Message-ID: <m{i}@test>\r\nSubject: number {i}\r\n\r\nbody {i}\r\n".encode()
+        for i in range(start, start + count)
+    ]
 
 
 def seed_inbox(server, user, raws: list[bytes]) -> None:
@@ -351,7 +354,7 @@ class NoUidlServer:
             elif verb in ("RETR", "TOP"):
                 raw = self.messages[int(arg.split()[0]) - 1]
                 part = raw if verb == "RETR" else raw[: raw.index(b"\r\n\r\n") + 4]
-                stuffed = [b"." + l if l.startswith(b".") else l for l in part.split(b"\r\n")[:-1]]
+                stuffed = [b"." + line if line.startswith(b".") else line for line in part.split(b"\r\n")[:-1]]
                 send(b"+OK", *stuffed, b".")
             elif verb == "QUIT":
                 send(b"+OK bye")

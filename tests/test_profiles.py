@@ -72,7 +72,9 @@ def test_every_example_profile_validates(example):
 
 
 def test_examples_are_the_four_documented_ones():
-    assert [p.name for p in EXAMPLES] == ["leave-server.yaml", "nightly-backup.yaml", "pop3-archive.yaml", "restore.yaml"]
+    assert [p.name for p in EXAMPLES] == [
+        "leave-server.yaml", "nightly-backup.yaml", "pop3-archive.yaml", "restore.yaml"
+    ]
 
 
 def test_template_validates_and_init_writes_it_privately(tmp_path, capsys):
@@ -259,7 +261,9 @@ def test_map_rules_from_profile_match_the_command_line_form(tmp_path):
         load_profile(write(tmp_path, MINIMAL + "folders:\n  map:\n    - {from: a=b, to: c}\n"))
 
 
-@pytest.mark.parametrize("command", [["run"], ["status"], ["schedule"], ["profile"], ["profile", "check"], ["profile", "init"]])
+@pytest.mark.parametrize(
+    "command", [["run"], ["status"], ["schedule"], ["profile"], ["profile", "check"], ["profile", "init"]]
+)
 def test_every_command_has_help(command, capsys):
     assert main([*command, "--help"]) == 0
     assert "Usage" in capsys.readouterr().out
@@ -272,7 +276,8 @@ def sample_messages() -> list[Message]:
     when = datetime(2024, 2, 1, 9, 30, tzinfo=timezone(timedelta(hours=2)))
     layout = [(("INBOX",), Flags.of(Flag.SEEN)), (("INBOX",), Flags()), (("Projects", "2024"), Flags.of(Flag.FLAGGED)),
               (("Archive",), Flags.of(keywords=("work",))), (("Junk",), Flags()), (("Trash",), Flags.of(Flag.SEEN))]
-    return [Message(f"Message-ID: <p{i}@test>\r\nSubject: sample {i}\r\n\r\nbody {i}\r\n".encode(), flags, when + timedelta(hours=i), folder)
+    return [Message(f"Message-ID: <p{i}@test>\r\nSubject: sample {i}\r\n\r\nbody {i}\r\n".encode(), flags,
+                    when + timedelta(hours=i), folder)
             for i, (folder, flags) in enumerate(layout)]
 
 
@@ -306,7 +311,9 @@ def test_nightly_backup_runs_incrementally_with_status_and_log(dovecot, user, ma
     log = home / "nightly.log"
     assert main(["run", profile, "--log", str(log)]) == 0
     assert capsys.readouterr().out == ""  # quiet: true in the profile
-    new = Message(b"Message-ID: <p-new@test>\r\nSubject: later\r\n\r\nlater\r\n", Flags(), datetime(2024, 3, 1, tzinfo=UTC))
+    new = Message(
+        b"Message-ID: <p-new@test>\r\nSubject: later\r\n\r\nlater\r\n", Flags(), datetime(2024, 3, 1, tzinfo=UTC)
+    )
     dovecot.seed(user, seed_items([new]))
     assert main(["run", profile, "--log", str(log)]) == 0
 
@@ -344,7 +351,9 @@ def test_pop3_archive_leaves_mail_on_the_server(dovecot, user, home, monkeypatch
     assert main(["profile", "check", profile, "--connect"]) == 0
     assert "logged in to the source: 1 folder: INBOX" in capsys.readouterr().out
     assert main(["run", profile, "--quiet"]) == 0
-    later = Message(b"Message-ID: <pop-later@test>\r\nSubject: later\r\n\r\nx\r\n", Flags(), datetime(2024, 3, 1, tzinfo=UTC))
+    later = Message(
+        b"Message-ID: <pop-later@test>\r\nSubject: later\r\n\r\nx\r\n", Flags(), datetime(2024, 3, 1, tzinfo=UTC)
+    )
     dovecot.seed(user, seed_items([later]))
     assert main(["run", profile, "--quiet"]) == 0
     archived = mbox_message_ids(home / "Mail" / "pop3-archive")

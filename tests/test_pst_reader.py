@@ -27,9 +27,9 @@ from migrator.stores.pst.mime_from_mapi import build_mime, format_address, heade
 from migrator.stores.pst.ndb_reader import Ndb
 from migrator.stores.pst.reader import PstFile
 from migrator.stores.pst.rtf import decompress_rtf, html_from_rtf
+from tests.support.data import PST_SAMPLES as SAMPLES
 from tests.support.pst_corpus import corpus, expected_attachments
 from tests.support.tools import require_tools
-from tests.support.data import PST_SAMPLES as SAMPLES
 
 READABLE = [
     "javalibpst_dist-list.pst",

@@ -13,8 +13,8 @@ from migrator.stores import open_store
 from migrator.stores.pst import format as fmt
 from migrator.stores.pst.ndb_reader import Ndb, parse_btpage
 from migrator.stores.pst.validate import main, validate, validate_bytes
-from tests.support.pst_corpus import corpus
 from tests.support.data import PST_SAMPLES as SAMPLES
+from tests.support.pst_corpus import corpus
 
 OUTLOOK_LEFTOVERS = {
     # Each file Outlook edited in place keeps some of: superseded B-tree pages still marked in the AMap, a block

@@ -20,9 +20,9 @@ from migrator.errors import StoreError
 from migrator.folder import Role
 from migrator.message import Flag, Flags, Message
 from migrator.stores import open_store
+from migrator.stores.pst import allocation
 from migrator.stores.pst import format as fmt
 from migrator.stores.pst import props as p
-from migrator.stores.pst import allocation
 from migrator.stores.pst.allocation import Allocator, longest_zero_run, set_bits
 from migrator.stores.pst.btree_pages import write_btree
 from migrator.stores.pst.header_writer import build_header
@@ -33,8 +33,8 @@ from migrator.stores.pst.ndb_writer import HeaderState, NodeIds, full_blocks
 from migrator.stores.pst.prop_values import encode_multi_valued, filetime
 from migrator.stores.pst.store import PstStore, part_path
 from migrator.stores.pst.validate import validate
-from tests.support.pst_corpus import BASE_DATE, body_text, corpus, mail
 from tests.support.data import PST_SAMPLES
+from tests.support.pst_corpus import BASE_DATE, body_text, corpus, mail
 
 SAMPLE = PST_SAMPLES / "pstsdk_sample1.pst"
 

@@ -316,6 +316,8 @@ def test_the_log_has_a_line_only_for_folders_where_something_happened(tmp_path, 
     assert night() == ["copying 2 folders", "folder Archive done: 0 copied, 0 failed, flags updated on 1"]
     for path in (tmp_path / "state" / "migrator").glob("nightly.sqlite*"):
         path.unlink()  # the state is lost: the next run finds the messages in the target
-    assert night() == ["copying 2 folders",
-                       "folder Archive done: 0 copied, 0 failed, 1 found already in the target (recorded, not copied again)",
-                       "folder INBOX done: 0 copied, 0 failed, 2 found already in the target (recorded, not copied again)"]
+    assert night() == [
+        "copying 2 folders",
+        "folder Archive done: 0 copied, 0 failed, 1 found already in the target (recorded, not copied again)",
+        "folder INBOX done: 0 copied, 0 failed, 2 found already in the target (recorded, not copied again)",
+    ]

@@ -16,7 +16,7 @@ from migrator.cli import main
 from migrator.endpoint import parse_endpoint
 from migrator.stores import open_store
 from tests.support import imapwire
-from tests.support.corpus import corpus, seed_items, server_safe, write_archive
+from tests.support.corpus import corpus, server_safe, write_archive
 from tests.test_cli import endpoint, run_cli
 
 LOCAL_KINDS = ["maildir", "mbox", "eml", "pst"]

@@ -46,7 +46,7 @@ class Server:
             try:
                 with connection:
                     serve(connection)
-            except BaseException as error:  # raised again by the test, in close()
+            except BaseException as error:  # noqa: BLE001 - raised again by the test, in close()
                 self.error = error
 
         self.thread = threading.Thread(target=run, daemon=True)

@@ -53,7 +53,8 @@ def copy(
     max_size: int | None = typer.Option(None, "--max-size", metavar="SIZE", parser=_as_profile_filter("max_size"),
                                         help="Skip messages larger than SIZE (25MB, 1.5GB, 512KiB)."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="List what would be copied; write nothing."),
-    delete: bool = typer.Option(False, "--delete", help="Delete from the source what every target holds durably (POP3)."),
+    delete: bool = typer.Option(False, "--delete",
+                                help="Delete from the source what every target holds durably (POP3)."),
     state: Path | None = typer.Option(None, "--state", metavar="FILE",
                                       help="State file for incremental runs (default: one per endpoint set)."),
     no_state: bool = typer.Option(False, "--no-state", help="Keep no state: every run compares by content instead."),
@@ -61,7 +62,8 @@ def copy(
     log: Path | None = typer.Option(None, "--log", metavar="FILE",
                                     help="Append one timestamped line per event to this file."),
     connections: int = typer.Option(DEFAULT_CONNECTIONS, "--connections", "-c", min=1, metavar="N",
-                                    help="Folders copied at once, each on connections of its own (IMAP, Maildir, mbox, EML)."),
+                                    help="Folders copied at once, each on connections of its own "
+                                         "(IMAP, Maildir, mbox, EML)."),
 ) -> int:
     """Copy every folder of SOURCE into each TARGET. Incrementally and byte for byte; each message is fetched once."""
     with opened_log(log, "copy") as run_log:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer.core
 
 from migrator.kinds import KINDS, LOCAL_KINDS, SERVER_KINDS
+
+if TYPE_CHECKING:
+    # The Context typer's commands are called with: typer 0.28 vendors click as typer._click.
+    from typer._click import Context
 
 # "\b" keeps click from rewrapping the paragraph that follows, so the columns stay aligned.
 
@@ -15,7 +21,9 @@ def _endpoint_lines() -> list[str]:
         for scheme in kind.schemes:
             how = "over TLS" if scheme.tls == "implicit" else "with STARTTLS"
             only = "" if kind.can_be_target else "; a source only"
-            lines.append(f"  {scheme.name + '://USER@HOST[:PORT]':<27}{kind.name.upper()} {how} (port {scheme.port}){only}")
+            lines.append(
+                f"  {scheme.name + '://USER@HOST[:PORT]':<27}{kind.name.upper()} {how} (port {scheme.port}){only}"
+            )
     lines.append("  " + "  ".join(f"{name}:PATH" for name in LOCAL_KINDS) + "   local archives")
     return lines
 
@@ -55,7 +63,7 @@ MAIN = ("Each command's --help shows its options; `migrator copy --help` also th
 class Command(typer.core.TyperCommand):
     """A command whose usage line names its arguments as written in the help (SOURCE TARGET...)."""
 
-    def collect_usage_pieces(self, ctx) -> list[str]:
+    def collect_usage_pieces(self, ctx: Context) -> list[str]:
         """Return the usage line's pieces: the options marker, then each argument's metavar."""
         # Some typer releases write required arguments as {source} {targets}..., which no one can read.
         pieces = [self.options_metavar] if self.options_metavar else []

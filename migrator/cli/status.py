@@ -87,7 +87,8 @@ def _row(record: RunRecord, unfinished: str) -> str:
     counts = [str(v) if counted and v is not None else "-"
               for v in (record.copied, record.already_there, record.left_out, record.failed)]
     size = f"{(record.bytes or 0) / 1e6:.1f}" if counted else "-"
-    return (f"{started:<25}  {duration:>8}  {counts[0]:>7}  {counts[1]:>13}  {counts[2]:>8}  {counts[3]:>6}  {size:>8}  "
+    return (f"{started:<25}  {duration:>8}  {counts[0]:>7}  {counts[1]:>13}  {counts[2]:>8}  "
+            f"{counts[3]:>6}  {size:>8}  "
             f"{_result(record, unfinished)}{' (dry run)' if record.name.endswith('(dry run)') else ''}")
 
 

@@ -28,7 +28,7 @@ def write_batches(
     def after_read(message: Message, stop: threading.Event) -> bool:
         # Worked out here, on the reading thread, which mostly waits for the writing one:
         # writing is the slower side of the copy, and it needs every message's key.
-        message.content_key
+        message.content_key  # noqa: B018 - a cached property: the lookup computes it
         return hold.after_read(message, stop)
 
     # A large message must fill its batch alone: a batch waiting for one more message,
@@ -228,7 +228,7 @@ def prefetched_batches(
                         return
                     batch, size = [], 0
                 del message
-        except BaseException as error:  # handed to the consumer, which raises it
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, which raises it
             last = _Failure(error)
         if not batch or handover.put(batch, stop):
             handover.put(last, stop)

@@ -95,7 +95,8 @@ def copy_folder(run: RunContext, folder: Folder) -> list[TargetPlan]:
         return FolderCopy(run, folder).copy()
     except (FolderError, MessageError, ConnectionLost, StoreError) as error:
         unreadable = error.unreadable if isinstance(error, MessageError) else ()
-        for failure in [Failure(folder.name, reason, uid) for uid, reason in unreadable] or [Failure(folder.name, str(error))]:
+        failures = [Failure(folder.name, reason, uid) for uid, reason in unreadable]
+        for failure in failures or [Failure(folder.name, str(error))]:
             run.summary.fail(failure)
             run.progress.failed(failure)
         return []

@@ -85,7 +85,11 @@ def _wait_for_helpers(threads: list[threading.Thread]) -> None:
 def _can_share(run: RunContext) -> bool:
     """Return True when every store of the run can be opened again beside itself."""
     stores = [run.plan.source, *run.targets]
-    return not run.plan.dry_run and all(s.parallel_folders for s in stores) and all(t.durable_on_append for t in run.targets)
+    return (
+        not run.plan.dry_run
+        and all(s.parallel_folders for s in stores)
+        and all(t.durable_on_append for t in run.targets)
+    )
 
 
 def _by_destination(run: RunContext, folders: Sequence[Folder]) -> list[list[Folder]]:
@@ -153,7 +157,7 @@ class _Helper:
                         if context is None:
                             return
                     self.plans += _copy_group(context, group)
-        except BaseException as error:  # raised again by the first worker, after join
+        except BaseException as error:  # noqa: BLE001 - raised again by the first worker, after join
             self.error = error
             self.queue.stop()
 

@@ -103,7 +103,8 @@ def _check(source: Endpoint, targets: Sequence[Endpoint], options: CopyOptions, 
         raise ConfigError("deleting from the source needs the state file: drop --no-state")
 
 
-def _run_context(source: Store, targets: list[Store], options: CopyOptions, state: StateStore | None, progress: Progress) -> RunContext:
+def _run_context(source: Store, targets: list[Store], options: CopyOptions, state: StateStore | None,
+                 progress: Progress) -> RunContext:
     plan = PlanContext(source, str(source.endpoint), state, options.dry_run)
     return RunContext(plan, targets, options.rules.destination, options.message_filter, Summary(), progress)
 

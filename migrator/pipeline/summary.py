@@ -77,7 +77,9 @@ class Summary:
 
     def describe(self) -> str:
         """Return the one-paragraph summary printed at the end of a run."""
-        folders = plural(self.folders, "folder") + (f" ({self.folders_left_out} left out)" if self.folders_left_out else "")
+        folders = plural(self.folders, "folder") + (
+            f" ({self.folders_left_out} left out)" if self.folders_left_out else ""
+        )
         failed_folders = sum(1 for failure in self.failures if failure.uid is None)
         failed = f"{self.failed} failed" + (f", {plural(failed_folders, 'folder')} failed" if failed_folders else "")
         text = (f"{folders}: {self.copied} copied, {self.already_there} already there, {self.left_out} left out, "
@@ -91,5 +93,6 @@ class Summary:
     def _throughput(self) -> str:
         # A rerun that finds nothing new has no rate to speak of: "0.0 MB in 0.3 s (0 msg/s)" reads like a fault.
         if not self.copied:
-            return f"{'nothing copied' if self.failed or self.failures else 'nothing new to copy'} ({self.seconds:.1f} s)"
+            nothing = "nothing copied" if self.failed or self.failures else "nothing new to copy"
+            return f"{nothing} ({self.seconds:.1f} s)"
         return f"{self.bytes / 1_000_000:.1f} MB in {self.seconds:.1f} s ({self.rate:.0f} msg/s)"

@@ -19,8 +19,18 @@ from migrator.pipeline.filters import MessageFilter
 from migrator.profile import nodes
 from migrator.profile.nodes import Item, Mapping, Scalar, Sequence, Where
 from migrator.profile.schema import (
-    ENDPOINT_KEYS, ENDPOINT_TYPES, FILTERS_KEYS, FOLDERS_KEYS, MAP_KEYS, OPTIONS_KEYS,
-    PASSWORD_KEYS, SCHEMA_VERSION, TOP_KEYS, EndpointSpec, Key, Profile,
+    ENDPOINT_KEYS,
+    ENDPOINT_TYPES,
+    FILTERS_KEYS,
+    FOLDERS_KEYS,
+    MAP_KEYS,
+    OPTIONS_KEYS,
+    PASSWORD_KEYS,
+    SCHEMA_VERSION,
+    TOP_KEYS,
+    EndpointSpec,
+    Key,
+    Profile,
 )
 
 _PATH_KEYS = ("path", "ca_file", "password_file")
@@ -255,7 +265,9 @@ class _ProfileReader:
         asked = [key for key, present in given.items() if present]
         if asked and not KINDS[source.type].can_delete:
             deleting = ", ".join(name for name, kind in KINDS.items() if kind.can_delete)
-            raise top.error(asked[0], f"{asked[0]} applies to {deleting} sources only; the source here is {source.type}")
+            raise top.error(
+                asked[0], f"{asked[0]} applies to {deleting} sources only; the source here is {source.type}"
+            )
         if keep_days is not None and delete_after is False:
             raise top.error("keep_days", "keep_days asks for deletion, but delete_after is false: drop one of them")
         return bool(delete_after), keep_days

@@ -47,7 +47,7 @@ class Scalar:
 class Sequence:
     """A YAML list."""
 
-    items: tuple["Item", ...]
+    items: tuple[Item, ...]
     where: Where
 
 
@@ -55,7 +55,7 @@ class Sequence:
 class Mapping:
     """A YAML mapping with string keys, each with the place the key was written."""
 
-    entries: dict[str, "Item"]
+    entries: dict[str, Item]
     key_where: dict[str, Where]
     where: Where
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from migrator.credentials import PasswordSource
 from migrator.endpoint import Endpoint
-from migrator.kinds import KINDS
 from migrator.foldermap import FolderRules
+from migrator.kinds import KINDS
 from migrator.paths import state_dir
 from migrator.pipeline import DEFAULT_CONNECTIONS, CopyOptions
 from migrator.profile.schema import EndpointSpec, Profile

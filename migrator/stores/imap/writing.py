@@ -89,7 +89,8 @@ def _groups(indexes: list[int], messages: Sequence[Message], most: int) -> list[
     return groups
 
 
-def _send_groups(session: Session, job: AppendJob, groups: list[list[int]], flags_of: Callable[[Message], list[str]]) -> list[int]:
+def _send_groups(session: Session, job: AppendJob, groups: list[list[int]],
+                 flags_of: Callable[[Message], list[str]]) -> list[int]:
     """Send one APPEND per group, at most APPEND_WINDOW unanswered; return the indexes of refused groups."""
     name = session.server_name(job.path)
     window: deque[tuple[list[int], Command]] = deque()
@@ -203,7 +204,8 @@ def set_flags(session: Session, path: FolderPath, uid: str, flags: Flags) -> Non
     result = session.protocol.run(b"UID STORE " + uid.encode("ascii") + b" FLAGS.SILENT " + flag_list(names)).result
     if not result.ok:
         raise MessageError(
-            f"cannot set the flags of message {uid} in {'/'.join(path)} on {session.where}: the server said {result.said()!r}"
+            f"cannot set the flags of message {uid} in {'/'.join(path)} on {session.where}: "
+            f"the server said {result.said()!r}"
         )
 
 

@@ -226,7 +226,9 @@ class Pop3Store(Store):
             try:
                 client.dele(number)
             except poplib.error_proto as error:
-                raise _refusal(error, MessageError, f"{self.endpoint.account} refused to delete message {uid}") from None
+                raise _refusal(
+                    error, MessageError, f"{self.endpoint.account} refused to delete message {uid}"
+                ) from None
             self._marked += 1
 
     def _check_folder(self, folder: FolderPath) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+
 from migrator.stores.pst import format as fmt
 from migrator.stores.pst.ndb_writer import HeaderState
 

@@ -25,7 +25,11 @@ from migrator.stores.pst.node_writer import write_pc_node, write_tc_node
 from migrator.stores.pst.prop_values import PropValue
 from migrator.stores.pst.row_spill import RowSpill
 from migrator.stores.pst.table_columns import (
-    ASSOC_CONTENTS_COLUMNS, ATTACHMENT_COLUMNS, CONTENTS_COLUMNS, HIERARCHY_COLUMNS, RECIPIENT_COLUMNS,
+    ASSOC_CONTENTS_COLUMNS,
+    ATTACHMENT_COLUMNS,
+    CONTENTS_COLUMNS,
+    HIERARCHY_COLUMNS,
+    RECIPIENT_COLUMNS,
     SEARCH_CONTENTS_COLUMNS,
 )
 

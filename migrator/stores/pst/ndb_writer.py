@@ -49,7 +49,7 @@ class BlockEntries:
     """
 
     def __init__(self, directory: str | None = None) -> None:
-        self._file = tempfile.TemporaryFile(dir=directory)
+        self._file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - kept open until close()
         self._last_bid = 0
         self._in_order = True
 
@@ -220,7 +220,10 @@ class NdbWriter:
     def finish(self) -> HeaderState:
         """Write the NBT and BBT pages and the allocation maps; return the header fields they determine."""
         nbt_entries = (
-            (self._nids[i], fmt.NBTENTRY.pack(self._nids[i], self._node_data[i], self._node_subs[i], self._node_parents[i]))
+            (
+                self._nids[i],
+                fmt.NBTENTRY.pack(self._nids[i], self._node_data[i], self._node_subs[i], self._node_parents[i]),
+            )
             for i in sorted(range(len(self._nids)), key=self._nids.__getitem__)
         )
         nbt_root = write_btree(self, nbt_entries, fmt.PTYPE_NBT, fmt.NBTENTRY.size)

@@ -12,12 +12,13 @@ from migrator.stores.pst import format as fmt
 from migrator.stores.pst import props as p
 from migrator.stores.pst.ltp_reader import Node, PropertyContext, TableContext
 from migrator.stores.pst.ltp_writer import Properties
-from migrator.stores.pst.prop_values import PropValue
 from migrator.stores.pst.messaging_writer import PstWriter
 from migrator.stores.pst.ndb_reader import Ndb, PstFormatError, block_key, is_internal, parse_slblock, parse_xblock
 from migrator.stores.pst.ndb_writer import NdbWriter
+from migrator.stores.pst.prop_values import PropValue
 from migrator.stores.pst.reader import PstFile
 from migrator.stores.pst.table_columns import CONTENTS_COLUMNS
+
 
 def can_copy_blocks(source: PstFile) -> bool:
     """Return True when ``source``'s blocks can be copied as they are (a Unicode file)."""

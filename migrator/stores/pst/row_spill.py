@@ -19,7 +19,7 @@ class RowSpill:
     """An append-only file of (row id, properties) rows, read back by offset."""
 
     def __init__(self, directory: str | None = None) -> None:
-        self._file = tempfile.TemporaryFile(dir=directory)
+        self._file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - kept open until close()
 
     def add(self, row_id: int, values: Properties) -> int:
         """Store one row and return its offset."""

@@ -68,7 +68,9 @@ def check_pmap_free(ndb: Ndb, data: bytes, pages: list[tuple[int, int]], problem
             bits = data[offset + start:offset + start + fmt.PAGE_DATA_SIZE]
             free += len(bits) * 8 - sum(bin(byte).count("1") for byte in bits)
     if ndb.header.pmap_free != free * fmt.PAGE_SIZE:
-        problems.append(f"header cbPMapFree is {ndb.header.pmap_free}, the PMaps mark {free * fmt.PAGE_SIZE} bytes free")
+        problems.append(
+            f"header cbPMapFree is {ndb.header.pmap_free}, the PMaps mark {free * fmt.PAGE_SIZE} bytes free"
+        )
 
 
 def check_dlist(ndb: Ndb, data: bytes, problems: list[str]) -> None:

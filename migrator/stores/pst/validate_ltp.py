@@ -16,7 +16,7 @@ from migrator.stores.pst.ltp_reader import (
     bth_header,
     hnid_size,
 )
-from migrator.stores.pst.ndb_reader import Ndb, NbtEntry, PstFormatError, is_internal
+from migrator.stores.pst.ndb_reader import NbtEntry, Ndb, PstFormatError, is_internal
 from migrator.stores.pst.validate_ndb import Findings, NdbFacts
 from migrator.stores.pst.values_reader import fixed_size
 
