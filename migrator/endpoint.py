@@ -45,6 +45,13 @@ class Endpoint:
         return self.store_kind.is_server
 
     @property
+    def address(self) -> tuple[str, int]:
+        """Return a server endpoint's host and port; raise ValueError for an archive, which has neither."""
+        if self.host is None or self.port is None:
+            raise ValueError(f"{self} is not a server endpoint")
+        return self.host, self.port
+
+    @property
     def account(self) -> str:
         """Return ``user@host`` for servers, the path for archives (for messages and logs)."""
         if self.is_server:

@@ -345,7 +345,8 @@ class StateStore:
         """Record the start of a run and return its id."""
         with self._transaction():
             cursor = self.db.execute("INSERT INTO runs (name, started) VALUES (?, ?)", (name, time.time()))
-        return int(cursor.lastrowid)
+        assert cursor.lastrowid is not None  # an INSERT sets it
+        return cursor.lastrowid
 
     def end_run(self, run_id: int, *, copied: int, already_there: int, left_out: int, failed: int, size: int,
                 exit_code: int,

@@ -27,6 +27,7 @@ def _as_profile_filter(key: str) -> Callable[[str], object]:
         from migrator.profile.schema import FILTERS_KEYS  # imported when used: the profile code brings in YAML
 
         key_spec = FILTERS_KEYS[key]
+        assert key_spec.convert is not None  # only sections have none, and filters holds none
         try:
             return key_spec.convert(text)
         except ValueError:

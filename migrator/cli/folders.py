@@ -46,7 +46,7 @@ def _total(counted: list[FolderStats], listed: int) -> str:
     return text + (f" (and {unselectable} not selectable, not counted)" if unselectable else "")
 
 
-def _size(size: int) -> str:
+def _size(size: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if size < 1000 or unit == "GB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"

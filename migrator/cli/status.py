@@ -15,7 +15,7 @@ from migrator.errors import ConfigError, ExitCode
 if TYPE_CHECKING:
     from migrator.state import RunRecord
 
-_RESULTS = {
+_RESULTS: dict[int, str] = {  # looked up with the state file's exit codes, plain ints
     ExitCode.OK: "ok",
     ExitCode.PARTIAL: "some messages failed",
     ExitCode.USAGE: "configuration error",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 
 from migrator.listing import Listing
 from migrator.message import Message, MessageRef
@@ -16,7 +16,7 @@ _RESYNC_WINDOW = 64
 
 def write_batches(
     messages: Iterable[Message], refs: Sequence[MessageRef], gate: LargeMessageGate
-) -> Iterator[list[Message]]:
+) -> Generator[list[Message], None, None]:
     """Yield write batches of ``messages`` (the messages of ``refs``, in order), read ahead in a thread.
 
     A large message is read only when ``gate``, shared by every folder the run copies at
@@ -138,12 +138,12 @@ class _GateHold:
         self.gate.leave(self)
 
 
-_END = object()
-
-
 class _Failure:
     def __init__(self, error: BaseException) -> None:
         self.error = error
+
+
+_Item = list[Message] | _Failure | None  # a batch, the reading thread's error, or None: the end
 
 
 class _Handover:
@@ -154,12 +154,12 @@ class _Handover:
     """
 
     def __init__(self) -> None:
-        self._item: object = None
+        self._item: _Item = None
         self._full = False
         self._busy = False  # the writer still holds the last item handed over
         self._changed = threading.Condition()
 
-    def put(self, item: object, stop: threading.Event) -> bool:
+    def put(self, item: _Item, stop: threading.Event) -> bool:
         """Hand ``item`` over once the writer is done with the last; return False if stopped first."""
         with self._changed:
             while self._full or self._busy:
@@ -170,7 +170,7 @@ class _Handover:
             self._changed.notify_all()
             return True
 
-    def take(self) -> object:
+    def take(self) -> _Item:
         """Return the next item, the last one being done with."""
         with self._changed:
             self._busy = False
@@ -187,7 +187,7 @@ def prefetched_batches(
     max_bytes: int = BATCH_BYTES,
     before_read: Callable[[threading.Event], bool] = lambda stop: True,
     after_read: Callable[[Message, threading.Event], bool] = lambda message, stop: True,
-) -> Iterator[list[Message]]:
+) -> Generator[list[Message], None, None]:
     """Yield ``messages`` in batches of at most ``max_messages`` or ``max_bytes``, read and cut on a thread.
 
     A batch holds at least one message, however large, and a full one is handed over
@@ -205,8 +205,8 @@ def prefetched_batches(
     # LargeMessageGate lets the next large message in once a written one is let go of.
     def read() -> Iterator[Message]:
         while before_read(stop):
-            message = next(messages, _END)
-            if message is _END or not after_read(message, stop):
+            message = next(messages, None)
+            if message is None or not after_read(message, stop):
                 return
             yield message
             del message
@@ -214,7 +214,7 @@ def prefetched_batches(
     def produce() -> None:
         batch: list[Message] = []
         size = 0
-        last: object = _END
+        last: _Failure | None = None
         try:
             for message in read():
                 if batch and size + message.size > max_bytes:
@@ -236,7 +236,7 @@ def prefetched_batches(
     worker = threading.Thread(target=produce, name="prefetch", daemon=True)
     worker.start()
     try:
-        while (item := handover.take()) is not _END:
+        while (item := handover.take()) is not None:
             if isinstance(item, _Failure):
                 raise item.error
             yield item

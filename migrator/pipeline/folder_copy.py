@@ -133,6 +133,7 @@ class FolderCopy:
             for plan in plans:
                 if plan.pair is None:
                     continue
+                assert self.run.state is not None  # a pair comes from the state file
                 if plan.store.durable_on_append:
                     self.run.state.set_version(plan.pair, self.folder.version)
                 else:
@@ -347,6 +348,7 @@ class FolderCopy:
             if not plan.pair.dirty:
                 continue
             if plan.store.durable_on_append:
+                assert self.run.state is not None  # a pair comes from the state file
                 plan.pair = self.run.state.mark_dirty(plan.pair, False)
             else:
                 self._deferred(plan)  # its mark is cleared once the target is closed, as its rows are recorded

@@ -142,6 +142,7 @@ def _adopt_leftovers(ctx: PlanContext, plan: TargetPlan, listing: Listing) -> No
     still_listed = sum(1 for uid in listing.uids() if uid in plan.done)
     if still_listed == len(plan.done):
         return
+    assert plan.pair is not None  # both callers set it first
     listed = CopiedMessages((uid, "") for uid in listing.uids())
     gone = [(uid, target_uid, key) for uid, target_uid, key in ctx.state.recorded(plan.pair) if uid not in listed]
     for _, target_uid, key in gone:

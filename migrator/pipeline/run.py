@@ -134,6 +134,7 @@ def _record_deferred(run: RunContext) -> None:
 
 def _delete_copied(run: RunContext, plans: list[TargetPlan], options: CopyOptions) -> None:
     """Delete from the source what every target holds durably (and, with keep_days, long enough)."""
+    assert run.state is not None  # checked before the run: deleting needs the state file
     by_folder: dict[FolderPath, list[TargetPlan]] = {}
     for plan in plans:
         by_folder.setdefault(plan.source_folder, []).append(plan)

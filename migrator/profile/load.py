@@ -6,11 +6,13 @@ expected; a misspelt key suggests the key it resembles rather than being ignored
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import stat
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 from migrator.errors import ConfigError, closest
 from migrator.foldermap import MapRule
@@ -34,6 +36,7 @@ from migrator.profile.schema import (
 )
 
 _PATH_KEYS = ("path", "ca_file", "password_file")
+_T = TypeVar("_T")
 
 
 def load_profile(path: Path | str, environ: MappingABC[str, str] | None = None) -> Profile:
@@ -66,6 +69,13 @@ class _Section:
     def error(self, key: str, message: str) -> ConfigError:
         """Return a ConfigError at ``key`` (or at the section when the key is absent)."""
         return self.key_where.get(key, self.where).error(f"{self.name}: {message}")
+
+    def value(self, key: str, kind: type[_T]) -> _T | None:
+        """Return the value of ``key`` as its converter made it, a ``kind``, or None when the key is absent."""
+        value = self.values.get(key)
+        if value is None or isinstance(value, kind):
+            return value
+        raise TypeError(f"{self.name}: {key} was converted to {type(value).__name__}, not {kind.__name__}")
 
 
 def _section(item: Item, name: str, keys: dict[str, Key], expected: str) -> _Section:
@@ -131,14 +141,15 @@ class _ProfileReader:
         delete_after, keep_days = self._deletion(top, source)
         options = self._optional(top, "options", OPTIONS_KEYS)
         folders = self._optional(top, "folders", FOLDERS_KEYS)
+        state = top.value("state", str)
         return Profile(
             path=self.path, name=self.path.stem, source=source, targets=targets,
-            include=folders.values.get("include", ()), exclude=folders.values.get("exclude", ()),
+            include=folders.value("include", tuple) or (), exclude=folders.value("exclude", tuple) or (),
             renames=self._renames(folders), message_filter=self._filter(top),
-            state=self._path(top.values["state"]) if "state" in top.values else None,
+            state=self._path(state) if state is not None else None,
             delete_after=delete_after, keep_days=keep_days,
-            dry_run=options.values.get("dry_run", False), quiet=options.values.get("quiet", False),
-            connections=options.values.get("connections"), warnings=tuple(self.warnings),
+            dry_run=options.value("dry_run", bool) or False, quiet=options.value("quiet", bool) or False,
+            connections=options.value("connections", int), warnings=tuple(self.warnings),
         )
 
     def _check_version(self, top: _Section) -> None:
@@ -167,7 +178,7 @@ class _ProfileReader:
 
     def _endpoint(self, item: Item, name: str) -> EndpointSpec:
         section = _section(item, name, ENDPOINT_KEYS, TOP_KEYS["source"].expected)
-        kind = section.values.get("type")
+        kind = section.value("type", str)
         if kind is None:
             raise section.where.error(f"{name}: no type: add type: with one of {', '.join(ENDPOINT_TYPES)}")
         for key in section.values:
@@ -180,9 +191,10 @@ class _ProfileReader:
             raise section.where.error(f"{name}: no path: add path: with where the {kind} archive is")
         values = dict(section.values)
         for key in _PATH_KEYS:
-            if key in values:
-                values[key] = self._path(values[key]) if key == "path" else str(self._path(values[key]))
-        return EndpointSpec(**values)
+            if (text := section.value(key, str)) is not None:
+                values[key] = self._path(text) if key == "path" else str(self._path(text))
+        # Each value is what its key's converter returned, the type EndpointSpec's field of that name holds.
+        return EndpointSpec(**cast("dict[str, Any]", values))
 
     def _check_server(self, section: _Section, kind: str) -> None:
         for required in ("host", "user"):
@@ -251,16 +263,15 @@ class _ProfileReader:
 
     def _filter(self, top: _Section) -> MessageFilter:
         filters = self._optional(top, "filters", FILTERS_KEYS)
-        values = filters.values
-        chosen = MessageFilter(values.get("since"), values.get("before"), values.get("max_size"),
-                               values.get("unseen_only", False))
+        chosen = MessageFilter(filters.value("since", dt.datetime), filters.value("before", dt.datetime),
+                               filters.value("max_size", int), filters.value("unseen_only", bool) or False)
         if chosen.empty_window:
             raise filters.error("before", "before must be later than since, or no message can match")
         return chosen
 
     def _deletion(self, top: _Section, source: EndpointSpec) -> tuple[bool, int | None]:
-        delete_after = top.values.get("delete_after")
-        keep_days = top.values.get("keep_days")
+        delete_after = top.value("delete_after", bool)
+        keep_days = top.value("keep_days", int)
         given = {"delete_after": delete_after is True, "keep_days": keep_days is not None}
         asked = [key for key, present in given.items() if present]
         if asked and not KINDS[source.type].can_delete:

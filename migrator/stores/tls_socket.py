@@ -87,7 +87,8 @@ class TlsSocket:
         read = self._tls.read
         while filled < wanted:
             try:
-                filled += read(wanted - filled, view[filled:])
+                # Given a buffer, read returns the count it filled; ssl's stubs say bytes whatever it is given.
+                filled += read(wanted - filled, view[filled:])  # type: ignore[operator]
             except ssl.SSLWantReadError:
                 if filled or self._ended:
                     break

@@ -65,6 +65,7 @@ def internaldate(moment: datetime) -> bytes:
     if offset is None or offset.seconds % 60 or offset.microseconds:
         moment = moment.astimezone(timezone.utc)
         offset = moment.utcoffset()
+        assert offset is not None  # a moment in UTC has an offset, zero
     minutes = int(offset.total_seconds()) // 60
     sign = "-" if minutes < 0 else "+"
     hours, minutes = divmod(abs(minutes), 60)

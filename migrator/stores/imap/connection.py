@@ -67,9 +67,10 @@ def _open_socket(
     endpoint: Endpoint, context: ssl.SSLContext | None, stall: float
 ) -> tuple[PacedSocket, PacedSocket | TlsSocket]:
     """Return the connection, which stalls after ``stall`` s, and what to talk through: it, or TLS on it."""
-    where = f"{endpoint.host}:{endpoint.port}"
+    host, port = endpoint.address
+    where = f"{host}:{port}"
     try:
-        sock = socket.create_connection((endpoint.host, endpoint.port), timeout=CONNECT_TIMEOUT)
+        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
     except socket.gaierror as error:
         raise ConnectError(
             f"cannot find the server {endpoint.host} ({error.strerror}): check the host name in the endpoint"
@@ -92,7 +93,7 @@ def _open_socket(
     if context is None:
         _await_greeting(sock, endpoint)
         return paced, paced
-    return paced, _handshake(lambda: TlsSocket(paced, context, endpoint.host), paced, endpoint)
+    return paced, _handshake(lambda: TlsSocket(paced, context, host), paced, endpoint)
 
 
 def _await_greeting(sock: socket.socket, endpoint: Endpoint) -> None:
@@ -130,7 +131,8 @@ def _starttls(protocol: ImapProtocol, endpoint: Endpoint, context: ssl.SSLContex
     reply = protocol.run(b"STARTTLS")
     if not reply.result.ok:
         raise ConnectError(f"{endpoint.host} refused STARTTLS for {endpoint.user}: {reply.result.said()}")
-    _handshake(lambda: protocol.starttls(context, endpoint.host), protocol.paced, endpoint)
+    host, _ = endpoint.address
+    _handshake(lambda: protocol.starttls(context, host), protocol.paced, endpoint)
     protocol.capabilities = frozenset()  # capabilities seen before TLS must not be trusted (RFC 3501 6.2.1)
 
 

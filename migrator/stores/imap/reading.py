@@ -201,8 +201,10 @@ def _stream_batches(
             message = [None if index is None else _message(items, path, wanted.refs, index)]
             del items
             if message[0] is not None:
+                assert index is not None  # a message is made only for a wanted index
                 wanted.arrive(index)
-                yield message.pop()  # see _fetch_responses
+                # See _fetch_responses. message[0] is a Message, checked above: the checker narrows names, not items.
+                yield message.pop()  # type: ignore[misc]
         in_flight.popleft()
         assert command.result is not None
         session.check(command.result, path)

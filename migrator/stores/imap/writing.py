@@ -126,7 +126,7 @@ def _settle(session: Session, job: AppendJob, group: list[int], command: Command
             return group
         job.results[group[0]] = AppendResult(job.messages[group[0]], error=f"the server said {result.said()!r}")
         return []
-    uids = appended_uids(result)
+    uids: Sequence[int | None] | None = appended_uids(result)
     if uids is None or len(uids) != len(group):
         uids = [None] * len(group)
     for index, uid in zip(group, uids):

@@ -13,7 +13,7 @@ import poplib
 import socket
 import ssl
 from collections.abc import Callable
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from migrator.endpoint import Endpoint
 from migrator.errors import ConfigError, ConnectError
@@ -52,7 +52,7 @@ class _LongLines:
     sent and received also goes to the connection's protocol trace, when one was asked for.
     """
 
-    file: object
+    file: BinaryIO
     paced: PacedSocket
 
     def __init__(self, host: str, port: int, *args: object, stall: float, max_message: int, **kwargs: object) -> None:
@@ -83,7 +83,7 @@ class _LongLines:
         return response
 
     def _read_line(self) -> tuple[bytes, int]:
-        line = self.file.readline(MAX_LINE + 1)  # type: ignore[attr-defined]
+        line = self.file.readline(MAX_LINE + 1)
         if len(line) > MAX_LINE:
             raise poplib.error_proto(b"-ERR line longer than 64 MB")
         if not line:
@@ -125,7 +125,7 @@ class PopClient(_LongLines, poplib.POP3):
     """A plain-text POP3 connection (upgraded with STLS unless the user chose tls: none)."""
 
     def _create_socket(self, timeout: float) -> PacedSocket:
-        sock = super()._create_socket(timeout)
+        sock = super()._create_socket(timeout)  # type: ignore[misc]  # poplib's hook, left out of its stubs
         await_greeting(sock)
         self.paced = PacedSocket(sock, self.stall)
         return self.paced
@@ -142,15 +142,20 @@ class PopClient(_LongLines, poplib.POP3):
 class PopSslClient(_LongLines, poplib.POP3_SSL):
     """A POP3 connection inside TLS from the first byte (pop3s)."""
 
+    context: ssl.SSLContext  # set by POP3_SSL.__init__; its stubs leave it out
+
     def _create_socket(self, timeout: float) -> TlsSocket:
         # TlsSocket, unlike ssl's sockets, tells a port that greets in clear text from a failed handshake.
-        sock = poplib.POP3._create_socket(self, timeout)
+        sock = poplib.POP3._create_socket(self, timeout)  # type: ignore[attr-defined]  # left out of poplib's stubs
         self.paced = PacedSocket(sock, self.stall)
         try:
             return TlsSocket(self.paced, self.context, self.host)
         except BaseException:
             sock.close()
             raise
+
+
+PopSession = PopClient | PopSslClient  # a logged-in session: poplib's, with long lines, RETR streamed and AUTH PLAIN
 
 
 def traced_command(line: bytes) -> bytes:
@@ -168,7 +173,7 @@ def said(error: BaseException) -> str:
     return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
 
 
-def connect(endpoint: Endpoint, password: str) -> tuple[poplib.POP3, Capabilities]:
+def connect(endpoint: Endpoint, password: str) -> tuple[PopSession, Capabilities]:
     """Return a logged-in session and the server's capabilities; raise ConnectError or ConfigError."""
     method = (endpoint.auth or "user").lower()
     if method not in AUTH_METHODS:
@@ -199,11 +204,11 @@ def capabilities_of(client: poplib.POP3) -> Capabilities:
         return {}
 
 
-def _open(endpoint: Endpoint, context: ssl.SSLContext | None, *, stall: float, max_message: int) -> poplib.POP3:
+def _open(endpoint: Endpoint, context: ssl.SSLContext | None, *, stall: float, max_message: int) -> PopSession:
+    host, port = endpoint.address
     if endpoint.tls == "implicit":
-        return PopSslClient(endpoint.host, endpoint.port, timeout=TIMEOUT, context=context, stall=stall,
-                            max_message=max_message)
-    return PopClient(endpoint.host, endpoint.port, timeout=TIMEOUT, stall=stall, max_message=max_message)
+        return PopSslClient(host, port, timeout=TIMEOUT, context=context, stall=stall, max_message=max_message)
+    return PopClient(host, port, timeout=TIMEOUT, stall=stall, max_message=max_message)
 
 
 def _guarded(endpoint: Endpoint, action: Callable[[], T]) -> T:
@@ -256,9 +261,10 @@ def _starttls(client: poplib.POP3, endpoint: Endpoint, context: ssl.SSLContext, 
     _guarded(endpoint, lambda: client.stls(context))
 
 
-def _login(client: poplib.POP3, endpoint: Endpoint, password: str, method: str, capabilities: Capabilities) -> None:
+def _login(client: PopSession, endpoint: Endpoint, password: str, method: str, capabilities: Capabilities) -> None:
     user = endpoint.user or ""
-    if method == "apop" and not client.timestamp.match(client.welcome):
+    # poplib's stubs give timestamp as a str pattern; poplib compiles it from bytes, as the greeting is.
+    if method == "apop" and not client.timestamp.match(client.welcome):  # type: ignore[call-overload]
         raise ConnectError(
             f"{endpoint.host} does not offer APOP (its greeting has no timestamp): "
             f"drop auth: apop for {user} to log in with USER and PASS"

@@ -23,7 +23,7 @@ from migrator.message import FolderPath, Message, MessageRef
 from migrator.stores.base import FolderScan, Store
 from migrator.stores.limits import not_read, over_limit
 from migrator.stores.pop3 import wire
-from migrator.stores.pop3.client import Capabilities, OversizedMessage, connect, said
+from migrator.stores.pop3.client import Capabilities, OversizedMessage, PopSession, connect, said
 
 INBOX: FolderPath = ("INBOX",)
 VALIDITY_UIDL = "uidl"
@@ -41,7 +41,7 @@ class Pop3Store(Store):
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
         super().__init__(endpoint, readonly=readonly)
         self._password: str | None = None
-        self._client: poplib.POP3 | None = None
+        self._client: PopSession | None = None
         self._capabilities: Capabilities = {}
         self._numbers: dict[str, int] = {}  # uid -> message number in the current session
         self._validity = VALIDITY_UIDL
@@ -69,7 +69,7 @@ class Pop3Store(Store):
                     "the next run deletes those messages again"
                 ) from None
 
-    def _live(self) -> poplib.POP3:
+    def _live(self) -> PopSession:
         if self._client is None:
             if self._password is None:
                 self._password = self.endpoint.password.resolve(self.endpoint.account)
@@ -77,7 +77,7 @@ class Pop3Store(Store):
             self._numbers, self._marked, self._gave_up = {}, 0, False
         return self._client
 
-    def _retrying(self, operation: Callable[[poplib.POP3], T], what: str) -> T:
+    def _retrying(self, operation: Callable[[PopSession], T], what: str) -> T:
         """Return ``operation(session)``, starting a new session after a dropped or stalled one (bounded).
 
         A new session that cannot be opened counts as one more attempt, as a dropped one does. Once
@@ -179,12 +179,13 @@ class Pop3Store(Store):
                 continue
             if raw[0] is not None:
                 received = wire.received_date(raw[0]) or datetime.now(timezone.utc)
-                yield Message(raw.pop(), received=received, folder=INBOX, uid=ref.uid)
+                # raw[0] is bytes, checked above: the checker narrows names, not list items.
+                yield Message(raw.pop(), received=received, folder=INBOX, uid=ref.uid)  # type: ignore[arg-type]
         if refused:
             raise not_read(refused)
 
-    def _retrieve(self, client: poplib.POP3, ref: MessageRef) -> bytes | None:
-        limit = client.max_message  # type: ignore[attr-defined]
+    def _retrieve(self, client: PopSession, ref: MessageRef) -> bytes | None:
+        limit = client.max_message
         if ref.size is not None and ref.size > limit:
             raise OversizedMessage(f"it is {over_limit(ref.size, limit)}")
         if not self._numbers:
@@ -193,7 +194,7 @@ class Pop3Store(Store):
         if number is None:
             return None
         try:
-            return client.retrieve(number)  # type: ignore[attr-defined]
+            return client.retrieve(number)
         except poplib.error_proto as error:
             raise _refusal(error, MessageError, f"{self.endpoint.account} refused to send message {ref.uid}") from None
         except OversizedMessage:

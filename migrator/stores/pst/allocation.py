@@ -36,7 +36,7 @@ def set_bits(bitmap: bytearray, first: int, count: int) -> None:
         first += 1
 
 
-def longest_zero_run(bitmap: bytes) -> int:
+def longest_zero_run(bitmap: bytes | bytearray) -> int:
     """Return the length of the longest run of 0 bits in ``bitmap``."""
     if bitmap.count(0xFF) == len(bitmap):
         return 0  # the common case: an interval filled to the last unit

@@ -47,7 +47,7 @@ def _write_level(
 ) -> list[tuple[int, tuple[int, int]]]:
     per_page = fmt.BTPAGE_ENTRIES_SIZE // entry_size
     stream = iter(entries)
-    parents = []
+    parents: list[tuple[int, tuple[int, int]]] = []
     while True:
         group = list(itertools.islice(stream, per_page))
         if not group and parents:

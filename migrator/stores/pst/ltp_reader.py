@@ -296,7 +296,7 @@ def parse_table_info(raw: bytes) -> TableInfo:
     columns = tuple(
         Column(*fmt.TCOLDESC.unpack_from(raw, fmt.TCINFO_HEADER.size + i * fmt.TCOLDESC.size)) for i in range(count)
     )
-    return TableInfo(tuple(ends), row_index, rows_hnid, columns)  # type: ignore[arg-type]
+    return TableInfo(tuple(ends), row_index, rows_hnid, columns)
 
 
 class TableContext:

@@ -106,7 +106,9 @@ def mapi_from_message(message: Message, named: dict[str, NamedProperty]) -> Mapi
     """Return the MAPI form of ``message``: headers, bodies, recipients, attachments, flags, named props."""
     parsed = parse_mime(message.raw)
     mapped = mapi_from_mime(parsed, message.raw, message.received)
-    mapped.props.update(flag_properties(message, mapped.props.get(t(p.PID_MESSAGE_FLAGS, p.PT_LONG), 0)))
+    base_flags = mapped.props.get(t(p.PID_MESSAGE_FLAGS, p.PT_LONG), 0)
+    assert isinstance(base_flags, int)  # a PT_LONG
+    mapped.props.update(flag_properties(message, base_flags))
     mapped.props.update(migrator_properties(message, named))
     if message.flags.keywords:
         mapped.props[named[p.KEYWORDS_NAME].tag] = sorted(message.flags.keywords)
@@ -290,7 +292,8 @@ def split_parts(parsed: EmailMessage) -> tuple[list[EmailMessage], list[EmailMes
 def leaf_parts(part: EmailMessage) -> list[EmailMessage]:
     """Return the parts that carry content, in order; message/rfc822 parts count as one leaf."""
     if part.is_multipart() and part.get_content_type() != "message/rfc822":
-        return [leaf for child in part.get_payload() for leaf in leaf_parts(child)]
+        # A multipart's payload is the list of its parts, messages like itself.
+        return [leaf for child in part.get_payload() for leaf in leaf_parts(child)]  # type: ignore[arg-type]
     return [part]
 
 
@@ -364,6 +367,7 @@ def attachment(part: EmailMessage, number: int, received: datetime) -> MapiAttac
     if content_id:
         values[t(p.PID_ATTACH_CONTENT_ID, p.PT_UNICODE)] = content_id
     if kind == "message/rfc822" and data:
+        assert isinstance(data, bytes)  # attachment_data streams no message/rfc822
         return embedded_attachment(without_nul(values), data, received)
     return MapiAttachment(without_nul(values))
 
@@ -391,7 +395,9 @@ def embedded_attachment(values: dict[int, PropValue], raw: bytes, received: date
     if subject:
         values[t(p.PID_DISPLAY_NAME, p.PT_UNICODE)] = subject
     flags_tag = t(p.PID_MESSAGE_FLAGS, p.PT_LONG)
-    inner.props[flags_tag] = int(inner.props[flags_tag]) | p.MSGFLAG_READ  # type: ignore[call-overload]
+    inner_flags = inner.props[flags_tag]
+    assert isinstance(inner_flags, int)  # a PT_LONG
+    inner.props[flags_tag] = int(inner_flags) | p.MSGFLAG_READ
     return MapiAttachment(values, inner)
 
 

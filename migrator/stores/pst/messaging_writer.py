@@ -240,8 +240,8 @@ class PstWriter:
         )
         for nid, columns in templates:
             write_tc_node(self.ndb, nid, 0, columns, [])
-        for nid, columns in _EMPTY_INTERNAL_TABLES:
-            write_tc_node(self.ndb, nid, 0, columns, [])
+        for nid, internal_columns in _EMPTY_INTERNAL_TABLES:
+            write_tc_node(self.ndb, nid, 0, internal_columns, [])
         write_tc_node(self.ndb, RECEIVE_FOLDER_TABLE, 0, RECEIVE_FOLDER_COLUMNS, self._receive_folder_rows())
         self._write_spam_search_folder()
 

@@ -277,7 +277,7 @@ def _serialize(entity: EmailMessage) -> bytes:
 
 
 def _parse(raw: bytes) -> EmailMessage:
-    return message_from_bytes(raw, policy=_POLICY)  # type: ignore[return-value]
+    return message_from_bytes(raw, policy=_POLICY)
 
 
 def _split(entity: bytes) -> tuple[bytes, bytes]:

@@ -68,7 +68,7 @@ def split_head(raw: memoryview) -> tuple[bytes, memoryview]:
 def split_multipart(body: bytes | memoryview, boundary: bytes) -> list[memoryview] | None:
     """Return the parts of a multipart body (RFC 2046 §5.1.1), or None when no delimiter line is found."""
     view = memoryview(body)
-    parts = []
+    parts: list[memoryview] = []
     start = None
     for line_start, line_end, closing in delimiter_lines(view, boundary):
         if start is not None:
@@ -116,7 +116,8 @@ def decoded_body(part: Message) -> bytes | None:
             return binascii.a2b_base64(body)
         except ValueError:  # bad padding: the lenient path below decides
             pass
-    return part.get_payload(decode=True)
+    # With decode=True the payload is bytes (None for a multipart); the stubs allow any payload.
+    return part.get_payload(decode=True)  # type: ignore[return-value]
 
 
 def base64_body(part: Message) -> memoryview | None:

@@ -18,6 +18,7 @@ from migrator.stores.pst import format as fmt
 from migrator.stores.pst import permute
 
 _RELEASE_EVERY = 16 * 1024 * 1024  # bytes of a data tree read between two releases of the file's mapped pages
+FileBytes = bytes | memoryview | mmap.mmap  # a whole PST file: read into memory, or mapped
 
 
 class PstFormatError(ValueError):
@@ -301,7 +302,7 @@ class BlockTrailer(NamedTuple):
     bid: int
 
 
-def block_trailer(data: bytes | memoryview, offset: int, layout: Layout) -> BlockTrailer:
+def block_trailer(data: FileBytes, offset: int, layout: Layout) -> BlockTrailer:
     """Return the block trailer at ``offset`` of ``data`` (the file, or one block as on disk)."""
     cb, signature, first, second = layout.block_trailer.unpack_from(data, offset)
     crc, bid = (first, second) if layout.unicode else (second, first)
@@ -354,7 +355,7 @@ class Ndb:
     reads on past damage to report all of it.
     """
 
-    def __init__(self, buffer: bytes | memoryview, *, verify: bool = True) -> None:
+    def __init__(self, buffer: FileBytes, *, verify: bool = True) -> None:
         self.buffer = buffer
         header_bytes = bytes(buffer[: fmt.HEADER_SIZE])
         self.header = parse_header(header_bytes)

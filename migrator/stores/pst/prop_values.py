@@ -53,7 +53,7 @@ def encode_value(prop_type: int, value: PropValue) -> bytes:
     if prop_type == p.PT_OBJECT:
         return struct.pack("<II", *value)  # type: ignore[misc]  # (subnode NID, object size)
     if prop_type == p.PT_MV_LONG:
-        return struct.pack(f"<{len(value)}i", *value)  # type: ignore[arg-type]
+        return struct.pack(f"<{len(value)}i", *value)  # type: ignore[arg-type, misc]  # a list[int], as PT_MV_LONG is
     if prop_type in (p.PT_MV_UNICODE, p.PT_MV_BINARY):
         item_type = prop_type & ~p.MV_FLAG
         return encode_multi_valued([encode_value(item_type, item) for item in value])  # type: ignore[union-attr]

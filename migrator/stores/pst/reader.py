@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 from migrator.errors import FolderError, MessageError, StoreError
 from migrator.folder import Role, role_by_name
@@ -56,10 +57,12 @@ class PstFile:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self._file, self._map = _map_file(self.path)
+        handle, mapped = _map_file(self.path)
+        self._file: BinaryIO | None = handle
+        self._map: mmap.mmap | None = mapped
         try:
-            self.ndb = Ndb(self._map)
-            _check_size(self.path, self.ndb, len(self._map))
+            self.ndb = Ndb(mapped)
+            _check_size(self.path, self.ndb, len(mapped))
             store = store_props(self.ndb)
             _check_password(self.path, store)
             self.named = NamedIds.from_names(parse_name_map(*name_map_streams(self.ndb)))
@@ -237,7 +240,7 @@ def why_left_out(error: Exception) -> str:
             "please report this as a bug in migrator")
 
 
-def _map_file(path: Path) -> tuple[object, mmap.mmap]:
+def _map_file(path: Path) -> tuple[BinaryIO, mmap.mmap]:
     try:
         handle = open(path, "rb")  # noqa: SIM115 - kept open with the map until close()
     except OSError as error:

@@ -23,6 +23,7 @@ from migrator.stores.pst.validate_amap import (
 )
 from migrator.stores.pst.validate_ltp import check_folders, check_heaps, check_message_sizes, check_required
 from migrator.stores.pst.validate_ndb import (
+    FileData,
     Findings,
     NdbFacts,
     check_blocks,
@@ -48,7 +49,7 @@ def validate(path: str | os.PathLike[str], *, strict: bool = True) -> list[str]:
     return [*findings, *findings.leftovers] if strict else list(findings)
 
 
-def validate_bytes(data: bytes | mmap.mmap) -> Findings:
+def validate_bytes(data: FileData) -> Findings:
     """Return the structural problems of a PST file held in ``data``, Outlook's leftovers apart."""
     problems = Findings()
     try:
@@ -78,7 +79,7 @@ def validate_bytes(data: bytes | mmap.mmap) -> Findings:
     return problems
 
 
-def _check_maps(ndb: Ndb, data: bytes, facts: NdbFacts, problems: Findings) -> None:
+def _check_maps(ndb: Ndb, data: FileData, facts: NdbFacts, problems: Findings) -> None:
     intervals = check_geometry(ndb, len(data), problems)
     pages = map_pages(ndb, intervals)
     check_map_pages(ndb, data, pages, problems)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from migrator.stores.pst import format as fmt
 from migrator.stores.pst.ndb_reader import Ndb, page_trailer
-from migrator.stores.pst.validate_ndb import Findings, NdbFacts
+from migrator.stores.pst.validate_ndb import FileData, Findings, NdbFacts
 
 _UNIT = fmt.BLOCK_ALIGN
 _UNITS_PER_PAGE = fmt.PAGE_SIZE // _UNIT
@@ -41,7 +41,7 @@ def map_pages(ndb: Ndb, intervals: int) -> list[tuple[int, int]]:
     return pages
 
 
-def check_map_pages(ndb: Ndb, data: bytes, pages: list[tuple[int, int]], problems: list[str]) -> None:
+def check_map_pages(ndb: Ndb, data: FileData, pages: list[tuple[int, int]], problems: list[str]) -> None:
     """Check each map page's type, BID (its own offset) and CRC."""
     for offset, ptype in pages:
         raw = data[offset:offset + fmt.PAGE_SIZE]
@@ -59,7 +59,7 @@ def check_map_pages(ndb: Ndb, data: bytes, pages: list[tuple[int, int]], problem
             problems.append(f"{where} has CRC {trailer.crc:#010x}, computed {computed:#010x}")
 
 
-def check_pmap_free(ndb: Ndb, data: bytes, pages: list[tuple[int, int]], problems: list[str]) -> None:
+def check_pmap_free(ndb: Ndb, data: FileData, pages: list[tuple[int, int]], problems: list[str]) -> None:
     """Check the header's cbPMapFree = 512 bytes per page the (deprecated) PMaps mark free."""
     start = 0 if ndb.layout.unicode else 4
     free = 0
@@ -73,7 +73,7 @@ def check_pmap_free(ndb: Ndb, data: bytes, pages: list[tuple[int, int]], problem
         )
 
 
-def check_dlist(ndb: Ndb, data: bytes, problems: list[str]) -> None:
+def check_dlist(ndb: Ndb, data: FileData, problems: list[str]) -> None:
     """Check the density list page at 0x4200 when present (Outlook writes one; it may be absent)."""
     raw = data[fmt.DLIST_OFFSET:fmt.DLIST_OFFSET + fmt.PAGE_SIZE]
     trailer = page_trailer(raw, ndb.layout)
@@ -88,7 +88,7 @@ def check_dlist(ndb: Ndb, data: bytes, problems: list[str]) -> None:
         problems.append("the density list has a wrong CRC")
 
 
-def check_allocation(ndb: Ndb, data: bytes, facts: NdbFacts, pages: list[tuple[int, int]], intervals: int,
+def check_allocation(ndb: Ndb, data: FileData, facts: NdbFacts, pages: list[tuple[int, int]], intervals: int,
                      problems: Findings) -> None:
     """Check AMap bits against what the file uses, and the header's cbAMapFree."""
     used = _used_units(ndb, facts, pages, intervals, problems)
@@ -103,7 +103,7 @@ def check_allocation(ndb: Ndb, data: bytes, facts: NdbFacts, pages: list[tuple[i
         problems.append(f"header cbAMapFree is {ndb.header.amap_free}, the AMaps have {free_units * _UNIT} bytes free")
 
 
-def _amap_bits(ndb: Ndb, data: bytes, index: int) -> bytes:
+def _amap_bits(ndb: Ndb, data: FileData, index: int) -> bytes:
     start = fmt.interval_offset(index) + (0 if ndb.layout.unicode else 4)  # ANSI AMaps start with dwPadding
     return data[start:start + fmt.PAGE_DATA_SIZE]
 

@@ -190,8 +190,8 @@ def check_required(ndb: Ndb, problems: list[str]) -> None:
             problems.append(f"the message store lacks property {prop_id:#06x}")
     for prop_id, name in _STORE_FOLDERS.items():
         entry_id = store.raw(prop_id)
-        nid = int.from_bytes(entry_id[20:24], "little") if entry_id and len(entry_id) == 24 else None
-        if nid is None or fmt.nid_type(nid) != fmt.NID_TYPE_NORMAL_FOLDER or ndb.node(nid) is None:
+        folder_nid = int.from_bytes(entry_id[20:24], "little") if entry_id and len(entry_id) == 24 else None
+        if folder_nid is None or fmt.nid_type(folder_nid) != fmt.NID_TYPE_NORMAL_FOLDER or ndb.node(folder_nid) is None:
             problems.append(f"the message store's {name} EntryID ({prop_id:#06x}) names no folder")
 
 

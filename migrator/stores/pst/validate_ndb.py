@@ -5,6 +5,7 @@ Each check appends one sentence per problem to a list; nothing here raises for a
 
 from __future__ import annotations
 
+import mmap
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -25,6 +26,8 @@ from migrator.stores.pst.ndb_reader import (
     parse_slblock,
     parse_xblock,
 )
+
+FileData = bytes | mmap.mmap  # the file checked, read or mapped: a slice of either is bytes
 
 
 class Findings(list[str]):
@@ -54,7 +57,7 @@ class NdbFacts:
     walked: set[int] = field(default_factory=set)  # internal blocks whose children were already counted
 
 
-def check_header(ndb: Ndb, data: bytes, problems: list[str]) -> None:
+def check_header(ndb: Ndb, data: FileData, problems: list[str]) -> None:
     """Check the header's CRCs, sentinel and root fields against the file."""
     header = ndb.header
     problems.extend(header_crc_problems(header, data[:fmt.HEADER_SIZE]))
@@ -80,7 +83,7 @@ def check_nid_high_water(ndb: Ndb, problems: list[str]) -> None:
 # --- B-trees ------------------------------------------------------------------------------------------------
 
 
-def check_btrees(ndb: Ndb, data: bytes, facts: NdbFacts, problems: list[str]) -> None:
+def check_btrees(ndb: Ndb, data: FileData, facts: NdbFacts, problems: list[str]) -> None:
     """Check both B-trees page by page and collect the pages and BBT entries into ``facts``."""
     header = ndb.header
     for name, ptype, (bid, ib) in (("NBT", fmt.PTYPE_NBT, header.nbt_root), ("BBT", fmt.PTYPE_BBT, header.bbt_root)):
@@ -107,7 +110,7 @@ def _key_mask(ptype: int) -> int:
     return fmt.NID_MASK if ptype == fmt.PTYPE_NBT else ~1
 
 
-def _check_page(ndb: Ndb, data: bytes, ref: _PageRef, facts: NdbFacts, leaves: list[tuple[int, ...]],
+def _check_page(ndb: Ndb, data: FileData, ref: _PageRef, facts: NdbFacts, leaves: list[tuple[int, ...]],
                 problems: list[str]) -> None:
     where = f"{ref.tree} page {ref.bid:#x} at {ref.ib:#x}"
     if ref.ib % fmt.PAGE_SIZE or ref.ib < fmt.FIRST_AMAP_OFFSET or ref.ib + fmt.PAGE_SIZE > len(data):
@@ -165,7 +168,7 @@ def _check_sorted(name: str, keys: list[int], problems: list[str]) -> None:
 # --- blocks -------------------------------------------------------------------------------------------------
 
 
-def check_blocks(ndb: Ndb, data: bytes, facts: NdbFacts, problems: list[str]) -> None:
+def check_blocks(ndb: Ndb, data: FileData, facts: NdbFacts, problems: list[str]) -> None:
     """Check every block's placement and trailer (size, signature, CRC, BID)."""
     layout = ndb.layout
     for entry in facts.blocks.values():
