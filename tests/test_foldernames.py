@@ -22,9 +22,9 @@ from migrator.stores.foldernames import (
     name_variants,
 )
 
-names = st.text(min_size=1)  # hypothesis text has no lone surrogates
+names = st.text()  # hypothesis text has no lone surrogates; the empty name is one a server's "a//b" has
 # Names with a lone surrogate are what os.fsdecode gives for undecodable bytes on disk.
-tree_names = st.text(alphabet=st.characters(blacklist_categories=("Cs",)) | st.sampled_from("\udc80\udcff"), min_size=1)
+tree_names = st.text(alphabet=st.characters(blacklist_categories=("Cs",)) | st.sampled_from("\udc80\udcff"))
 
 
 # --- modified UTF-7 -----------------------------------------------------------------------
@@ -162,10 +162,23 @@ def test_tree_name_is_safe_and_round_trips(encode, name: str, escape_first: int)
     assert decode_tree_name(encoded) == name
 
 
-def test_empty_names_are_refused() -> None:
-    for encode in (encode_mbox_dirname, encode_eml_dirname, encode_maildir_name):
-        with pytest.raises(ValueError):
-            encode("")
+def test_an_empty_name_is_a_lone_escape_and_no_other_name_is() -> None:
+    for encode, decode in ((encode_mbox_dirname, decode_tree_name), (encode_eml_dirname, decode_tree_name),
+                           (encode_maildir_name, decode_maildir_name)):
+        assert encode("") == encode("", 3) == "\\"
+        assert decode("\\") == ""
+        assert encode("\\") == "\\5c"
+    assert list(name_variants(encode_mbox_dirname, "")) == ["\\"]
+
+
+@pytest.mark.parametrize(
+    "path, dirname",
+    [(("", "abs"), ".\\.abs"), (("a", "", "b"), ".a.\\.b"), (("a", ""), ".a.\\"), (("",), ".\\")],
+    ids=["/abs", "a//b", "a/", "empty"],
+)
+def test_maildir_paths_with_empty_names(path: tuple[str, ...], dirname: str) -> None:
+    assert maildir_dirname(path) == dirname
+    assert maildir_path(dirname) == path
 
 
 # --- telling names apart on case-insensitive filesystems ----------------------------------

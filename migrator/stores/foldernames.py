@@ -13,6 +13,8 @@
   ``.`` or is ``mbox`` by its real name but cannot open it (it would not escape those).
 
 No encoded name is empty, ``.``, ``..`` or holds a ``/``, so none leaves its parent directory.
+An empty name, which a server's ``/abs``, ``a//b`` or ``a/`` holds, is a lone ``\\`` in every
+format: Dovecot refuses such names, so it has no spelling of them to follow.
 Decoding takes any ``\\NN`` (either case) as that byte, so a store may escape more than it
 must: where the filesystem confuses two names (``Work`` and ``work`` on a case-insensitive
 one), the plain spelling of the newcomer is already taken on disk, and the store escapes
@@ -119,9 +121,8 @@ def _unescaped(stored: str) -> bytes:
     return bytes(out)
 
 
-def _check_component(name: str) -> None:
-    if not name:
-        raise ValueError("a folder name cannot be empty")
+# No other name encodes to a lone escape character: a ``\`` of a name's own is always ``\5c``.
+EMPTY_NAME = ESCAPE
 
 
 def name_variants(encode: Callable[[str, int], str], name: str) -> Iterator[str]:
@@ -158,8 +159,9 @@ def make_first_free(spellings: Iterable[str], make: Callable[[str], None], find:
 
 
 def encode_maildir_name(name: str, escape_first: int = 0) -> str:
-    """Return one folder name as Dovecot stores it in a Maildir++ directory name; raise ValueError if empty."""
-    _check_component(name)
+    """Return one folder name as Dovecot stores it in a Maildir++ directory name."""
+    if not name:
+        return EMPTY_NAME
     return _escaped(encode_mutf7(name), _maildir_special, escape_first)
 
 
@@ -171,6 +173,8 @@ def _maildir_special(text: str, index: int) -> bool:
 
 def decode_maildir_name(stored: str) -> str:
     """Return the folder name that the Maildir++ directory component ``stored`` stands for."""
+    if stored == EMPTY_NAME:
+        return ""
     raw = _unescaped(stored)
     try:
         return decode_mutf7(raw.decode("ascii"))
@@ -205,7 +209,7 @@ EML_SUFFIX = ".eml"
 
 
 def encode_mbox_dirname(name: str, escape_first: int = 0) -> str:
-    """Return one folder name as a directory name of an mbox tree; raise ValueError if empty."""
+    """Return one folder name as a directory name of an mbox tree."""
     folded = name.casefold()
     if folded == MBOX_FILE or folded.startswith(MBOX_FILE + "."):
         escape_first = max(escape_first, 1)
@@ -213,13 +217,12 @@ def encode_mbox_dirname(name: str, escape_first: int = 0) -> str:
 
 
 def encode_eml_dirname(name: str, escape_first: int = 0) -> str:
-    """Return one folder name as a directory name of an EML tree; raise ValueError if empty."""
+    """Return one folder name as a directory name of an EML tree."""
     return _tree_name(name, escape_first, _eml_special)
 
 
 def _tree_name(name: str, escape_first: int, must_escape: Callable[[str, int], bool]) -> str:
-    _check_component(name)
-    return _escaped(name, must_escape, escape_first)
+    return _escaped(name, must_escape, escape_first) if name else EMPTY_NAME
 
 
 def _tree_special(text: str, index: int) -> bool:
@@ -235,4 +238,4 @@ def _eml_special(text: str, index: int) -> bool:
 
 def decode_tree_name(stored: str) -> str:
     """Return the folder name that the tree directory name ``stored`` stands for."""
-    return _unescaped(stored).decode("utf-8", "surrogateescape")
+    return "" if stored == EMPTY_NAME else _unescaped(stored).decode("utf-8", "surrogateescape")
