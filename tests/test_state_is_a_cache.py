@@ -161,5 +161,7 @@ def test_a_dry_run_says_what_the_real_run_then_does(state_kept, source, tmp_path
         state.unlink()  # the archive holds everything; only the content can tell
     _, dry = copy(capsys, source, target, "--state", str(state), "--dry-run")
     _, real = copy(capsys, source, target, "--state", str(state))
-    assert "would copy 0 messages" in dry
+    folder_lines = [line for line in dry.splitlines() if line.startswith("would copy ")]
+    assert folder_lines and all(line.startswith("would copy      0 messages") for line in folder_lines), dry
+    assert f"would copy 0 messages (0.0 MB), {len(held(target))} already there, 0 left out" in dry
     assert " 0 copied" in real

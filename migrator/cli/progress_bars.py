@@ -84,8 +84,10 @@ def choose_progress(quiet: bool, dry_run: bool) -> Progress:
 def print_summary(summary: Summary, *, quiet: bool, dry_run: bool) -> None:
     """Print what a run did: nothing when quiet and all went well, failures on stderr."""
     if dry_run:
-        typer.echo(f"dry run: would copy {plural(summary.copied, 'message')} ({summary.bytes / 1e6:.1f} MB); "
-                   "nothing written")
+        typer.echo(f"dry run: would copy {plural(summary.copied, 'message')} ({summary.bytes / 1e6:.1f} MB), "
+                   f"{summary.already_there} already there, {summary.left_out} left out; nothing written")
+        for note in summary.notes:
+            typer.echo(f"  {note}")
         return
     if quiet and not summary.failures:
         return

@@ -172,11 +172,11 @@ class FolderCopy:
         self.run.summary.already_there += len(refs) - len(todo)
         if not self.run.plan.dry_run:
             self._carry_flag_changes(refs)
-        self.run.progress.folder_started(self.folder.name, len(todo), todo.total_size())
         log.info("folder %s: %d of %s to copy", printable(self.folder.name), len(todo), plural(len(refs), "message"))
         if self.run.plan.dry_run:
-            self._count_dry(todo)
+            self.run.progress.folder_started(self.folder.name, self.copied, self._count_dry(todo))
         else:
+            self.run.progress.folder_started(self.folder.name, len(todo), todo.total_size())
             if todo:
                 self._copy_messages(todo)
             self._settle()
@@ -184,8 +184,12 @@ class FolderCopy:
         self.run.progress.folder_done(self.folder.name, self.copied, self.failed)
         return self.plans
 
-    def _count_dry(self, todo: Listing) -> None:
-        """Count what the real run would do with ``todo``: copy it, or find it in a target by content key."""
+    def _count_dry(self, todo: Listing) -> int:
+        """Count what the real run would do with ``todo``: copy it, or find it in a target by content key.
+
+        Return the size of what would be copied.
+        """
+        size = 0
         keys: dict[str, str] = {}
         if any(plan.present for plan in self.plans):  # only then does the real run look at content keys
             keys = {uid: key for key, uids in self.source.content_keys(self.folder.path).items() for uid in uids}
@@ -193,10 +197,13 @@ class FolderCopy:
             uid = todo.uid_at(position)
             writes = [plan for plan in self.plans if plan.needs(uid) and plan.take_present(keys.get(uid, "")) is None]
             if writes:
-                self.run.summary.copied += 1
-                self.run.summary.bytes += todo.size_at(position) or 0
+                self.copied += 1
+                size += todo.size_at(position) or 0
             else:
                 self.run.summary.already_there += 1
+        self.run.summary.copied += self.copied
+        self.run.summary.bytes += size
+        return size
 
     def _note_distrusted(self) -> None:
         """Say in the summary which target folders the state described wrongly, and what was done about it."""
@@ -204,8 +211,7 @@ class FolderCopy:
             if plan.distrusted is not None:
                 self.run.summary.notes.append(
                     f"target folder {'/'.join(plan.folder)} in {plan.name} {plan.distrusted}: "
-                    f"{self.copied} {'would be ' if self.run.plan.dry_run else ''}copied again, "
-                    "the rest found there by content")
+                    f"{self.copied} {'would be ' if self.run.plan.dry_run else ''}copied again")
 
     def _listing(self) -> tuple[str, Listing, Listing]:
         """Return the source folder's validity, all its messages, and those the run's filter accepts."""
