@@ -71,6 +71,8 @@ KINDS: dict[str, StoreKind] = {kind.name: kind for kind in (
     ),
     StoreKind("maildir", "migrator.stores.maildir:MaildirStore", "a Maildir++ tree as Dovecot keeps it"),
     StoreKind("mbox", "migrator.stores.mbox:MboxStore", "a directory tree with one mbox file per folder"),
+    StoreKind("thunderbird", "migrator.stores.thunderbird:ThunderbirdStore",
+              "a Thunderbird mail directory (Local Folders, or an ImapMail account's cache)"),
     StoreKind("eml", "migrator.stores.eml:EmlStore", "a directory tree with one .eml file per message"),
     StoreKind("pst", "migrator.stores.pst:PstStore", "an Outlook PST file (Unicode)", options=("part_size",)),
 )}

@@ -1,4 +1,4 @@
-"""One suite run against every local archive (Maildir, mbox, EML), as CPython's test_mailbox does.
+"""One suite run against every local archive (Maildir, mbox, Thunderbird, EML), as CPython's test_mailbox does.
 
 Each store must give back exactly what it was given: bytes, flags, received instants and
 folder names, for the shared corpus and for folder names chosen to be hostile; must never
@@ -24,7 +24,7 @@ from migrator.stores import open_store
 from migrator.stores.base import Store
 from tests.support.corpus import corpus
 
-KINDS = ("maildir", "mbox", "eml")
+KINDS = ("maildir", "mbox", "thunderbird", "eml")
 HOSTILE_FOLDERS: tuple[FolderPath, ...] = (
     ("..",),
     ("../../etc",),
@@ -106,7 +106,8 @@ def test_round_trip(kind: str, tmp_path: Path, messages: list[Message]) -> None:
 
 
 def test_every_flag_combination_and_keyword_survives(kind: str, tmp_path: Path) -> None:
-    combos = [Flags(frozenset(f for i, f in enumerate(Flag) if n >> i & 1), frozenset({"k%d" % (n % 5)} if n % 3 else ())) for n in range(64)]
+    combos = [Flags(frozenset(f for i, f in enumerate(Flag) if n >> i & 1), frozenset({f"k{n % 5}"} if n % 3 else ()))
+              for n in range(64)]
     batch = [Message(b"Subject: %d\n\nx\n" % n, flags, folder=("F",)) for n, flags in enumerate(combos)]
     with _store(kind, tmp_path) as store:
         _write(store, batch)
@@ -143,7 +144,8 @@ def test_chained_copies_end_identical(tmp_path: Path, messages: list[Message]) -
     with _store("maildir", tmp_path / "first") as first:
         _write(first, messages)
         source = _contents(first)
-    chain = [("maildir", tmp_path / "first"), ("mbox", tmp_path / "m"), ("eml", tmp_path / "e"), ("maildir", tmp_path / "last")]
+    chain = [("maildir", tmp_path / "first"), ("mbox", tmp_path / "m"), ("thunderbird", tmp_path / "t"),
+             ("eml", tmp_path / "e"), ("maildir", tmp_path / "last")]
     for (from_kind, from_path), (to_kind, to_path) in zip(chain, chain[1:]):
         with _store(from_kind, from_path, readonly=True) as reader, _store(to_kind, to_path) as writer:
             for folder in reader.list_folders():
@@ -166,7 +168,10 @@ def test_a_symbolic_link_in_the_archive_is_never_written_through(kind: str, tmp_
     with _store(kind, root) as store:
         store.ensure_folder(("Evil",))
         made = next(p for p in root.iterdir() if "vil" in p.name)
-        shutil.rmtree(made)
+        if made.is_dir():
+            shutil.rmtree(made)
+        else:
+            made.unlink()  # Thunderbird's layout: a folder is a file
         made.symlink_to(outside, target_is_directory=True)
         try:
             store.append_batch(("Evil",), [Message(b"Subject: s\n\nx\n", folder=("Evil",))])
@@ -186,6 +191,8 @@ LINKS = [
     ("mbox", "Secret", "secret", None),
     ("mbox", "Work/mbox", "secret/mbox", None),
     ("mbox", "Lists", "shadow", None),
+    ("thunderbird", "Secret", "secret", None),
+    ("thunderbird", "Lists", "shadow", None),
     ("eml", "INBOX/000099.eml", "shadow", "000099.eml"),
     ("eml", "Secret", "secret", None),
 ]

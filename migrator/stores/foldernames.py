@@ -239,3 +239,32 @@ def _eml_special(text: str, index: int) -> bool:
 def decode_tree_name(stored: str) -> str:
     """Return the folder name that the tree directory name ``stored`` stands for."""
     return "" if stored == EMPTY_NAME else _unescaped(stored).decode("utf-8", "surrogateescape")
+
+
+# --- Thunderbird's folder files (Local Folders, ImapMail) ---------------------------------
+
+# Names Thunderbird gives files of its own in a mail directory, or never takes for folders
+# (nsMsgLocalStoreUtils::nsShouldIgnoreFile): a folder so named gets a character escaped.
+THUNDERBIRD_SUFFIXES = (".msf", ".sbd", ".snm", ".toc", ".mozmsgs")
+THUNDERBIRD_OWN_NAMES = frozenset({
+    "msgfilterrules.dat", "rules.dat", "rulesbackup.dat", "popstate.dat", "sort.dat", "filterlog.html", "junklog.html",
+    "mailfilt.log", "filters.js", "feeds.json", "feeds.json.tmp", "feeds.json.backup", "feeds.json.corrupt",
+    "feeditems.json", "feeditems.json.tmp", "feeditems.json.backup", "feeditems.json.corrupt", "feeds.rdf",
+    "feeditems.rdf",
+})
+
+
+def encode_thunderbird_name(name: str, escape_first: int = 0) -> str:
+    """Return one folder name as the name of its file in a Thunderbird mail directory (its subfolders are
+    in ``NAME.sbd``)."""
+    folded = name.casefold()
+    if folded in THUNDERBIRD_OWN_NAMES or folded.startswith(("#", "feeditems_error")):
+        escape_first = max(escape_first, 1)
+    return _tree_name(name, escape_first, _thunderbird_special)
+
+
+def _thunderbird_special(text: str, index: int) -> bool:
+    char = text[index]
+    if _tree_special(text, index) or (index == len(text) - 1 and char == "~"):
+        return True
+    return char == "." and text[index:].casefold() in THUNDERBIRD_SUFFIXES

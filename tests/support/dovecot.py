@@ -21,10 +21,11 @@ reads: index and uidlist files in a Maildir, X-UID/X-IMAPbase/Status headers in 
   ``mbox:PATH:INBOX=PATH/INBOX`` reads folder ("A", "B") from the file ``A/B`` (a folder
   with children then cannot hold messages); with ``:DIRNAME=NAME`` every folder is a
   directory and its messages are in ``DIR/NAME``, so ("A",) is ``A/NAME`` and ("A", "B")
-  is ``A/B/NAME``. See ``mbox_location``. Dovecot takes flags from Status/X-Status and hides
-  those headers; it reads X-Keywords only for keywords declared in an ``X-IMAPbase:
-  UIDVALIDITY UIDNEXT keyword...`` header of the file's first message; it does not undo
-  ``>From`` quoting.
+  is ``A/B/NAME`` (migrator's tree: ``DIRNAME=mbox``, INBOX the file ``INBOX/mbox``). See
+  ``mbox_location``. Dovecot takes flags from Status/X-Status (every such header counts) and
+  hides those headers; it reads X-Keywords (the first one) only for keywords declared in an
+  ``X-IMAPbase: UIDVALIDITY UIDNEXT keyword...`` header of the file's first message; it does
+  not undo ``>From`` quoting, and takes a Content-Length that points at the next From line.
 """
 
 from __future__ import annotations
@@ -220,10 +221,11 @@ class DovecotServer(MailServer):
         path.chmod(0o640)
 
     def add_archive_user(self, name: str, password: str, archive: Path, *, kind: str = "maildir",
-                         mbox_dirname: str | None = None) -> MailUser:
+                         mbox_dirname: str | None = None, mbox_inbox: str = "INBOX") -> MailUser:
         """Return a new user whose mail is a private copy of the Maildir or mbox tree ``archive``.
 
-        ``kind`` is "maildir" or "mbox"; ``mbox_dirname`` as in ``mbox_location``. The copy keeps
+        ``kind`` is "maildir" or "mbox"; ``mbox_dirname`` and ``mbox_inbox`` as in ``mbox_location``
+        (migrator's mbox tree is ``mbox_dirname="mbox", mbox_inbox="INBOX/mbox"``). The copy keeps
         modification times and belongs to the mail user; Dovecot's indexes go beside it.
         No special folders are created. Raises ValueError for an unknown kind.
         """
@@ -231,7 +233,7 @@ class DovecotServer(MailServer):
         if kind == "maildir":
             location = f"maildir:{copy}:INDEX={index}"
         elif kind == "mbox":
-            location = mbox_location(copy, index, dirname=mbox_dirname)
+            location = mbox_location(copy, index, dirname=mbox_dirname, inbox=mbox_inbox)
         else:
             raise ValueError(f"unknown archive kind {kind!r}: use 'maildir' or 'mbox'")
         shutil.copytree(archive, copy, symlinks=False)
@@ -272,13 +274,14 @@ class DovecotServer(MailServer):
 
 # --- module helpers ------------------------------------------------------------------------
 
-def mbox_location(path: Path, index: Path, *, dirname: str | None = None) -> str:
-    """Return the mail_location of a tree of mbox files at ``path`` whose INBOX is the file ``INBOX``.
+def mbox_location(path: Path, index: Path, *, dirname: str | None = None, inbox: str = "INBOX") -> str:
+    """Return the mail_location of a tree of mbox files at ``path`` whose INBOX is the file ``path/inbox``.
 
     With ``dirname`` every folder is a directory holding its messages in the file ``dirname``
-    (so a folder can have both messages and children); without, a folder is a file.
+    (so a folder can have both messages and children); without, a folder is a file. Folder
+    names on disk are UTF-8 (with listescape's ``\\NN`` escapes), as migrator writes them.
     """
-    location = f"mbox:{path}:INBOX={path}/INBOX:INDEX={index}"
+    location = f"mbox:{path}:INBOX={path}/{inbox}:INDEX={index}:UTF-8"
     return f"{location}:DIRNAME={dirname}" if dirname else location
 
 

@@ -1,39 +1,37 @@
-"""What migrator writes around each message in an mbox, and how it reads that back.
+"""The bytes around each message migrator writes into an mbox, and its From line.
 
 One message is written as::
 
     From <sender> <received: asctime in UTC> +0000
-    X-Migrator-Mbox: 1 size=<bytes of the message> stored=<bytes of its quoted form> added=<n>
-    <n lines: Status, X-Status, X-Keywords, see status.py>
-    <the message, mboxrd-quoted, line endings untouched>
-    <LF if the message does not end with one>
-    <LF: the blank line before the next From line>
+    <the lines its dialect adds (dialect.py): its flags, where the file's readers look for them>
+    <the message, quoted as its dialect says, line endings untouched>
+    <one LF, or two: see dialect.py>
 
-The marker line tells a message migrator wrote (read back exactly) from a foreign one
-(kept as the file holds it). It records how many flag lines follow it, so that Status-like
-headers already in the message stay; and the length of the quoted message, so that a
-message without a final newline is recovered exactly and a scan can skip the body. The
-sender is the message's Return-Path address (``MAILER-DAEMON`` without one); the date is
-UTC, marked ``+0000`` after the year because Dovecot takes a From line without a zone for
-its own local time. It keeps the second: the sub-second part of the received date is lost.
+and its index line (index.py) records where each part lies. The sender is the message's
+Return-Path address (``MAILER-DAEMON`` without one); the date is UTC, marked ``+0000`` after
+the year because Dovecot takes a From line without a zone for its own local time. It keeps the
+second: the sub-second part of the received date is lost.
 """
 
 from __future__ import annotations
 
+import mmap
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from migrator.contentkey import header_block
 from migrator.message import Message
+from migrator.stores.mbox.dialect import Dialect, Frame
+from migrator.stores.mbox.index import Record
 from migrator.stores.mbox.quoting import quote_mboxrd
-from migrator.stores.mbox.status import status_lines
 
+Buffer = bytes | mmap.mmap  # an mbox being read: mapped, or (in tests) bytes
 DEFAULT_SENDER = "MAILER-DAEMON"
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _RETURN_PATH = re.compile(rb"^Return-Path:[ \t]*<?([!-;=?-~]+)>?[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
-_MARKER = re.compile(rb"X-Migrator-Mbox: 1 size=(\d+) stored=(\d+) added=([0-3])\n")
 _FROM_DATE = re.compile(
     rb"[A-Za-z]{3} +([A-Za-z]{3}) +(\d{1,2}) +(\d{1,2}):(\d\d)(?::(\d\d))?"
     rb"(?: +(?:[A-Z]{1,5}|([+-]\d{4})))? +(\d{4})(?: +([+-]\d{4}))?"
@@ -41,24 +39,33 @@ _FROM_DATE = re.compile(
 
 
 @dataclass(frozen=True)
-class Marker:
-    """What the marker line of a message migrator wrote says."""
+class Laid:
+    """One message of an append, laid out: what it is written as, and the index record saying so."""
 
-    size: int
-    stored: int
-    added: int
+    message: Message
+    envelope: bytes  # its From line and the lines the dialect adds
+    frame: Frame
+    record: Record
+
+    def pieces(self) -> list[bytes]:
+        """Return the bytes to write for it, in order (pieces rather than one copy: a 10 MB message then
+        costs no second 10 MB, and its quoted form exists only while it is written)."""
+        raw = self.message.raw
+        return [self.envelope, quote_mboxrd(raw) if self.frame.quoted else raw, b"\n" * self.frame.tail]
 
 
-def serialise(message: Message) -> list[bytes]:
-    """Return the pieces that, written in order, hold ``message`` in an mbox (From line to blank line).
-
-    Pieces rather than one joined copy: a 10 MB message then costs no second 10 MB.
-    """
-    quoted = quote_mboxrd(message.raw)  # the raw bytes themselves when no line needs quoting
-    flag_lines = status_lines(message.flags)
-    marker = b"X-Migrator-Mbox: 1 size=%d stored=%d added=%d\n" % (len(message.raw), len(quoted), len(flag_lines))
-    ending = b"\n" if quoted.endswith(b"\n") else b"\n\n"
-    return [from_line(message) + marker + b"".join(flag_lines), quoted, ending]
+def lay_out(messages: Sequence[Message], dialect: Dialect, offset: int, first_line: bytes = b"") -> list[Laid]:
+    """Return ``messages`` laid out one after another from ``offset``; ``first_line`` starts the added lines
+    of the first (the keyword list of a file's first message)."""
+    laid = []
+    for message in messages:
+        frame = dialect.frame(message)
+        envelope = from_line(message) + first_line + frame.head
+        first_line = b""
+        record = Record(offset, len(envelope), frame.stored, frame.tail, len(message.raw), frame.crc, frame.quoted)
+        laid.append(Laid(message, envelope, frame, record))
+        offset = record.end
+    return laid
 
 
 def from_line(message: Message) -> bytes:
@@ -101,7 +108,6 @@ def _zone(offset: bytes | None) -> timezone:
     return timezone(timedelta(minutes=-minutes if offset[:1] == b"-" else minutes))
 
 
-def parse_marker(buffer: bytes, position: int) -> Marker | None:
-    """Return the marker line starting at ``position`` in ``buffer``, or None if there is none."""
-    match = _MARKER.match(buffer, position)
-    return Marker(*map(int, match.groups())) if match else None
+def starts_at(buffer: Buffer, position: int, text: bytes) -> bool:
+    """Return True when ``buffer`` (bytes or an mmap, which has no startswith) holds ``text`` at ``position``."""
+    return buffer[position : position + len(text)] == text

@@ -44,17 +44,22 @@ _NO_HARD_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS)
 
 
 @contextmanager
-def write_lock(path: Path, fd: int, wait: float = WAIT, stale_after: float = STALE_AFTER) -> Iterator[None]:
-    """Hold the dotlock and an exclusive fcntl lock on the mbox ``path`` open as ``fd``; raise FolderError."""
-    with dotlock(path, wait, stale_after), fcntl_lock(path, fd, exclusive=True, wait=wait):
+def write_lock(
+    path: Path, fd: int, wait: float = WAIT, stale_after: float = STALE_AFTER, *, lock: Path | None = None
+) -> Iterator[None]:
+    """Hold the dotlock (``lock``, by default ``path.lock``) and an exclusive fcntl lock on the mbox ``path``
+    open as ``fd``; raise FolderError."""
+    with dotlock(path, wait, stale_after, lock=lock), fcntl_lock(path, fd, exclusive=True, wait=wait):
         yield
 
 
 @contextmanager
-def dotlock(path: Path, wait: float = WAIT, stale_after: float = STALE_AFTER) -> Iterator[None]:
-    """Hold ``path.lock``, removing a stale one; raise FolderError if another holds it longer than ``wait``
-    or if it cannot be made."""
-    lock = path.with_name(path.name + ".lock")
+def dotlock(
+    path: Path, wait: float = WAIT, stale_after: float = STALE_AFTER, *, lock: Path | None = None
+) -> Iterator[None]:
+    """Hold the dotlock ``lock`` of the mbox ``path`` (by default ``path.lock``), removing a stale one; raise
+    FolderError if another holds it longer than ``wait`` or if it cannot be made."""
+    lock = lock or path.with_name(path.name + ".lock")
     deadline = time.monotonic() + wait
     while (ours := _try_create(path, lock)) is None:
         stale = _stale(lock, stale_after)

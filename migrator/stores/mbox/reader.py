@@ -1,33 +1,35 @@
 """Finding the messages of an mbox in a buffer (an mmap of the file, or bytes): pure.
 
-A message starts at a ``From `` line that begins the file or follows a blank line. One that
-migrator wrote (marker line, see envelope.py) is located by the lengths its marker records
-and read back exactly. Any other is kept as the file holds it, without its From line and the
-blank line before the next one: mboxcl2 messages end where a valid ``Content-Length`` says,
-others (mboxo, mboxrd of other programs) at the next separator. Their ``>From `` lines stay
-as they are, since mboxo quoting cannot be undone without guessing.
+A message starts at a ``From `` line that begins the file or follows a line end. One that the
+index names (index.py), and that fits its record, is read back exactly: without the lines
+migrator added, unquoted. One that an older migrator wrote with a marker line (legacy.py) is
+read exactly too. Any other is read as its dialect's programs read it (dialect.py), without its
+From line and the blank line before the next one: mboxcl2 messages end where a valid
+``Content-Length`` says, others (mboxo, mboxrd of other programs) at the next separator.
 
 An append that was killed leaves the beginning of a message at the end of the file;
-``intact_length`` finds where it starts, so that the next append can cut it off.
+``kept_length`` finds where it starts, so that the next append can cut it off.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from migrator.message import Flags
-from migrator.stores.mbox.envelope import from_line_date, parse_marker
+from migrator.stores.mbox.dialect import Dialect
+from migrator.stores.mbox.envelope import Buffer, from_line_date, starts_at
+from migrator.stores.mbox.index import Record
+from migrator.stores.mbox.legacy import marked
 from migrator.stores.mbox.quoting import unquote_mboxrd
 from migrator.stores.mbox.status import flags_from_headers
 
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 _SEPARATOR = re.compile(rb"\n\r?\n(?=From )")
-_FLAG_LINE = re.compile(rb"(?:Status|X-Status|X-Keywords): [^\n]*\n")
 _CONTENT_LENGTH = re.compile(rb"^Content-Length:[ \t]*(\d+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
-_MARKER_START = b"X-Migrator-Mbox: 1 size="
 
 
 @dataclass(frozen=True)
@@ -40,119 +42,96 @@ class Entry:
     stop: int  # and end
     quoted: bool  # written by migrator: mboxrd-quoted
     size: int
-    flags: Flags
+    flags: Flags | None  # None: a message its program takes as gone
     received: datetime | None
+    crc: int | None = None  # of the message, when the index names it
+    foreign: bool = False  # written by another program: read as its dialect says
 
 
-def entries(buffer: bytes) -> Iterator[Entry]:
-    """Yield every message of the mbox in ``buffer``; raise ValueError if it does not start with a From line."""
+def entries(buffer: Buffer, records: Mapping[int, Record], dialect: Dialect) -> Iterator[Entry]:
+    """Yield every message of the mbox in ``buffer`` (those taken as gone too: their flags are None); raise
+    ValueError if it does not start with a From line."""
     offset = 0
     while offset < len(buffer):
-        entry = read_entry(buffer, offset)
+        entry = read_entry(buffer, offset, records, dialect)
         yield entry
         offset = entry.end
 
 
-def read_entry(buffer: bytes, offset: int) -> Entry:
+def read_entry(buffer: Buffer, offset: int, records: Mapping[int, Record], dialect: Dialect) -> Entry:
     """Return the message whose From line starts at ``offset``; raise ValueError if there is none."""
-    if not _at(buffer, offset, b"From ") or (offset > 0 and buffer[offset - 1 : offset] != b"\n"):
+    body, received = _from_line(buffer, offset)
+    record = records.get(offset)
+    indexed = _indexed(buffer, body, record, dialect, received) if record is not None else None
+    return indexed or _marked(buffer, offset, body, received) or foreign_entry(buffer, offset, body, dialect, received)
+
+
+def message_at(buffer: Buffer, offset: int, records: Mapping[int, Record], dialect: Dialect) -> tuple[Entry, bytes]:
+    """Return the message at ``offset`` and its bytes, exactly as they were before it went into the mbox;
+    raise ValueError if no message starts there. One whose bytes are not those its record names (the
+    file was changed in place since) is read as another program's."""
+    entry = read_entry(buffer, offset, records, dialect)
+    data = message_bytes(buffer, entry, dialect)
+    if entry.crc is None or zlib.crc32(data) == entry.crc:
+        return entry, data
+    body, received = _from_line(buffer, offset)
+    entry = foreign_entry(buffer, offset, body, dialect, received)
+    return entry, message_bytes(buffer, entry, dialect)
+
+
+def _from_line(buffer: Buffer, offset: int) -> tuple[int, datetime | None]:
+    """Return where the From line at ``offset`` ends and the date it gives; raise ValueError if there is none."""
+    if not starts_at(buffer, offset, b"From ") or (offset > 0 and buffer[offset - 1 : offset] != b"\n"):
         raise ValueError(f"no From line at offset {offset}")
     line_end = buffer.find(b"\n", offset)
     body = len(buffer) if line_end < 0 else line_end + 1
-    received = from_line_date(bytes(buffer[offset:body]))
-    return _ours(buffer, offset, body, received) or _foreign(buffer, offset, body, received)
+    return body, from_line_date(bytes(buffer[offset:body]))
 
 
-def message_bytes(buffer: bytes, entry: Entry) -> bytes:
+def message_bytes(buffer: Buffer, entry: Entry, dialect: Dialect) -> bytes:
     """Return the message ``entry`` locates, exactly as it was before it went into the mbox."""
     data = bytes(buffer[entry.start : entry.stop])
+    if entry.foreign:
+        return dialect.foreign_bytes(data)
     return unquote_mboxrd(data) if entry.quoted else data
 
 
-def intact_length(buffer: bytes, start: int) -> int:
-    """Return the length of the mbox in ``buffer`` without what an append begun at ``start`` and cut short
-    left: the end of the last whole message written from ``start`` on, when nothing but the beginning of
-    one more message as migrator writes it follows; else (other mail follows) ``len(buffer)``."""
-    end = position = start
-    while position < start + 2 and buffer[position : position + 1] == b"\n":
-        position += 1  # the line an append adds first when the file does not end with a blank line
-    while position < len(buffer):
-        promised = _promised_end(buffer, position)
-        if promised is None or promised > len(buffer):
-            break
-        end = position = promised
-    return end if _unfinished(buffer, position) else len(buffer)
-
-
-def _promised_end(buffer: bytes, offset: int) -> int | None:
-    """Return where the message migrator wrote from ``offset`` ends once whole (past the end of ``buffer``
-    when it was cut short), or None when no message of migrator's starts there."""
-    line_end = buffer.find(b"\n", offset)
-    marker = parse_marker(buffer, line_end + 1) if _at(buffer, offset, b"From ") and line_end >= 0 else None
-    if marker is None:
+def _indexed(buffer: Buffer, body: int, record: Record, dialect: Dialect, received: datetime | None) -> Entry | None:
+    """Return the message ``record`` names if the file holds it as the record says, else None."""
+    if record.start < body or record.end > len(buffer) or buffer[record.stop : record.end] != b"\n" * record.tail:
         return None
-    start = buffer.find(b"\n", line_end + 1) + 1
-    for _ in range(marker.added):
-        line = _FLAG_LINE.match(buffer, start)
-        if line is None:
-            return len(buffer) + 1 if buffer.find(b"\n", start) < 0 else None  # cut in a flag line, or changed
-        start = line.end()
-    stop = start + marker.stored
-    ending = b"\n" if marker.stored and buffer[stop - 1 : stop] == b"\n" else b"\n\n"
-    end = stop + len(ending)
-    if end <= len(buffer) and buffer[stop:end] != ending:
-        return None  # changed by another program
-    return end
-
-
-def _unfinished(buffer: bytes, offset: int) -> bool:
-    """Return True when ``buffer`` holds from ``offset`` nothing, or only the beginning of one message as
-    migrator writes it: a From line or a part of one, then a marker line or a part of one, then less than
-    its marker promises."""
-    if offset >= len(buffer):
-        return True
-    line_end = buffer.find(b"\n", offset)
-    if line_end < 0:
-        return b"From ".startswith(bytes(buffer[offset : offset + 5]))
-    if not _at(buffer, offset, b"From ") or buffer.find(b"\nFrom ", line_end) >= 0:
-        return False  # another message follows: a message of ours quotes every line starting so
-    promised = _promised_end(buffer, offset)
-    if promised is not None:
-        return promised > len(buffer)
-    marker_part = bytes(buffer[line_end + 1 : line_end + 1 + len(_MARKER_START)])
-    return buffer.find(b"\n", line_end + 1) < 0 and _MARKER_START.startswith(marker_part)
-
-
-def _ours(buffer: bytes, offset: int, body: int, received: datetime | None) -> Entry | None:
-    marker = parse_marker(buffer, body)
-    if marker is None:
+    end = record.end
+    if buffer[end : end + 1] == b"\n":
+        end += 1  # a blank line another program (or an append after a failed one) put before the next From line
+    if not (end == len(buffer) or starts_at(buffer, end, b"From ")):
         return None
-    start = buffer.find(b"\n", body) + 1
-    flag_lines = []
-    for _ in range(marker.added):
-        line = _FLAG_LINE.match(buffer, start)
-        if line is None:
-            return None
-        flag_lines.append(line.group())
-        start = line.end()
-    stop = start + marker.stored
-    ending = b"\n" if marker.stored and buffer[stop - 1 : stop] == b"\n" else b"\n\n"
-    end = stop + len(ending)
-    if buffer[stop:end] != ending or not (end == len(buffer) or _at(buffer, end, b"From ")):
-        return None  # changed by another program since: read it as a foreign message
-    return Entry(offset, end, start, stop, True, marker.size, flags_from_headers(b"".join(flag_lines)), received)
+    head = bytes(buffer[body : record.start])
+    if not dialect.is_head(head):
+        return None
+    return Entry(record.offset, end, record.start, record.stop, record.quoted, record.size, dialect.flags(head),
+                 received, record.crc)
 
 
-def _foreign(buffer: bytes, offset: int, body: int, received: datetime | None) -> Entry:
+def _marked(buffer: Buffer, offset: int, body: int, received: datetime | None) -> Entry | None:
+    found = marked(buffer, offset, body)
+    if found is None:
+        return None
+    flags = flags_from_headers(bytes(buffer[found.head : found.start]))
+    return Entry(offset, found.end, found.start, found.stop, True, found.size, flags, received)
+
+
+def foreign_entry(buffer: Buffer, offset: int, body: int, dialect: Dialect, received: datetime | None) -> Entry:
+    """Return the message another program wrote from ``offset`` (its headers start at ``body``)."""
     blank = _BLANK_LINE.search(buffer, body - 1)
     header_stop = blank.start() + 1 if blank else len(buffer)
     headers = bytes(buffer[body:header_stop])
     extent = _length_extent(buffer, blank.end(), headers) if blank else None
     end, stop = extent or _separator_extent(buffer, header_stop - 1)
-    return Entry(offset, end, body, stop, False, stop - body, flags_from_headers(headers), received)
+    size = dialect.foreign_size(buffer, body, stop)
+    return Entry(offset, end, body, stop, False, size, dialect.foreign_flags(headers), received, foreign=True)
 
 
-def _length_extent(buffer: bytes, body_start: int, headers: bytes) -> tuple[int, int] | None:
+def _length_extent(buffer: Buffer, body_start: int, headers: bytes) -> tuple[int, int] | None:
     """Return (end, stop) as a Content-Length header gives them, or None if it has none that fits."""
     match = _CONTENT_LENGTH.search(headers)
     if match is None:
@@ -160,12 +139,12 @@ def _length_extent(buffer: bytes, body_start: int, headers: bytes) -> tuple[int,
     stop = body_start + int(match.group(1))
     if stop == len(buffer):
         return stop, stop
-    if buffer[stop : stop + 1] == b"\n" and (stop + 1 == len(buffer) or _at(buffer, stop + 1, b"From ")):
+    if buffer[stop : stop + 1] == b"\n" and (stop + 1 == len(buffer) or starts_at(buffer, stop + 1, b"From ")):
         return stop + 1, stop
     return None
 
 
-def _separator_extent(buffer: bytes, search_from: int) -> tuple[int, int]:
+def _separator_extent(buffer: Buffer, search_from: int) -> tuple[int, int]:
     """Return (end, stop) up to the next separator, or to the end less a final blank line."""
     separator = _SEPARATOR.search(buffer, search_from)
     if separator is not None:
@@ -177,6 +156,39 @@ def _separator_extent(buffer: bytes, search_from: int) -> tuple[int, int]:
     return end, end
 
 
-def _at(buffer: bytes, position: int, text: bytes) -> bool:
-    # An mmap has no startswith().
-    return buffer[position : position + len(text)] == text
+def kept_length(buffer: Buffer, begun: int, batch: Sequence[Record], dialect: Dialect) -> int:
+    """Return the length of the mbox in ``buffer`` without what an append that began at ``begun``, meaning
+    to write ``batch``, left unfinished: the end of its last whole message, when nothing but the beginning
+    of the next one follows (the LFs before its From line, then a part of its From line, of the lines
+    ``dialect`` adds and of the message); else, when anything else follows (mail another program appended
+    since), ``len(buffer)``."""
+    kept = begun
+    for record in batch:
+        if not _whole(buffer, record):
+            return kept if _begun(buffer, kept, record, dialect) else len(buffer)
+        kept = record.end
+    return len(buffer) if kept < len(buffer) else kept
+
+
+def _whole(buffer: Buffer, record: Record) -> bool:
+    return (
+        record.end <= len(buffer)
+        and starts_at(buffer, record.offset, b"From ")
+        and buffer[record.stop : record.end] == b"\n" * record.tail
+    )
+
+
+def _begun(buffer: Buffer, kept: int, record: Record, dialect: Dialect) -> bool:
+    """Return True when ``buffer`` holds from ``kept`` only the beginning of the message ``record`` names."""
+    if len(buffer) >= record.end or any(byte != 0x0A for byte in buffer[kept : min(record.offset, len(buffer))]):
+        return False
+    if record.offset >= len(buffer):
+        return True
+    line_end = buffer.find(b"\n", record.offset)
+    if line_end < 0:
+        return b"From ".startswith(bytes(buffer[record.offset : record.offset + 5]))
+    head = bytes(buffer[line_end + 1 : min(record.start, len(buffer))])
+    if not starts_at(buffer, record.offset, b"From ") or not dialect.is_head(head[: head.rfind(b"\n") + 1]):
+        return False  # another program's message, appended where this one was to be
+    # A message migrator writes quotes every line starting so: one found after it is another message.
+    return buffer.find(b"\nFrom ", record.offset) < 0

@@ -11,9 +11,12 @@ one folder is INBOX); writing always uses the tree.
 
 A message's uid is the offset of its From line. Flags cannot be changed in place (that
 would mean rewriting the file and moving every later offset), and messages cannot be
-deleted, for the same reason. See envelope.py for the bytes around each message, and
-length.py for how what a killed append left is cut off. Reading and writing follow no
-symbolic link below the root: a link in the tree is a folder that fails, naming it.
+deleted, for the same reason. See dialect.py and envelope.py for the bytes around each
+message, index.py for the hidden index beside each mbox file that lets migrator read its
+messages back exactly and cut off what a killed append left, and append.py for an append.
+Reading and writing follow no symbolic link below the root: a link in the tree is a folder
+that fails, naming it. Thunderbird's layout (migrator/stores/thunderbird/) is this store with
+another tree of files and another dialect.
 """
 
 from __future__ import annotations
@@ -35,8 +38,6 @@ from migrator.stores.foldertree import FolderTree
 from migrator.stores.leftovers import remove_abandoned, temp_maker
 from migrator.stores.localfs import (
     NotFollowed,
-    disk_error,
-    forget_cached,
     from_time_ns,
     fsync_dir,
     identity_of,
@@ -44,13 +45,13 @@ from migrator.stores.localfs import (
     open_root,
     read_error,
     reason,
-    stops_writing,
-    write_all,
 )
-from migrator.stores.mbox.envelope import serialise
-from migrator.stores.mbox.length import length_record
+from migrator.stores.mbox.append import append_batch
+from migrator.stores.mbox.dialect import MBOX, Dialect
+from migrator.stores.mbox.envelope import Buffer
+from migrator.stores.mbox.index import IndexCache, index_for_append
 from migrator.stores.mbox.lock import fcntl_lock, remove_if_stale, write_lock
-from migrator.stores.mbox.reader import entries, message_bytes, read_entry
+from migrator.stores.mbox.reader import entries, message_at
 
 VALIDITY = "mbox-1"  # offsets stay valid while the file is only appended to
 LOCK_FILE = MBOX_FILE + ".lock"  # the dotlock of a folder's mbox file (see lock.py)
@@ -61,30 +62,43 @@ class MboxStore(Store):
 
     supports_flag_updates = False
     parallel_folders = True  # each folder is a file of its own, locked while it is written
+    dialect: Dialect = MBOX
+    description = "mbox archive"  # what error messages call the store
 
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
         super().__init__(endpoint, readonly=readonly)
-        self.root = Path(endpoint.path)
+        if endpoint.path is None:
+            raise StoreError(f"{endpoint} names no path: write {endpoint.kind}:PATH")
+        self.root = endpoint.path
         self.tree = FolderTree(self.root, encode_mbox_dirname)
+        self._indexes = IndexCache(self.root)
 
     def open(self) -> None:
         """Check the archive, or create its root for writing; raise StoreError."""
         if self.root.is_file() and not self.readonly:
             raise StoreError(
                 f"{self.root} is a single mbox file, and migrator writes a directory of folders: "
-                f"name a directory, e.g. mbox:{self.root}.d"
+                f"name a directory, e.g. {self.endpoint.kind}:{self.root}.d"
             )
         if not self.root.is_file():
-            open_root(self.root, "mbox archive", self.readonly, Path.is_dir)
+            open_root(self.root, self.description, self.readonly, Path.is_dir)
         if not self.readonly:
             self._remove_abandoned()
 
     def _remove_abandoned(self) -> None:
         """Remove the dotlocks killed runs left, and the temporary files of those they were making."""
         for directory, _, files in os.walk(self.root):
-            remove_abandoned(directory, lambda name: temp_maker(name, lambda final: final == LOCK_FILE))
-            if LOCK_FILE in files:
-                remove_if_stale(Path(directory, LOCK_FILE))
+            remove_abandoned(directory, lambda name: temp_maker(name, self._is_lock))
+            for name in filter(self._is_lock, files):
+                remove_if_stale(Path(directory, name))
+
+    def _is_lock(self, name: str) -> bool:
+        """Return True when ``name`` is the name of a dotlock of this layout (a temporary file's too)."""
+        return name == LOCK_FILE
+
+    def _lock_path(self, path: Path) -> Path:
+        """Return the dotlock of the mbox ``path``: ``NAME.lock``, as Dovecot and mutt take it."""
+        return path.with_name(path.name + ".lock")
 
     # --- folders ----------------------------------------------------------------------------
 
@@ -104,7 +118,7 @@ class MboxStore(Store):
             elif entry.is_dir(follow_symlinks=False):
                 mbox = os.path.join(entry.path, MBOX_FILE)
                 folders[path] = os.path.isfile(mbox) or os.path.islink(mbox)
-            elif entry.is_file(follow_symlinks=False) and _starts_like_mbox(entry.path):
+            elif entry.is_file(follow_symlinks=False) and starts_like_mbox(entry.path):
                 folders[path] = True  # the classic layout (a dotlock or anything else does not start so)
         return [Folder(p, role_by_name(p), s) for p, s in sorted(folders.items())]
 
@@ -131,7 +145,7 @@ class MboxStore(Store):
     def _existing_path(self, folder: FolderPath) -> Path:
         path = self._mbox_path(folder)
         if path is None:
-            raise FolderError(f"there is no folder {'/'.join(folder)} in the mbox archive {self.root}")
+            raise FolderError(f"there is no folder {'/'.join(folder)} in the {self.description} {self.root}")
         return path
 
     def _create_folder(self, folder: FolderPath) -> None:
@@ -151,8 +165,10 @@ class MboxStore(Store):
         """Return the folder's messages, found by streaming through its file (bodies are skipped where possible)."""
         path = self._existing_path(folder)
         with self._mapped(path) as (buffer, _):
+            records = self._indexes.records(path) if buffer else {}
             try:
-                refs = [MessageRef(str(e.offset), e.flags, e.size, e.received) for e in entries(buffer)]
+                found = entries(buffer, records, self.dialect)
+                refs = [MessageRef(str(e.offset), e.flags, e.size, e.received) for e in found if e.flags is not None]
             except ValueError as e:
                 raise FolderError(f"{path} is not an mbox file ({e}): check the path") from None
         return FolderScan(VALIDITY, refs)
@@ -161,15 +177,17 @@ class MboxStore(Store):
         """Yield the messages at the refs' offsets; a ref that no longer points at a message is skipped."""
         path = self._existing_path(folder)
         with self._mapped(path) as (buffer, file_date):
+            records = self._indexes.records(path) if buffer else {}
             for ref in refs:
                 try:
-                    entry = read_entry(buffer, int(ref.uid))
+                    entry, data = message_at(buffer, int(ref.uid), records, self.dialect)
                 except ValueError:
                     continue  # the file was rewritten since the scan
-                yield Message(message_bytes(buffer, entry), entry.flags, entry.received or file_date, folder, ref.uid)
+                if entry.flags is not None:
+                    yield Message(data, entry.flags, entry.received or file_date, folder, ref.uid)
 
     @contextmanager
-    def _mapped(self, path: Path) -> Iterator[tuple[bytes, datetime]]:
+    def _mapped(self, path: Path) -> Iterator[tuple[Buffer, datetime]]:
         """Map the mbox file read-only under a shared fcntl lock; yield it (an empty one as b"") and its mtime."""
         try:
             fd = self._open(path, os.O_RDONLY)
@@ -198,67 +216,28 @@ class MboxStore(Store):
     def append_batch(self, folder: FolderPath, messages: Sequence[Message]) -> list[AppendResult]:
         """Append the messages under the mbox locks and fsync; on a write error restore the file's length.
 
-        What an append that was killed left at the end of the file is cut off first (see length.py).
+        What an append that was killed left at the end of the file is cut off first (see append.py).
         """
         self._check_writable()
         self._create_folder(folder)
         path = self._existing_path(folder)
+        if not messages:
+            return []
         try:
-            fd = self._open(path, os.O_RDWR | os.O_APPEND)
+            fd = self._open(path, os.O_RDWR)  # not O_APPEND: the keyword list is rewritten in place
         except NotFollowed as e:
             raise FolderError(str(e)) from None
         except OSError as e:
             raise FolderError(f"cannot open {path} for writing: {reason(e)}") from None
         try:
-            with write_lock(path, fd), length_record(self.root, path) as length:
-                results = _append(fd, path, length.begin(fd), messages)
-                if all(result.ok for result in results):
-                    length.end(os.fstat(fd).st_size)
-                return results
+            with write_lock(path, fd, lock=self._lock_path(path)), index_for_append(self.root, path) as index:
+                return append_batch(fd, path, index, self.dialect, messages)
         finally:
             os.close(fd)
 
 
-def _append(fd: int, path: Path, old_size: int, messages: Sequence[Message]) -> list[AppendResult]:
-    """Write ``messages`` at the end of the locked file ``fd``, ``old_size`` long; return one result per message."""
-    prefix = _separator_needed(fd, old_size)
-    offsets = []
-    try:
-        write_all(fd, prefix)
-        offset = old_size + len(prefix)
-        for message in messages:  # serialised one at a time: a batch is never held twice
-            offsets.append(offset)
-            for piece in serialise(message):
-                write_all(fd, piece)
-                offset += len(piece)
-        os.fsync(fd)
-    except BaseException as e:
-        os.ftruncate(fd, old_size)
-        os.fsync(fd)
-        if not isinstance(e, OSError):
-            raise
-        if stops_writing(e):
-            kept = "it is back to its length before this batch, and what was copied is kept"
-            raise disk_error(path, e, kept) from None
-        error = f"cannot write to {path}: {reason(e)} (the file was restored to its previous length)"
-        return [AppendResult(message, error=error) for message in messages]
-    # From the page the batch began in (kept by the last batch), to the last page, kept for
-    # the next batch, which reads the file's last two bytes.
-    forget_cached(fd, old_size - old_size % mmap.PAGESIZE, offset - offset % mmap.PAGESIZE)
-    return [AppendResult(message, uid=str(offset)) for message, offset in zip(messages, offsets)]
-
-
-def _separator_needed(fd: int, size: int) -> bytes:
-    """Return what must come before a new From line so that a blank line precedes it."""
-    if size == 0:
-        return b""
-    tail = os.pread(fd, 2, max(size - 2, 0))
-    if tail.endswith(b"\n\n"):
-        return b""
-    return b"\n" if tail.endswith(b"\n") else b"\n\n"
-
-
-def _starts_like_mbox(path: str) -> bool:
+def starts_like_mbox(path: str) -> bool:
+    """Return True when the file ``path`` starts with a From line (a dotlock, or anything else, does not)."""
     try:
         with open(path, "rb") as file:
             return file.read(5) == b"From "
