@@ -1,4 +1,4 @@
-"""mbox archives: a tree of mbox files (mboxrd), read back byte for byte; see store.py."""
+"""mbox archives: a tree of mbox files other programs read as they are, read back byte for byte; see store.py."""
 
 from __future__ import annotations
 

@@ -48,7 +48,6 @@ class Frame:
 class Dialect(ABC):
     """The bytes around each message of an mbox file for one family of readers."""
 
-    name: str
     head_pattern: re.Pattern[bytes]  # what the lines migrator adds look like, all of them
 
     @abstractmethod
@@ -96,7 +95,6 @@ class Dialect(ABC):
 class MboxDialect(Dialect):
     """Status lines as Dovecot and mutt read them (see the module docstring)."""
 
-    name = "mbox"
     head_pattern = re.compile(
         rb"(?:X-IMAPbase: [^\n]*\n)?(?:(?:Status|X-Status|X-Keywords|Content-Length): [^\n]*\n)*"
     )

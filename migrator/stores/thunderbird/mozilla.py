@@ -79,7 +79,6 @@ def _hex(value: bytes) -> int:
 class ThunderbirdDialect(Dialect):
     """What Thunderbird writes around a message in its mbox files (see the module docstring)."""
 
-    name = "thunderbird"
     head_pattern = re.compile(
         rb"X-Mozilla-Status: [0-9a-fA-F ]{4}\nX-Mozilla-Status2: [0-9a-fA-F ]{8}\nX-Mozilla-Keys: [^\n]*\n"
     )
