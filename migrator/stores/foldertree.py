@@ -6,6 +6,10 @@ its plain spelling or else by decoding the names beside it, because one made whe
 spelling was taken (by a name differing in case, on a case-insensitive filesystem) got some
 characters escaped (foldernames.py).
 Hidden entries (a leading ``.``) belong to the archive itself and are never folders.
+The names in a directory are read once per tree and kept up to date as folders are made, so
+finding or making each of 5 000 folders costs what it costs for 10. Another writer of the same
+run (a second worker) may make folders meanwhile: a plain spelling found on disk is taken
+although the kept names lack it, and making a directory that exists already finds it.
 Symbolic links are never followed, so a walk cannot leave the root or loop: a walk yields
 them without entering them, and a folder found at or behind one is refused by name.
 """
@@ -28,13 +32,14 @@ class FolderTree:
     def __init__(self, root: Path, encode: Callable[[str, int], str]) -> None:
         self.root = root
         self.encode = encode
+        self._names: dict[Path, dict[str, str]] = {}  # directory -> folder name -> entry name
 
     def find(self, folder: FolderPath) -> Path | None:
         """Return the entry (directory or file) that holds ``folder``, or None; raise FolderError where a
         symbolic link stands in its place or on the way."""
         node = self.root
         for name in folder:
-            child = _child(node, name, self.encode)
+            child = self._child(node, name)
             if child is None:
                 return None
             node = _not_a_link(child)
@@ -44,7 +49,7 @@ class FolderTree:
         """Return the directory of ``folder``, making it and its parents (0700); raise FolderError."""
         node = self.root
         for name in folder:
-            node = _not_a_link(_child(node, name, self.encode) or _make_child(node, name, self.encode))
+            node = _not_a_link(self._child(node, name) or self._make_child(node, name))
         if not node.is_dir():
             raise FolderError(f"{node} is a file, not a folder directory: move it away to write {'/'.join(folder)}")
         return inside(self.root, node)
@@ -54,48 +59,57 @@ class FolderTree:
         links are yielded, not entered."""
         yield from _walk(self.root, ())
 
+    def _child(self, directory: Path, name: str) -> Path | None:
+        entry = self._listing(directory).get(name)
+        if entry is None:
+            entry = self.encode(name, 0)
+            if not os.path.lexists(directory / entry):
+                return None
+        return directory / entry
+
+    def _make_child(self, directory: Path, name: str) -> Path:
+        # On a case-insensitive filesystem the plain spelling may be taken by a name that differs
+        # in case; a second connection of the same run may also make this very directory first.
+        try:
+            spelling = make_first_free(
+                name_variants(self.encode, name),
+                lambda candidate: os.mkdir(directory / candidate, DIR_MODE),
+                lambda: self._reread(directory).get(name),
+            )
+            fsync_dir(directory)
+        except ValueError as e:
+            raise FolderError(f"cannot create a folder named {name!r} in {directory}: {e}") from None
+        except OSError as e:
+            raise FolderError(f"cannot create the folder directory for {name!r} in {directory}: {reason(e)}") from None
+        self._listing(directory)[name] = spelling
+        return directory / spelling
+
+    def _listing(self, directory: Path) -> dict[str, str]:
+        """Return folder name -> entry name for the visible entries of ``directory``, read once."""
+        names = self._names.get(directory)
+        return names if names is not None else self._reread(directory)
+
+    def _reread(self, directory: Path) -> dict[str, str]:
+        names: dict[str, str] = {}
+        try:
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    if not _visible(entry):
+                        continue
+                    name = decode_tree_name(entry.name)
+                    # Where two entries stand for one name, the plain spelling is the one written to.
+                    if name not in names or entry.name == self.encode(name, 0):
+                        names[name] = entry.name
+        except (FileNotFoundError, NotADirectoryError):
+            pass  # no folders below: nothing to find there
+        self._names[directory] = names
+        return names
+
 
 def _not_a_link(node: Path) -> Path:
     if node.is_symlink():
         raise FolderError(not_followed(node))
     return node
-
-
-def _child(directory: Path, name: str, encode: Callable[[str, int], str]) -> Path | None:
-    try:
-        plain = directory / encode(name, 0)
-    except ValueError:
-        return None  # an empty name: no directory can hold it
-    if os.path.lexists(plain):
-        return plain
-    try:
-        found = _entry_named(directory, name)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return directory / found if found is not None else None
-
-
-def _make_child(directory: Path, name: str, encode: Callable[[str, int], str]) -> Path:
-    # On a case-insensitive filesystem the plain spelling may be taken by a name that differs
-    # in case; a second connection of the same run may also make this very directory first.
-    try:
-        spelling = make_first_free(
-            name_variants(encode, name),
-            lambda candidate: os.mkdir(directory / candidate, DIR_MODE),
-            lambda: _entry_named(directory, name),
-        )
-        fsync_dir(directory)
-    except ValueError as e:
-        raise FolderError(f"cannot create a folder named {name!r} in {directory}: {e}") from None
-    except OSError as e:
-        raise FolderError(f"cannot create the folder directory for {name!r} in {directory}: {reason(e)}") from None
-    return directory / spelling
-
-
-def _entry_named(directory: Path, name: str) -> str | None:
-    """Return the visible entry of ``directory`` whose decoded name is exactly ``name``."""
-    with os.scandir(directory) as entries:
-        return next((e.name for e in entries if _visible(e) and decode_tree_name(e.name) == name), None)
 
 
 def _walk(directory: Path, prefix: FolderPath) -> Iterator[tuple[FolderPath, os.DirEntry]]:

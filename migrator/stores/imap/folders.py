@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from migrator.errors import FolderError
-from migrator.folder import USUAL_NAMES, Folder, Role
+from migrator.folder import USUAL_NAMES, Folder, FolderIndex, Role
 from migrator.message import FolderPath
 from migrator.stores.base import FolderProbe
 from migrator.stores.imap.commands import astring
@@ -87,6 +87,13 @@ def _version(status: dict[str, int] | None) -> str | None:
     return ".".join(str(status[item]) for item in _VERSION_NAMES)
 
 
+def existing_folder(folders: FolderIndex, path: FolderPath, role: Role | None) -> FolderPath | None:
+    """Return the existing folder that mail of ``path`` (with ``role``) goes to, or None when it is to be created."""
+    if role is not None:
+        return role_folder(folders, path, role)
+    return path if folders.selectable(path) else None
+
+
 def role_folder(folders: Iterable[Folder], path: FolderPath, role: Role) -> FolderPath | None:
     """Return the existing folder that should take mail of ``role``, or None.
 
@@ -108,19 +115,20 @@ def _folded(path: FolderPath) -> str:
     return "/".join(path).casefold()
 
 
-def create_folder(session: Session, path: FolderPath, folders: Iterable[Folder]) -> None:
+def create_folder(session: Session, path: FolderPath, folders: FolderIndex) -> None:
     """Create ``path`` unless it is a selectable folder already, with any parent not listed.
 
-    Subscribe to what was created; raise FolderError.
+    Subscribe to what was created and add it to ``folders``, rather than listing them again: a
+    LIST after every CREATE made each of 5 000 folders cost 153 ms, against 25 ms among 100
+    (bench/folders.py). Raise FolderError.
     """
-    listed = {f.path: f for f in folders}
     for depth in range(1, len(path)):
-        if path[:depth] not in listed:
+        if folders.get(path[:depth]) is None:
             _create_one(session, path[:depth])
-    leaf = listed.get(path)
-    if leaf is None or not leaf.selectable:
+            folders.created(path[:depth])
+    if not folders.selectable(path):
         _create_one(session, path)
-    session.folders = None  # the listing no longer holds
+        folders.created(path)
 
 
 def _create_one(session: Session, path: FolderPath) -> None:

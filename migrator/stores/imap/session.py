@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from migrator.display import plural, printable
 from migrator.endpoint import Endpoint
 from migrator.errors import FolderError, StoreError
-from migrator.folder import Folder
+from migrator.folder import FolderIndex
 from migrator.message import FolderPath
 from migrator.stores.imap.commands import astring
 from migrator.stores.imap.names import NameCodec
@@ -46,7 +46,7 @@ class Session:
         self.known_names = known_names
         self.readonly = readonly
         self.selected: Mailbox | None = None
-        self.folders: list[Folder] | None = None  # the last listing, until a folder is created
+        self.folders: FolderIndex | None = None  # the last listing, with the folders created since
 
     @classmethod
     def start(cls, protocol: ImapProtocol, endpoint: Endpoint, known_names: dict[FolderPath, str], *, readonly: bool) -> "Session":

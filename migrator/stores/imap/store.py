@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from migrator.endpoint import Endpoint
 from migrator.errors import ConnectError, ConnectionLost, FolderError
-from migrator.folder import Folder, FolderStats, Role
+from migrator.folder import Folder, FolderIndex, FolderStats, Role
 from migrator.message import Flags, FolderPath, Message, MessageRef
 from migrator.stores.base import AppendResult, FolderProbe, FolderScan, Store
 from migrator.stores.imap import folders, reading, writing
@@ -112,8 +112,15 @@ class ImapStore(Store):
         self._known_names.update(names)
         self._probes = {path: probe for path, name in names.items()
                         if (probe := folders.probe_of(statuses.get(name, {}))) is not None}
-        session.folders = found
+        session.folders = FolderIndex(found)
         return found
+
+    def _folders(self, session: Session) -> FolderIndex:
+        """Return the account's folders, listed once per session and kept up to date as folders are created."""
+        if session.folders is None:
+            self._listing(session)
+        assert session.folders is not None
+        return session.folders
 
     def scan(self, folder: FolderPath) -> FolderScan:
         """Return the folder's UIDVALIDITY and its messages' uids, flags, sizes and dates."""
@@ -160,8 +167,7 @@ class ImapStore(Store):
         return self._retrying(lambda s: self._probe(s, folder), f"checking {'/'.join(folder)}")
 
     def _probe(self, session: Session, folder: FolderPath) -> FolderProbe | None:
-        listing = session.folders if session.folders is not None else self._listing(session)
-        if not any(f.path == folder and f.selectable for f in listing):
+        if not self._folders(session).selectable(folder):
             return None
         if folder not in self._probes:
             numbers = session.status(folder, b"(UIDVALIDITY MESSAGES)")
@@ -173,14 +179,14 @@ class ImapStore(Store):
     def ensure_folder(self, folder: FolderPath, role: Role | None = None) -> FolderPath:
         """Return the folder that mail of ``folder`` (with ``role``) goes to, creating it if needed."""
         self._check_writable()
-        if role is Role.INBOX or tuple(p.upper() for p in folder) == ("INBOX",):
+        if _is_inbox(folder, role):
             return ("INBOX",)
         return self._retrying(lambda s: self._ensure(s, folder, role), f"creating {'/'.join(folder)}")
 
     def _ensure(self, session: Session, folder: FolderPath, role: Role | None) -> FolderPath:
-        listing = session.folders if session.folders is not None else self._listing(session)
+        listing = self._folders(session)
         path = session.codec.storable(folder)
-        found = folders.role_folder(listing, path, role) if role is not None else None
+        found = folders.existing_folder(listing, path, role)
         if found is not None:
             return found
         folders.create_folder(session, path, listing)
@@ -204,3 +210,7 @@ class ImapStore(Store):
         chosen = list(uids)
         if chosen:
             self._retrying(lambda s: writing.delete_messages(s, folder, chosen), f"deleting from {'/'.join(folder)}")
+
+
+def _is_inbox(folder: FolderPath, role: Role | None) -> bool:
+    return role is Role.INBOX or tuple(p.upper() for p in folder) == ("INBOX",)
