@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
+from typing import TypeVar
 
 from migrator.contentkey import header_block, key_header_values
-from migrator.folder import Folder, Role
+from migrator.errors import FolderError, MessageError
 from migrator.foldermap import FolderRules, display_name
 from migrator.message import Flags, FolderPath, MessageRef
 from migrator.stores.base import Store
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -26,13 +29,15 @@ class Headline:
 
 @dataclass
 class FolderComparison:
-    """How one source folder compares with its target folder.
+    """How one source folder compares with the target folder its messages went to.
 
-    ``headlines`` (with ``details``) describes each missing message by its source uid, and
-    ``extra_headlines`` each extra one by its target uid.
+    ``target_folder`` is None where the target has no such folder, and ``source_folder`` None for
+    a target folder that no source folder went to: every message of it is extra. ``error`` says
+    why the folders could not be compared. ``headlines`` (with ``details``) describes each
+    missing message by its source uid, and ``extra_headlines`` each extra one by its target uid.
     """
 
-    source_folder: str
+    source_folder: str | None
     target_folder: str | None
     source_count: int = 0
     target_count: int = 0
@@ -41,56 +46,127 @@ class FolderComparison:
     flag_differences: list[tuple[str, Flags, Flags]] = field(default_factory=list)  # (source uid, source, target)
     headlines: dict[str, Headline] = field(default_factory=dict)
     extra_headlines: dict[str, Headline] = field(default_factory=dict)
+    error: str | None = None
 
     @property
     def complete(self) -> bool:
-        """Return True when the target holds every source message."""
-        return self.target_folder is not None and not self.missing
+        """Return True when the target holds every source message of this row."""
+        if self.error is not None:
+            return False
+        return self.source_folder is None or (self.target_folder is not None and not self.missing)
+
+
+@dataclass
+class _TargetFolder:
+    """A target folder as the source folders going to it claim its messages, by content key."""
+
+    count: int
+    unclaimed: dict[str, list[str]]  # content key -> target uids not yet paired with a source message
+    refs: dict[str, MessageRef]
 
 
 def verify(source: Store, target: Store, rules: FolderRules = FolderRules(), *,
            details: bool = False) -> list[FolderComparison]:
-    """Return the comparison of every selected source folder with its folder in the target.
+    """Return how every selected source folder compares with the target folder ``copy`` sends its
+    messages to, in the source's order, then every target folder holding messages that no source
+    folder went to; raise ConfigError for a folder rule that matches nothing.
 
+    A folder goes where ``copy`` sends it: the rules' renames, then the target's own choice
+    (``resolve_folder``: IMAP's folder of the same special-use role). Source folders that go to one
+    target folder are compared with it together; what is left over is extra on the last of them.
     With ``details``, missing and extra messages are fetched to give each its headline.
     """
-    target_folders = target.list_folders()  # listed once, not once per source folder
-    return [_compare(source, target, target_folders, folder.path, *rules.destination(folder), details=details)
-            for folder in rules.select(source.list_folders())]
+    rows: list[FolderComparison] = []
+    groups: dict[FolderPath, list[tuple[FolderPath, FolderComparison]]] = {}
+    wanted: set[FolderPath] = set()  # where the rules send each folder, found there or not
+    for folder in rules.select(source.list_folders()):
+        row = FolderComparison(folder.name, None)
+        rows.append(row)
+        destination = rules.destination(folder)
+        wanted.add(destination[0])
+        path = _guarded(row, lambda: target.resolve_folder(*destination))
+        if path is None:
+            _guarded(row, lambda: _claim(source, folder.path, _TargetFolder(0, {}, {}), row, details))
+        else:
+            row.target_folder = display_name(path)
+            groups.setdefault(path, []).append((folder.path, row))
+    for path, members in groups.items():
+        _compare_group(source, target, path, members, details)
+    return rows + _target_only(target, rules, wanted | set(groups), details)
 
 
-def _compare(source: Store, target: Store, target_folders: list[Folder], path: FolderPath, wanted: FolderPath,
-             role: Role | None, *, details: bool) -> FolderComparison:
-    target_path = target.resolve_folder(wanted, role, target_folders)
-    source_keys = source.content_keys(path)
-    result = FolderComparison(display_name(path), display_name(target_path) if target_path else None)
-    result.source_count = sum(len(uids) for uids in source_keys.values())
+def _guarded(row: FolderComparison, compare: Callable[[], T]) -> T | None:
+    """Return ``compare()``, or None with the row's error set when a folder could not be read."""
+    if row.error is not None:
+        return None
+    try:
+        return compare()
+    except (FolderError, MessageError) as error:
+        row.error = str(error)
+        return None
+
+
+def _compare_group(source: Store, target: Store, path: FolderPath,
+                   members: list[tuple[FolderPath, FolderComparison]], details: bool) -> None:
+    """Compare the source folders ``members`` (path, row) with the target folder ``path`` they all went to."""
+    last = members[-1][1]
+    found = _guarded(last, lambda: _target_folder(target, path))
+    if found is None:
+        for _, row in members:
+            row.error = last.error
+        return
+    for source_path, row in members:
+        row.target_count = found.count
+        _guarded(row, lambda: _claim(source, source_path, found, row, details))
+    _guarded(last, lambda: _leftovers(target, path, found, last, details))
+
+
+def _target_folder(target: Store, path: FolderPath) -> _TargetFolder:
+    keys = target.content_keys(path)
+    unclaimed = {key: sorted(uids, key=_uid_order) for key, uids in keys.items()}
+    refs = {ref.uid: ref for ref in target.scan(path).refs}
+    return _TargetFolder(sum(len(uids) for uids in keys.values()), unclaimed, refs)
+
+
+def _claim(source: Store, path: FolderPath, found: _TargetFolder, row: FolderComparison, details: bool) -> None:
+    """Pair the source folder's messages with unclaimed copies of the same content key; fill ``row``."""
     source_refs = {ref.uid: ref for ref in source.scan(path).refs}
-    if target_path is None:
-        result.missing = sorted((uid for uids in source_keys.values() for uid in uids), key=_uid_order)
-    else:
-        target_refs = {ref.uid: ref for ref in target.scan(target_path).refs}
-        _match(result, source_keys, target.content_keys(target_path), source_refs, target_refs)
-        if details:
-            result.extra_headlines = headlines(target, target_path, [target_refs[uid] for uid in result.extra])
-    if details:
-        result.headlines = headlines(source, path, [source_refs[uid] for uid in result.missing if uid in source_refs])
-    return result
-
-
-def _match(result: FolderComparison, source_keys: dict[str, list[str]], target_keys: dict[str, list[str]],
-           source_refs: dict[str, MessageRef], target_refs: dict[str, MessageRef]) -> None:
-    """Fill ``result`` with the messages each side lacks and the flags that differ, pairing copies by content key."""
-    result.target_count = sum(len(uids) for uids in target_keys.values())
     no_flags = MessageRef("")
-    for key in source_keys.keys() | target_keys.keys():
-        ours, theirs = sorted(source_keys.get(key, []), key=_uid_order), sorted(target_keys.get(key, []), key=_uid_order)
-        result.missing += ours[len(theirs):]
-        result.extra += theirs[len(ours):]
+    for key, uids in source.content_keys(path).items():
+        ours, theirs = sorted(uids, key=_uid_order), found.unclaimed.get(key, [])
+        row.source_count += len(ours)
+        row.missing += ours[len(theirs):]
+        found.unclaimed[key] = theirs[len(ours):]
         for uid, copy_uid in zip(ours, theirs):
-            mine, copied = source_refs.get(uid, no_flags).flags, target_refs.get(copy_uid, no_flags).flags
+            mine, copied = source_refs.get(uid, no_flags).flags, found.refs.get(copy_uid, no_flags).flags
             if mine != copied:
-                result.flag_differences.append((uid, mine, copied))
+                row.flag_differences.append((uid, mine, copied))
+    row.missing.sort(key=_uid_order)
+    if details:
+        row.headlines = headlines(source, path, [source_refs[uid] for uid in row.missing if uid in source_refs])
+
+
+def _leftovers(target: Store, path: FolderPath, found: _TargetFolder, row: FolderComparison, details: bool) -> None:
+    """Give ``row`` the messages of the target folder that no source message claimed, as extra."""
+    row.extra = sorted((uid for uids in found.unclaimed.values() for uid in uids), key=_uid_order)
+    if details:
+        row.extra_headlines = headlines(target, path, [found.refs[uid] for uid in row.extra if uid in found.refs])
+
+
+def _target_only(target: Store, rules: FolderRules, reached: set[FolderPath], details: bool) -> list[FolderComparison]:
+    """Return a row for each target folder the rules select that holds messages and no source folder went to."""
+    rows = []
+    for folder in target.list_folders():
+        if not folder.selectable or folder.path in reached or not rules.selects(folder):
+            continue
+        row = FolderComparison(None, folder.name)
+        found = _guarded(row, lambda: _target_folder(target, folder.path))
+        if found is not None:
+            row.target_count = found.count
+            _guarded(row, lambda: _leftovers(target, folder.path, found, row, details))
+        if row.target_count or row.error:
+            rows.append(row)
+    return rows
 
 
 def headlines(store: Store, path: FolderPath, refs: Sequence[MessageRef]) -> dict[str, Headline]:

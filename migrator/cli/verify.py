@@ -8,7 +8,7 @@ import typer
 
 from migrator.cli.app import app
 from migrator.cli.help import ENDPOINTS, Command
-from migrator.display import columns, pad, printable, shorten
+from migrator.display import columns, pad, plural, printable, shorten
 
 if TYPE_CHECKING:
     from migrator.verify import FolderComparison, Headline
@@ -26,7 +26,7 @@ def verify(
                                    help="The folder renames the copy used ('OLD=NEW' or 're:REGEX=NEW')."),
     details: bool = typer.Option(False, "--details", help="List every missing or extra message and flag difference."),
 ) -> int:
-    """Check that TARGET holds every message of SOURCE. Compares folder by folder; exits 0 only when it does."""
+    """Check that TARGET holds every message of SOURCE, in the folders copy put them in. Exits 0 only when it does."""
     from migrator.endpoint import parse_endpoint  # imported when run: see cli/profile.py
     from migrator.foldermap import FolderRules
     from migrator.stores import open_store
@@ -35,18 +35,51 @@ def verify(
     rules = FolderRules.build(folder, exclude, map_)
     with open_store(parse_endpoint(source)) as src, open_store(parse_endpoint(target)) as dst:
         results = compare_stores(src, dst, rules, details=details)
-    names = [printable(r.source_folder) for r in results]
+    names = [_row_name(r) for r in results]
     width = max([columns(name) for name in names] + [6])
     typer.echo(f"{pad('folder', width)}  {'source':>7}  {'target':>7}  {'missing':>7}  {'extra':>6}  {'flags≠':>6}  ok")
     for name, r in zip(names, results):
-        ok = "yes" if r.complete else "NO" if r.target_folder else "NO (no such folder in target)"
-        typer.echo(f"{pad(name, width)}  {r.source_count:>7}  {r.target_count:>7}  {len(r.missing):>7}  "
-                   f"{len(r.extra):>6}  {len(r.flag_differences):>6}  {ok}")
+        source_count = r.source_count if r.source_folder is not None else "-"
+        target_count = r.target_count if r.target_folder is not None else "-"
+        typer.echo(f"{pad(name, width)}  {source_count:>7}  {target_count:>7}  {len(r.missing):>7}  "
+                   f"{len(r.extra):>6}  {len(r.flag_differences):>6}  {_verdict(r)}")
         if details:
             _print_details(r)
-    complete = all(r.complete for r in results)
-    typer.echo("every source message is in the target" if complete else "the target is missing messages")
-    return 0 if complete else 1
+    typer.echo(_conclusion(results))
+    return 0 if all(r.complete for r in results) else 1
+
+
+def _row_name(result: FolderComparison) -> str:
+    """Return the folder as its row names it: the source folder, with the target folder where that is another."""
+    if result.source_folder is None:
+        return printable(result.target_folder or "")
+    if result.target_folder is None or result.target_folder == result.source_folder:
+        return printable(result.source_folder)
+    return f"{printable(result.source_folder)} → {printable(result.target_folder)}"
+
+
+def _verdict(result: FolderComparison) -> str:
+    if result.error is not None:
+        return f"NO ({printable(result.error)})"
+    if result.source_folder is None:
+        return "only in the target"
+    if result.target_folder is None:
+        return "NO (no such folder in target)"
+    return "yes" if result.complete else "NO"
+
+
+def _conclusion(results: list[FolderComparison]) -> str:
+    """Return the last line: that the target holds everything, or what it lacks."""
+    if all(r.complete for r in results):
+        return "every source message is in the target"
+    lacking = sum(1 for r in results if r.source_folder is not None and r.target_folder is None and r.error is None)
+    missing = sum(len(r.missing) for r in results)
+    unread = sum(1 for r in results if r.error is not None)
+    lacks = [plural(count, noun) for count, noun in ((lacking, "folder"), (missing, "message")) if count]
+    sentences = [f"the target is missing {' and '.join(lacks)}"] if lacks else []
+    if unread:
+        sentences.append(f"{plural(unread, 'folder')} could not be compared")
+    return "; ".join(sentences)
 
 
 def _print_details(result: FolderComparison) -> None:

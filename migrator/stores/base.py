@@ -86,6 +86,7 @@ class Store(ABC):
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
         self.endpoint = endpoint
         self.readonly = readonly
+        self._listed: set[FolderPath] | None = None  # the selectable folders, once _has_folder listed them
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -151,24 +152,21 @@ class Store(ABC):
 
     # --- writing ---------------------------------------------------------------------
 
-    def resolve_folder(
-        self, folder: FolderPath, role: Role | None = None, folders: Sequence[Folder] | None = None
-    ) -> FolderPath | None:
-        """Return the existing folder that messages of ``folder`` (with ``role``) go to, or None.
+    def resolve_folder(self, folder: FolderPath, role: Role | None = None) -> FolderPath | None:
+        """Return the existing folder that ``ensure_folder(folder, role)`` sends messages to, or None
+        where it would create one.
 
-        The folder with the same special-use role wins over the same name, so that "Sent"
-        lands in "Sent Items" where that is the target's \\Sent folder. ``folders`` is the
-        store's folder list when the caller has it already (it is listed otherwise).
+        Local archives keep the source's paths, so that is ``folder`` itself if the store has it;
+        IMAP looks for the folder of the same special-use role first, as its ensure_folder does.
         """
-        folders = self.list_folders() if folders is None else folders
-        if role is not None:
-            for existing in folders:
-                if existing.role == role:
-                    return existing.path
-        for existing in folders:
-            if existing.path == folder:
-                return existing.path
-        return None
+        return folder if self._has_folder(folder) else None
+
+    def _has_folder(self, folder: FolderPath) -> bool:
+        # Listing is what every store can do, and it is done once: verify and a dry run ask for every
+        # folder. A store that can look one folder up overrides this.
+        if self._listed is None:
+            self._listed = {existing.path for existing in self.list_folders() if existing.selectable}
+        return folder in self._listed
 
     def probe_folder(self, folder: FolderPath) -> FolderProbe | None:
         """Return what the store says of ``folder`` now, cheaply, or None when there is no such folder.
@@ -185,6 +183,8 @@ class Store(ABC):
         """
         self._check_writable()
         self._create_folder(folder)
+        if self._listed is not None:
+            self._listed.add(folder)
         return folder
 
     def _create_folder(self, folder: FolderPath) -> None:

@@ -135,6 +135,12 @@ class EmlStore(Store):
             raise FolderError(f"there is no folder {'/'.join(folder)} in the EML directory {self.root}")
         return directory
 
+    def _has_folder(self, folder: FolderPath) -> bool:
+        if folder == ("INBOX",) and self._loose_inbox():
+            return True
+        directory = self.tree.find(folder)
+        return directory is not None and directory.is_dir()
+
     def exists(self) -> bool:
         """Return True when the path is a directory."""
         return self.root.is_dir()

@@ -176,6 +176,14 @@ class ImapStore(Store):
 
     # --- writing ---------------------------------------------------------------------
 
+    def resolve_folder(self, folder: FolderPath, role: Role | None = None) -> FolderPath | None:
+        """Return the existing folder that ``ensure_folder`` sends mail of ``folder`` (with ``role``) to, or None:
+        the folder of the same special-use role first, then the one of the same name."""
+        if _is_inbox(folder, role):
+            return ("INBOX",)
+        return self._retrying(lambda s: folders.existing_folder(self._folders(s), s.codec.storable(folder), role),
+                              f"looking for {'/'.join(folder)}")
+
     def ensure_folder(self, folder: FolderPath, role: Role | None = None) -> FolderPath:
         """Return the folder that mail of ``folder`` (with ``role``) goes to, creating it if needed."""
         self._check_writable()

@@ -148,9 +148,12 @@ class MboxStore(Store):
             raise FolderError(f"there is no folder {'/'.join(folder)} in the {self.description} {self.root}")
         return path
 
-    def _create_folder(self, folder: FolderPath) -> None:
+    def _has_folder(self, folder: FolderPath) -> bool:
         path = self._mbox_path(folder)
-        if path is not None and (path.is_file() or path.is_symlink()):
+        return path is not None and (path.is_file() or path.is_symlink())  # a link is refused when read
+
+    def _create_folder(self, folder: FolderPath) -> None:
+        if self._has_folder(folder):
             return  # a link is refused when written to
         directory = self.tree.create(folder)
         try:
