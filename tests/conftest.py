@@ -9,6 +9,8 @@
 - ``cyrus``, ``courier``: a Cyrus IMAP and a Courier-IMAP server, started once per session.
 - ``imap_server``: (server, fresh user) on each of Dovecot, Cyrus and Courier in turn, for tests
   that every real server must pass.
+- ``fake(greeting, answer)``: a scripted fake IMAP server (tests/support/scripted.py), for what no
+  real server will do.
 
 Without a server these fixtures skip the test, or fail it when ``CI=true``.
 """
@@ -26,6 +28,7 @@ from tests.support.courier import CourierServer
 from tests.support.cyrus import CyrusServer
 from tests.support.dovecot import DovecotServer, DovecotUnavailable, MailUser
 from tests.support.mailserver import MailServer, ServerUnavailable
+from tests.support.scripted import ScriptedServer
 from tests.support.tools import unavailable
 
 # Hypothesis fails an example that runs longer than 200 ms: a timing assertion, which this suite
@@ -113,3 +116,17 @@ def imap_server(request: pytest.FixtureRequest) -> ServerUser:
     server = request.getfixturevalue(request.param)
     number = next(_user_numbers)
     return ServerUser(server, server.add_user(f"user{number}", f"secret-{number}"))
+
+
+@pytest.fixture
+def fake() -> Iterator[Callable[[bytes, Callable[[str, str], list[bytes]]], ScriptedServer]]:
+    """Return a function starting a ScriptedServer with a greeting and an answer function, closed after the test."""
+    started: list[ScriptedServer] = []
+
+    def make(greeting: bytes, answer: Callable[[str, str], list[bytes]]) -> ScriptedServer:
+        started.append(ScriptedServer(greeting, answer))
+        return started[-1]
+
+    yield make
+    for server in started:
+        server.close()

@@ -9,9 +9,7 @@ malformed responses, refused keywords).
 from __future__ import annotations
 
 import base64
-import re
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -26,6 +24,7 @@ from migrator.stores.imap import ImapStore
 from migrator.stores.imap import store as store_module
 from tests.support.dovecot import DovecotServer, MailUser
 from tests.support.killproxy import FaultProxy
+from tests.support.scripted import usual_answers
 
 UTC = timezone.utc
 
@@ -188,94 +187,6 @@ def test_append_resumes_without_duplicates_when_replies_are_lost(dovecot_server,
 
 
 # --- what only a fake server does -------------------------------------------------------------
-
-
-class ScriptedServer:
-    """A fake IMAP server on a real socket: each command is answered by ``answer(tag, command)``.
-
-    ``commands`` records what the client sent (literals inline, and each line that answered
-    a ``+`` continuation request of the answer).
-    """
-
-    def __init__(self, greeting: bytes, answer: Callable[[str, str], list[bytes]]) -> None:
-        self.greeting = greeting
-        self.answer = answer
-        self.commands: list[str] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client: socket.socket) -> None:
-        with client, client.makefile("rwb") as stream:
-            stream.write(self.greeting + b"\r\n")
-            stream.flush()
-            while command := self._read_command(stream):
-                tag, _, text = command.partition(" ")
-                self.commands.append(text)
-                for line in self.answer(tag, text):
-                    stream.write(line.replace(b"{tag}", tag.encode()) + b"\r\n")
-                    if line.startswith(b"+"):  # a continuation request: the next line answers it
-                        stream.flush()
-                        self.commands.append(stream.readline().decode().rstrip("\r\n"))
-                stream.flush()
-                if text.upper() == "LOGOUT":
-                    return
-
-    @staticmethod
-    def _read_command(stream) -> str:
-        parts = []
-        while line := stream.readline():
-            literal = re.search(rb"\{(\d+)(\+?)\}\r\n$", line)
-            if not literal:
-                parts.append(line.rstrip(b"\r\n"))
-                break
-            if not literal.group(2):
-                stream.write(b"+ go on\r\n")
-                stream.flush()
-            parts.append(line[: literal.start()] + stream.read(int(literal.group(1))))
-        return b"".join(parts).decode("utf-8", "replace")
-
-    def close(self) -> None:
-        self.listener.close()
-
-
-def usual_answers(capabilities: bytes, **special: Callable[[str], list[bytes]]) -> Callable[[str, str], list[bytes]]:
-    """Return an answer function: login and housekeeping as a plain server, ``special`` per command word."""
-
-    def answer(tag: str, text: str) -> list[bytes]:
-        word = text.split(" ", 1)[0].upper()
-        if word in special:
-            return special[word](text)
-        if word == "CAPABILITY":
-            return [b"* CAPABILITY " + capabilities, b"{tag} OK done"]
-        if word == "LOGOUT":
-            return [b"* BYE bye", b"{tag} OK done"]
-        if word == "NAMESPACE":
-            return [b'* NAMESPACE (("" "/")) NIL NIL', b"{tag} OK done"]
-        return [b"{tag} OK done"]
-
-    return answer
-
-
-@pytest.fixture
-def fake():
-    started: list[ScriptedServer] = []
-
-    def make(greeting: bytes, answer: Callable[[str, str], list[bytes]]) -> ScriptedServer:
-        started.append(ScriptedServer(greeting, answer))
-        return started[-1]
-
-    yield make
-    for server in started:
-        server.close()
 
 
 def test_starttls_required_but_not_offered(fake):
