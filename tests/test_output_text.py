@@ -15,7 +15,7 @@ from migrator.cli import main
 from migrator.display import columns, pad, plural, printable, shorten
 from migrator.errors import ExitCode
 from migrator.pipeline import Failure, Summary
-from tests.test_imap_errors import ScriptedServer, usual_answers
+from tests.support.scripted import ScriptedServer, usual_answers
 
 WHEN = datetime(2024, 3, 4, 10, 0, tzinfo=timezone.utc)
 
