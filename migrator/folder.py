@@ -85,9 +85,9 @@ class FolderIndex:
         folder = self._by_path.get(path)
         return folder is not None and folder.selectable
 
-    def created(self, path: FolderPath) -> None:
-        """Record that ``path`` was created, as a selectable folder without a role."""
-        self._by_path[path] = Folder(path)
+    def created(self, path: FolderPath, *, selectable: bool = True) -> None:
+        """Record that ``path`` was created (or found there), a folder without a role."""
+        self._by_path[path] = Folder(path, selectable=selectable)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Against the real Dovecot where it can produce the failure; through a TCP proxy on a real
 socket to cut connections mid-command or to connect from another address; and with a
 scripted fake server only for what Dovecot will not do (no STARTTLS, a goodbye greeting,
-malformed responses, refused keywords).
+malformed responses; what a server refuses in APPEND is in test_server_quirks.py).
 """
 
 from __future__ import annotations
@@ -220,29 +220,6 @@ def test_malformed_fetch_item(fake):
     with ImapStore(endpoint(None, None, port=server.port, tls="none")) as imap:
         with pytest.raises(FolderError, match="alice@127.0.0.1 sent a response that cannot be read while scanning Box"):
             imap.scan(("Box",))
-
-
-def test_keywords_the_folder_refuses_are_dropped_on_retry(fake):
-    def append(text: str) -> list[bytes]:
-        if "work" in text:
-            return [b"{tag} NO [CANNOT] keywords are not allowed here"]
-        return [b"{tag} OK [APPENDUID 9 41] done"]
-
-    answers = {
-        "STATUS": lambda _: [b'* STATUS "Box" (UIDNEXT 41)', b"{tag} OK done"],
-        "SELECT": lambda _: [b"* 0 EXISTS", b"* OK [UIDVALIDITY 9] ok",
-                             b"* OK [PERMANENTFLAGS (\\Seen \\Flagged)] limited", b"{tag} OK [READ-WRITE] done"],
-        "APPEND": append,
-    }
-    server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 NAMESPACE UIDPLUS", **answers))
-    message = Message(b"Subject: x\r\n\r\nbody\r\n", Flags.of(Flag.SEEN, keywords=("work",)),
-                      datetime(2020, 1, 1, tzinfo=UTC))
-    with ImapStore(endpoint(None, None, port=server.port, tls="none"), readonly=False) as imap:
-        [result] = imap.append_batch(("Box",), [message])
-    assert result.ok and result.uid == "41"
-    appends = [c for c in server.commands if c.upper().startswith("APPEND")]
-    assert len(appends) == 2
-    assert "(\\Seen work)" in appends[0] and "(\\Seen)" in appends[1]
 
 
 def test_authenticate_plain_without_initial_response(fake):

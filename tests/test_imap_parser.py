@@ -8,17 +8,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from migrator.contentkey import crlf_size
 from migrator.folder import Folder, Role
 from migrator.message import Flag, Flags, Message, MessageRef
-from migrator.stores.imap.commands import Literal, astring, flag_list, uid_set
+from migrator.stores.imap.commands import Literal, astring, flag_list, message_literal, uid_set
 from migrator.stores.imap.commands import internaldate as format_date
-from migrator.stores.imap.flags import flags_from_imap, flags_to_imap, keyword_atom, permitted
+from migrator.stores.imap.flags import flags_from_imap, flags_to_imap, keyword_atom
 from migrator.stores.imap.folders import folders_from, role_folder
 from migrator.stores.imap.names import NameCodec
 from migrator.stores.imap.parser import (
     ListEntry,
     ParseError,
     appended_uids,
+    as_text,
     capabilities,
     fetch_items,
     flag_names,
@@ -112,6 +114,31 @@ def test_status_and_namespace():
     assert personal_namespace(parse(b'* NAMESPACE (("INBOX." ".")) NIL NIL')) == ("INBOX.", ".")
     assert personal_namespace(parse(b'* NAMESPACE (("" NIL)) NIL NIL')) == ("", None)
     assert personal_namespace(parse(b"* NAMESPACE NIL NIL NIL")) is None
+
+
+# A name as a sloppy server sends it bare: anything on one line that does not open a quoted string.
+bare_names = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1).map(str.strip).filter(
+    lambda name: name and not name.startswith('"') and name.upper() != "NIL")
+
+
+@given(bare_names, st.integers(0, 2**31))
+def test_a_status_name_sent_bare_is_everything_before_the_last_list(name, count):
+    response = parse(b"* STATUS " + name.encode() + b" (MESSAGES %d UIDNEXT 9)" % count)
+    assert as_text(response.data[0]) == name
+    assert status_items(response) == {"MESSAGES": count, "UIDNEXT": 9}
+
+
+@given(bare_names.filter(lambda name: "(" not in name))  # "a (b)" reads as a name and LIST-EXTENDED data
+def test_a_list_name_sent_bare_is_everything_after_the_separator(name):
+    entry = list_entry(parse(b'* LIST (\\HasNoChildren \\sent) "." ' + name.encode()))
+    assert entry == ListEntry(frozenset({"\\HasNoChildren", "\\sent"}), ".", name)
+
+
+def test_proper_names_and_extended_list_data_are_read_as_before():
+    assert as_text(parse(b'* STATUS "a (b)" (MESSAGES 1)').data[0]) == "a (b)"
+    extended = parse(b'* LIST () "/" "x" ("CHILDINFO" ("SUBSCRIBED"))')
+    assert list_entry(extended).name == "x" and extended.data[3] == [b"CHILDINFO", [b"SUBSCRIBED"]]
+    assert list_entry(parse(b"* LIST () NIL {5}", b"", literals=(b"a (b)",))).name == "a (b)"
 
 
 @pytest.mark.parametrize(
@@ -246,7 +273,7 @@ def test_bad_uid_sets_raise(text):
 def test_append_command_parts():
     when = datetime(2024, 2, 29, 12, 0, 1, tzinfo=timezone.utc)
     message = Message(b"Subject: x\r\n\r\nbody\r\n", received=when)
-    parts = append_command("Sent Items", [(message, ["\\Seen", "$Forwarded"]), (message, [])])
+    parts = append_command("Sent Items", [(message.raw, ["\\Seen", "$Forwarded"], when), (message.raw, [], when)])
     assert parts == [
         b"APPEND ",
         b'"Sent Items"',
@@ -256,6 +283,19 @@ def test_append_command_parts():
         Literal(message.raw),
     ]
     assert flag_list([]) == b"()"
+
+
+def test_append_command_without_a_date_and_with_bare_lf():
+    parts = append_command("INBOX", [(b"a\nb\r\n", [], None)])
+    assert parts == [b"APPEND ", b'"INBOX"', b" ", Literal(b"a\r\nb\r\n")]
+
+
+@given(st.binary())
+def test_messages_are_sent_with_crlf_line_ends_and_nothing_else_changed(raw):
+    sent = message_literal(raw).data
+    assert b"\n" not in sent.replace(b"\r\n", b"")
+    assert sent.replace(b"\r\n", b"\n") == raw.replace(b"\r\n", b"\n")
+    assert len(sent) == crlf_size(raw)
 
 
 # --- flags ----------------------------------------------------------------------------------
@@ -282,12 +322,6 @@ keywords = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E
 def test_flags_round_trip(system, words):
     flags = Flags(system, words)
     assert flags_from_imap(flags_to_imap(flags)) == flags
-
-
-def test_permitted_flags():
-    names = ["\\Seen", "$Forwarded", "work"]
-    assert permitted(names, frozenset({"\\Seen", "\\*"})) == names
-    assert permitted(names, frozenset({"\\Seen", "$forwarded"})) == ["\\Seen", "$Forwarded"]
 
 
 # --- names ------------------------------------------------------------------------------------
@@ -367,6 +401,16 @@ def test_folders_from_listing():
     assert not by_path[("Archive",)].selectable and not by_path[("Gone",)].selectable
     assert not by_path[("Projects",)].selectable  # a parent the server did not list
     assert names[("INBOX",)] == "inbox" and ("Projects",) not in names
+
+
+def test_roles_by_usual_name_only_where_no_folder_is_marked():
+    unmarked = [entry("INBOX"), entry("INBOX.Sent", separator="."), entry("INBOX.Trash", separator="."),
+                entry("INBOX.Projects", separator=".")]
+    found, _ = folders_from(unmarked, NameCodec(".", "INBOX."))
+    assert {f.path: f.role for f in found} == {("INBOX",): Role.INBOX, ("Sent",): Role.SENT, ("Trash",): Role.TRASH,
+                                               ("Projects",): None}
+    marked, _ = folders_from([entry("Sent"), entry("Sent Items", "\\sent")], NameCodec("/"))
+    assert {f.path: f.role for f in marked} == {("Sent",): None, ("Sent Items",): Role.SENT}
 
 
 def test_role_folder_prefers_the_marked_folder():

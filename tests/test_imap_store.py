@@ -348,8 +348,9 @@ def test_synchronising_literals_without_literal_plus(dovecot, user):
     protocol.capabilities = protocol.capabilities - {"LITERAL+"}
     first = Message(SAMPLES[0][0], received=datetime(2020, 1, 1, tzinfo=UTC))
     second = Message(SAMPLES[2][0], received=datetime(2020, 1, 1, tzinfo=UTC))
-    one = protocol.send(*append_command("INBOX", [(first, ["\\Seen"]), (second, [])]))
-    two = protocol.send(*append_command("INBOX", [(first, [])]))
+    one = protocol.send(*append_command("INBOX", [(first.raw, ["\\Seen"], first.received),
+                                                  (second.raw, [], second.received)]))
+    two = protocol.send(*append_command("INBOX", [(first.raw, [], first.received)]))
     list(protocol.untagged(one))
     list(protocol.untagged(two))
     protocol.logout()

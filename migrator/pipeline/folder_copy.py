@@ -17,7 +17,7 @@ from migrator.pipeline.batches import LargeMessageGate, write_batches
 from migrator.pipeline.filters import MessageFilter
 from migrator.pipeline.plan import PlanContext, TargetPlan, distrust, plan_target
 from migrator.pipeline.progress import Progress
-from migrator.pipeline.summary import Failure, Summary
+from migrator.pipeline.summary import Failure, Summary, place
 from migrator.state import PairKey, StateStore
 from migrator.stopping import raise_if_stopping, uninterrupted
 from migrator.stores.base import Store
@@ -209,7 +209,7 @@ class FolderCopy:
         """Say in the summary which target folders the state described wrongly, and what was done about it."""
         for plan in self.plans:
             if plan.distrusted is not None:
-                self.run.summary.notes.append(
+                self.run.summary.note(
                     f"target folder {'/'.join(plan.folder)} in {plan.name} {plan.distrusted}: "
                     f"{self.copied} {'would be ' if self.run.plan.dry_run else ''}copied again")
 
@@ -302,6 +302,8 @@ class FolderCopy:
             message = result.message
             if result.ok:
                 outcome[message.uid] = "copied"
+                if result.warning:
+                    self.run.summary.note(f"{place(self.folder.name, message.uid, None, plan.name)}: {result.warning}")
                 staged.append(_Row(message.uid, result.uid, message.content_key, message.flags.encode(), message.size))
             else:
                 outcome[message.uid] = "failed"

@@ -20,12 +20,17 @@ class Failure:
 
     def describe(self) -> str:
         """Return one line naming the folder, the message and the reason."""
-        where = f"folder {self.folder!r}"
-        if self.uid is not None:
-            where += f", message {self.uid}" + (f" ({self.size} bytes)" if self.size is not None else "")
-        if self.target:
-            where += f", to {self.target}"
-        return f"{where}: {self.reason}"
+        return f"{place(self.folder, self.uid, self.size, self.target)}: {self.reason}"
+
+
+def place(folder: str, uid: str | None = None, size: int | None = None, target: str | None = None) -> str:
+    """Return where something happened, for the summary: ``folder 'X', message 12 (300 bytes), to T``."""
+    where = f"folder {folder!r}"
+    if uid is not None:
+        where += f", message {uid}" + (f" ({size} bytes)" if size is not None else "")
+    if target:
+        where += f", to {target}"
+    return where
 
 
 @dataclass
@@ -50,6 +55,7 @@ class Summary:
     left_out: int = 0
     failures: list[Failure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    _noted: set[str] = field(default_factory=set, repr=False)  # the notes, to say each once
 
     def add(self, other: Summary) -> None:
         """Add the counts, failures and notes of ``other`` (a part of the same run) to this summary."""
@@ -57,7 +63,14 @@ class Summary:
                      "failed", "bytes"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failures.extend(other.failures)
-        self.notes.extend(other.notes)
+        for text in other.notes:
+            self.note(text)
+
+    def note(self, text: str) -> None:
+        """Add a note for the end of the run, unless it was noted already (a worker of the same run may have)."""
+        if text not in self._noted:
+            self._noted.add(text)
+            self.notes.append(text)
 
     def fail(self, failure: Failure) -> None:
         """Record a failure; a message failure also counts as a failed message."""

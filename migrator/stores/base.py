@@ -50,11 +50,16 @@ class FolderProbe:
 
 @dataclass(frozen=True)
 class AppendResult:
-    """The outcome of writing one message: its new identifier, or the reason it failed."""
+    """The outcome of writing one message: its new identifier, or the reason it failed.
+
+    ``warning`` says what a written message lost that the target would not keep (keywords a
+    server refused), for the run's summary: the message counts as copied.
+    """
 
     message: Message
     uid: str | None = None
     error: str | None = None
+    warning: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -96,7 +101,7 @@ class Store(ABC):
     def close(self) -> None:
         """Release connections and locks, finishing any pending write."""
 
-    def sibling(self) -> "Store":
+    def sibling(self) -> Store:
         """Return a new, unopened store on the same endpoint, to copy other folders beside this one."""
         return type(self)(self.endpoint, readonly=self.readonly)
 
@@ -104,7 +109,7 @@ class Store(ABC):
         """Return True when there is a store to read at the endpoint (a dry run opens only those)."""
         return True
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         self.open()
         return self
 

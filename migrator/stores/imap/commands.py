@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -9,6 +10,7 @@ from datetime import datetime, timezone
 from migrator.stores.imap.parser import MONTHS
 
 _QUOTABLE = frozenset(range(0x20, 0x7F))
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,13 @@ def astring(text: str) -> bytes | Literal:
     if all(byte in _QUOTABLE for byte in raw):
         return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
     return Literal(raw)
+
+
+def message_literal(raw: bytes) -> Literal:
+    """Return a message as the Literal an APPEND sends: its line ends CRLF, each bare LF made one."""
+    if raw.count(b"\n") == raw.count(b"\r\n"):
+        return Literal(raw)  # the usual case, without a copy of what may be a large message
+    return Literal(_BARE_LF.sub(b"\r\n", raw))
 
 
 def flag_list(flags: Iterable[str]) -> bytes:

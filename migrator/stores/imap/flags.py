@@ -61,10 +61,3 @@ def keyword_atom(keyword: str) -> str | None:
     """Return ``keyword`` as a valid IMAP atom, or None when nothing is left of it."""
     return _NOT_ATOM.sub("_", keyword.strip()) or None
 
-
-def permitted(names: list[str], permanent: frozenset[str]) -> list[str]:
-    """Return ``names`` less the keywords a folder's PERMANENTFLAGS would not keep."""
-    allowed = {p.lower() for p in permanent}
-    if "\\*" in allowed:
-        return names
-    return [n for n in names if n.startswith("\\") or n.lower() in allowed]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from migrator.errors import FolderError
-from migrator.folder import USUAL_NAMES, Folder, FolderIndex, Role
+from migrator.folder import USUAL_NAMES, Folder, FolderIndex, Role, role_by_name
 from migrator.message import FolderPath
 from migrator.stores.base import FolderProbe
 from migrator.stores.imap.commands import astring
@@ -60,8 +61,20 @@ def folders_from(
     for path in list(folders):
         for depth in range(1, len(path)):
             folders.setdefault(path[:depth], Folder(path[:depth], selectable=False))
-    ordered = sorted(folders.values(), key=lambda f: (f.path != ("INBOX",), f.path))
+    ordered = sorted(_roles_by_name(folders.values()), key=lambda f: (f.path != ("INBOX",), f.path))
     return ordered, names
+
+
+def _roles_by_name(folders: Iterable[Folder]) -> list[Folder]:
+    """Return ``folders``, each with the role its usual name implies when LIST marked none with a role.
+
+    A server without SPECIAL-USE (Courier) has its Sent and Trash by name alone. Where LIST
+    marks some folder, the others are ordinary folders, whatever their names.
+    """
+    folders = list(folders)
+    if any(folder.role not in (None, Role.INBOX) for folder in folders):
+        return folders
+    return [replace(f, role=role_by_name(f.path)) if f.selectable and f.role is None else f for f in folders]
 
 
 def _folder(path: FolderPath, entry: ListEntry, status: dict[str, int] | None) -> Folder:
@@ -69,8 +82,11 @@ def _folder(path: FolderPath, entry: ListEntry, status: dict[str, int] | None) -
         role: Role | None = Role.INBOX
     else:
         role = next((r for attribute, r in ROLE_ATTRIBUTES.items() if entry.has(attribute)), None)
-    selectable = not any(entry.has(attribute) for attribute in _UNSELECTABLE)
-    return Folder(path, role, selectable, _version(status))
+    return Folder(path, role, _selectable(entry), _version(status))
+
+
+def _selectable(entry: ListEntry) -> bool:
+    return not any(entry.has(attribute) for attribute in _UNSELECTABLE)
 
 
 def probe_of(status: dict[str, int]) -> FolderProbe | None:
@@ -124,18 +140,30 @@ def create_folder(session: Session, path: FolderPath, folders: FolderIndex) -> N
     """
     for depth in range(1, len(path)):
         if folders.get(path[:depth]) is None:
-            _create_one(session, path[:depth])
-            folders.created(path[:depth])
+            _create_one(session, path[:depth], folders, parent=True)
     if not folders.selectable(path):
-        _create_one(session, path)
-        folders.created(path)
+        _create_one(session, path, folders, parent=False)
 
 
-def _create_one(session: Session, path: FolderPath) -> None:
+def _create_one(session: Session, path: FolderPath, folders: FolderIndex, *, parent: bool) -> None:
+    """CREATE ``path`` and note it in ``folders``; raise FolderError when it is not there afterwards.
+
+    A CREATE that fails may have failed because the folder is there: another connection of
+    the same run made it a moment ago, or the server made it a placeholder for a child.
+    Servers say so in their own words or not at all (Cyrus: "Mailbox already exists",
+    Courier: "Cannot create this folder."), so LIST decides: a parent may be a placeholder
+    (\\Noselect), the folder itself must hold messages.
+    """
     name = session.server_name(path)
     result = session.protocol.run(b"CREATE ", astring(name)).result
-    if not result.ok and result.code != "ALREADYEXISTS":
-        raise FolderError(f"cannot create the folder {'/'.join(path)} on {session.where}: the server said {result.said()!r}")
+    selectable = True
+    if not result.ok:
+        entry = session.listed(name)
+        selectable = entry is not None and _selectable(entry)
+        if entry is None or not (selectable or parent):
+            raise FolderError(
+                f"cannot create the folder {'/'.join(path)} on {session.where}: the server said {result.said()!r}")
     # A failed SUBSCRIBE only hides the folder in some mail clients: the copy goes on.
     session.protocol.run(b"SUBSCRIBE ", astring(name))
     session.known_names[path] = name
+    folders.created(path, selectable=selectable)

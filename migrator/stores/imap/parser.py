@@ -31,6 +31,8 @@ _QUOTED_ESCAPE = re.compile(rb"\\(.)")
 _FETCH_OPENING = re.compile(rb"\* \d+ FETCH \(", re.IGNORECASE)
 _LITERAL_MARKER = re.compile(rb"\{(\d+)\+?\}\Z")
 _CODE = re.compile(rb"\[([^\]]*)\] ?")
+_LIST_HEAD = re.compile(rb'\([^()]*\) +(?:"(?:[^"\\]|\\.)*"|[^ ]+) +')
+_NAMED = frozenset({"STATUS", "LIST", "LSUB"})  # responses whose mailbox name a server may send bare
 _DATE = re.compile(r"\s*(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)\Z")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTH_NUMBERS = {name.lower(): number for number, name in enumerate(MONTHS, 1)}
@@ -93,9 +95,76 @@ def parse_response(segments: Sequence[bytes], literals: Sequence[bytes]) -> Resp
         raise ParseError(f"response without a kind: {first[:80]!r}")
     if kind in STATUS_KINDS and len(segments) == 1:
         return _status_response(tag.decode("ascii", "replace"), kind, number, rest)
+    if kind in _NAMED and len(segments) == 1:
+        return Response(tag.decode("ascii", "replace"), kind, number, data=_named_data(kind, rest))
     start = len(first) - len(rest)
     data = _tokens(segments, literals, start)
     return Response(tag.decode("ascii", "replace"), kind, number, data=data)
+
+
+def _named_data(kind: str, rest: bytes) -> list:
+    """Return the tokens of a STATUS or LIST response, its mailbox name read liberally; raise ParseError.
+
+    Some servers send a name that is neither an atom nor a quoted string nor a literal
+    (``* STATUS Family Photos (MESSAGES 3)``): read strictly, the response is either
+    unreadable or names another folder. Such a name is taken whole, from where it starts
+    up to the list that ends a STATUS response, or to the end of a LIST response.
+    """
+    try:
+        tokens = _tokens([rest], [], 0)
+    except ParseError:
+        tokens = []
+    if _well_formed(kind, tokens):
+        return tokens
+    if kind == "STATUS":
+        return _bare_status(rest)
+    return _bare_list(rest)
+
+
+def _well_formed(kind: str, tokens: list) -> bool:
+    if kind == "STATUS":
+        return len(tokens) == 2 and not isinstance(tokens[0], list) and isinstance(tokens[1], list)
+    extended = len(tokens) == 4 and isinstance(tokens[3], list)  # LIST-EXTENDED data after the name
+    return (len(tokens) == 3 or extended) and isinstance(tokens[0], list) and not isinstance(tokens[2], list)
+
+
+def _bare_status(rest: bytes) -> list:
+    """Return [name, items] of a STATUS response whose name is everything before its last list."""
+    rest = rest.rstrip(b" ")
+    opening = _last_list_start(rest)
+    name = rest[:opening].rstrip(b" ") if opening is not None else b""
+    if not _bare_name(name):
+        raise ParseError(f"STATUS response without a name and a list: {rest[:80]!r}")
+    return [name, *_tokens([rest[opening:]], [], 0)]
+
+
+def _bare_list(rest: bytes) -> list:
+    """Return [attributes, separator, name] of a LIST response whose name is everything after its separator."""
+    head = _LIST_HEAD.match(rest)
+    name = rest[head.end():].rstrip(b" ") if head else b""
+    if head is None or not _bare_name(name):
+        raise ParseError(f"LIST response without attributes, a separator and a name: {rest[:80]!r}")
+    return [*_tokens([head.group(0)], [], 0), name]
+
+
+def _bare_name(name: bytes) -> bool:
+    # One that opens a quoted string is a broken quoted string, not a bare name.
+    return bool(name) and not name.startswith(b'"')
+
+
+def _last_list_start(raw: bytes) -> int | None:
+    """Return where the parenthesised list that ends ``raw`` opens, or None when none does."""
+    if not raw.endswith(b")"):
+        return None
+    depth = 0
+    for index in range(len(raw) - 1, -1, -1):
+        if raw[index] == 0x29:  # ")"
+            depth += 1
+        elif raw[index] == 0x28:  # "("
+            depth -= 1
+            if depth == 0:
+                return index
+    return None
 
 
 def _status_response(tag: str, kind: str, number: int | None, rest: bytes) -> Response:

@@ -111,7 +111,7 @@ def scan_folder(session: Session, path: FolderPath) -> FolderScan:
     box = session.select(path, fresh=True)
     listing = Listing()
     if box.exists:
-        for items in _fetched(session, path, b"1:*", _SCAN_ITEMS):
+        for items in fetched(session, path, b"1:*", _SCAN_ITEMS):
             listing.add(
                 str(as_int(items["UID"])),
                 flags_from_imap(flag_names(items.get("FLAGS", []))),
@@ -121,7 +121,7 @@ def scan_folder(session: Session, path: FolderPath) -> FolderScan:
     return FolderScan(box.validity, listing)
 
 
-def _fetched(session: Session, path: FolderPath, uids: bytes, items: bytes) -> Iterator[dict[str, Value]]:
+def fetched(session: Session, path: FolderPath, uids: bytes, items: bytes) -> Iterator[dict[str, Value]]:
     """Yield the items of each FETCH response to ``UID FETCH uids items`` as it arrives."""
     command = session.protocol.send(b"UID FETCH " + uids + b" " + items)
     yield from _fetch_responses(session, command)
@@ -235,7 +235,7 @@ def content_keys(session: Session, path: FolderPath, first_uid: int = 1) -> dict
     keys: dict[str, list[str]] = {}
     if not session.select(path, fresh=True).exists:
         return keys
-    for items in _fetched(session, path, b"%d:*" % first_uid, _KEY_ITEMS):
+    for items in fetched(session, path, b"%d:*" % first_uid, _KEY_ITEMS):
         uid = as_int(items["UID"])
         if uid >= first_uid:  # "n:*" also returns the last message when every uid is below n
             key = content_key_from_headers(_key_headers(items), as_int(items.get("RFC822.SIZE")))
@@ -259,7 +259,7 @@ def folder_stats(session: Session, path: FolderPath) -> FolderStats:
     if not session.select(path, fresh=True).exists:
         return FolderStats(0, 0)
     count = size = 0
-    for items in _fetched(session, path, b"1:*", b"(UID RFC822.SIZE)"):
+    for items in fetched(session, path, b"1:*", b"(UID RFC822.SIZE)"):
         count += 1
         size += as_int(items.get("RFC822.SIZE"))
     return FolderStats(count, size)

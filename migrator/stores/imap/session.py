@@ -12,7 +12,14 @@ from migrator.folder import FolderIndex
 from migrator.message import FolderPath
 from migrator.stores.imap.commands import astring
 from migrator.stores.imap.names import NameCodec
-from migrator.stores.imap.parser import Response, as_int, flag_names, list_entry, personal_namespace, status_items
+from migrator.stores.imap.parser import (
+    ListEntry,
+    Response,
+    as_int,
+    list_entry,
+    personal_namespace,
+    status_items,
+)
 from migrator.stores.imap.protocol import ImapProtocol, Reply
 
 log = logging.getLogger(__name__)
@@ -26,7 +33,6 @@ class Mailbox:
     writable: bool
     validity: str
     exists: int
-    permanent_flags: frozenset[str]
 
 
 class Session:
@@ -37,7 +43,8 @@ class Session:
     """
 
     def __init__(
-        self, protocol: ImapProtocol, codec: NameCodec, endpoint: Endpoint, known_names: dict[FolderPath, str], *, readonly: bool
+        self, protocol: ImapProtocol, codec: NameCodec, endpoint: Endpoint, known_names: dict[FolderPath, str], *,
+        readonly: bool,
     ) -> None:
         self.protocol = protocol
         self.codec = codec
@@ -49,7 +56,8 @@ class Session:
         self.folders: FolderIndex | None = None  # the last listing, with the folders created since
 
     @classmethod
-    def start(cls, protocol: ImapProtocol, endpoint: Endpoint, known_names: dict[FolderPath, str], *, readonly: bool) -> "Session":
+    def start(cls, protocol: ImapProtocol, endpoint: Endpoint, known_names: dict[FolderPath, str], *,
+              readonly: bool) -> Session:
         """Return a session on a logged-in connection, having asked for its personal namespace."""
         return cls(protocol, _personal_namespace(protocol), endpoint, known_names, readonly=readonly)
 
@@ -91,28 +99,29 @@ class Session:
         if result.ok:
             return
         folder = "/".join(path)
-        if result.code in ("NONEXISTENT", "TRYCREATE") or not self._exists(self.server_name(path)):
-            raise FolderError(f"no folder {folder} on {self.where}: run `migrator folders {self.endpoint}` to see its folders")
+        if result.code in ("NONEXISTENT", "TRYCREATE") or self.listed(self.server_name(path)) is None:
+            raise FolderError(
+                f"no folder {folder} on {self.where}: run `migrator folders {self.endpoint}` to see its folders")
         raise FolderError(f"cannot use the folder {folder} on {self.where}: the server said {result.said()!r}")
 
-    def _exists(self, name: str) -> bool:
-        """Return True when LIST knows the mailbox ``name`` (servers without NONEXISTENT give no other sign)."""
+    def listed(self, name: str) -> ListEntry | None:
+        """Return what LIST says of the mailbox ``name`` now, or None when it does not list it.
+
+        What decides whether a mailbox is there: servers without NONEXISTENT or ALREADYEXISTS give no other sign.
+        """
         reply = self.protocol.run(b'LIST "" ', astring(name))
-        return any(list_entry(response).name == name for response in reply.of_kind("LIST"))
+        return next((entry for entry in map(list_entry, reply.of_kind("LIST")) if entry.name == name), None)
 
 
 def _mailbox(name: str, write: bool, reply: Reply) -> Mailbox:
     exists = 0
     validity = ""
-    permanent: frozenset[str] = frozenset()
     for response in reply.untagged:
         if response.kind == "EXISTS" and response.number is not None:
             exists = response.number
         elif response.code == "UIDVALIDITY" and response.code_args:
             validity = str(as_int(response.code_args[0]))
-        elif response.code == "PERMANENTFLAGS" and response.code_args:
-            permanent = frozenset(flag_names(response.code_args[0]))
-    return Mailbox(name, write, validity, exists, permanent)
+    return Mailbox(name, write, validity, exists)
 
 
 def _personal_namespace(protocol: ImapProtocol) -> NameCodec:

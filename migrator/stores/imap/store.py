@@ -36,6 +36,7 @@ class ImapStore(Store):
         self._validity: dict[FolderPath, str] = {}
         self._probes: dict[FolderPath, FolderProbe] = {}  # from the last listing, or a STATUS since
         self._gave_up = False  # reconnecting failed: later operations try once, until a connection works
+        self._quirks = writing.ServerQuirks()  # what the server refused or changed, learnt once a run
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -48,6 +49,7 @@ class ImapStore(Store):
         other = ImapStore(self.endpoint, readonly=self.readonly)
         other._password = self._password
         other._known_names.update(self._known_names)
+        other._quirks = self._quirks
         return other
 
     def close(self) -> None:
@@ -66,7 +68,8 @@ class ImapStore(Store):
                 self._session = Session.start(protocol, self.endpoint, self._known_names, readonly=self.readonly)
             except ParseError as error:
                 protocol.close()
-                raise ConnectError(f"cannot use {self.endpoint.account}: its NAMESPACE reply cannot be read ({error})") from None
+                raise ConnectError(
+                    f"cannot use {self.endpoint.account}: its NAMESPACE reply cannot be read ({error})") from None
             self._gave_up = False
         return self._session
 
@@ -203,7 +206,7 @@ class ImapStore(Store):
     def append_batch(self, folder: FolderPath, messages: Sequence[Message]) -> list[AppendResult]:
         """Append ``messages`` with their flags and dates; return once the server confirmed each."""
         self._check_writable()
-        job = writing.AppendJob(folder, messages)
+        job = writing.AppendJob(folder, messages, self._quirks)
         self._retrying(lambda s: writing.append_messages(s, job), f"appending to {'/'.join(folder)}")
         return job.finished()
 

@@ -4,23 +4,32 @@ Messages go out in MULTIAPPEND groups when the server offers MULTIAPPEND (one tr
 per group), else one APPEND each; commands are sent without waiting for each other (with
 LITERAL+ not even for the server's ``+``), at most APPEND_WINDOW unanswered at a time.
 A batch is done, and durable, when every tagged reply is in.
+
+What a server refuses or changes costs that server's capability, never a message. The
+folder is opened read-write first: some servers refuse an APPEND into the mailbox the
+connection has open read-only. A message refused while it carried keywords is sent again
+with system flags only, and the folder is then sent only keywords it took before. One
+FETCH of the new messages shows the flags the server did not keep, which are set again
+with STORE, and a received date it replaced with its own, which is told once a run.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from migrator.errors import FolderError, MessageError
 from migrator.message import Flags, FolderPath, Message
 from migrator.stores.base import AppendResult
-from migrator.stores.imap.commands import Literal, astring, flag_list, internaldate, uid_set
-from migrator.stores.imap.flags import flags_to_imap, permitted
-from migrator.stores.imap.parser import appended_uids, as_int
+from migrator.stores.imap.commands import Literal, astring, flag_list, internaldate, message_literal, uid_set
+from migrator.stores.imap.flags import flags_to_imap
+from migrator.stores.imap.parser import ParseError, Value, appended_uids, as_int, flag_names
+from migrator.stores.imap.parser import internaldate as parse_internaldate
 from migrator.stores.imap.protocol import Command
-from migrator.stores.imap.reading import content_keys
+from migrator.stores.imap.reading import content_keys, fetched
 from migrator.stores.imap.session import Session
 
 APPEND_WINDOW = 64  # unanswered APPEND commands at a time: keeps the server's replies flowing
@@ -29,6 +38,21 @@ MULTIAPPEND_BYTES = 8 * 1024 * 1024  # and about this many bytes, so a refused g
 SETTLE_SECONDS = 1.0  # after a lost connection: the pause that shows the server has finished the old APPENDs
 SETTLE_ROUNDS = 5
 DELETE_CHUNK = 500  # uids per STORE/EXPUNGE command, to keep command lines short
+_KEPT_ITEMS = b"(UID FLAGS INTERNALDATE)"
+
+
+@dataclass
+class ServerQuirks:
+    """What a server refused or changed in APPENDs, kept for the rest of the run by a store and its siblings.
+
+    ``refused_keywords`` holds, per folder, the server's words when it refused a message with
+    keywords and took it without them; ``taken_keywords`` the keywords each folder did take.
+    ``own_dates`` is True once the run was told that the server keeps dates of its own.
+    """
+
+    refused_keywords: dict[FolderPath, str] = field(default_factory=dict)
+    taken_keywords: dict[FolderPath, set[str]] = field(default_factory=dict)
+    own_dates: bool = False
 
 
 @dataclass
@@ -37,22 +61,82 @@ class AppendJob:
 
     ``sent`` holds the indexes of messages whose APPEND went out; ``first_new_uid`` is
     the folder's UIDNEXT before the first one did, so that after a lost connection the
-    messages that arrived though their reply was lost can be recognised.
+    messages that arrived though their reply was lost can be recognised. ``flags`` holds
+    the flags each message was last sent with, ``refusals`` the server's words each time
+    it refused a message, ``bare`` the messages sent again without keywords, ``undated``
+    those sent again without a date as well, ``warnings`` what else a message lost.
     """
 
     path: FolderPath
     messages: Sequence[Message]
+    quirks: ServerQuirks = field(default_factory=ServerQuirks)
     results: list[AppendResult | None] = field(default_factory=list)
     sent: set[int] = field(default_factory=set)
     first_new_uid: int | None = None
+    flags: dict[int, list[str]] = field(default_factory=dict)
+    refusals: dict[int, list[str]] = field(default_factory=dict)
+    bare: set[int] = field(default_factory=set)
+    undated: set[int] = field(default_factory=set)
+    warnings: dict[int, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.results = [None] * len(self.messages)
 
     def finished(self) -> list[AppendResult]:
-        """Return the results, every message having one."""
-        assert all(r is not None for r in self.results)
-        return [r for r in self.results if r is not None]
+        """Return the results, every message having one, each written message with what it lost."""
+        finished = []
+        for index, result in enumerate(self.results):
+            assert result is not None
+            warnings = [*self._lost(index), *self.warnings.get(index, [])] if result.ok else []
+            finished.append(replace(result, warning="; ".join(warnings)) if warnings else result)
+        return finished
+
+    def outgoing(self, index: int) -> tuple[bytes, list[str], datetime | None]:
+        """Return what to send of message ``index``: its bytes, its flags less the keywords the folder
+        refuses, and its date unless the server refused it."""
+        message = self.messages[index]
+        names = flags_to_imap(message.flags)
+        if index in self.bare:
+            names = [name for name in names if name.startswith("\\")]
+        elif self.path in self.quirks.refused_keywords:
+            taken = self.quirks.taken_keywords.get(self.path, set())
+            names = [name for name in names if name.startswith("\\") or name in taken]
+        self.flags[index] = names
+        return message.raw, names, None if index in self.undated else message.received
+
+    def taken(self, index: int) -> None:
+        """Note that the folder took message ``index``: with the keywords it was sent with."""
+        keywords = [name for name in self.flags.get(index, []) if not name.startswith("\\")]
+        if keywords:
+            self.quirks.taken_keywords.setdefault(self.path, set()).update(keywords)
+        if index in self.bare and index not in self.undated:
+            # Taken once its keywords were left out: they were what the server refused.
+            self.quirks.refused_keywords.setdefault(self.path, self.refusals[index][0])
+
+    def refused(self, index: int, said: str) -> None:
+        """Note that the server refused message ``index``, saying ``said``."""
+        self.refusals.setdefault(index, []).append(said)
+        self.results[index] = AppendResult(self.messages[index], error=f"the server said {said!r}")
+
+    def warn(self, index: int, warning: str) -> None:
+        """Note what message ``index`` lost though it was written."""
+        self.warnings.setdefault(index, []).append(warning)
+
+    def _lost(self, index: int) -> list[str]:
+        """Return what message ``index`` was written without, and why: keywords, its date."""
+        lost = [name for name in flags_to_imap(self.messages[index].flags) if name not in self.flags.get(index, [])]
+        said = self.refusals.get(index, [])
+        warnings = []
+        if lost and index in self.flags:
+            if index in self.bare:
+                why = f"the server refused it with them, saying {said[0]!r}"
+            else:
+                why = f"the server refused keywords in this folder, saying {self.quirks.refused_keywords[self.path]!r}"
+            warnings.append(f"written without the keywords {' '.join(lost)}: {why}")
+        if index in self.undated:
+            warnings.append(f"written with the server's date, not {_shown(self.messages[index].received)}: "
+                            f"the server said {said[-1]!r}")
+        return warnings
 
 
 def append_messages(session: Session, job: AppendJob) -> None:
@@ -60,20 +144,22 @@ def append_messages(session: Session, job: AppendJob) -> None:
     _recover_unconfirmed(session, job)
     if job.first_new_uid is None:
         job.first_new_uid = session.status(job.path, b"(UIDNEXT)")["UIDNEXT"]
-    _append_pending(session, job, lambda message: flags_to_imap(message.flags))
-    _retry_refused_keywords(session, job)
+    _append_pending(session, job)
+    _retry_refused(session, job)
+    _restore_what_was_not_kept(session, job)
 
 
-def _append_pending(session: Session, job: AppendJob, flags_of: Callable[[Message], list[str]]) -> None:
+def _append_pending(session: Session, job: AppendJob) -> None:
     """APPEND the messages without a result: in MULTIAPPEND groups when the server has them.
 
     A group the server refuses is all or nothing (RFC 3502), and says nothing of which
     message was at fault: its messages are then sent again one by one.
     """
+    session.select(job.path, write=True)
     pending = [i for i, result in enumerate(job.results) if result is None]
     most = MULTIAPPEND_MESSAGES if "MULTIAPPEND" in session.capabilities else 1
-    refused = _send_groups(session, job, _groups(pending, job.messages, most), flags_of)
-    _send_groups(session, job, [[index] for index in refused], flags_of)
+    refused = _send_groups(session, job, _groups(pending, job.messages, most))
+    _send_groups(session, job, [[index] for index in refused])
 
 
 def _groups(indexes: list[int], messages: Sequence[Message], most: int) -> list[list[int]]:
@@ -89,15 +175,14 @@ def _groups(indexes: list[int], messages: Sequence[Message], most: int) -> list[
     return groups
 
 
-def _send_groups(session: Session, job: AppendJob, groups: list[list[int]],
-                 flags_of: Callable[[Message], list[str]]) -> list[int]:
+def _send_groups(session: Session, job: AppendJob, groups: list[list[int]]) -> list[int]:
     """Send one APPEND per group, at most APPEND_WINDOW unanswered; return the indexes of refused groups."""
     name = session.server_name(job.path)
     window: deque[tuple[list[int], Command]] = deque()
     refused: list[int] = []
     for group in groups:
         job.sent.update(group)
-        parts = append_command(name, [(job.messages[i], flags_of(job.messages[i])) for i in group])
+        parts = append_command(name, [job.outgoing(i) for i in group])
         window.append((group, session.protocol.send(*parts)))
         if len(window) >= APPEND_WINDOW:
             refused += _settle(session, job, *window.popleft())
@@ -106,32 +191,122 @@ def _send_groups(session: Session, job: AppendJob, groups: list[list[int]],
     return refused
 
 
-def append_command(mailbox: str, messages: Sequence[tuple[Message, list[str]]]) -> list[bytes | Literal]:
-    """Return the parts of ``APPEND mailbox (flags) "date" {size}...`` for (message, flags) pairs."""
+def append_command(mailbox: str, messages: Sequence[tuple[bytes, list[str], datetime | None]]) -> list[bytes | Literal]:
+    """Return the parts of ``APPEND mailbox (flags) "date" {size}...`` for (raw message, flags, date) triples.
+
+    Each message goes with CRLF line ends, the only ones IMAP knows (RFC 3501): some servers
+    refuse a bare LF, the others store it as CRLF.
+    """
     parts: list[bytes | Literal] = [b"APPEND ", astring(mailbox)]
-    for message, flags in messages:
-        parts.append(b" " + (flag_list(flags) + b" " if flags else b"") + internaldate(message.received) + b" ")
-        parts.append(Literal(message.raw))
+    for raw, flags, received in messages:
+        date = b"" if received is None else internaldate(received) + b" "
+        parts.append(b" " + (flag_list(flags) + b" " if flags else b"") + date)
+        parts.append(message_literal(raw))
     return parts
 
 
 def _settle(session: Session, job: AppendJob, group: list[int], command: Command) -> list[int]:
     """Record the outcome of one APPEND; return the group's indexes when a group was refused."""
     for _ in session.protocol.untagged(command):
-        pass  # EXISTS and the like, for a selected folder: nothing to keep
+        pass  # EXISTS and the like, for a selected folder (or none at all): nothing to keep
     result = command.result
     assert result is not None
     if not result.ok:
         if len(group) > 1:
             return group
-        job.results[group[0]] = AppendResult(job.messages[group[0]], error=f"the server said {result.said()!r}")
+        job.refused(group[0], result.said())
         return []
     uids: Sequence[int | None] | None = appended_uids(result)
     if uids is None or len(uids) != len(group):
         uids = [None] * len(group)
     for index, uid in zip(group, uids):
         job.results[index] = AppendResult(job.messages[index], uid=None if uid is None else str(uid))
+        job.taken(index)
     return []
+
+
+def _retry_refused(session: Session, job: AppendJob) -> None:
+    """Send again each message the server refused, less what it may have refused it for.
+
+    First its keywords (a limit per folder, a BAD for any keyword), then its date as well (a
+    date before 1970): whatever the server said, which it words as it likes, the message is
+    worth a round trip or two. Once one is taken without its keywords, the folder is sent no
+    keyword it has not taken already, so later messages pay no round trip for it.
+    """
+    while refused := [i for i, r in enumerate(job.results) if r is not None and not r.ok and i not in job.undated]:
+        for index in refused:
+            if index in job.bare or not _has_keywords(job.flags.get(index, [])):
+                job.undated.add(index)
+            job.bare.add(index)
+            job.results[index] = None
+        _append_pending(session, job)
+
+
+def _has_keywords(names: list[str]) -> bool:
+    return any(not name.startswith("\\") for name in names)
+
+
+def _restore_what_was_not_kept(session: Session, job: AppendJob) -> None:
+    """Set again the flags the server did not keep from APPEND; note a received date it did not keep.
+
+    Some servers store no flags given in APPEND (a STORE afterwards works), or take the
+    received date from the Date: header. Only messages the server numbered (APPENDUID)
+    are looked at, in one FETCH.
+    """
+    written = {int(r.uid): i for i, r in enumerate(job.results) if r is not None and r.ok and r.uid and r.uid.isdigit()}
+    if not written:
+        return
+    session.select(job.path, write=True)
+    lacking: dict[tuple[str, ...], list[int]] = {}
+    for items in fetched(session, job.path, uid_set(written), _KEPT_ITEMS):
+        uid = as_int(items["UID"])
+        if uid not in written:
+            continue
+        missing = _missing_flags(job.flags.get(written[uid], []), items.get("FLAGS"))
+        if missing:
+            lacking.setdefault(missing, []).append(uid)
+        if written[uid] not in job.undated:
+            _compare_date(job, written[uid], items.get("INTERNALDATE"))
+    for names, uids in lacking.items():
+        _store_flags(session, job, names, {uid: written[uid] for uid in uids})
+
+
+def _missing_flags(sent: list[str], kept: Value) -> tuple[str, ...]:
+    """Return the flags of ``sent`` that the FETCH FLAGS item ``kept`` lacks (none when it is not there)."""
+    if not isinstance(kept, list):
+        return ()
+    have = {name.lower() for name in flag_names(kept)}
+    return tuple(name for name in sent if name.lower() not in have)
+
+
+def _store_flags(session: Session, job: AppendJob, names: tuple[str, ...], indexes: dict[int, int]) -> None:
+    """Add ``names`` to the messages ``indexes`` (uid: job index); warn of each when the server refuses."""
+    result = session.protocol.run(b"UID STORE " + uid_set(indexes) + b" +FLAGS.SILENT " + flag_list(names)).result
+    if result.ok:
+        return
+    for index in indexes.values():
+        job.warn(index, f"the server did not keep the flags {' '.join(names)} given with it, and refused to set "
+                        f"them afterwards, saying {result.said()!r}")
+
+
+def _compare_date(job: AppendJob, index: int, stored: Value) -> None:
+    """Tell once a run that the server keeps received dates of its own, if message ``index`` shows it."""
+    if job.quirks.own_dates or stored is None:
+        return
+    try:
+        kept = parse_internaldate(stored)
+    except ParseError:
+        return  # an unreadable date is the reader's problem, not a reason to fail what was written
+    given = job.messages[index].received
+    if abs((kept - given).total_seconds()) < 1:
+        return
+    job.quirks.own_dates = True
+    job.warn(index, f"the server keeps received dates (INTERNALDATE) of its own, not those given: it holds "
+                    f"{_shown(kept)} for {_shown(given)} (told once a run; other messages may differ too)")
+
+
+def _shown(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S %z")
 
 
 def _recover_unconfirmed(session: Session, job: AppendJob) -> None:
@@ -178,23 +353,6 @@ def _claim(arrived: dict[str, list[str]], key: str, uid: str | None) -> str | No
     if uid in uids:
         uids.remove(uid)
     return uid
-
-
-def _retry_refused_keywords(session: Session, job: AppendJob) -> None:
-    """Append again, less the keywords the folder cannot keep (PERMANENTFLAGS), messages refused with keywords."""
-    refused = [i for i, r in enumerate(job.results) if r is not None and not r.ok and job.messages[i].flags.keywords]
-    if not refused:
-        return
-    permanent = session.select(job.path, write=True, fresh=True).permanent_flags
-
-    def kept(message: Message) -> list[str]:
-        return permitted(flags_to_imap(message.flags), permanent)
-
-    retry = [i for i in refused if kept(job.messages[i]) != flags_to_imap(job.messages[i].flags)]
-    for index in retry:
-        job.results[index] = None
-    if retry:
-        _append_pending(session, job, kept)
 
 
 def set_flags(session: Session, path: FolderPath, uid: str, flags: Flags) -> None:
