@@ -52,6 +52,13 @@ class Endpoint:
         return self.host, self.port
 
     @property
+    def local_path(self) -> Path:
+        """Return a local archive's path; raise ConfigError for an endpoint that names none (a server)."""
+        if self.path is None:
+            raise ConfigError(f"{self} names no path: write {self.kind}:PATH")
+        return self.path
+
+    @property
     def account(self) -> str:
         """Return ``user@host`` for servers, the path for archives (for messages and logs)."""
         if self.is_server:

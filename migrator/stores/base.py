@@ -95,10 +95,10 @@ class Store(ABC):
 
     # --- lifecycle -------------------------------------------------------------------
 
-    def open(self) -> None:
+    def open(self) -> None:  # noqa: B027 - a hook: a store with nothing to open need not say so
         """Connect or check the location; raise ConnectError or StoreError on failure."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a hook, as open is
         """Release connections and locks, finishing any pending write."""
 
     def sibling(self) -> Store:

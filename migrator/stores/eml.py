@@ -99,7 +99,7 @@ class EmlStore(Store):
 
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
         super().__init__(endpoint, readonly=readonly)
-        self.root = Path(endpoint.path)
+        self.root = endpoint.local_path
         self.tree = FolderTree(self.root, encode_eml_dirname)
 
     def open(self) -> None:

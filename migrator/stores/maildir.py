@@ -71,7 +71,9 @@ KEYWORDS_FILE = "dovecot-keywords"
 FORWARDED_KEYWORD = "$Forwarded"
 SUBDIRS = ("cur", "new", "tmp")
 VALIDITY = "maildir-1"  # file names never change meaning, so a scan stays valid forever
-_LETTERS = {"P": Flag.FORWARDED, "R": Flag.ANSWERED, "S": Flag.SEEN, "T": Flag.DELETED, "D": Flag.DRAFT, "F": Flag.FLAGGED}
+_LETTERS = {
+    "P": Flag.FORWARDED, "R": Flag.ANSWERED, "S": Flag.SEEN, "T": Flag.DELETED, "D": Flag.DRAFT, "F": Flag.FLAGGED,
+}
 _FLAG_LETTERS = {flag: letter for letter, flag in _LETTERS.items()}
 _KEYWORD_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 _LINE_BREAK = re.compile(r"[\r\n]")
@@ -91,7 +93,7 @@ def split_name(filename: str) -> tuple[str, str]:
 def flags_of(letters: str, keywords: dict[int, str]) -> Flags:
     """Return the Flags that the info letters stand for, keywords named by ``keywords`` (index -> name)."""
     system = {_LETTERS[c] for c in letters if c in _LETTERS}
-    named = {keywords.get(_KEYWORD_LETTERS.find(c)) for c in letters if c in _KEYWORD_LETTERS} - {None}
+    named = {name for c in letters if c in _KEYWORD_LETTERS if (name := keywords.get(_KEYWORD_LETTERS.find(c)))}
     if FORWARDED_KEYWORD in named:
         system.add(Flag.FORWARDED)
     return Flags(frozenset(system), frozenset(named - {FORWARDED_KEYWORD}))
@@ -168,7 +170,7 @@ def inbox_normalised(path: FolderPath) -> FolderPath:
 
 def with_parents(paths: Iterable[FolderPath]) -> list[FolderPath]:
     """Return ``paths`` plus every missing parent, sorted so parents come before children."""
-    every = set()
+    every: set[FolderPath] = set()
     for path in paths:
         every.update(path[:depth] for depth in range(1, len(path) + 1))
     return sorted(every)
@@ -199,7 +201,7 @@ class MaildirStore(Store):
 
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
         super().__init__(endpoint, readonly=readonly)
-        self.root = Path(endpoint.path)
+        self.root = endpoint.local_path
         self._dirs: dict[FolderPath, str] | None = None  # folder -> directory name, once the root is read
         self._files: dict[FolderPath, dict[str, str]] = {}  # uid -> "cur/<name>" of the last scan
         self._pending = PendingFiles()
@@ -234,7 +236,7 @@ class MaildirStore(Store):
         ]
 
     def _read_dirs(self) -> dict[FolderPath, str]:
-        dirs = {}
+        dirs: dict[FolderPath, str] = {}
         for path, entry in self._folder_entries():
             # A link is listed, so that reading or writing it fails, named, instead of it being passed over.
             # Dovecot ignores a ".INBOX" beside the root INBOX.
@@ -368,7 +370,7 @@ class MaildirStore(Store):
                 if message[0] is not None:
                     # Popped as it is yielded, so that this frame does not keep a large message
                     # alive after it is written (see pipeline/batches.py, LargeMessageGate).
-                    yield message.pop()
+                    yield message.pop()  # type: ignore[misc]  # not None: checked just above
 
     def _read_keywords(self, directory: Path) -> dict[int, str]:
         try:
@@ -455,7 +457,8 @@ class MaildirStore(Store):
         current = self._read_keywords(directory)
         mapping, left_out = assign_keywords(current, keywords)
         if left_out:
-            log.warning("Maildir %s can name only 26 keywords, without line breaks; messages lose: %s", directory, left_out)
+            log.warning("Maildir %s can name only 26 keywords, without line breaks; messages lose: %s",
+                        directory, left_out)
         if mapping != current:
             try:
                 replace_synced(directory / KEYWORDS_FILE, format_keywords(mapping).encode("utf-8"))

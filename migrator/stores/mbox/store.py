@@ -67,9 +67,7 @@ class MboxStore(Store):
 
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
         super().__init__(endpoint, readonly=readonly)
-        if endpoint.path is None:
-            raise StoreError(f"{endpoint} names no path: write {endpoint.kind}:PATH")
-        self.root = endpoint.path
+        self.root = endpoint.local_path
         self.tree = FolderTree(self.root, encode_mbox_dirname)
         self._indexes = IndexCache(self.root)
 

@@ -89,9 +89,7 @@ class PstStore(Store):
 
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True, part_size: int | None = None) -> None:
         super().__init__(endpoint, readonly=readonly)
-        if endpoint.path is None:
-            raise StoreError(f"{endpoint} names no file: write pst:PATH")
-        self.path = endpoint.path
+        self.path = endpoint.local_path
         self.part_size = part_size or endpoint.part_size or DEFAULT_PART_SIZE
         self._reader: PstFile | None = None
         self._existing: Path | None = None  # the last part, opened for reading when first needed
