@@ -62,9 +62,10 @@ class AppendJob:
     ``sent`` holds the indexes of messages whose APPEND went out; ``first_new_uid`` is
     the folder's UIDNEXT before the first one did, so that after a lost connection the
     messages that arrived though their reply was lost can be recognised. ``flags`` holds
-    the flags each message was last sent with, ``refusals`` the server's words each time
-    it refused a message, ``bare`` the messages sent again without keywords, ``undated``
-    those sent again without a date as well, ``warnings`` what else a message lost.
+    the flags each message was last sent with; ``bare`` the messages to send without
+    keywords and ``undated`` those to send without a date, after the server refused them;
+    ``refusals`` what it said each time, with whether the message went with keywords and
+    with its date; ``warnings`` what else a written message lost.
     """
 
     path: FolderPath
@@ -74,7 +75,7 @@ class AppendJob:
     sent: set[int] = field(default_factory=set)
     first_new_uid: int | None = None
     flags: dict[int, list[str]] = field(default_factory=dict)
-    refusals: dict[int, list[str]] = field(default_factory=dict)
+    refusals: dict[int, list[tuple[str, bool, bool]]] = field(default_factory=dict)
     bare: set[int] = field(default_factory=set)
     undated: set[int] = field(default_factory=set)
     warnings: dict[int, list[str]] = field(default_factory=dict)
@@ -109,14 +110,30 @@ class AppendJob:
         keywords = [name for name in self.flags.get(index, []) if not name.startswith("\\")]
         if keywords:
             self.quirks.taken_keywords.setdefault(self.path, set()).update(keywords)
-        if index in self.bare and index not in self.undated:
-            # Taken once its keywords were left out: they were what the server refused.
-            self.quirks.refused_keywords.setdefault(self.path, self.refusals[index][0])
+        if index in self.bare:
+            # Taken once its keywords were left out, having been refused with them: they were the trouble.
+            self.quirks.refused_keywords.setdefault(self.path, self._refusal(index, with_keywords=True))
 
     def refused(self, index: int, said: str) -> None:
         """Note that the server refused message ``index``, saying ``said``."""
-        self.refusals.setdefault(index, []).append(said)
+        with_keywords = _has_keywords(self.flags.get(index, []))
+        self.refusals.setdefault(index, []).append((said, with_keywords, index not in self.undated))
         self.results[index] = AppendResult(self.messages[index], error=f"the server said {said!r}")
+
+    def fall_back(self, index: int) -> bool:
+        """Leave out of refused message ``index`` what the server may have refused it for, next: its
+        keywords, else its date (keywords back), else both; return False when nothing is left to leave out."""
+        with_keywords = _has_keywords(self.flags.get(index, []))
+        if index not in self.undated and with_keywords:
+            self.bare.add(index)
+        elif index not in self.undated:
+            self.bare.discard(index)
+            self.undated.add(index)
+        elif with_keywords:
+            self.bare.add(index)
+        else:
+            return False
+        return True
 
     def warn(self, index: int, warning: str) -> None:
         """Note what message ``index`` lost though it was written."""
@@ -125,18 +142,22 @@ class AppendJob:
     def _lost(self, index: int) -> list[str]:
         """Return what message ``index`` was written without, and why: keywords, its date."""
         lost = [name for name in flags_to_imap(self.messages[index].flags) if name not in self.flags.get(index, [])]
-        said = self.refusals.get(index, [])
         warnings = []
         if lost and index in self.flags:
             if index in self.bare:
-                why = f"the server refused it with them, saying {said[0]!r}"
+                why = f"the server refused it with them, saying {self._refusal(index, with_keywords=True)!r}"
             else:
                 why = f"the server refused keywords in this folder, saying {self.quirks.refused_keywords[self.path]!r}"
             warnings.append(f"written without the keywords {' '.join(lost)}: {why}")
         if index in self.undated:
             warnings.append(f"written with the server's date, not {_shown(self.messages[index].received)}: "
-                            f"the server said {said[-1]!r}")
+                            f"the server refused it with that date, saying {self._refusal(index, dated=True)!r}")
         return warnings
+
+    def _refusal(self, index: int, *, with_keywords: bool = False, dated: bool = False) -> str:
+        """Return the server's words the last time it refused message ``index`` sent with keywords, or with its date."""
+        return next(said for said, had_keywords, had_date in reversed(self.refusals[index])
+                    if (had_keywords or not with_keywords) and (had_date or not dated))
 
 
 def append_messages(session: Session, job: AppendJob) -> None:
@@ -228,16 +249,13 @@ def _settle(session: Session, job: AppendJob, group: list[int], command: Command
 def _retry_refused(session: Session, job: AppendJob) -> None:
     """Send again each message the server refused, less what it may have refused it for.
 
-    First its keywords (a limit per folder, a BAD for any keyword), then its date as well (a
-    date before 1970): whatever the server said, which it words as it likes, the message is
-    worth a round trip or two. Once one is taken without its keywords, the folder is sent no
-    keyword it has not taken already, so later messages pay no round trip for it.
+    First its keywords (a limit per folder, a BAD for any keyword), then its date instead (a
+    date before 1970), then both: whatever the server said, which it words as it likes, the
+    message is worth a few round trips. Once one is taken without its keywords, the folder is
+    sent no keyword it has not taken already, so later messages pay no round trip for it.
     """
-    while refused := [i for i, r in enumerate(job.results) if r is not None and not r.ok and i not in job.undated]:
+    while refused := [i for i, r in enumerate(job.results) if r is not None and not r.ok and job.fall_back(i)]:
         for index in refused:
-            if index in job.bare or not _has_keywords(job.flags.get(index, [])):
-                job.undated.add(index)
-            job.bare.add(index)
             job.results[index] = None
         _append_pending(session, job)
 
