@@ -15,6 +15,7 @@ KEY_HEADERS = (b"message-id", b"date", b"from", b"subject", b"to")
 # ahead to the next CR or LF instead of trying a match at every byte: twice as fast as \r?\n.
 _FOLDED = re.compile(rb"(?:\r\n|\n)[ \t]+")
 _SPACE = re.compile(rb"\s+")
+_EIGHT_BIT = re.compile(rb"[\x80-\xff]")
 
 
 def header_block(raw: bytes) -> bytes:
@@ -60,3 +61,19 @@ def content_key_from_headers(headers: bytes, size_crlf: int) -> str:
 def content_key(raw: bytes) -> str:
     """Return the content key of the raw message ``raw``."""
     return content_key_from_headers(header_block(raw), crlf_size(raw))
+
+
+def changed_keys(raw: bytes) -> list[str]:
+    """Return the other keys ``raw`` may have once an IMAP server changed it as some do: each 8-bit
+    byte of its header made "X" (Cyrus), bare CRs dropped and a final line end added (Courier).
+
+    Such a copy is the same message all the same: a run that looks for what it wrote before it was
+    killed must find it, or write it twice.
+    """
+    headers = header_block(raw)
+    blocks = {headers, _EIGHT_BIT.sub(b"X", headers)}
+    size = crlf_size(raw)
+    ended = raw.rstrip(b"\r").endswith(b"\n")  # once its bare CRs are gone
+    sizes = {size, size - (raw.count(b"\r") - raw.count(b"\r\n")) + (0 if ended else 2)}
+    own = content_key_from_headers(headers, size)
+    return sorted({content_key_from_headers(block, each) for block in blocks for each in sizes} - {own})

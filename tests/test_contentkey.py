@@ -5,7 +5,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.contentkey import content_key, content_key_from_headers, crlf_size, header_block, unfold
+from migrator.contentkey import changed_keys, content_key, content_key_from_headers, crlf_size, header_block, unfold
 
 MESSAGE = b"Message-ID: <1@x>\nDate: Mon, 1 Jan 2024 00:00:00 +0000\nSubject: a\n  folded\n\nbody\nmore\n"
 
@@ -74,3 +74,47 @@ def _unfolded(headers: bytes) -> bytes:
 @given(st.lists(st.sampled_from([b"\r", b"\n", b" ", b"\t", b"a", b":", b"To", b"from"]), max_size=30).map(b"".join))
 def test_unfolding_joins_exactly_the_folded_lines(headers):
     assert unfold(headers) == _unfolded(headers)
+
+
+# --- copies a server changed -------------------------------------------------------------------
+
+_VALUE = st.lists(st.sampled_from([b"a", b" ", b"\xc3\xa4", b"\xe4", b"<", b"@", b">"]), max_size=6).map(b"".join)
+_BODY = st.lists(st.sampled_from([b"a", b"\xe4", b"\r", b"\n", b"\r\n", b" "]), max_size=12).map(b"".join)
+
+
+@st.composite
+def messages(draw) -> bytes:
+    """Return a message with key headers that may hold 8-bit bytes and a body that may hold bare CRs and no end."""
+    names = draw(st.lists(st.sampled_from([b"Message-ID", b"Date", b"From", b"Subject", b"To", b"X-Other"]),
+                          min_size=1, max_size=5))
+    eol = draw(st.sampled_from([b"\n", b"\r\n"]))
+    return b"".join(name + b": " + draw(_VALUE) + eol for name in names) + eol + draw(_BODY)
+
+
+def _as_imap_sees_it(held: bytes) -> str:
+    """Return the key a target computes from a header fetch and RFC822.SIZE of what the server holds."""
+    return content_key_from_headers(header_block(held), len(held))
+
+
+def _crlf(raw: bytes) -> bytes:
+    return re.sub(rb"(?<!\r)\n", b"\r\n", raw)
+
+
+@given(messages())
+def test_a_copy_whose_header_bytes_a_server_made_x_is_recognised(raw):
+    sent = _crlf(raw)
+    header = header_block(sent)
+    held = re.sub(rb"[\x80-\xff]", b"X", header) + sent[len(header):]  # Cyrus
+    assert _as_imap_sees_it(held) in {content_key(raw), *changed_keys(raw)}
+
+
+@given(messages())
+def test_a_copy_a_server_dropped_bare_crs_from_and_ended_is_recognised(raw):
+    held = re.sub(rb"\r(?!\n)", b"", _crlf(raw))  # Courier
+    held += b"" if held.endswith(b"\r\n") else b"\r\n"
+    assert _as_imap_sees_it(held) in {content_key(raw), *changed_keys(raw)}
+
+
+def test_an_ordinary_message_has_no_other_key():
+    assert changed_keys(MESSAGE) == []
+    assert changed_keys(MESSAGE.replace(b"\n", b"\r\n")) == []

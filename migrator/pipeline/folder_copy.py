@@ -282,7 +282,7 @@ class FolderCopy:
         for message in batch:
             if not plan.needs(message.uid):
                 continue
-            present_uid = plan.take_present(message.content_key)
+            present_uid = plan.take_present(message.content_key, message.raw)
             if present_uid is not None:
                 outcome[message.uid] = "already there"
                 adopted.append((message.uid, present_uid, message.content_key, message.flags.encode()))

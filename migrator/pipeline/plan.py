@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from migrator.contentkey import changed_keys
 from migrator.copied import CopiedMessages
 from migrator.folder import Folder, Role
 from migrator.listing import Listing
@@ -48,12 +49,16 @@ class TargetPlan:
         """Return True when the source message ``uid`` is not yet in this target."""
         return uid not in self.done
 
-    def take_present(self, key: str) -> str | None:
-        """Return the target uid of an unclaimed message with this content key and claim it, or None."""
+    def take_present(self, key: str, raw: bytes | None = None) -> str | None:
+        """Return the target uid of an unclaimed message with this content key and claim it, or None.
+
+        Given the message's bytes, a copy the target server changed as some do is found too (see
+        ``changed_keys``), rather than written a second time.
+        """
         uids = self.present.get(key)
-        if not uids:
-            return None
-        return uids.pop()
+        if not uids and raw is not None and self.present:
+            uids = next((found for other in changed_keys(raw) if (found := self.present.get(other))), None)
+        return uids.pop() if uids else None
 
 
 @dataclass(frozen=True)

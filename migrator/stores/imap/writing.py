@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from migrator.contentkey import changed_keys
 from migrator.errors import FolderError, MessageError
 from migrator.message import Flags, FolderPath, Message
 from migrator.stores.base import AppendResult
@@ -340,9 +341,9 @@ def _recover_unconfirmed(session: Session, job: AppendJob) -> None:
     arrived = content_keys(session, job.path, job.first_new_uid)
     for result in job.results:
         if result is not None and result.ok:
-            _claim(arrived, result.message.content_key, result.uid)
+            _claim(arrived, result.message, result.uid)
     for index in unconfirmed:
-        uid = _claim(arrived, job.messages[index].content_key, None)
+        uid = _claim(arrived, job.messages[index], None)
         if uid is not None:
             job.results[index] = AppendResult(job.messages[index], uid=uid)
 
@@ -363,14 +364,24 @@ def _wait_until_settled(session: Session, path: FolderPath) -> None:
         before = after
 
 
-def _claim(arrived: dict[str, list[str]], key: str, uid: str | None) -> str | None:
-    """Remove ``uid`` (or, when None, the first uid) with ``key`` from ``arrived``; return it."""
-    uids = arrived.get(key, [])
-    if uid is None:
-        return uids.pop(0) if uids else None
-    if uid in uids:
-        uids.remove(uid)
+def _claim(arrived: dict[str, list[str]], message: Message, uid: str | None) -> str | None:
+    """Remove ``uid`` (or, when None, the first uid) of ``message`` from ``arrived``; return it.
+
+    The message is known by its content key, or by one the server gave it by changing it.
+    """
+    for key in _keys(message):
+        uids = arrived.get(key, [])
+        if uid is None and uids:
+            return uids.pop(0)
+        if uid is not None and uid in uids:
+            uids.remove(uid)
+            return uid
     return uid
+
+
+def _keys(message: Message) -> Iterator[str]:
+    yield message.content_key
+    yield from changed_keys(message.raw)
 
 
 def set_flags(session: Session, path: FolderPath, uid: str, flags: Flags) -> None:
