@@ -174,7 +174,8 @@ class FolderCopy:
             self._carry_flag_changes(refs)
         log.info("folder %s: %d of %s to copy", printable(self.folder.name), len(todo), plural(len(refs), "message"))
         if self.run.plan.dry_run:
-            self.run.progress.folder_started(self.folder.name, self.copied, self._count_dry(todo))
+            size = self._count_dry(todo)
+            self.run.progress.folder_started(self.folder.name, self.copied, size)
         else:
             self.run.progress.folder_started(self.folder.name, len(todo), todo.total_size())
             if todo:
