@@ -185,7 +185,11 @@ class MboxStore(Store):
                 except ValueError:
                     continue  # the file was rewritten since the scan
                 if entry.flags is not None:
-                    yield Message(data, entry.flags, entry.received or file_date, folder, ref.uid)
+                    # Popped as it is yielded, and its bytes let go of here, so that this frame does not keep
+                    # a large message alive after it is written (see pipeline/batches.py, LargeMessageGate).
+                    message = [Message(data, entry.flags, entry.received or file_date, folder, ref.uid)]
+                    del data
+                    yield message.pop()
 
     @contextmanager
     def _mapped(self, path: Path) -> Iterator[tuple[Buffer, datetime]]:
