@@ -74,6 +74,7 @@ class PstFile:
             self.close()
             raise
         self._folders: list[PstFolder] | None = None
+        self._by_path: dict[FolderPath, PstFolder] | None = None
         self._messages: dict[int, list[int]] = {}
 
     def __enter__(self) -> PstFile:
@@ -167,10 +168,19 @@ class PstFile:
 
     def folder(self, path: FolderPath) -> PstFolder:
         """Return the folder at ``path``; raise FolderError when the PST has none."""
-        for folder in self.folders():
-            if folder.path == path:
-                return folder
-        raise FolderError(f"{self.path} has no folder {'/'.join(path)!r}: run `migrator folders` to list them")
+        found = self.find_folder(path)
+        if found is None:
+            raise FolderError(f"{self.path} has no folder {'/'.join(path)!r}: run `migrator folders` to list them")
+        return found
+
+    def find_folder(self, path: FolderPath) -> PstFolder | None:
+        """Return the folder at ``path`` (the first, where two share a path), or None."""
+        # Looked up by path, not searched: a run asks for each of 5 000 folders several times.
+        if self._by_path is None:
+            self._by_path = {}
+            for folder in self.folders():
+                self._by_path.setdefault(folder.path, folder)
+        return self._by_path.get(path)
 
     # --- messages
 

@@ -214,11 +214,9 @@ class PstStore(Store):
         """Return the folder of the file read, None for a folder only the part being written has."""
         if self._part is not None and self._reader is None and self._existing is None:
             return None
-        for folder in self._require_reader().folders():
-            if folder.path == path:
-                return folder
-        if self._part is not None:
-            return None
+        found = self._require_reader().find_folder(path)
+        if found is not None or self._part is not None:
+            return found
         raise FolderError(f"{self.endpoint} has no folder {'/'.join(path)}: run 'migrator folders' to list them")
 
     def exists(self) -> bool:
@@ -231,7 +229,7 @@ class PstStore(Store):
             count, key = self._part.writer.message_count(folder), self._part.writer.record_key
         else:
             reader = self._require_reader()
-            found = next((f for f in reader.folders() if f.path == folder), None)
+            found = reader.find_folder(folder)
             count, key = (None if found is None else found.count), reader.record_key
         if count is None:
             return None
@@ -241,7 +239,7 @@ class PstStore(Store):
     # --- writing ---------------------------------------------------------------------------------------
 
     def _create_folder(self, folder: FolderPath) -> None:
-        if self._part is None and any(f.path == folder for f in self._require_reader().folders()):
+        if self._part is None and self._require_reader().find_folder(folder) is not None:
             return  # already in the existing file: no need to rebuild it
         self._writer().ensure_folder(folder)
 
