@@ -15,6 +15,7 @@ import pytest
 from migrator.cli import main
 from migrator.errors import ConfigError
 from migrator.foldermap import MapRule
+from migrator.kinds import KINDS
 from migrator.message import Flag, Flags, Message
 from migrator.pipeline import DEFAULT_CONNECTIONS
 from migrator.profile import load_profile, plan_run
@@ -198,7 +199,7 @@ BAD_PROFILES = {
     "no-password": (MINIMAL.replace("  password_env: PW\n", ""), 3,
                      "source: no password source for alice@mail.example.com"),
     "unknown-type": (MINIMAL.replace("type: maildir", "type: maildri"), 8,
-                     "target 1: type expects one of imap, pop3, maildir, mbox, eml, pst, got 'maildri'"),
+                     f"target 1: type expects one of {', '.join(KINDS)}, got 'maildri'"),
     "yaml-syntax": (MINIMAL.replace("  user: alice", " user: alice"), 5, "not valid YAML"),
     "unclosed-quote": (MINIMAL.replace("path: backup", 'path: "backup'), 9, "a quote opened here is never closed"),
     "pop3-target": (MINIMAL.replace("type: maildir\n    path: backup",

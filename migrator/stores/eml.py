@@ -35,6 +35,7 @@ from migrator.stores.leftovers import remove_abandoned, temp_maker, temp_name
 from migrator.stores.localfs import (
     FILE_MODE,
     count_files,
+    disk_error,
     from_time_ns,
     fsync_dir,
     identity_of,
@@ -47,6 +48,7 @@ from migrator.stores.localfs import (
     read_error,
     reason,
     stop_if_disk_refused,
+    stops_writing,
     write_all,
     write_batch,
 )
@@ -286,6 +288,8 @@ def _append_flags(directory: Path, lines: bytes) -> None:
         finally:
             os.close(fd)
     except OSError as e:
+        if stops_writing(e):  # a full disk stops the run, as it does for the message files themselves
+            raise disk_error(directory / FLAGS_FILE, e) from None
         raise FolderError(f"cannot record flags in {directory / FLAGS_FILE}: {reason(e)}") from None
 
 
