@@ -105,7 +105,8 @@ def _local(kind: str, rest: str, text: str) -> Endpoint:
             raise ConfigError(f"part_size={size!r} in {text!r} is not a size like 10GB") from None
     if not rest:
         raise ConfigError(f"the endpoint {text!r} names no path: write {kind}:PATH")
-    return Endpoint(kind=kind, path=Path(os.path.expanduser(rest)), part_size=part_size)
+    # Absolute, so that the same archive named from two directories is one endpoint (and one state file).
+    return Endpoint(kind=kind, path=Path(os.path.abspath(os.path.expanduser(rest))), part_size=part_size)
 
 
 def _server(text: str) -> Endpoint:
