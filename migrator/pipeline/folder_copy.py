@@ -353,7 +353,7 @@ class FolderCopy:
             if plan.pair is None:
                 continue
             if self.copied:
-                self._note_size(plan)
+                self._note_target(plan)
             if not plan.pair.dirty:
                 continue
             if plan.store.durable_on_append:
@@ -362,11 +362,16 @@ class FolderCopy:
             else:
                 self._deferred(plan)  # its mark is cleared once the target is closed, as its rows are recorded
 
-    def _note_size(self, plan: TargetPlan) -> None:
-        """Record the size of a target folder that is measured in bytes (mbox), now that it holds this run's writes."""
+    def _note_target(self, plan: TargetPlan) -> None:
+        """Record what the target says of the folder now that it holds this run's writes.
+
+        A server may give a folder it has not made yet a provisional identity (Dovecot's INBOX and
+        auto-created folders of a new account get their UIDVALIDITY on the first APPEND), and an
+        mbox is measured by its size, which the writes grew.
+        """
         assert self.run.state is not None and plan.pair is not None
         probe = plan.store.probe_folder(plan.folder)
-        if probe is not None and probe.size is not None:
+        if probe is not None:
             plan.pair = self.run.state.set_target_identity(plan.pair, probe.identity, probe.size)
 
     def _deferred(self, plan: TargetPlan) -> Deferred:

@@ -121,13 +121,15 @@ def _plan_from_state(ctx: PlanContext, plan: TargetPlan, key: PairKey, probe: Fo
 
 def distrust(state: StateStore, pair: Pair, folder: FolderPath, probe: FolderProbe | None) -> str | None:
     """Return why the state's rows for ``pair`` cannot be trusted, as the target now shows ``folder``, or None."""
+    recorded = state.count(pair)
+    if recorded == 0:
+        return None  # nothing recorded, nothing to trust: an identity of an empty pair may change at will
     if pair.target_folder and pair.target_folder != folder_key(folder):
         return "is another folder than the one written to before"
     if probe is None:
         return "is gone"
     if pair.target_identity and probe.identity != pair.target_identity:
         return "was deleted and created again"
-    recorded = state.count(pair)
     if probe.messages is not None and probe.messages < recorded:
         return f"holds {probe.messages} messages where {recorded} were copied"
     if probe.size is not None and pair.target_size is not None and probe.size < pair.target_size:

@@ -208,6 +208,7 @@ class ImapStore(Store):
         self._check_writable()
         job = writing.AppendJob(folder, messages, self._quirks)
         self._retrying(lambda s: writing.append_messages(s, job), f"appending to {'/'.join(folder)}")
+        self._probes.pop(folder, None)  # its count grew, and a folder made by the first APPEND has its UIDVALIDITY now
         return job.finished()
 
     def set_flags(self, folder: FolderPath, uid: str, flags: Flags) -> None:
