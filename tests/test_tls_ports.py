@@ -61,8 +61,9 @@ def test_other_plain_urls_at_implicit_tls_ports(dovecot, user, capsys, monkeypat
 
 
 @pytest.mark.parametrize("scheme, port, greeting, suggested", [
-    ("imaps", "imap", r"\* OK \[CAPABILITY IMAP4rev1 [^']*…", "an imap://"),
-    ("pop3s", "pop3", r"\+OK Dovecot[^']* ready\.", "a pop3://"),
+    # Whatever the server's greeting says (a loaded Dovecot first answers "* OK Waiting for authentication…").
+    ("imaps", "imap", r"\* OK [^']*", "an imap://"),
+    ("pop3s", "pop3", r"\+OK [^']*", "a pop3://"),
 ])
 def test_tls_urls_at_plain_ports_name_the_plain_url(dovecot, user, capsys, scheme, port, greeting, suggested):
     err, _ = folders_error(url(dovecot, user, scheme, port), capsys)
