@@ -33,15 +33,16 @@ SCHEMA_VERSION = 2
 # messages, and a run has a connection per worker: 512 KiB each recorded 50 000 rows as fast
 # and kept peak memory 1.5 MB lower per connection.
 CACHE_KIB = 512
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS pairs (
+_PAIRS_COLUMNS = """(
     id INTEGER PRIMARY KEY,
     source TEXT NOT NULL, folder TEXT NOT NULL, target TEXT NOT NULL, destination TEXT NOT NULL,
     target_folder TEXT NOT NULL DEFAULT '', validity TEXT NOT NULL DEFAULT '',
     dirty INTEGER NOT NULL DEFAULT 0, version TEXT NOT NULL DEFAULT '',
     target_identity TEXT NOT NULL DEFAULT '', target_size INTEGER,
-    UNIQUE (source, folder, target, destination));
+    UNIQUE (source, folder, target, destination))"""
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pairs {_PAIRS_COLUMNS};
 CREATE TABLE IF NOT EXISTS copied (
     pair INTEGER NOT NULL REFERENCES pairs(id),
     uid TEXT NOT NULL, target_uid TEXT, content_key TEXT NOT NULL, flags TEXT NOT NULL,
@@ -57,14 +58,8 @@ CREATE TABLE IF NOT EXISTS runs (
 # Schema 1 keyed a pair by source folder and target alone. Its rows are kept: the folder they were
 # written to becomes the destination, which is right unless a special-use role redirected it (then
 # the first run finds those messages in the target by content key instead of copying them again).
-_FROM_SCHEMA_1 = """
-CREATE TABLE pairs_2 (
-    id INTEGER PRIMARY KEY,
-    source TEXT NOT NULL, folder TEXT NOT NULL, target TEXT NOT NULL, destination TEXT NOT NULL,
-    target_folder TEXT NOT NULL DEFAULT '', validity TEXT NOT NULL DEFAULT '',
-    dirty INTEGER NOT NULL DEFAULT 0, version TEXT NOT NULL DEFAULT '',
-    target_identity TEXT NOT NULL DEFAULT '', target_size INTEGER,
-    UNIQUE (source, folder, target, destination));
+_FROM_SCHEMA_1 = f"""
+CREATE TABLE pairs_2 {_PAIRS_COLUMNS};
 INSERT INTO pairs_2 (id, source, folder, target, destination, target_folder, validity, dirty, version)
     SELECT id, source, folder, target, target_folder, target_folder, validity, dirty, version FROM pairs;
 DROP TABLE pairs;
