@@ -358,6 +358,7 @@ def _canonical(flags: frozenset[str]) -> Flags:
     return Flags(frozenset(system[f] for f in flags if f in system), frozenset(f for f in flags if f not in system))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fraction", [0.3, 0.7])
 def test_killed_in_the_middle_of_an_append_and_rerun_ends_exact(imap_server, outlook, url, tmp_path, fraction):
     server, user = imap_server

@@ -121,6 +121,7 @@ def target_of(kind: str, directory: Path) -> str:
 # --- stopped by a signal ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["pst", "maildir", "mbox"])
 @pytest.mark.parametrize(("signum", "status"), STOPS, ids=[s.name for s, _ in STOPS])
 def test_a_signal_stops_the_copy_at_a_safe_point_and_the_rerun_ends_exact(source, tmp_path, kind, signum, status):

@@ -249,6 +249,7 @@ with open_store(parse_endpoint("thunderbird:" + sys.argv[1]), readonly=False) as
 """
 
 
+@pytest.mark.slow
 def test_an_append_killed_midway_is_cut_off_before_the_next(tmp_path: Path) -> None:
     with _store(tmp_path) as store:
         store.append_batch(("INBOX",), [_message()])
