@@ -22,7 +22,6 @@ older than 7 days deleted from Trash at login) is switched off here; real server
 
 from __future__ import annotations
 
-import atexit
 import os
 import pwd
 import re
@@ -35,12 +34,11 @@ from pathlib import Path
 
 from tests.support.mailserver import (
     UNPACKED_SERVERS,
-    MailServer,
+    IsolatedServer,
     MailUser,
     ServerUnavailable,
     check_root,
     chown_tree,
-    free_ports,
     listening_in_namespace,
     spawn_isolated,
     wait_listening,
@@ -70,7 +68,7 @@ class CourierUnavailable(ServerUnavailable):
     """Courier cannot run here: not unpacked by .ci/setup, or not running as root."""
 
 
-class CourierServer(MailServer):
+class CourierServer(IsolatedServer):
     """A private Courier-IMAP instance; use it as a context manager, or call start() and stop().
 
     ``special_folders`` are made for every new user; ``settings`` are more environment settings
@@ -102,23 +100,9 @@ class CourierServer(MailServer):
         for name in ("etc", "authdaemon", "home", "log"):
             (self.root / name).mkdir()
         self._write_static_files()
-        for attempt in range(3):
-            self.ports = free_ports(("imap", "imaps", "pop3", "pop3s"))
-            (self.root / "run.sh").write_text(_run_script(self.root, self.ports))
-            if self._launch(last_try=attempt == 2):
-                break
-        atexit.register(self.stop)
+        self._launch_on_free_ports(lambda: (self.root / "run.sh").write_text(_run_script(self.root, self.ports)))
         return self
 
-    def stop(self) -> None:
-        """Stop every process of the server (a no-op when stopped) and remove its directory."""
-        process, self._process = self._process, None
-        if process is None:
-            return
-        atexit.unregister(self.stop)
-        process.kill()  # and with it every process of the server (see spawn_isolated)
-        process.wait()
-        shutil.rmtree(self.root, ignore_errors=True)
 
     def _launch(self, *, last_try: bool) -> bool:
         self._process = spawn_isolated(["/bin/sh", str(self.root / "run.sh")], self.root / "log" / "startup.log",

@@ -18,7 +18,6 @@ on its per-user protocol telemetry instead.
 
 from __future__ import annotations
 
-import atexit
 import pwd
 import re
 import shutil
@@ -29,12 +28,11 @@ from pathlib import Path
 
 from tests.support.mailserver import (
     UNPACKED_SERVERS,
-    MailServer,
+    IsolatedServer,
     MailUser,
     ServerUnavailable,
     check_root,
     chown_tree,
-    free_ports,
     listening_in_namespace,
     spawn_isolated,
     user_name,
@@ -58,7 +56,7 @@ class CyrusUnavailable(ServerUnavailable):
     """Cyrus cannot run here: not unpacked by .ci/setup, or not running as root."""
 
 
-class CyrusServer(MailServer):
+class CyrusServer(IsolatedServer):
     """A private Cyrus IMAP instance; use it as a context manager, or call start() and stop().
 
     ``special_folders`` maps folders created at first login to their SPECIAL-USE flag;
@@ -89,23 +87,9 @@ class CyrusServer(MailServer):
             (self.root / name).mkdir()
         (self.root / "etc" / "sasldb2").touch()
         chown_tree(self.root, *_cyrus_ids())
-        for attempt in range(3):
-            self.ports = free_ports(("imap", "imaps", "pop3", "pop3s"))
-            self._write_config()
-            if self._launch(last_try=attempt == 2):
-                break
-        atexit.register(self.stop)
+        self._launch_on_free_ports(self._write_config)
         return self
 
-    def stop(self) -> None:
-        """Stop the server (a no-op when stopped) and remove its directory."""
-        process, self._process = self._process, None
-        if process is None:
-            return
-        atexit.unregister(self.stop)
-        process.kill()  # and with it every process of the server (see spawn_isolated)
-        process.wait()
-        shutil.rmtree(self.root, ignore_errors=True)
 
     def _launch(self, *, last_try: bool) -> bool:
         command = [str(CYRUS_BIN / "master"), "-C", str(self.config_file), "-M", str(self.root / "etc" / "cyrus.conf"),

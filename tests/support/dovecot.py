@@ -50,7 +50,6 @@ from tests.support.mailserver import (
     ServerUnavailable,
     chown_tree,
     die_with_parent,
-    free_ports,
     user_name,
     wait_listening,
 )
@@ -120,12 +119,7 @@ class DovecotServer(MailServer):
         self._uid, self._gid = _mail_user_ids()
         self.tls_files = make_pki(self.root / "tls")
         self._prepare_directories()
-        for attempt in range(3):
-            self.ports = free_ports(("imap", "imaps", "pop3", "pop3s"))
-            self.config_file.write_text(render_config(self._settings()))
-            if self._launch(last_try=attempt == 2):
-                break
-        atexit.register(self.stop)
+        self._launch_on_free_ports(lambda: self.config_file.write_text(render_config(self._settings())))
         return self
 
     def stop(self) -> None:

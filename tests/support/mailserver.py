@@ -10,17 +10,19 @@ are named as a user sees them: ``("Projects", "2024")`` is ``Projects/2024`` on 
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import imaplib
 import os
 import poplib
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +49,9 @@ class MailUser:
     home: Path
 
 
+PORT_NAMES = ("imap", "imaps", "pop3", "pop3s")  # IMAP with STARTTLS, IMAPS, POP3 with STLS, POP3S
+
+
 class MailServer:
     """The clients, seeding and dumping of a started test server; subclasses start and stop it.
 
@@ -70,6 +75,22 @@ class MailServer:
         self.stop()
 
     def start(self) -> MailServer:
+        raise NotImplementedError
+
+    def _launch_on_free_ports(self, configure: Callable[[], None]) -> None:
+        """Launch the server on free ports, ``configure`` first writing them where the server reads them.
+
+        Three tries: another program may take a port between its choice and the server binding it.
+        """
+        for attempt in range(3):
+            self.ports = free_ports(PORT_NAMES)
+            configure()
+            if self._launch(last_try=attempt == 2):
+                break
+        atexit.register(self.stop)
+
+    def _launch(self, *, last_try: bool) -> bool:
+        """Start the server on ``ports`` and return True once it listens; False to try other ports."""
         raise NotImplementedError
 
     def stop(self) -> None:
@@ -157,6 +178,23 @@ class MailServer:
 def user_name(user: MailUser | str) -> str:
     """Return the login name of ``user``."""
     return user.name if isinstance(user, MailUser) else user
+
+
+class IsolatedServer(MailServer):
+    """A server whose processes all run in a PID namespace of their own (see spawn_isolated)."""
+
+    root: Path
+    _process: subprocess.Popen | None = None
+
+    def stop(self) -> None:
+        """Stop every process of the server (a no-op when stopped) and remove its directory."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        atexit.unregister(self.stop)
+        process.kill()  # and with it every process of the server (see spawn_isolated)
+        process.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def free_ports(names: tuple[str, ...]) -> dict[str, int]:
