@@ -14,6 +14,7 @@ import pytest
 
 from migrator.cli import main
 from migrator.endpoint import parse_endpoint
+from migrator.state import PairKey, StateStore
 from migrator.stores import open_store
 from tests.support import imapwire
 from tests.support.corpus import corpus, server_safe, write_archive
@@ -165,3 +166,19 @@ def test_a_dry_run_says_what_the_real_run_then_does(state_kept, source, tmp_path
     assert folder_lines and all(line.startswith("would copy      0 messages") for line in folder_lines), dry
     assert f"would copy 0 messages (0.0 MB), {len(held(target))} already there, 0 left out" in dry
     assert " 0 copied" in real
+
+
+def test_a_dry_run_after_a_killed_run_finds_what_the_killed_run_wrote(source, tmp_path, capsys):
+    target = f"maildir:{tmp_path / 'out'}"
+    state_path = tmp_path / "state.sqlite"
+    assert copy(capsys, source, target, "--state", str(state_path), "--folder", "INBOX")[0] == 0
+    state = StateStore(state_path)  # as a run killed after writing, before recording: rows gone, pair dirty
+    pair = state.pair(PairKey(str(parse_endpoint(source)), ("INBOX",), str(parse_endpoint(target)), ("INBOX",)))
+    assert pair is not None
+    written = [uid for uid, _, _ in state.recorded(pair)]
+    state.drop(pair, written[: len(written) // 2])
+    state.mark_dirty(pair, True)
+    state.close()
+    _, dry = copy(capsys, source, target, "--state", str(state_path), "--folder", "INBOX", "--dry-run")
+    _, real = copy(capsys, source, target, "--state", str(state_path), "--folder", "INBOX")
+    assert "would copy 0 messages" in dry and " 0 copied" in real, (dry, real)

@@ -103,6 +103,8 @@ def _plan_from_state(ctx: PlanContext, plan: TargetPlan, key: PairKey, probe: Fo
         if known is not None and plan.distrusted is None and known.validity == validity:
             plan.pair = known
             plan.done = state.copied(known)
+            if plan.done and known.dirty:  # a killed run's writes, as the real run finds them
+                plan.present = _unclaimed(plan.store.content_keys(plan.folder), state.recorded(known))
             _adopt_leftovers(ctx, plan, listing)
         return
     pair = state.open_pair(key, plan.folder, validity)
