@@ -53,15 +53,15 @@ def test_no_tracked_file_names_a_path_outside_the_clone() -> None:
 
 
 def test_the_check_finds_paths_beside_the_clone_however_written(tmp_path: Path) -> None:
-    clone, shared = tmp_path / "clone", tmp_path / "shared" / "pst-samples"
+    clone, beside = tmp_path / "clone", tmp_path / "beside" / "pst-samples"
     (clone / "tests" / "data").mkdir(parents=True)
-    shared.mkdir(parents=True)
+    beside.mkdir(parents=True)
 
     def found(line: str, where: Path) -> list[str]:
         return outside_paths(line, where, root=clone, system=())
 
-    assert found(f'SAMPLES = Path("{shared}")', clone / "tests") == [str(shared)]
-    assert found('SAMPLES = Path("../../shared/pst-samples")', clone / "tests") == ["../../shared/pst-samples"]
-    assert found("cp ../shared/pst-samples/*.pst .", clone) == ["../shared/pst-samples"]
+    assert found(f'SAMPLES = Path("{beside}")', clone / "tests") == [str(beside)]
+    assert found('SAMPLES = Path("../../beside/pst-samples")', clone / "tests") == ["../../beside/pst-samples"]
+    assert found("cp ../beside/pst-samples/*.pst .", clone) == ["../beside/pst-samples"]
     assert found('SAMPLES = Path("../tests/data")', clone / "tests") == []
     assert found('SAMPLES = Path("/no/such/place")', clone) == []

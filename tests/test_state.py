@@ -49,15 +49,21 @@ def test_runs_are_listed_newest_first(tmp_path):
     assert runs[1].copied == 3
 
 
+def write_schema_1(path, tables: str) -> None:
+    """Write a state file as migrator's schema 1 did: its meta table, and ``tables`` (SQL)."""
+    with sqlite3.connect(path) as old:
+        old.executescript("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                          "INSERT INTO meta VALUES ('schema', '1');" + tables)
+    old.close()
+
+
 def test_a_failed_runs_error_is_kept_also_in_a_state_file_from_before_errors_were(tmp_path):
     path = tmp_path / "s.sqlite"
-    with sqlite3.connect(path) as old:
-        old.executescript(
-            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); INSERT INTO meta VALUES ('schema', '1');"
-            "CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT NOT NULL, started REAL NOT NULL, ended REAL, "
-            "copied INTEGER, skipped INTEGER, failed INTEGER, bytes INTEGER, exit_code INTEGER);"
-            "INSERT INTO runs (name, started, ended, exit_code) VALUES ('nightly', 1.0, 2.0, 0);")
-    old.close()
+    write_schema_1(
+        path,
+        "CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT NOT NULL, started REAL NOT NULL, ended REAL, "
+        "copied INTEGER, skipped INTEGER, failed INTEGER, bytes INTEGER, exit_code INTEGER);"
+        "INSERT INTO runs (name, started, ended, exit_code) VALUES ('nightly', 1.0, 2.0, 0);")
     state = StateStore(path)
     failed = state.start_run("nightly")
     state.end_run(failed, copied=0, already_there=0, left_out=0, failed=0, size=0, exit_code=2, error="$PW is not set")
@@ -94,22 +100,20 @@ def test_held_rows_of_a_target_never_closed_are_forgotten(tmp_path):
 
 def test_a_schema_1_state_file_keeps_its_pairs_and_rows(tmp_path):
     path = tmp_path / "s.sqlite"
-    with sqlite3.connect(path) as old:
-        old.executescript(
-            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); INSERT INTO meta VALUES ('schema', '1');"
-            "CREATE TABLE pairs (id INTEGER PRIMARY KEY, source TEXT NOT NULL, folder TEXT NOT NULL, "
-            "target TEXT NOT NULL, target_folder TEXT NOT NULL DEFAULT '', validity TEXT NOT NULL DEFAULT '', "
-            "dirty INTEGER NOT NULL DEFAULT 0, version TEXT NOT NULL DEFAULT '', UNIQUE (source, folder, target));"
-            "CREATE TABLE copied (pair INTEGER NOT NULL REFERENCES pairs(id), uid TEXT NOT NULL, target_uid TEXT, "
-            "content_key TEXT NOT NULL, flags TEXT NOT NULL, copied_at REAL NOT NULL, PRIMARY KEY (pair, uid)) "
-            "WITHOUT ROWID;"
-            "CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT NOT NULL, started REAL NOT NULL, ended REAL, "
-            "copied INTEGER, skipped INTEGER, failed INTEGER, bytes INTEGER, exit_code INTEGER, error TEXT);"
-            """INSERT INTO pairs VALUES (7, 'src', '["INBOX"]', 'dst', '["INBOX"]', 'v1', 0, '3.4');"""
-            "INSERT INTO copied VALUES (7, '1', 't1', 'k1', '\\seen', 1.0);"
-            "INSERT INTO runs (name, started, ended, copied, skipped, failed, bytes, exit_code) "
-            "VALUES ('nightly', 1.0, 2.0, 1, 5, 0, 10, 0);")
-    old.close()
+    write_schema_1(
+        path,
+        "CREATE TABLE pairs (id INTEGER PRIMARY KEY, source TEXT NOT NULL, folder TEXT NOT NULL, "
+        "target TEXT NOT NULL, target_folder TEXT NOT NULL DEFAULT '', validity TEXT NOT NULL DEFAULT '', "
+        "dirty INTEGER NOT NULL DEFAULT 0, version TEXT NOT NULL DEFAULT '', UNIQUE (source, folder, target));"
+        "CREATE TABLE copied (pair INTEGER NOT NULL REFERENCES pairs(id), uid TEXT NOT NULL, target_uid TEXT, "
+        "content_key TEXT NOT NULL, flags TEXT NOT NULL, copied_at REAL NOT NULL, PRIMARY KEY (pair, uid)) "
+        "WITHOUT ROWID;"
+        "CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT NOT NULL, started REAL NOT NULL, ended REAL, "
+        "copied INTEGER, skipped INTEGER, failed INTEGER, bytes INTEGER, exit_code INTEGER, error TEXT);"
+        """INSERT INTO pairs VALUES (7, 'src', '["INBOX"]', 'dst', '["INBOX"]', 'v1', 0, '3.4');"""
+        "INSERT INTO copied VALUES (7, '1', 't1', 'k1', '\\seen', 1.0);"
+        "INSERT INTO runs (name, started, ended, copied, skipped, failed, bytes, exit_code) "
+        "VALUES ('nightly', 1.0, 2.0, 1, 5, 0, 10, 0);")
     state = StateStore(path)
     pair = state.pair(PairKey("src", ("INBOX",), "dst", ("INBOX",)))
     assert pair is not None and (pair.id, pair.validity, pair.version, pair.target_path) == (7, "v1", "3.4", ("INBOX",))
