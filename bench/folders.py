@@ -21,9 +21,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from migrator.endpoint import parse_endpoint
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.pipeline import DEFAULT_CONNECTIONS, CopyOptions, run_copy
-from migrator.state import StateStore
+from migrator.state.statefile import StateStore
 from migrator.stores import open_store
 
 COUNTS = (10, 100, 1000, 5000)

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from migrator.message import Message, MessageRef
+from migrator.core.message import Message, MessageRef
 from migrator.pipeline.batches import LargeMessageGate, prefetched_batches, write_batches
 
 WHEN = datetime(2024, 1, 1, tzinfo=timezone.utc)

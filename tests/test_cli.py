@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from migrator.cli import app, main
-from migrator.errors import ExitCode
+from migrator.core.errors import ExitCode
 
 COMMANDS = sorted(command.name or command.callback.__name__ for command in app.registered_commands)
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from migrator.cli import main
-from migrator.endpoint import parse_endpoint
-from migrator.errors import ExitCode
-from migrator.message import Message
+from migrator.core.errors import ExitCode
+from migrator.core.message import Message
+from migrator.endpoints.endpoint import parse_endpoint
 from tests.support.corpus import write_archive
 
 REPO = Path(__file__).resolve().parent.parent

@@ -11,11 +11,11 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from migrator.endpoint import parse_endpoint
-from migrator.errors import ConnectionLost
-from migrator.message import Flag, Flags, Message
+from migrator.core.errors import ConnectionLost
+from migrator.core.message import Flag, Flags, Message
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.pipeline import CopyOptions, folder_copy, run_copy
-from migrator.state import StateStore
+from migrator.state.statefile import StateStore
 from migrator.stores import open_store
 from migrator.stores.maildir import MaildirStore
 from tests.support.corpus import write_archive
@@ -92,14 +92,14 @@ def test_a_message_that_cannot_be_moved_into_cur_fails_alone(tmp_path: Path, mon
 
 
 def test_a_sync_that_fails_fails_every_staged_message(tmp_path: Path, monkeypatch) -> None:
-    from migrator.stores import localfs
+    from migrator.stores.local import files
 
     def failing_sync(paths):
         raise OSError(5, "Input/output error")
 
     with open_store(parse_endpoint(f"maildir:{tmp_path}"), readonly=False) as store:
         staged = store.stage_batch(("INBOX",), _messages(3))
-        monkeypatch.setattr(localfs, "_sync_data", failing_sync)
+        monkeypatch.setattr(files, "_sync_data", failing_sync)
         failed = store.commit_staged()
     assert sorted(failed) == sorted(r.uid for r in staged)
     assert all("Input/output error" in error for error in failed.values())

@@ -5,7 +5,14 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.contentkey import changed_keys, content_key, content_key_from_headers, crlf_size, header_block, unfold
+from migrator.core.contentkey import (
+    changed_keys,
+    content_key,
+    content_key_from_headers,
+    crlf_size,
+    header_block,
+    unfold,
+)
 
 MESSAGE = b"Message-ID: <1@x>\nDate: Mon, 1 Jan 2024 00:00:00 +0000\nSubject: a\n  folded\n\nbody\nmore\n"
 

@@ -8,11 +8,11 @@ import tracemalloc
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.copied import CopiedMessages
-from migrator.endpoint import parse_endpoint
-from migrator.message import Message
+from migrator.core.message import Message
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.pipeline import CopyOptions, run_copy
-from migrator.state import PairKey, StateStore
+from migrator.state.copied import CopiedMessages
+from migrator.state.statefile import PairKey, StateStore
 from tests.support.corpus import write_archive
 
 uids = st.one_of(st.integers(0, 2**64 - 1).map(str), st.text(min_size=1, max_size=8), st.sampled_from(["07", "0", "1"]))

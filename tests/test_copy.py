@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from migrator.endpoint import Endpoint, parse_endpoint
-from migrator.foldermap import FolderRules
+from migrator.endpoints.endpoint import Endpoint, parse_endpoint
 from migrator.pipeline import CopyOptions, run_copy
-from migrator.state import StateStore
+from migrator.pipeline.foldermap import FolderRules
+from migrator.state.statefile import StateStore
 from migrator.stores import open_store
 from tests.support.corpus import corpus, crlf, imap_flags, seed_items, server_safe, write_archive
 

@@ -14,7 +14,7 @@ import pytest
 
 from migrator.cli import main
 from migrator.cli.diagnostics import start_logging
-from migrator.errors import ExitCode
+from migrator.core.errors import ExitCode
 
 WHEN = datetime(2024, 3, 4, 10, 0, tzinfo=timezone.utc)
 BODY = b"the body of the traced message, which a trace must not show"

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from migrator.endpoint import parse_endpoint
-from migrator.message import Flag, Flags, Message
+from migrator.core.message import Flag, Flags, Message
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
 from tests.support.corpus import corpus, expected_dump, server_safe
 from tests.support.dovecot import DovecotServer

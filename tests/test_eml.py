@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.endpoint import parse_endpoint
-from migrator.errors import MessageError, StoreError
-from migrator.message import Flag, Flags, Message
+from migrator.core.errors import MessageError, StoreError
+from migrator.core.message import Flag, Flags, Message
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
 from migrator.stores.eml import FLAGS_FILE, flags_line, next_number, parse_flags_file
-from migrator.stores.localfs import publish
+from migrator.stores.local.files import publish
 
 UTC = timezone.utc
 flag_sets = st.builds(

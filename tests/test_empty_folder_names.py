@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from migrator.cli import main
-from migrator.endpoint import parse_endpoint
-from migrator.message import Flag, Flags, FolderPath, Message
+from migrator.core.message import Flag, Flags, FolderPath, Message
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.pipeline import run_copy
 from migrator.stores import open_store
 

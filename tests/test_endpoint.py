@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from migrator.endpoint import parse_endpoint
-from migrator.errors import ConfigError
-from migrator.kinds import KINDS
+from migrator.core.errors import ConfigError
+from migrator.endpoints.endpoint import parse_endpoint
+from migrator.endpoints.kinds import KINDS
 from migrator.stores import open_store
 
 
@@ -60,13 +60,13 @@ def test_mistakes_are_one_sentence(text, words):
 
 
 def test_password_never_shows_in_repr():
-    from migrator.credentials import PasswordSource
+    from migrator.endpoints.credentials import PasswordSource
 
     assert "hunter2" not in repr(PasswordSource(literal="hunter2"))
 
 
 def test_password_from_env_file_and_command(tmp_path, monkeypatch):
-    from migrator.credentials import PasswordSource
+    from migrator.endpoints.credentials import PasswordSource
 
     monkeypatch.setenv("PW", "from-env")
     (tmp_path / "pw").write_text("from-file\nignored\n")

@@ -24,14 +24,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from migrator.cli import main
-from migrator.contentkey import content_key
-from migrator.endpoint import parse_endpoint
-from migrator.errors import ExitCode
-from migrator.message import Flag, Flags, Message
+from migrator.core.contentkey import content_key
+from migrator.core.errors import ExitCode
+from migrator.core.message import Flag, Flags, Message
+from migrator.endpoints.endpoint import parse_endpoint
+from migrator.pipeline.verify import verify
 from migrator.stores import open_store
 from migrator.stores.imap import store as imap_store
 from migrator.stores.imap import writing as imap_writing
-from migrator.verify import verify
 from tests.support.corpus import write_archive
 from tests.support.dovecot import OUTLOOK_SPECIAL_FOLDERS
 from tests.support.killproxy import FaultProxy, KillProxy

@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from migrator.errors import ConfigError
-from migrator.folder import Folder
-from migrator.foldermap import FolderRules
+from migrator.core.errors import ConfigError
+from migrator.core.folder import Folder
+from migrator.pipeline.foldermap import FolderRules
 
 FOLDERS = [Folder(("INBOX",)), Folder(("INBOX", "Lists")), Folder(("Projects", "2024", "Q1")), Folder(("Trash",)),
            Folder(("Archive",), selectable=False)]

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.message import Flag
+from migrator.core.message import Flag
 from tests.support import imapwire
 from tests.support.corpus import FOLDERS, SYSTEM_FLAG_COMBINATIONS, corpus, crlf, expected_dump, seed_items, server_safe
 from tests.support.dovecot import OUTLOOK_SPECIAL_FOLDERS, DovecotServer, DovecotUnavailable

@@ -16,10 +16,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from migrator.credentials import PasswordSource
-from migrator.endpoint import Endpoint
-from migrator.errors import ConfigError, ConnectError, ConnectionLost, FolderError, MessageError
-from migrator.message import Flag, Flags, Message
+from migrator.core.errors import ConfigError, ConnectError, ConnectionLost, FolderError, MessageError
+from migrator.core.message import Flag, Flags, Message
+from migrator.endpoints.credentials import PasswordSource
+from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.imap import ImapStore
 from migrator.stores.imap import store as store_module
 from tests.support.dovecot import DovecotServer, MailUser

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.contentkey import crlf_size
-from migrator.folder import Folder, Role
-from migrator.message import Flag, Flags, Message, MessageRef
+from migrator.core.contentkey import crlf_size
+from migrator.core.folder import Folder, Role
+from migrator.core.message import Flag, Flags, Message, MessageRef
 from migrator.stores.imap.commands import Literal, astring, flag_list, message_literal, uid_set
 from migrator.stores.imap.commands import internaldate as format_date
 from migrator.stores.imap.flags import flags_from_imap, flags_to_imap, keyword_atom

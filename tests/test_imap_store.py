@@ -10,12 +10,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from migrator.contentkey import content_key
-from migrator.credentials import PasswordSource
-from migrator.endpoint import Endpoint
-from migrator.errors import StoreError
-from migrator.folder import Role
-from migrator.message import Flag, Flags, Message
+from migrator.core.contentkey import content_key
+from migrator.core.errors import StoreError
+from migrator.core.folder import Role
+from migrator.core.message import Flag, Flags, Message
+from migrator.endpoints.credentials import PasswordSource
+from migrator.endpoints.endpoint import Endpoint
 from migrator.stores import open_store
 from migrator.stores.imap import ImapStore, reading
 from migrator.stores.imap.connection import connect

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from migrator.cli import main
-from migrator.errors import ExitCode
+from migrator.core.errors import ExitCode
 from tests.support import imapwire, mailboxes
 
 WHEN = datetime(2021, 3, 7, 5, 6, 7, tzinfo=timezone(timedelta(hours=5, minutes=45)))

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from migrator.message import Flags, Message
+from migrator.core.message import Flags, Message
 from tests.support.corpus import corpus, seed_items, server_safe
 from tests.support.killproxy import KillProxy
 from tests.test_migrate import run_killed, url

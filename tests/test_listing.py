@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.listing import Listing
-from migrator.message import Flag, Flags, MessageRef
+from migrator.core.listing import Listing
+from migrator.core.message import Flag, Flags, MessageRef
 
 zones = st.one_of(
     st.none(),

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from migrator.endpoint import parse_endpoint
-from migrator.errors import ExitCode, FolderError
-from migrator.message import Flag, Flags, FolderPath, Message
+from migrator.core.errors import ExitCode, FolderError
+from migrator.core.message import Flag, Flags, FolderPath, Message
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.pipeline import run_copy
 from migrator.stores import open_store
 from migrator.stores.base import Store

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from migrator.cli import main
-from migrator.errors import ExitCode, LockedError
-from migrator.lock import ProfileLock, locked_by
+from migrator.core.errors import ExitCode, LockedError
 from migrator.profile import load_profile, plan_run
+from migrator.state.lock import ProfileLock, locked_by
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -80,7 +80,7 @@ def test_second_holder_is_refused_until_the_first_releases(tmp_path):
 def test_lock_of_a_killed_holder_is_taken_over(tmp_path):
     path = tmp_path / "p.lock"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from migrator.lock import ProfileLock; "
+        [sys.executable, "-c", "import sys, time; from migrator.state.lock import ProfileLock; "
          "ProfileLock(sys.argv[1], 'p').acquire(); print('locked', flush=True); time.sleep(60)", str(path)],
         stdout=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     try:

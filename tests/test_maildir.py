@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.contentkey import crlf_size
-from migrator.endpoint import parse_endpoint
-from migrator.errors import FolderError, MessageError, StoreError
-from migrator.message import Flag, Flags, Message
+from migrator.core.contentkey import crlf_size
+from migrator.core.errors import FolderError, MessageError, StoreError
+from migrator.core.message import Flag, Flags, Message
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
 from migrator.stores.maildir import assign_keywords, flags_of, format_keywords, letters_of, parse_keywords, split_name
 from tests.support.pagecache import cached_pages, require_dropped_pages
@@ -86,10 +86,10 @@ def test_file_names_sizes_and_permissions(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("syncfs", [True, False], ids=["one syncfs", "fsync per file"])
 def test_a_batch_is_durable_with_or_without_syncfs(tmp_path: Path, monkeypatch, syncfs: bool) -> None:
-    from migrator.stores import localfs
+    from migrator.stores.local import files
 
     if not syncfs:
-        monkeypatch.setattr(localfs, "_syncfs", None)  # as on a system without syncfs(2)
+        monkeypatch.setattr(files, "_syncfs", None)  # as on a system without syncfs(2)
     messages = [_message(f"Subject: {i}\r\n\r\nbody {i}\r\n".encode()) for i in range(40)]
     with _store(tmp_path / "m") as store:
         assert all(r.ok for r in store.append_batch(("INBOX",), messages))
@@ -100,10 +100,10 @@ def test_a_batch_is_durable_with_or_without_syncfs(tmp_path: Path, monkeypatch, 
 
 @pytest.mark.parametrize("kept_open", [128, 2], ids=["every file kept open", "most opened again"])
 def test_a_durable_batch_leaves_the_page_cache(tmp_path: Path, monkeypatch, kept_open: int) -> None:
-    from migrator.stores import localfs
+    from migrator.stores.local import files
 
     require_dropped_pages(tmp_path)
-    monkeypatch.setattr(localfs, "KEPT_OPEN", kept_open)
+    monkeypatch.setattr(files, "KEPT_OPEN", kept_open)
     body = b"x" * 64 * 1024
     messages = [_message(b"Subject: %d\r\n\r\n" % i + body) for i in range(5)]
     with _store(tmp_path / "m") as store:

@@ -6,7 +6,7 @@ this checks the one thing about it a test can see without timing: the commands t
 
 from __future__ import annotations
 
-from migrator.endpoint import parse_endpoint
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.pipeline import CopyOptions, run_copy
 
 FOLDERS = 30

@@ -22,9 +22,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.endpoint import parse_endpoint
-from migrator.errors import DiskError, FolderError, StoreError
-from migrator.message import Flag, Flags, Message
+from migrator.core.errors import DiskError, FolderError, StoreError
+from migrator.core.message import Flag, Flags, Message
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
 from migrator.stores.mbox import lock
 from migrator.stores.mbox.dialect import MBOX, Dialect
@@ -560,8 +560,8 @@ def test_an_mbox_file_linking_outside_the_archive_is_refused(tmp_path: Path) -> 
 APPENDER = """
 import sys
 from datetime import datetime, timezone
-from migrator.endpoint import parse_endpoint
-from migrator.message import Message
+from migrator.endpoints.endpoint import parse_endpoint
+from migrator.core.message import Message
 from migrator.stores import open_store
 raw = b"Subject: big\\n\\n" + b"a line of the body\\n" * int(sys.argv[2])
 with open_store(parse_endpoint("mbox:" + sys.argv[1]), readonly=False) as store:

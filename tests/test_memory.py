@@ -12,7 +12,7 @@ from tests.support.tools import unavailable
 # Run in a fresh interpreter: the allocator's state is the whole process's.
 AFTER_A_BIG_MESSAGE = """
 import sys
-from migrator.memory import tune_allocator
+from migrator.cli.memory import tune_allocator
 if sys.argv[1] == "tuned" and not tune_allocator():
     sys.exit(3)
 

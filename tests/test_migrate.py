@@ -14,12 +14,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from migrator.endpoint import parse_endpoint
-from migrator.foldermap import FolderRules
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.pipeline import CopyOptions, run_copy
-from migrator.state import StateStore
+from migrator.pipeline.foldermap import FolderRules
+from migrator.pipeline.verify import verify
+from migrator.state.statefile import StateStore
 from migrator.stores import open_store
-from migrator.verify import verify
 from tests.support.corpus import corpus, seed_items, server_safe
 from tests.support.dovecot import OUTLOOK_SPECIAL_FOLDERS
 from tests.support.killproxy import KillProxy

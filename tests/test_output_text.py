@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from migrator.cli import main
-from migrator.display import columns, pad, plural, printable, shorten
-from migrator.errors import ExitCode
+from migrator.core.display import columns, pad, plural, printable, shorten
+from migrator.core.errors import ExitCode
 from migrator.pipeline import Failure, Summary
 from tests.support.scripted import ScriptedServer, usual_answers
 

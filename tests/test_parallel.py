@@ -16,12 +16,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from migrator.endpoint import parse_endpoint
-from migrator.foldermap import FolderRules
-from migrator.message import Message
+from migrator.core.message import Message
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.pipeline import CopyOptions, batches, folder_copy, run_copy
 from migrator.pipeline.batches import write_batches
-from migrator.state import StateStore
+from migrator.pipeline.foldermap import FolderRules
+from migrator.state.statefile import StateStore
 from migrator.stores import open_store
 from tests.support.corpus import corpus, seed_items, server_safe
 from tests.test_copy import contents, imap_endpoint, server_contents

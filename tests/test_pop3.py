@@ -21,11 +21,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from migrator.cli import main
-from migrator.credentials import PasswordSource
-from migrator.endpoint import Endpoint
-from migrator.errors import ConfigError, ConnectError, MessageError, StoreError
+from migrator.core.errors import ConfigError, ConnectError, MessageError, StoreError
+from migrator.endpoints.credentials import PasswordSource
+from migrator.endpoints.endpoint import Endpoint
 from migrator.pipeline import CopyOptions, MessageFilter, run_copy
-from migrator.state import StateStore
+from migrator.state.statefile import StateStore
 from migrator.stores.pop3 import Pop3Store
 from migrator.stores.pop3 import store as pop3_store
 from migrator.stores.pop3.wire import message_bytes, parse_listing, received_date, unique_keys

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from migrator.cli import main
-from migrator.errors import ConfigError
-from migrator.foldermap import MapRule
-from migrator.kinds import KINDS
-from migrator.message import Flag, Flags, Message
+from migrator.core.errors import ConfigError
+from migrator.core.message import Flag, Flags, Message
+from migrator.endpoints.kinds import KINDS
 from migrator.pipeline import DEFAULT_CONNECTIONS
+from migrator.pipeline.foldermap import MapRule
 from migrator.profile import load_profile, plan_run
 from migrator.profile.schema import size
 from migrator.profile.template import TEMPLATE

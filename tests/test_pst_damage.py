@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from migrator.endpoint import parse_endpoint
-from migrator.errors import ExitCode, MigratorError, StoreError
-from migrator.message import FolderPath, Message
+from migrator.core.errors import ExitCode, MigratorError, StoreError
+from migrator.core.message import FolderPath, Message
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.pipeline import run_copy
 from migrator.pipeline.summary import Failure, Summary
 from migrator.stores import open_store

@@ -11,8 +11,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.endpoint import parse_endpoint
-from migrator.message import Message
+from migrator.core.message import Message
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
 from migrator.stores.pst.messaging_writer import PstWriter
 from migrator.stores.pst.mime_tree import decoded_body, parse_message

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from migrator.endpoint import parse_endpoint
-from migrator.errors import ExitCode
-from migrator.message import Flags, Message
+from migrator.core.errors import ExitCode
+from migrator.core.message import Flags, Message
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores.pst.reader import PstFile
 from migrator.stores.pst.validate import validate
 from tests.support.corpus import corpus as shared_corpus

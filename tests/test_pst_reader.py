@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from migrator.endpoint import parse_endpoint
-from migrator.errors import MigratorError, StoreError
-from migrator.folder import Role
-from migrator.message import Flag, Message
+from migrator.core.errors import MigratorError, StoreError
+from migrator.core.folder import Role
+from migrator.core.message import Flag, Message
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
 from migrator.stores.pst import permute
 from migrator.stores.pst import props as p

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from migrator.endpoint import parse_endpoint
-from migrator.message import Flags, Message
+from migrator.core.message import Flags, Message
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
 from migrator.stores.pst.reader import PstFile
 from migrator.stores.pst.validate import validate

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from migrator.endpoint import parse_endpoint
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
 from migrator.stores.pst import format as fmt
 from migrator.stores.pst.ndb_reader import Ndb, parse_btpage

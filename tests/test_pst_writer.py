@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.endpoint import parse_endpoint
-from migrator.errors import StoreError
-from migrator.folder import Role
-from migrator.message import Flag, Flags, Message
+from migrator.core.errors import StoreError
+from migrator.core.folder import Role
+from migrator.core.message import Flag, Flags, Message
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
 from migrator.stores.pst import allocation
 from migrator.stores.pst import format as fmt
@@ -389,7 +389,7 @@ def test_a_target_reports_no_messages_for_new_folders_and_the_old_ones_for_exist
 
 
 def test_reading_a_missing_folder_is_a_folder_error(tmp_path: Path) -> None:
-    from migrator.errors import FolderError
+    from migrator.core.errors import FolderError
 
     path = tmp_path / "r.pst"
     write(path, [Message(mail(1), folder=("INBOX",))])
@@ -480,7 +480,7 @@ def test_subject_prefix_is_split_off_as_outlook_does(subject: str, prefix: str, 
 
 def test_maildir_to_pst_to_maildir_through_the_pipeline_is_exact(tmp_path: Path) -> None:
     from migrator.pipeline import run_copy
-    from migrator.state import StateStore
+    from migrator.state.statefile import StateStore
     from tests.support.corpus import corpus as shared_corpus
     from tests.support.corpus import write_archive
 

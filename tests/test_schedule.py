@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from migrator import schedule
 from migrator.cli import main
+from migrator.cli import scheduling as schedule
 from tests.support.tools import require_tools
 from tests.test_lock import local_profile
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from migrator.cli import main
-from migrator.lock import locked_by
 from migrator.profile import load_profile, plan_run
+from migrator.state.lock import locked_by
 from tests.support.killproxy import FaultProxy
 
 SCHEMES = {"imap": "imaps", "pop3": "pop3s"}

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from migrator.credentials import PasswordSource
-from migrator.endpoint import Endpoint
-from migrator.errors import FolderError
-from migrator.folder import Role
-from migrator.message import Flag, Flags, Message
+from migrator.core.errors import FolderError
+from migrator.core.folder import Role
+from migrator.core.message import Flag, Flags, Message
+from migrator.endpoints.credentials import PasswordSource
+from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.imap import ImapStore
 from tests.support.scripted import usual_answers
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from migrator.cli import main
-from migrator.endpoint import Endpoint
-from migrator.message import Flags, Message
+from migrator.core.message import Flags, Message
+from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.imap import store as imap_store
 from tests.support.corpus import write_archive
 from tests.support.killproxy import FaultProxy

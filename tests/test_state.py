@@ -4,7 +4,7 @@ import os
 import sqlite3
 import stat
 
-from migrator.state import PairKey, StateStore
+from migrator.state.statefile import PairKey, StateStore
 
 
 def test_a_pair_is_dirty_while_writes_are_under_way(tmp_path):

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from migrator.cli import main
-from migrator.endpoint import parse_endpoint
-from migrator.state import PairKey, StateStore
+from migrator.endpoints.endpoint import parse_endpoint
+from migrator.state.statefile import PairKey, StateStore
 from migrator.stores import open_store
 from tests.support import imapwire
 from tests.support.corpus import corpus, server_safe, write_archive

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from migrator.endpoint import parse_endpoint
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
 from migrator.stores.pst.validate import validate
 from tests.support.corpus import corpus, seed_items, server_safe, write_archive

@@ -19,11 +19,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.endpoint import parse_endpoint
-from migrator.errors import FolderError
-from migrator.message import Flag, Flags, Message
+from migrator.core.errors import FolderError
+from migrator.core.message import Flag, Flags, Message
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.pipeline import run_copy
-from migrator.state import StateStore
+from migrator.state.statefile import StateStore
 from migrator.stores import open_store
 from migrator.stores.mbox.envelope import lay_out
 from migrator.stores.mbox.reader import entries, message_at
@@ -238,9 +238,9 @@ def test_a_copy_into_thunderbird_and_back_is_exact_and_a_rerun_copies_nothing(tm
 APPENDER = """
 import sys
 from datetime import datetime, timezone
-from migrator.endpoint import parse_endpoint
-from migrator.errors import FolderError
-from migrator.message import Message
+from migrator.endpoints.endpoint import parse_endpoint
+from migrator.core.errors import FolderError
+from migrator.core.message import Message
 from migrator.stores import open_store
 raw = b"Subject: big\\n\\n" + b"From a line of the body\\n" * int(sys.argv[2])
 with open_store(parse_endpoint("thunderbird:" + sys.argv[1]), readonly=False) as store:

@@ -13,8 +13,8 @@ import time
 import pytest
 
 from migrator.cli import main
-from migrator.errors import ExitCode
-from migrator.stores import tls
+from migrator.core.errors import ExitCode
+from migrator.stores.network import tls
 
 PATIENCE = 30.0  # seconds; the old behaviour waited 60 s (POP3) or 120 s (IMAP)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from migrator.stores.tls_socket import TlsSocket
+from migrator.stores.network.tls_socket import TlsSocket
 from tests.support.tlsca import TlsFiles, make_pki
 
 RECORD = 4096  # Dovecot's TLS proxy sends records of about this size

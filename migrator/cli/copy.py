@@ -12,12 +12,12 @@ from migrator.cli.app import app
 from migrator.cli.help import ENDPOINTS, EXIT_CODES, Command
 from migrator.cli.logged import describe, logged_copy, opened_log
 from migrator.cli.progress_bars import choose_progress, print_summary
-from migrator.endpoint import parse_endpoint
-from migrator.errors import ConfigError
-from migrator.foldermap import FolderRules
-from migrator.paths import default_state_path
+from migrator.core.errors import ConfigError
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.pipeline import DEFAULT_CONNECTIONS, CopyOptions, MessageFilter, run_copy
-from migrator.state import StateStore
+from migrator.pipeline.foldermap import FolderRules
+from migrator.state.paths import default_state_path
+from migrator.state.statefile import StateStore
 
 
 def _as_profile_filter(key: str) -> Callable[[str], object]:

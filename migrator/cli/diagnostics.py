@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from migrator.errors import ConfigError
+from migrator.core.errors import ConfigError
 
 GLOBAL_FLAGS = ("-v", "--verbose", "--debug-imap", "--debug-pop3")
 GLOBAL_OPTIONS = ("--debug-file",)  # followed by a value

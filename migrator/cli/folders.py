@@ -8,9 +8,9 @@ import typer
 
 from migrator.cli.app import app
 from migrator.cli.help import ENDPOINTS, Command
-from migrator.display import columns, pad, plural, printable
-from migrator.endpoint import parse_endpoint
-from migrator.folder import Folder, FolderStats
+from migrator.core.display import columns, pad, plural, printable
+from migrator.core.folder import Folder, FolderStats
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
 
 

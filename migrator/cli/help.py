@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import typer.core
 
-from migrator.kinds import KINDS, LOCAL_KINDS, SERVER_KINDS
+from migrator.endpoints.kinds import KINDS, LOCAL_KINDS, SERVER_KINDS
 
 if TYPE_CHECKING:
     # The Context typer's commands are called with: typer 0.28 vendors click as typer._click.

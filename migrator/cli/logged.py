@@ -8,12 +8,12 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from migrator.errors import Interrupted, MigratorError
+from migrator.core.errors import Interrupted, MigratorError
 
 if TYPE_CHECKING:
-    from migrator.endpoint import Endpoint
+    from migrator.cli.runlog import RunLog
+    from migrator.endpoints.endpoint import Endpoint
     from migrator.pipeline import Progress, Summary
-    from migrator.runlog import RunLog
 
 
 @contextlib.contextmanager
@@ -22,7 +22,7 @@ def opened_log(path: Path | None, name: str) -> Iterator[RunLog | None]:
     if path is None:
         yield None
         return
-    from migrator.runlog import RunLog
+    from migrator.cli.runlog import RunLog
 
     run_log = RunLog(path, name)
     try:
@@ -42,7 +42,7 @@ def logged_copy(run_log: RunLog | None, start: str, display: Progress, copy: Cal
     """Return ``copy``'s summary; with a log, the start line, every progress event and the summary go there too."""
     if run_log is None:
         return copy(display)
-    from migrator.runlog import ProgressGroup
+    from migrator.cli.runlog import ProgressGroup
 
     run_log.event(f"start: {start}")
     summary = copy(ProgressGroup(display, run_log))

@@ -10,10 +10,10 @@ import typer
 
 from migrator.cli.app import app
 from migrator.cli.help import Command
-from migrator.errors import ConfigError
+from migrator.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from migrator.endpoint import Endpoint
+    from migrator.endpoints.endpoint import Endpoint
 
 # Each command imports what it uses when it runs: every start of `migrator` (a cron job's
 # included) registers all commands, and the profile code brings in YAML.
@@ -49,7 +49,7 @@ def check(
 
 
 def _connect(source: Endpoint, targets: tuple[Endpoint, ...]) -> None:
-    from migrator.display import plural, printable
+    from migrator.core.display import plural, printable
     from migrator.stores import open_store
 
     with open_store(source) as store:

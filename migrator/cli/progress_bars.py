@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from migrator.display import plural, printable
+from migrator.core.display import plural, printable
 from migrator.pipeline import Failure, Progress, Summary
 
 if TYPE_CHECKING:

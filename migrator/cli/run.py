@@ -12,7 +12,7 @@ from migrator.cli.help import EXIT_CODES, Command
 from migrator.cli.logged import describe, logged_copy, opened_log
 
 if TYPE_CHECKING:
-    from migrator.runlog import RunLog
+    from migrator.cli.runlog import RunLog
 
 
 @app.command(cls=Command, epilog=EXIT_CODES)

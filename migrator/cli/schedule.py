@@ -9,10 +9,10 @@ import typer
 
 from migrator.cli.app import app
 from migrator.cli.help import Command
-from migrator.errors import ConfigError
+from migrator.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from migrator.schedule import Schedule
+    from migrator.cli.scheduling import Schedule
 
 
 @app.command(cls=Command)
@@ -38,7 +38,7 @@ def schedule(
     """
     if systemd and cron:
         raise ConfigError("choose one of --systemd and --cron")
-    from migrator import schedule as scheduling  # imported when run: see cli/profile.py
+    from migrator.cli import scheduling  # imported when run: see cli/profile.py
     from migrator.profile import load_profile, plan_run
 
     plan = plan_run(load_profile(profile))
@@ -56,7 +56,7 @@ def schedule(
 
 
 def _systemd(chosen: Schedule, install: bool) -> None:
-    from migrator import schedule as scheduling
+    from migrator.cli import scheduling
 
     directory = scheduling.systemd_user_dir()
     for name, text in scheduling.systemd_units(chosen).items():
@@ -73,7 +73,7 @@ def _systemd(chosen: Schedule, install: bool) -> None:
 
 
 def _cron(chosen: Schedule, install: bool) -> None:
-    from migrator import schedule as scheduling
+    from migrator.cli import scheduling
 
     typer.echo(scheduling.cron_line(chosen))
     if install:

@@ -10,10 +10,10 @@ import typer
 
 from migrator.cli.app import app
 from migrator.cli.help import Command
-from migrator.errors import ConfigError, ExitCode
+from migrator.core.errors import ConfigError, ExitCode
 
 if TYPE_CHECKING:
-    from migrator.state import RunRecord
+    from migrator.state.statefile import RunRecord
 
 _RESULTS: dict[int, str] = {  # looked up with the state file's exit codes, plain ints
     ExitCode.OK: "ok",
@@ -49,7 +49,7 @@ def status(
 
 def _show_runs(name: str, state_path: Path, last: int, lock: Path | None) -> None:
     """Print the last runs recorded in ``state_path``, each failed one with why it failed."""
-    from migrator.state import StateStore
+    from migrator.state.statefile import StateStore
 
     if not state_path.exists():
         typer.echo(f"{name} has not run yet (no state file {state_path})")
@@ -71,7 +71,7 @@ def _show_runs(name: str, state_path: Path, last: int, lock: Path | None) -> Non
 
 def _unfinished(lock: Path | None) -> str:
     """Return how the newest run reads when it has no end yet: running, killed, or (lock unknown) either."""
-    from migrator.lock import locked_by
+    from migrator.state.lock import locked_by
 
     if lock is None:
         # Without a loadable profile its lock is unknown, so a live run cannot be told from a killed one.

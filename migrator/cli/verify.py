@@ -8,10 +8,10 @@ import typer
 
 from migrator.cli.app import app
 from migrator.cli.help import ENDPOINTS, Command
-from migrator.display import columns, pad, plural, printable, shorten
+from migrator.core.display import columns, pad, plural, printable, shorten
 
 if TYPE_CHECKING:
-    from migrator.verify import FolderComparison, Headline
+    from migrator.pipeline.verify import FolderComparison, Headline
 
 
 @app.command(cls=Command, epilog=ENDPOINTS)
@@ -27,10 +27,10 @@ def verify(
     details: bool = typer.Option(False, "--details", help="List every missing or extra message and flag difference."),
 ) -> int:
     """Check that TARGET holds every message of SOURCE, in the folders copy put them in. Exits 0 only when it does."""
-    from migrator.endpoint import parse_endpoint  # imported when run: see cli/profile.py
-    from migrator.foldermap import FolderRules
+    from migrator.endpoints.endpoint import parse_endpoint  # imported when run: see cli/profile.py
+    from migrator.pipeline.foldermap import FolderRules
+    from migrator.pipeline.verify import verify as compare_stores
     from migrator.stores import open_store
-    from migrator.verify import verify as compare_stores
 
     rules = FolderRules.build(folder, exclude, map_)
     with open_store(parse_endpoint(source)) as src, open_store(parse_endpoint(target)) as dst:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 
-from migrator.listing import Listing
-from migrator.message import Message, MessageRef
+from migrator.core.listing import Listing
+from migrator.core.message import Message, MessageRef
 
 BATCH_MESSAGES = 500
 BATCH_BYTES = 2 * 1024 * 1024

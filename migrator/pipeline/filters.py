@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from migrator.message import Flag, Flags
+from migrator.core.message import Flag, Flags
 
 
 @dataclass(frozen=True)

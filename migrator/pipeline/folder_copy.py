@@ -8,18 +8,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from migrator.display import plural, printable
-from migrator.errors import ConnectionLost, FolderError, MessageError, StoreError
-from migrator.folder import Folder, Role
-from migrator.listing import Listing
-from migrator.message import FolderPath, Message
+from migrator.core.display import plural, printable
+from migrator.core.errors import ConnectionLost, FolderError, MessageError, StoreError
+from migrator.core.folder import Folder, Role
+from migrator.core.listing import Listing
+from migrator.core.message import FolderPath, Message
 from migrator.pipeline.batches import LargeMessageGate, write_batches
 from migrator.pipeline.filters import MessageFilter
 from migrator.pipeline.plan import PlanContext, TargetPlan, distrust, plan_target
 from migrator.pipeline.progress import Progress
+from migrator.pipeline.stopping import raise_if_stopping, uninterrupted
 from migrator.pipeline.summary import Failure, Summary, place
-from migrator.state import PairKey, StateStore
-from migrator.stopping import raise_if_stopping, uninterrupted
+from migrator.state.statefile import PairKey, StateStore
 from migrator.stores.base import Store
 
 log = logging.getLogger(__name__)

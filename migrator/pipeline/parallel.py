@@ -19,14 +19,14 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from migrator.errors import MigratorError
-from migrator.folder import Folder
-from migrator.message import FolderPath
+from migrator.core.errors import MigratorError
+from migrator.core.folder import Folder
+from migrator.core.message import FolderPath
 from migrator.pipeline.folder_copy import RunContext, copy_folder
 from migrator.pipeline.plan import PlanContext, TargetPlan
 from migrator.pipeline.progress import Progress
 from migrator.pipeline.summary import Failure, Summary
-from migrator.state import StateStore
+from migrator.state.statefile import StateStore
 
 # Measured with bench/ on 2 cores shared with the server: 2 connections instead of 1 take
 # a fifth off IMAP -> Maildir and a quarter off IMAP -> IMAP; 3 or 4 gained nothing more

@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from migrator.contentkey import changed_keys
-from migrator.copied import CopiedMessages
-from migrator.folder import Folder, Role
-from migrator.listing import Listing
-from migrator.message import FolderPath
-from migrator.state import Pair, PairKey, StateStore, folder_key
+from migrator.core.contentkey import changed_keys
+from migrator.core.folder import Folder, Role
+from migrator.core.listing import Listing
+from migrator.core.message import FolderPath
+from migrator.state.copied import CopiedMessages
+from migrator.state.statefile import Pair, PairKey, StateStore, folder_key
 from migrator.stores.base import FolderProbe, Store
 
 

@@ -7,19 +7,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from migrator.endpoint import Endpoint
-from migrator.errors import ConfigError
-from migrator.folder import Folder
-from migrator.foldermap import FolderRules
-from migrator.kinds import KINDS
-from migrator.message import FolderPath
+from migrator.core.errors import ConfigError
+from migrator.core.folder import Folder
+from migrator.core.message import FolderPath
+from migrator.endpoints.endpoint import Endpoint
+from migrator.endpoints.kinds import KINDS
 from migrator.pipeline.filters import MessageFilter
 from migrator.pipeline.folder_copy import FolderCopy, RunContext
+from migrator.pipeline.foldermap import FolderRules
 from migrator.pipeline.parallel import DEFAULT_CONNECTIONS, copy_side_by_side
 from migrator.pipeline.plan import PlanContext, TargetPlan
 from migrator.pipeline.progress import Progress
 from migrator.pipeline.summary import Summary
-from migrator.state import StateStore
+from migrator.state.statefile import StateStore
 from migrator.stores import Store, open_store
 
 DAY = 86400.0

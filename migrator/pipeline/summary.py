@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from migrator.display import plural
-from migrator.errors import ExitCode
+from migrator.core.display import plural
+from migrator.core.errors import ExitCode
 
 
 @dataclass(frozen=True)

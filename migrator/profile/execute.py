@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from migrator.errors import Interrupted, MigratorError
-from migrator.lock import ProfileLock
+from migrator.core.errors import Interrupted, MigratorError
 from migrator.pipeline import Progress, Summary, run_copy
 from migrator.profile.to_run import RunPlan, default_profile_state
-from migrator.state import StateStore
+from migrator.state.lock import ProfileLock
+from migrator.state.statefile import StateStore
 
 
 def run_profile(plan: RunPlan, progress: Progress | None = None) -> Summary:

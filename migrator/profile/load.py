@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from migrator.errors import ConfigError, closest
-from migrator.foldermap import MapRule
-from migrator.kinds import KINDS, TARGET_KINDS
+from migrator.core.errors import ConfigError, closest
+from migrator.endpoints.kinds import KINDS, TARGET_KINDS
 from migrator.pipeline.filters import MessageFilter
+from migrator.pipeline.foldermap import MapRule
 from migrator.profile import nodes
 from migrator.profile.nodes import Item, Mapping, Scalar, Sequence, Where
 from migrator.profile.schema import (

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import yaml
 from yaml.constructor import SafeConstructor
 
-from migrator.errors import ConfigError
+from migrator.core.errors import ConfigError
 
 # ${NAME} is replaced from the environment; $${ stands for a literal ${.
 _VARIABLE = re.compile(r"\$(\$\{|\{([A-Za-z_][A-Za-z0-9_]*)\}|\{)")

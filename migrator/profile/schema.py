@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from migrator.endpoint import TLS_MODES
-from migrator.foldermap import MapRule
-from migrator.kinds import KINDS, LOCAL_KINDS, SERVER_KINDS
+from migrator.core.sizes import parse_size as size
+from migrator.endpoints.endpoint import TLS_MODES
+from migrator.endpoints.kinds import KINDS, LOCAL_KINDS, SERVER_KINDS
 from migrator.pipeline.filters import MessageFilter
-from migrator.sizes import parse_size as size
+from migrator.pipeline.foldermap import MapRule
 
 SCHEMA_VERSION = 1
 ENDPOINT_TYPES = tuple(KINDS)

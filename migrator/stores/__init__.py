@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from migrator.endpoint import Endpoint
+from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.base import AppendResult, FolderScan, Store
 
 __all__ = ["AppendResult", "FolderScan", "Store", "open_store"]

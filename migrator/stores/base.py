@@ -11,10 +11,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from migrator.endpoint import Endpoint
-from migrator.errors import StoreError
-from migrator.folder import Folder, FolderStats, Role
-from migrator.message import Flags, FolderPath, Message, MessageRef
+from migrator.core.errors import StoreError
+from migrator.core.folder import Folder, FolderStats, Role
+from migrator.core.message import Flags, FolderPath, Message, MessageRef
+from migrator.endpoints.endpoint import Endpoint
 
 
 @dataclass(frozen=True)

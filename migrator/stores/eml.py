@@ -24,15 +24,13 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from migrator.endpoint import Endpoint
-from migrator.errors import FolderError, MessageError
-from migrator.folder import Folder, role_by_name
-from migrator.message import Flag, Flags, FolderPath, Message, MessageRef
+from migrator.core.errors import FolderError, MessageError
+from migrator.core.folder import Folder, role_by_name
+from migrator.core.message import Flag, Flags, FolderPath, Message, MessageRef
+from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.base import AppendResult, FolderProbe, FolderScan, Store
 from migrator.stores.foldernames import EML_SUFFIX, encode_eml_dirname
-from migrator.stores.foldertree import FolderTree
-from migrator.stores.leftovers import remove_abandoned, temp_maker, temp_name
-from migrator.stores.localfs import (
+from migrator.stores.local.files import (
     FILE_MODE,
     count_files,
     disk_error,
@@ -52,6 +50,8 @@ from migrator.stores.localfs import (
     write_all,
     write_batch,
 )
+from migrator.stores.local.foldertree import FolderTree
+from migrator.stores.local.leftovers import remove_abandoned, temp_maker, temp_name
 
 FLAGS_FILE = ".migrator-flags"
 VALIDITY = "eml-1"  # file names never change meaning

@@ -29,7 +29,7 @@ import base64
 import re
 from collections.abc import Callable, Iterable, Iterator
 
-from migrator.message import FolderPath
+from migrator.core.message import FolderPath
 
 _MUTF7_BASE64 = re.compile(r"[A-Za-z0-9+,]*")
 

@@ -19,7 +19,7 @@ renamed into ``cur/`` (not ``new/``: a migrated message is not new mail, and its
 and each ``cur/`` is fsynced once. The copy pipeline stages several batches before it commits
 them, so that a run pays for one sync per several megabytes.
 
-Reading follows no symbolic link below the root (see localfs.py): a link among the message
+Reading follows no symbolic link below the root (see local/files.py): a link among the message
 files is a failed message, a linked folder directory, ``cur/`` or ``new/`` a failed folder.
 """
 
@@ -37,14 +37,13 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from migrator.endpoint import Endpoint
-from migrator.errors import FolderError, MessageError, StoreError
-from migrator.folder import Folder, role_by_name
-from migrator.message import Flag, Flags, FolderPath, Message, MessageRef
+from migrator.core.errors import FolderError, MessageError, StoreError
+from migrator.core.folder import Folder, role_by_name
+from migrator.core.message import Flag, Flags, FolderPath, Message, MessageRef
+from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.base import AppendResult, FolderProbe, FolderScan, Store
 from migrator.stores.foldernames import maildir_dirname, maildir_path, make_first_free, name_variants
-from migrator.stores.leftovers import Maker, remove_abandoned, temp_maker
-from migrator.stores.localfs import (
+from migrator.stores.local.files import (
     DIR_MODE,
     FILE_MODE,
     PendingFiles,
@@ -63,6 +62,7 @@ from migrator.stores.localfs import (
     replace_synced,
     stop_if_disk_refused,
 )
+from migrator.stores.local.leftovers import Maker, remove_abandoned, temp_maker
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ class MaildirStore(Store):
         """Remove what killed runs left in tmp/ and of a keywords file they were replacing (see leftovers.py)."""
         for directory in [self.root, *(self.root / name for name in self._read_dirs().values())]:
             if (directory != self.root and directory.is_symlink()) or (directory / "tmp").is_symlink():
-                continue  # never followed below the root (see localfs.py)
+                continue  # never followed below the root (see local/files.py)
             remove_abandoned(directory / "tmp", _tmp_maker)
             remove_abandoned(directory, lambda name: temp_maker(name, lambda final: final == KEYWORDS_FILE))
 

@@ -1,6 +1,6 @@
 """The shared test corpus: real-world messages plus generated edge cases, deterministic.
 
-``corpus()`` returns ``migrator.message.Message`` objects (folder path, raw bytes, canonical
+``corpus()`` returns ``migrator.core.message.Message`` objects (folder path, raw bytes, canonical
 Flags, aware received date). ``server_safe()`` adapts a list to what Dovecot can hold over
 IMAP exactly; ``seed_items()`` and ``expected_dump()`` translate messages to the shapes
 ``DovecotServer.seed`` takes and ``DovecotServer.dump`` returns, with a test-side flag
@@ -20,7 +20,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from migrator.message import Flag, Flags, FolderPath, Message
+from migrator.core.message import Flag, Flags, FolderPath, Message
 
 FOLDERS: tuple[FolderPath, ...] = (
     ("INBOX",),

@@ -11,7 +11,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from urllib.parse import quote
 
-from migrator.message import Flag, Flags, Message
+from migrator.core.message import Flag, Flags, Message
 
 BASE_DATE = datetime(2024, 3, 1, 8, 30, tzinfo=timezone(timedelta(hours=2)))
 FOLDERS = [("INBOX",), ("INBOX", "Receipts"), ("Archive", "2024", "Größe"), ("日本語",), ("Sent Items",)]

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 
-from migrator.message import Flag, Message
+from migrator.core.message import Flag, Message
 from tests.support.tools import require_tools
 
 IGNORED_TOP_FOLDERS = {"Search Root", "SPAM Search Folder 2"}

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 
-from migrator.message import Flag
+from migrator.core.message import Flag
 from tests.support.pst_exports import Export, Exported
 from tests.support.tools import unavailable
 

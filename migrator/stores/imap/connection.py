@@ -13,14 +13,14 @@ import ssl
 from collections.abc import Callable
 from typing import TypeVar
 
-from migrator.endpoint import Endpoint
-from migrator.errors import ConfigError, ConnectError, ConnectionLost
+from migrator.core.errors import ConfigError, ConnectError, ConnectionLost
+from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.imap.commands import Secret, astring
 from migrator.stores.imap.parser import Response
 from migrator.stores.imap.protocol import ImapProtocol
-from migrator.stores.limits import max_message_size, stall_seconds
-from migrator.stores.paced_socket import PacedSocket, Stalled
-from migrator.stores.tls import (
+from migrator.stores.network.limits import max_message_size, stall_seconds
+from migrator.stores.network.paced_socket import PacedSocket, Stalled
+from migrator.stores.network.tls import (
     NoGreeting,
     await_greeting,
     certificate_problem,
@@ -28,7 +28,7 @@ from migrator.stores.tls import (
     silent_port,
     tls_context,
 )
-from migrator.stores.tls_socket import ClearTextReply, TlsSocket
+from migrator.stores.network.tls_socket import ClearTextReply, TlsSocket
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 30.0

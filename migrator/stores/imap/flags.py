@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-from migrator.message import Flag, Flags
+from migrator.core.message import Flag, Flags
 
 SYSTEM_FLAGS = {
     "\\seen": Flag.SEEN,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from migrator.errors import FolderError
-from migrator.folder import USUAL_NAMES, Folder, FolderIndex, Role, role_by_name
-from migrator.message import FolderPath
+from migrator.core.errors import FolderError
+from migrator.core.folder import USUAL_NAMES, Folder, FolderIndex, Role, role_by_name
+from migrator.core.message import FolderPath
 from migrator.stores.base import FolderProbe
 from migrator.stores.imap.commands import astring
 from migrator.stores.imap.names import NameCodec

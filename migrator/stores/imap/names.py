@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from migrator.message import FolderPath
+from migrator.core.message import FolderPath
 from migrator.stores.foldernames import decode_mutf7, encode_mutf7
 
 

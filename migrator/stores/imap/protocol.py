@@ -21,13 +21,13 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from migrator.errors import ConnectionLost
+from migrator.core.errors import ConnectionLost
 from migrator.stores.imap.commands import Literal, Secret
 from migrator.stores.imap.parser import ParseError, Response, capabilities, literal_size, parse_response
-from migrator.stores.limits import over_limit
-from migrator.stores.paced_socket import PacedSocket
-from migrator.stores.tls_socket import TlsSocket
-from migrator.stores.wiretrace import MASK, WireTrace, size_of
+from migrator.stores.network.limits import over_limit
+from migrator.stores.network.paced_socket import PacedSocket
+from migrator.stores.network.tls_socket import TlsSocket
+from migrator.stores.network.wiretrace import MASK, WireTrace, size_of
 
 READ_BUFFER = 256 * 1024
 MAX_LINE = 8 * 1024 * 1024  # a response line (not a literal) longer than this means a broken server

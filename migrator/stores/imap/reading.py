@@ -13,18 +13,18 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 
-from migrator.contentkey import content_key_from_headers
-from migrator.errors import FolderError
-from migrator.folder import FolderStats
-from migrator.listing import Listing
-from migrator.message import FolderPath, Message, MessageRef
+from migrator.core.contentkey import content_key_from_headers
+from migrator.core.errors import FolderError
+from migrator.core.folder import FolderStats
+from migrator.core.listing import Listing
+from migrator.core.message import FolderPath, Message, MessageRef
 from migrator.stores.base import FolderScan
 from migrator.stores.imap.commands import uid_set
 from migrator.stores.imap.flags import flags_from_imap
 from migrator.stores.imap.parser import Value, as_int, fetch_items, flag_names, internaldate, unfinished_fetch_uid
 from migrator.stores.imap.protocol import Command, OversizedLiteral
 from migrator.stores.imap.session import Session
-from migrator.stores.limits import over_limit
+from migrator.stores.network.limits import over_limit
 
 FETCH_BATCH_BYTES = 8 * 1024 * 1024
 FETCH_BATCH_MESSAGES = 1000

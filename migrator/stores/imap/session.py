@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from migrator.display import plural, printable
-from migrator.endpoint import Endpoint
-from migrator.errors import FolderError, StoreError
-from migrator.folder import FolderIndex
-from migrator.message import FolderPath
+from migrator.core.display import plural, printable
+from migrator.core.errors import FolderError, StoreError
+from migrator.core.folder import FolderIndex
+from migrator.core.message import FolderPath
+from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.imap.commands import astring
 from migrator.stores.imap.names import NameCodec
 from migrator.stores.imap.parser import (

@@ -7,16 +7,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
-from migrator.endpoint import Endpoint
-from migrator.errors import ConnectError, ConnectionLost, FolderError
-from migrator.folder import Folder, FolderIndex, FolderStats, Role
-from migrator.message import Flags, FolderPath, Message, MessageRef
+from migrator.core.errors import ConnectError, ConnectionLost, FolderError
+from migrator.core.folder import Folder, FolderIndex, FolderStats, Role
+from migrator.core.message import Flags, FolderPath, Message, MessageRef
+from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.base import AppendResult, FolderProbe, FolderScan, Store
 from migrator.stores.imap import folders, reading, writing
 from migrator.stores.imap.connection import connect
 from migrator.stores.imap.parser import ParseError
 from migrator.stores.imap.session import Session
-from migrator.stores.limits import not_read
+from migrator.stores.network.limits import not_read
 
 RECONNECT_DELAYS = (0.5, 1.0, 2.0)  # pauses before each new attempt after a lost connection
 log = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from migrator.contentkey import changed_keys
-from migrator.errors import FolderError, MessageError
-from migrator.message import Flags, FolderPath, Message
+from migrator.core.contentkey import changed_keys
+from migrator.core.errors import FolderError, MessageError
+from migrator.core.message import Flags, FolderPath, Message
 from migrator.stores.base import AppendResult
 from migrator.stores.imap.commands import Literal, astring, flag_list, internaldate, message_literal, uid_set
 from migrator.stores.imap.flags import flags_to_imap

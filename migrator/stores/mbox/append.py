@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from migrator.message import Message
+from migrator.core.message import Message
 from migrator.stores.base import AppendResult
-from migrator.stores.localfs import disk_error, forget_cached, reason, stops_writing, write_all
+from migrator.stores.local.files import disk_error, forget_cached, reason, stops_writing, write_all
 from migrator.stores.mbox import legacy
 from migrator.stores.mbox.dialect import Dialect
 from migrator.stores.mbox.envelope import Laid, lay_out

@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from migrator.message import Flags, Message
+from migrator.core.message import Flags, Message
 from migrator.stores.mbox.quoting import has_from_line, quotable_lines
 from migrator.stores.mbox.status import flags_from_headers, imapbase_line, parse_imapbase, status_lines, x_keywords
 

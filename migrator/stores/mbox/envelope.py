@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from migrator.contentkey import header_block
-from migrator.message import Message
+from migrator.core.contentkey import header_block
+from migrator.core.message import Message
 from migrator.stores.mbox.dialect import Dialect, Frame
 from migrator.stores.mbox.index import Record
 from migrator.stores.mbox.quoting import quote_mboxrd

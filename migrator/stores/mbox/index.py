@@ -37,8 +37,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from migrator.errors import FolderError
-from migrator.stores.localfs import fsync_dir, open_below, reason, write_all
+from migrator.core.errors import FolderError
+from migrator.stores.local.files import fsync_dir, open_below, reason, write_all
 
 log = logging.getLogger(__name__)
 

@@ -29,9 +29,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from migrator.errors import FolderError
-from migrator.stores.leftovers import process_gone, temp_name
-from migrator.stores.localfs import reason, write_synced
+from migrator.core.errors import FolderError
+from migrator.stores.local.files import reason, write_synced
+from migrator.stores.local.leftovers import process_gone, temp_name
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from migrator.message import Flags
+from migrator.core.message import Flags
 from migrator.stores.mbox.dialect import Dialect
 from migrator.stores.mbox.envelope import Buffer, from_line_date, starts_at
 from migrator.stores.mbox.index import Record

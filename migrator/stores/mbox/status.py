@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from migrator.message import Flag, Flags
+from migrator.core.message import Flag, Flags
 
 FORWARDED_KEYWORD = "$Forwarded"
 _X_STATUS = {"A": Flag.ANSWERED, "F": Flag.FLAGGED, "T": Flag.DRAFT, "D": Flag.DELETED}

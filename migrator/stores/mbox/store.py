@@ -28,15 +28,13 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from migrator.endpoint import Endpoint
-from migrator.errors import FolderError, StoreError
-from migrator.folder import Folder, Role, role_by_name
-from migrator.message import FolderPath, Message, MessageRef
+from migrator.core.errors import FolderError, StoreError
+from migrator.core.folder import Folder, Role, role_by_name
+from migrator.core.message import FolderPath, Message, MessageRef
+from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.base import AppendResult, FolderProbe, FolderScan, Store
 from migrator.stores.foldernames import MBOX_FILE, encode_mbox_dirname
-from migrator.stores.foldertree import FolderTree
-from migrator.stores.leftovers import remove_abandoned, temp_maker
-from migrator.stores.localfs import (
+from migrator.stores.local.files import (
     NotFollowed,
     from_time_ns,
     fsync_dir,
@@ -46,6 +44,8 @@ from migrator.stores.localfs import (
     read_error,
     reason,
 )
+from migrator.stores.local.foldertree import FolderTree
+from migrator.stores.local.leftovers import remove_abandoned, temp_maker
 from migrator.stores.mbox.append import append_batch
 from migrator.stores.mbox.dialect import MBOX, Dialect
 from migrator.stores.mbox.envelope import Buffer

@@ -15,12 +15,12 @@ import ssl
 from collections.abc import Callable
 from typing import BinaryIO, TypeVar
 
-from migrator.endpoint import Endpoint
-from migrator.errors import ConfigError, ConnectError
-from migrator.sizes import format_size
-from migrator.stores.limits import max_message_size, stall_seconds
-from migrator.stores.paced_socket import PacedSocket, Stalled
-from migrator.stores.tls import (
+from migrator.core.errors import ConfigError, ConnectError
+from migrator.core.sizes import format_size
+from migrator.endpoints.endpoint import Endpoint
+from migrator.stores.network.limits import max_message_size, stall_seconds
+from migrator.stores.network.paced_socket import PacedSocket, Stalled
+from migrator.stores.network.tls import (
     NoGreeting,
     await_greeting,
     certificate_problem,
@@ -28,10 +28,10 @@ from migrator.stores.tls import (
     silent_port,
     tls_context,
 )
-from migrator.stores.tls_socket import ClearTextReply, TlsSocket
-from migrator.stores.wiretrace import MASK, WireTrace, size_of
+from migrator.stores.network.tls_socket import ClearTextReply, TlsSocket
+from migrator.stores.network.wiretrace import MASK, WireTrace, size_of
 
-TIMEOUT = 60.0  # to connect; once connected, the stall limit (stores/limits.py) applies
+TIMEOUT = 60.0  # to connect; once connected, the stall limit (stores/network/limits.py) applies
 MAX_LINE = 64 * 1024 * 1024
 AUTH_METHODS = ("user", "apop", "plain")
 log = logging.getLogger(__name__)

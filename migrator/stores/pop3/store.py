@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from typing import TypeVar
 
-from migrator.contentkey import content_key_from_headers
-from migrator.endpoint import Endpoint
-from migrator.errors import ConnectError, ConnectionLost, FolderError, MessageError, MigratorError, StoreError
-from migrator.folder import Folder, FolderStats, Role
-from migrator.message import FolderPath, Message, MessageRef
+from migrator.core.contentkey import content_key_from_headers
+from migrator.core.errors import ConnectError, ConnectionLost, FolderError, MessageError, MigratorError, StoreError
+from migrator.core.folder import Folder, FolderStats, Role
+from migrator.core.message import FolderPath, Message, MessageRef
+from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.base import FolderScan, Store
-from migrator.stores.limits import not_read, over_limit
+from migrator.stores.network.limits import not_read, over_limit
 from migrator.stores.pop3 import wire
 from migrator.stores.pop3.client import Capabilities, OversizedMessage, PopSession, connect, said
 

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
 
-from migrator.contentkey import header_block
+from migrator.core.contentkey import header_block
 
 CRLF = b"\r\n"
 

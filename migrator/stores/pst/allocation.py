@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from migrator.stores.localfs import forget_cached
+from migrator.stores.local.files import forget_cached
 from migrator.stores.pst import format as fmt
 
 # Every this many finished intervals (about 16 MB) the file behind the writer is handed to the disk.

@@ -16,7 +16,7 @@ from email.header import decode_header, make_header
 from email.message import Message as EmailMessage
 from email.utils import getaddresses, parsedate_to_datetime
 
-from migrator.message import Flag, Flags, Message
+from migrator.core.message import Flag, Flags, Message
 from migrator.stores.pst import props as p
 from migrator.stores.pst.ltp_writer import Properties
 from migrator.stores.pst.mime_tree import base64_body, decoded_body, parse_message

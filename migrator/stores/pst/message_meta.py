@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from migrator.message import Flag, Flags
+from migrator.core.message import Flag, Flags
 from migrator.stores.pst import props as p
 from migrator.stores.pst.messaging_reader import MapiMessage
 from migrator.stores.pst.namemap_reader import PropertyName, lookup_ids

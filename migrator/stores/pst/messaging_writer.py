@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from migrator.message import Flag, FolderPath, Message
+from migrator.core.message import Flag, FolderPath, Message
 from migrator.stores.pst import format as fmt
 from migrator.stores.pst import props as p
 from migrator.stores.pst.header_writer import build_dlist, build_header

@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from migrator.errors import FolderError, MessageError, StoreError
-from migrator.folder import Role, role_by_name
-from migrator.message import FolderPath, Message, MessageRef
+from migrator.core.errors import FolderError, MessageError, StoreError
+from migrator.core.folder import Role, role_by_name
+from migrator.core.message import FolderPath, Message, MessageRef
 from migrator.stores.pst import format as fmt
 from migrator.stores.pst import props as p
 from migrator.stores.pst.ltp_reader import Node, PropertyContext

@@ -15,13 +15,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from migrator.endpoint import Endpoint
-from migrator.errors import FolderError, Interrupted, MessageError, StoreError
-from migrator.folder import Folder, Role
-from migrator.message import FolderPath, Message, MessageRef
+from migrator.core.errors import FolderError, Interrupted, MessageError, StoreError
+from migrator.core.folder import Folder, Role
+from migrator.core.message import FolderPath, Message, MessageRef
+from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.base import AppendResult, FolderProbe, FolderScan, Store
-from migrator.stores.leftovers import Maker, remove_abandoned, temp_maker, temp_name
-from migrator.stores.localfs import FILE_MODE, disk_error, unwritable
+from migrator.stores.local.files import FILE_MODE, disk_error, unwritable
+from migrator.stores.local.leftovers import Maker, remove_abandoned, temp_maker, temp_name
 
 if TYPE_CHECKING:
     from migrator.stores.pst.messaging_writer import PstWriter

@@ -26,7 +26,7 @@ import mmap
 import re
 import zlib
 
-from migrator.message import Flag, Flags, Message
+from migrator.core.message import Flag, Flags, Message
 from migrator.stores.mbox.dialect import Dialect, Frame, body_start
 from migrator.stores.mbox.quoting import quotable_lines, unquote_mboxrd
 from migrator.stores.mbox.status import decode_keywords, encode_keywords, flags_from_headers

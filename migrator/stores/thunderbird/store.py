@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from migrator.endpoint import Endpoint
-from migrator.folder import Folder, Role, role_by_name
-from migrator.message import FolderPath
+from migrator.core.folder import Folder, Role, role_by_name
+from migrator.core.message import FolderPath
+from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.mbox.store import MboxStore
 from migrator.stores.thunderbird.mozilla import THUNDERBIRD
 from migrator.stores.thunderbird.tree import ThunderbirdTree

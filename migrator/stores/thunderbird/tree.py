@@ -17,8 +17,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from migrator.errors import FolderError
-from migrator.message import FolderPath
+from migrator.core.errors import FolderError
+from migrator.core.message import FolderPath
 from migrator.stores.foldernames import (
     THUNDERBIRD_OWN_NAMES,
     THUNDERBIRD_SUFFIXES,
@@ -27,7 +27,7 @@ from migrator.stores.foldernames import (
     make_first_free,
     name_variants,
 )
-from migrator.stores.localfs import DIR_MODE, FILE_MODE, fsync_dir, inside, not_followed, reason
+from migrator.stores.local.files import DIR_MODE, FILE_MODE, fsync_dir, inside, not_followed, reason
 
 SUBFOLDERS = ".sbd"
 SUMMARY = ".msf"

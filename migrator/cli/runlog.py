@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from migrator.errors import ConfigError
+from migrator.core.errors import ConfigError
 from migrator.pipeline import Failure, Progress, Summary
 
 

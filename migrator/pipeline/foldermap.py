@@ -14,9 +14,9 @@ import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from migrator.errors import ConfigError, did_you_mean
-from migrator.folder import Folder, Role
-from migrator.message import FolderPath
+from migrator.core.errors import ConfigError, did_you_mean
+from migrator.core.folder import Folder, Role
+from migrator.core.message import FolderPath
 
 _LISTED = 12  # folder names an error lists before "and N more"
 

@@ -10,7 +10,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from migrator.errors import LockedError, StoreError
+from migrator.core.errors import LockedError, StoreError
 
 
 class ProfileLock:

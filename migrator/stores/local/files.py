@@ -31,8 +31,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TypeVar
 
-from migrator.errors import DiskError, FolderError, StoreError
-from migrator.stores.leftovers import temp_name
+from migrator.core.errors import DiskError, FolderError, StoreError
+from migrator.stores.local.leftovers import temp_name
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600

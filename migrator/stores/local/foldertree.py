@@ -20,10 +20,10 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from migrator.errors import FolderError
-from migrator.message import FolderPath
+from migrator.core.errors import FolderError
+from migrator.core.message import FolderPath
 from migrator.stores.foldernames import decode_tree_name, make_first_free, name_variants
-from migrator.stores.localfs import DIR_MODE, fsync_dir, inside, not_followed, reason
+from migrator.stores.local.files import DIR_MODE, fsync_dir, inside, not_followed, reason
 
 
 class FolderTree:

@@ -7,9 +7,9 @@ import socket
 import ssl
 from dataclasses import replace
 
-from migrator.display import shorten
-from migrator.endpoint import Endpoint
-from migrator.errors import ConfigError
+from migrator.core.display import shorten
+from migrator.core.errors import ConfigError
+from migrator.endpoints.endpoint import Endpoint
 
 _NAME_MISMATCH = {62, 64}  # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 

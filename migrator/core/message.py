@@ -7,7 +7,7 @@ import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from migrator.contentkey import content_key_from_headers, crlf_size, header_block
+from migrator.core.contentkey import content_key_from_headers, crlf_size, header_block
 
 FolderPath = tuple[str, ...]
 """A folder as its sequence of Unicode names, outermost first; INBOX is ``("INBOX",)``."""

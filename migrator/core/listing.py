@@ -15,7 +15,7 @@ from functools import lru_cache
 from itertools import compress
 from typing import Generic, TypeVar
 
-from migrator.message import Flags, MessageRef
+from migrator.core.message import Flags, MessageRef
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _WALL_CLOCK_EPOCH = datetime(1970, 1, 1)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from migrator.errors import ConfigError
+from migrator.core.errors import ConfigError
 
 _NOT_FOUND = 127  # the shell's exit status when it cannot find the program
 

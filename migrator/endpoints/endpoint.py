@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from migrator.credentials import PasswordSource
-from migrator.errors import ConfigError, closest, did_you_mean
-from migrator.kinds import KINDS, LOCAL_KINDS, SCHEMES, StoreKind, endpoint_forms
-from migrator.sizes import parse_size
+from migrator.core.errors import ConfigError, closest, did_you_mean
+from migrator.core.sizes import parse_size
+from migrator.endpoints.credentials import PasswordSource
+from migrator.endpoints.kinds import KINDS, LOCAL_KINDS, SCHEMES, StoreKind, endpoint_forms
 
 TLS_MODES = ("implicit", "starttls", "none")
 

@@ -24,9 +24,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from migrator.copied import CopiedMessages
-from migrator.errors import StoreError
-from migrator.message import FolderPath
+from migrator.core.errors import StoreError
+from migrator.core.message import FolderPath
+from migrator.state.copied import CopiedMessages
 
 SCHEMA_VERSION = 2
 # SQLite's default page cache (2 MB a connection) fills once the file holds tens of thousands of

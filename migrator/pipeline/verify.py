@@ -8,10 +8,10 @@ from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from typing import TypeVar
 
-from migrator.contentkey import header_block, key_header_values
-from migrator.errors import FolderError, MessageError
-from migrator.foldermap import FolderRules, display_name
-from migrator.message import Flags, FolderPath, MessageRef
+from migrator.core.contentkey import header_block, key_header_values
+from migrator.core.errors import FolderError, MessageError
+from migrator.core.message import Flags, FolderPath, MessageRef
+from migrator.pipeline.foldermap import FolderRules, display_name
 from migrator.stores.base import Store
 
 T = TypeVar("T")

@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from migrator.errors import ConfigError, MigratorError
+from migrator.core.errors import ConfigError, MigratorError
 from migrator.profile import load_profile
 from migrator.profile.schema import EndpointSpec
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 import os
 
-from migrator.errors import ConfigError, MessageError
-from migrator.sizes import format_size, parse_size
+from migrator.core.errors import ConfigError, MessageError
+from migrator.core.sizes import format_size, parse_size
 
 MAX_MESSAGE_SIZE = 2 * 10**9
 STALL_SECONDS = 120.0

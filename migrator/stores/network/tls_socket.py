@@ -15,7 +15,7 @@ import io
 import socket
 import ssl
 
-from migrator.stores.paced_socket import PacedSocket, buffered_reader
+from migrator.stores.network.paced_socket import PacedSocket, buffered_reader
 
 # Each connection holds up to about twice RECEIVE_BYTES (the buffer, what OpenSSL has not
 # decrypted yet) and SEND_BYTES: at 256 KB each, a 50 000-message IMAP -> IMAP copy on four

@@ -6,7 +6,7 @@ import enum
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from migrator.message import FolderPath
+from migrator.core.message import FolderPath
 
 
 class Role(enum.Enum):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from migrator.errors import ConfigError, did_you_mean
+from migrator.core.errors import ConfigError, did_you_mean
 
 # Query options every server endpoint takes (profiles take the same names as keys).
 SERVER_OPTIONS = ("password_env", "password_file", "password_command", "ca_file", "tls", "auth")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 
-from migrator.display import printable
+from migrator.core.display import printable
 
 MASK = b"***"
 _numbers = itertools.count(1)  # one number per traced connection, for runs on several connections

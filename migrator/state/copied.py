@@ -12,7 +12,7 @@ from __future__ import annotations
 import array
 from collections.abc import Iterable
 
-from migrator.listing import Numbering, ascending, plain_number, sorted_position
+from migrator.core.listing import Numbering, ascending, plain_number, sorted_position
 
 
 class CopiedMessages:

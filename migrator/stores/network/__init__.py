@@ -1,0 +1,1 @@
+"""What the server stores share: TLS, sockets that notice a stall, size limits, wire traces."""
