@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from migrator.endpoints.endpoint import parse_endpoint
-from migrator.pipeline import DEFAULT_CONNECTIONS, CopyOptions, run_copy
+from migrator.pipeline.options import DEFAULT_CONNECTIONS, CopyOptions
+from migrator.pipeline.run import run_copy
 from migrator.state.statefile import StateStore
 from migrator.stores import open_store
 

@@ -14,7 +14,9 @@ from pathlib import Path
 from migrator.core.errors import ConnectionLost
 from migrator.core.message import Flag, Flags, Message
 from migrator.endpoints.endpoint import parse_endpoint
-from migrator.pipeline import CopyOptions, folder_copy, run_copy
+from migrator.pipeline import folder_copy
+from migrator.pipeline.options import CopyOptions
+from migrator.pipeline.run import run_copy
 from migrator.state.statefile import StateStore
 from migrator.stores import open_store
 from migrator.stores.maildir import MaildirStore

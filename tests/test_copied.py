@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from migrator.core.message import Message
 from migrator.endpoints.endpoint import parse_endpoint
-from migrator.pipeline import CopyOptions, run_copy
+from migrator.pipeline.options import CopyOptions
+from migrator.pipeline.run import run_copy
 from migrator.state.copied import CopiedMessages
 from migrator.state.statefile import PairKey, StateStore
 from tests.support.corpus import write_archive

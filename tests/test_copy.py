@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from migrator.endpoints.endpoint import Endpoint, parse_endpoint
-from migrator.pipeline import CopyOptions, run_copy
 from migrator.pipeline.foldermap import FolderRules
+from migrator.pipeline.options import CopyOptions
+from migrator.pipeline.run import run_copy
 from migrator.state.statefile import StateStore
 from migrator.stores import open_store
 from tests.support.corpus import corpus, crlf, imap_flags, seed_items, server_safe, write_archive

@@ -16,7 +16,7 @@ import pytest
 from migrator.cli import main
 from migrator.core.message import Flag, Flags, FolderPath, Message
 from migrator.endpoints.endpoint import parse_endpoint
-from migrator.pipeline import run_copy
+from migrator.pipeline.run import run_copy
 from migrator.stores import open_store
 
 EMPTY_PARTS: tuple[FolderPath, ...] = (("", "abs"), ("a", "", "b"), ("a", ""), ("",))

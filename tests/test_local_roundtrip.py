@@ -19,7 +19,7 @@ import pytest
 from migrator.core.errors import ExitCode, FolderError
 from migrator.core.message import Flag, Flags, FolderPath, Message
 from migrator.endpoints.endpoint import parse_endpoint
-from migrator.pipeline import run_copy
+from migrator.pipeline.run import run_copy
 from migrator.stores import open_store
 from migrator.stores.base import Store
 from tests.support.corpus import corpus

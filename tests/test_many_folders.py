@@ -7,7 +7,8 @@ this checks the one thing about it a test can see without timing: the commands t
 from __future__ import annotations
 
 from migrator.endpoints.endpoint import parse_endpoint
-from migrator.pipeline import CopyOptions, run_copy
+from migrator.pipeline.options import CopyOptions
+from migrator.pipeline.run import run_copy
 
 FOLDERS = 30
 

@@ -15,8 +15,9 @@ from datetime import datetime, timezone
 import pytest
 
 from migrator.endpoints.endpoint import parse_endpoint
-from migrator.pipeline import CopyOptions, run_copy
 from migrator.pipeline.foldermap import FolderRules
+from migrator.pipeline.options import CopyOptions
+from migrator.pipeline.run import run_copy
 from migrator.pipeline.verify import verify
 from migrator.state.statefile import StateStore
 from migrator.stores import open_store

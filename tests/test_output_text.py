@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from migrator.cli import main
 from migrator.core.display import columns, pad, plural, printable, shorten
 from migrator.core.errors import ExitCode
-from migrator.pipeline import Failure, Summary
+from migrator.pipeline.summary import Failure, Summary
 from tests.support.scripted import ScriptedServer, usual_answers
 
 WHEN = datetime(2024, 3, 4, 10, 0, tzinfo=timezone.utc)

@@ -18,9 +18,11 @@ import pytest
 
 from migrator.core.message import Message
 from migrator.endpoints.endpoint import parse_endpoint
-from migrator.pipeline import CopyOptions, batches, folder_copy, run_copy
+from migrator.pipeline import batches, folder_copy
 from migrator.pipeline.batches import write_batches
 from migrator.pipeline.foldermap import FolderRules
+from migrator.pipeline.options import CopyOptions
+from migrator.pipeline.run import run_copy
 from migrator.state.statefile import StateStore
 from migrator.stores import open_store
 from tests.support.corpus import corpus, seed_items, server_safe

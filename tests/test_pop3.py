@@ -24,7 +24,9 @@ from migrator.cli import main
 from migrator.core.errors import ConfigError, ConnectError, MessageError, StoreError
 from migrator.endpoints.credentials import PasswordSource
 from migrator.endpoints.endpoint import Endpoint
-from migrator.pipeline import CopyOptions, MessageFilter, run_copy
+from migrator.pipeline.filters import MessageFilter
+from migrator.pipeline.options import CopyOptions
+from migrator.pipeline.run import run_copy
 from migrator.state.statefile import StateStore
 from migrator.stores.pop3 import Pop3Store
 from migrator.stores.pop3 import store as pop3_store

@@ -16,8 +16,8 @@ from migrator.cli import main
 from migrator.core.errors import ConfigError
 from migrator.core.message import Flag, Flags, Message
 from migrator.endpoints.kinds import KINDS
-from migrator.pipeline import DEFAULT_CONNECTIONS
 from migrator.pipeline.foldermap import MapRule
+from migrator.pipeline.options import DEFAULT_CONNECTIONS
 from migrator.profile import load_profile, plan_run
 from migrator.profile.schema import size
 from migrator.profile.template import TEMPLATE

@@ -18,7 +18,7 @@ import pytest
 from migrator.core.errors import ExitCode, MigratorError, StoreError
 from migrator.core.message import FolderPath, Message
 from migrator.endpoints.endpoint import parse_endpoint
-from migrator.pipeline import run_copy
+from migrator.pipeline.run import run_copy
 from migrator.pipeline.summary import Failure, Summary
 from migrator.stores import open_store
 from migrator.stores.pst import format as fmt

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from migrator.core.errors import FolderError
 from migrator.core.message import Flag, Flags, Message
 from migrator.endpoints.endpoint import parse_endpoint
-from migrator.pipeline import run_copy
+from migrator.pipeline.run import run_copy
 from migrator.state.statefile import StateStore
 from migrator.stores import open_store
 from migrator.stores.mbox.envelope import lay_out

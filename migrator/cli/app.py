@@ -13,7 +13,7 @@ from migrator.cli.diagnostics import global_options_first, start_logging
 from migrator.cli.help import MAIN
 from migrator.cli.memory import tune_allocator
 from migrator.core.errors import ExitCode, Interrupted, MigratorError
-from migrator.pipeline.stopping import stop_on_signals
+from migrator.core.stopping import stop_on_signals
 
 
 def _exit_with_status(status: int | None, **_: object) -> None:

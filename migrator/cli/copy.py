@@ -10,14 +10,10 @@ import typer
 
 from migrator.cli.app import app
 from migrator.cli.help import ENDPOINTS, EXIT_CODES, Command
-from migrator.cli.logged import describe, logged_copy, opened_log
-from migrator.cli.progress_bars import choose_progress, print_summary
 from migrator.core.errors import ConfigError
-from migrator.endpoints.endpoint import parse_endpoint
-from migrator.pipeline import DEFAULT_CONNECTIONS, CopyOptions, MessageFilter, run_copy
+from migrator.pipeline.filters import MessageFilter
 from migrator.pipeline.foldermap import FolderRules
-from migrator.state.paths import default_state_path
-from migrator.state.statefile import StateStore
+from migrator.pipeline.options import DEFAULT_CONNECTIONS, CopyOptions
 
 
 def _as_profile_filter(key: str) -> Callable[[str], object]:
@@ -67,6 +63,13 @@ def copy(
                                          "(IMAP, Maildir, mbox, EML)."),
 ) -> int:
     """Copy every folder of SOURCE into each TARGET. Incrementally and byte for byte; each message is fetched once."""
+    from migrator.cli.logged import describe, logged_copy, opened_log  # imported when run: see cli/__init__.py
+    from migrator.cli.progress_bars import choose_progress, print_summary
+    from migrator.endpoints.endpoint import parse_endpoint
+    from migrator.pipeline.run import run_copy
+    from migrator.state.paths import default_state_path
+    from migrator.state.statefile import StateStore
+
     with opened_log(log, "copy") as run_log:
         source_ep = parse_endpoint(source)
         target_eps = [parse_endpoint(t) for t in targets]

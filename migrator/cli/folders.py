@@ -10,13 +10,14 @@ from migrator.cli.app import app
 from migrator.cli.help import ENDPOINTS, Command
 from migrator.core.display import columns, pad, plural, printable
 from migrator.core.folder import Folder, FolderStats
-from migrator.endpoints.endpoint import parse_endpoint
-from migrator.stores import open_store
 
 
 @app.command(cls=Command, epilog=ENDPOINTS)
 def folders(endpoint: str = typer.Argument(..., metavar="ENDPOINT", help="A store: an endpoint (forms below).")) -> int:
     """List the folders of ENDPOINT. Each with its message count, total size and special-use role."""
+    from migrator.endpoints.endpoint import parse_endpoint  # imported when run: see cli/__init__.py
+    from migrator.stores import open_store
+
     with open_store(parse_endpoint(endpoint)) as store:
         rows = [(folder, store.stats(folder.path) if folder.selectable else None) for folder in store.list_folders()]
     for line in _table(rows):

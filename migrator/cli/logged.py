@@ -13,7 +13,8 @@ from migrator.core.errors import Interrupted, MigratorError
 if TYPE_CHECKING:
     from migrator.cli.runlog import RunLog
     from migrator.endpoints.endpoint import Endpoint
-    from migrator.pipeline import Progress, Summary
+    from migrator.pipeline.progress import Progress
+    from migrator.pipeline.summary import Summary
 
 
 @contextlib.contextmanager

@@ -15,9 +15,6 @@ from migrator.core.errors import ConfigError
 if TYPE_CHECKING:
     from migrator.endpoints.endpoint import Endpoint
 
-# Each command imports what it uses when it runs: every start of `migrator` (a cron job's
-# included) registers all commands, and the profile code brings in YAML.
-
 profile_app = typer.Typer(help="Check a profile, or write a commented template.", no_args_is_help=True,
                           rich_markup_mode=None)
 app.add_typer(profile_app, name="profile")

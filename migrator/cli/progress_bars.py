@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from migrator.core.display import plural, printable
-from migrator.pipeline import Failure, Progress, Summary
+from migrator.pipeline.progress import Progress
+from migrator.pipeline.summary import Failure, Summary
 
 if TYPE_CHECKING:
     from tqdm import tqdm as Bar

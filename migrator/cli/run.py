@@ -29,7 +29,7 @@ def run(
 
 
 def _run(path: Path, dry_run: bool, quiet: bool, run_log: RunLog | None) -> int:
-    # Imported when run, like the profile code: see cli/profile.py.
+    # Imported when run, like the profile code: see cli/__init__.py.
     from migrator.cli.progress_bars import choose_progress, print_summary
     from migrator.profile import load_profile, plan_run
     from migrator.profile.execute import run_profile

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TextIO
 
 from migrator.core.errors import ConfigError
-from migrator.pipeline import Failure, Progress, Summary
+from migrator.pipeline.progress import Progress
+from migrator.pipeline.summary import Failure, Summary
 
 
 class RunLog(Progress):

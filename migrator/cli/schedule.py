@@ -38,7 +38,7 @@ def schedule(
     """
     if systemd and cron:
         raise ConfigError("choose one of --systemd and --cron")
-    from migrator.cli import scheduling  # imported when run: see cli/profile.py
+    from migrator.cli import scheduling  # imported when run: see cli/__init__.py
     from migrator.profile import load_profile, plan_run
 
     plan = plan_run(load_profile(profile))

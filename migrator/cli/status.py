@@ -33,7 +33,7 @@ def status(
     last: int = typer.Option(10, "--last", min=1, metavar="N", help="How many runs to show."),
 ) -> int:
     """Show the last runs of PROFILE: start, duration, counts, result and why a run failed."""
-    # imported when run: see cli/profile.py
+    # imported when run: see cli/__init__.py
     from migrator.profile import load_profile, plan_run
     from migrator.profile.execute import state_of
 

@@ -27,7 +27,7 @@ def verify(
     details: bool = typer.Option(False, "--details", help="List every missing or extra message and flag difference."),
 ) -> int:
     """Check that TARGET holds every message of SOURCE, in the folders copy put them in. Exits 0 only when it does."""
-    from migrator.endpoints.endpoint import parse_endpoint  # imported when run: see cli/profile.py
+    from migrator.endpoints.endpoint import parse_endpoint  # imported when run: see cli/__init__.py
     from migrator.pipeline.foldermap import FolderRules
     from migrator.pipeline.verify import verify as compare_stores
     from migrator.stores import open_store

@@ -13,11 +13,11 @@ from migrator.core.errors import ConnectionLost, FolderError, MessageError, Stor
 from migrator.core.folder import Folder, Role
 from migrator.core.listing import Listing
 from migrator.core.message import FolderPath, Message
+from migrator.core.stopping import raise_if_stopping, uninterrupted
 from migrator.pipeline.batches import LargeMessageGate, write_batches
 from migrator.pipeline.filters import MessageFilter
 from migrator.pipeline.plan import PlanContext, TargetPlan, distrust, plan_target
 from migrator.pipeline.progress import Progress
-from migrator.pipeline.stopping import raise_if_stopping, uninterrupted
 from migrator.pipeline.summary import Failure, Summary, place
 from migrator.state.statefile import PairKey, StateStore
 from migrator.stores.base import Store

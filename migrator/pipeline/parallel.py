@@ -28,10 +28,6 @@ from migrator.pipeline.progress import Progress
 from migrator.pipeline.summary import Failure, Summary
 from migrator.state.statefile import StateStore
 
-# Measured with bench/ on 2 cores shared with the server: 2 connections instead of 1 take
-# a fifth off IMAP -> Maildir and a quarter off IMAP -> IMAP; 3 or 4 gained nothing more
-# there. A remote server's round trips reward more; most servers allow 10 per user and IP.
-DEFAULT_CONNECTIONS = 2
 # Seconds a stopped run waits for its helpers: a batch of 2 MB is written well within it, and systemd
 # waits 90 s after SIGTERM before it kills.
 STOP_WAIT = 30.0

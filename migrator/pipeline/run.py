@@ -5,17 +5,15 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from migrator.core.errors import ConfigError
 from migrator.core.folder import Folder
 from migrator.core.message import FolderPath
 from migrator.endpoints.endpoint import Endpoint
 from migrator.endpoints.kinds import KINDS
-from migrator.pipeline.filters import MessageFilter
 from migrator.pipeline.folder_copy import FolderCopy, RunContext
-from migrator.pipeline.foldermap import FolderRules
-from migrator.pipeline.parallel import DEFAULT_CONNECTIONS, copy_side_by_side
+from migrator.pipeline.options import CopyOptions
+from migrator.pipeline.parallel import copy_side_by_side
 from migrator.pipeline.plan import PlanContext, TargetPlan
 from migrator.pipeline.progress import Progress
 from migrator.pipeline.summary import Summary
@@ -23,27 +21,6 @@ from migrator.state.statefile import StateStore
 from migrator.stores import Store, open_store
 
 DAY = 86400.0
-
-
-@dataclass(frozen=True)
-class CopyOptions:
-    """What to copy and how. ``keep_days`` deletes from the source only mail copied that long ago.
-
-    ``connections`` is how many folders are copied at once, each on connections of its own
-    (see parallel.py); stores that cannot be shared (PST, POP3) use one.
-    """
-
-    rules: FolderRules = field(default_factory=FolderRules)
-    message_filter: MessageFilter = field(default_factory=MessageFilter)
-    dry_run: bool = False
-    delete_after: bool = False
-    keep_days: int | None = None
-    connections: int = DEFAULT_CONNECTIONS
-
-    @property
-    def deletes(self) -> bool:
-        """Return True when the run may delete messages from the source."""
-        return self.delete_after or self.keep_days is not None
 
 
 def run_copy(

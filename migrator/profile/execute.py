@@ -6,7 +6,9 @@ import contextlib
 from pathlib import Path
 
 from migrator.core.errors import Interrupted, MigratorError
-from migrator.pipeline import Progress, Summary, run_copy
+from migrator.pipeline.progress import Progress
+from migrator.pipeline.run import run_copy
+from migrator.pipeline.summary import Summary
 from migrator.profile.to_run import RunPlan, default_profile_state
 from migrator.state.lock import ProfileLock
 from migrator.state.statefile import StateStore

@@ -8,8 +8,8 @@ from pathlib import Path
 from migrator.endpoints.credentials import PasswordSource
 from migrator.endpoints.endpoint import Endpoint
 from migrator.endpoints.kinds import KINDS
-from migrator.pipeline import DEFAULT_CONNECTIONS, CopyOptions
 from migrator.pipeline.foldermap import FolderRules
+from migrator.pipeline.options import DEFAULT_CONNECTIONS, CopyOptions
 from migrator.profile.schema import EndpointSpec, Profile
 from migrator.state.paths import state_dir
 
