@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from migrator.core.dirs import state_dir
 from migrator.endpoints.credentials import PasswordSource
 from migrator.endpoints.endpoint import Endpoint
 from migrator.endpoints.kinds import KINDS
 from migrator.pipeline.foldermap import FolderRules
 from migrator.pipeline.options import DEFAULT_CONNECTIONS, CopyOptions
 from migrator.profile.schema import EndpointSpec, Profile
-from migrator.state.paths import state_dir
 
 
 @dataclass(frozen=True)

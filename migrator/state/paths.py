@@ -1,16 +1,11 @@
-"""Where migrator keeps its own files: state and locks under the user's state directory."""
+"""Where a run's state file is: under the user's state directory (``migrator.core.dirs``)."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
-
-def state_dir() -> Path:
-    """Return ``$XDG_STATE_HOME/migrator`` (default ``~/.local/state/migrator``)."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "migrator"
+from migrator.core.dirs import state_dir
 
 
 def default_state_path(*endpoints: object) -> Path:
