@@ -135,7 +135,7 @@ def main(argv: list[str]) -> int:
 
 def _with_dovecot(args: argparse.Namespace, scratch: Path) -> dict[str, dict[int, tuple[float, float]]]:
     from bench.server import BenchServer
-    from tests.support.dovecot import DovecotServer, DovecotUnavailable
+    from harness.dovecot import DovecotServer, DovecotUnavailable
 
     try:
         dovecot = DovecotServer().start()

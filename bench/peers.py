@@ -15,7 +15,7 @@ from pathlib import Path
 from bench.counts import single_maildir_counts, tree_counts
 from bench.measure import Invocation
 from bench.server import Account
-from tests.support.dovecot import MAIL_USER
+from harness.dovecot import MAIL_USER
 
 
 def _write_private(path: Path, text: str) -> Path:

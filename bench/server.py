@@ -16,8 +16,8 @@ from pathlib import Path
 
 from bench.corpus import KEYWORDS, Corpus
 from bench.counts import maildirpp_folders
-from tests.support import imapwire
-from tests.support.dovecot import DovecotServer, MailUser
+from harness import imapwire
+from harness.dovecot import DovecotServer, MailUser
 
 
 @dataclass(frozen=True)

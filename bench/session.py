@@ -20,7 +20,7 @@ from bench.profile import profile_imap_to_maildir
 from bench.report import MB, Result, Workload, markdown, rows
 from bench.runs import REPO, Context, RunSpec, all_runs
 from bench.server import BenchServer
-from tests.support.dovecot import DovecotServer
+from harness.dovecot import DovecotServer
 
 
 @dataclass(frozen=True)

@@ -219,14 +219,3 @@ def expected_dump(messages: Iterable[Message]) -> dict[str, list[tuple[bytes, fr
         expected.setdefault("/".join(message.folder), []).append(entry)
     return expected
 
-
-def write_archive(endpoint: object, messages: Iterable[Message]) -> None:
-    """Write ``messages`` into the local archive at ``endpoint`` (a migrator Endpoint), each in its folder."""
-    from migrator.stores import open_store
-
-    messages = list(messages)
-    with open_store(endpoint, readonly=False) as store:
-        for folder in sorted({m.folder for m in messages}):
-            store.ensure_folder(folder)
-            results = store.append_batch(folder, [m for m in messages if m.folder == folder])
-            assert all(r.ok for r in results), [r.error for r in results if not r.ok]

@@ -32,7 +32,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from tests.support.mailserver import (
+from harness.mailserver import (
     UNPACKED_SERVERS,
     IsolatedServer,
     MailUser,
@@ -43,7 +43,7 @@ from tests.support.mailserver import (
     spawn_isolated,
     wait_listening,
 )
-from tests.support.tlsca import make_pki
+from harness.tlsca import make_pki
 
 IMAP_PACKAGE = UNPACKED_SERVERS / "courier-imap"
 POP3_PACKAGE = UNPACKED_SERVERS / "courier-pop"

@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from tests.support.mailserver import (
+from harness.mailserver import (
     UNPACKED_SERVERS,
     IsolatedServer,
     MailUser,
@@ -38,7 +38,7 @@ from tests.support.mailserver import (
     user_name,
     wait_listening,
 )
-from tests.support.tlsca import make_pki
+from harness.tlsca import make_pki
 
 CYRUS_BIN = Path("/usr/lib/cyrus/bin")
 IMAPD = UNPACKED_SERVERS / "cyrus-imapd/usr/lib/cyrus/bin/imapd"

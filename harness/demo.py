@@ -1,6 +1,6 @@
 """A real demo: a throwaway Dovecot with sample mail, backed up with `migrator copy`, then listed.
 
-Run as root with ``python -m tests.support.demo [OUTPUT_DIR]`` (``.ci/demo`` does the setup first).
+Run as root with ``python -m harness.demo [OUTPUT_DIR]`` (``.ci/demo`` does the setup first).
 Every step is the real command line, printed before it runs.
 """
 
@@ -13,8 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.support.corpus import corpus, seed_items, server_safe
-from tests.support.dovecot import DovecotServer
+from harness.corpus import corpus, seed_items, server_safe
+from harness.dovecot import DovecotServer
 
 
 def run(*args: str) -> None:

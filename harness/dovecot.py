@@ -1,10 +1,10 @@
 """A throwaway Dovecot 2.3 for tests, the demo and the benchmark, started as root on 127.0.0.1.
 
 ``DovecotServer`` makes a fresh CA with openssl, writes a configuration into a temporary
-directory (tests/support/dovecotconf.py) and runs ``dovecot -F -c DIR/dovecot.conf`` on free
+directory (harness/dovecotconf.py) and runs ``dovecot -F -c DIR/dovecot.conf`` on free
 ports: ``imaps`` (implicit TLS), ``imap`` (offers STARTTLS), ``pop3s`` and ``pop3`` (offers
 STLS). ``add_user`` works while the server runs. Seeding and reading back go through
-imaplib and tests/support/mailboxes.py only, never migrator's code: what they report is
+imaplib and harness/mailboxes.py only, never migrator's code: what they report is
 independent proof of what migrator did.
 
 Mail locations that read what migrator's local stores write (verified with this Dovecot;
@@ -42,9 +42,9 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-from tests.support import imapwire
-from tests.support.dovecotconf import ServerSettings, render_config
-from tests.support.mailserver import (
+from harness import imapwire
+from harness.dovecotconf import ServerSettings, render_config
+from harness.mailserver import (
     MailServer,
     MailUser,
     ServerUnavailable,
@@ -53,7 +53,7 @@ from tests.support.mailserver import (
     user_name,
     wait_listening,
 )
-from tests.support.tlsca import make_pki
+from harness.tlsca import make_pki
 
 __all__ = ["DEFAULT_SPECIAL_FOLDERS", "MAIL_USER", "OUTLOOK_SPECIAL_FOLDERS", "DovecotServer", "DovecotUnavailable",
            "MailUser", "mbox_location"]

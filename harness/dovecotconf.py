@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.imapwire import quote
+from harness.imapwire import quote
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def _special_folder_sections(special_folders: Mapping[str, str]) -> str:
 
 
 _TEMPLATE = """\
-# Written by tests/support/dovecotconf.py for one test server.
+# Written by harness/dovecotconf.py for one test server.
 base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log

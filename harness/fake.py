@@ -11,6 +11,7 @@ import re
 import socket
 import threading
 from collections.abc import Callable
+from typing import BinaryIO
 
 
 class ScriptedServer:
@@ -53,7 +54,7 @@ class ScriptedServer:
                     return
 
     @staticmethod
-    def _read_command(stream) -> str:
+    def _read_command(stream: BinaryIO) -> str:
         parts = []
         while line := stream.readline():
             literal = re.search(rb"\{(\d+)(\+?)\}\r\n$", line)

@@ -1,7 +1,7 @@
-"""`python -m tests.support.interop_probe [OUTDIR]`: a full migration Dovecot -> Cyrus/Courier and back.
+"""`python -m harness.interop_probe [OUTDIR]`: a full migration Dovecot -> Cyrus/Courier and back.
 
 Not a test: a probe that says what fails and why, for the work of making migrator pass against
-every real server. As root, it starts a Dovecot, a Cyrus and a Courier (tests/support/), seeds
+every real server. As root, it starts a Dovecot, a Cyrus and a Courier (harness/), seeds
 a Dovecot user with ``server_safe(corpus())`` plus a few messages the other servers are known
 not to hold (bare CR, 8-bit headers, 120 keywords in one folder), and for each other server:
 
@@ -29,12 +29,12 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tests.support.corpus import corpus, seed_items, server_safe
-from tests.support.courier import CourierServer
-from tests.support.cyrus import CyrusServer
-from tests.support.dovecot import DovecotServer
-from tests.support.mailboxes import Dump, SeedItem
-from tests.support.mailserver import MailServer, MailUser
+from harness.corpus import corpus, seed_items, server_safe
+from harness.courier import CourierServer
+from harness.cyrus import CyrusServer
+from harness.dovecot import DovecotServer
+from harness.mailboxes import Dump, SeedItem
+from harness.mailserver import MailServer, MailUser
 
 PASSWORD = "probe-secret"
 WHEN = datetime(2022, 6, 1, 12, 0, 0, tzinfo=timezone.utc)

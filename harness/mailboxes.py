@@ -6,7 +6,7 @@ import imaplib
 from collections.abc import Iterable
 from datetime import datetime
 
-from tests.support import imapwire
+from harness import imapwire
 
 SeedItem = tuple[tuple[str, ...] | str, bytes, Iterable[str], datetime]
 """(folder path or "/"-joined name, raw message, IMAP flag strings, internaldate) for ``seed``."""

@@ -26,9 +26,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import mailboxes
-from tests.support.mailboxes import Dump, SeedItem
-from tests.support.tlsca import TlsFiles
+from harness import mailboxes
+from harness.mailboxes import Dump, SeedItem
+from harness.tlsca import TlsFiles
 
 START_TIMEOUT = 10.0
 

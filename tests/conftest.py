@@ -9,7 +9,7 @@
 - ``cyrus``, ``courier``: a Cyrus IMAP and a Courier-IMAP server, started once per session.
 - ``imap_server``: (server, fresh user) on each of Dovecot, Cyrus and Courier in turn, for tests
   that every real server must pass.
-- ``fake(greeting, answer)``: a scripted fake IMAP server (tests/support/scripted.py), for what no
+- ``fake(greeting, answer)``: a scripted fake IMAP server (harness/fake.py), for what no
   real server will do.
 
 Without a server these fixtures skip the test, or fail it when ``CI=true``.
@@ -24,11 +24,11 @@ from typing import NamedTuple, TypeVar
 import pytest
 from hypothesis import settings
 
-from tests.support.courier import CourierServer
-from tests.support.cyrus import CyrusServer
-from tests.support.dovecot import DovecotServer, DovecotUnavailable, MailUser
-from tests.support.mailserver import MailServer, ServerUnavailable
-from tests.support.scripted import ScriptedServer
+from harness.courier import CourierServer
+from harness.cyrus import CyrusServer
+from harness.dovecot import DovecotServer, DovecotUnavailable, MailUser
+from harness.fake import ScriptedServer
+from harness.mailserver import MailServer, ServerUnavailable
 from tests.support.tools import unavailable
 
 # Hypothesis fails an example that runs longer than 200 ms: a timing assertion, which this suite

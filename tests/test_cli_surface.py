@@ -20,7 +20,7 @@ from migrator.cli import main
 from migrator.core.errors import ExitCode
 from migrator.core.message import Message
 from migrator.endpoints.endpoint import parse_endpoint
-from tests.support.corpus import write_archive
+from tests.support.archives import write_archive
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -20,7 +20,7 @@ from migrator.pipeline.run import run_copy
 from migrator.state.statefile import StateStore
 from migrator.stores import open_store
 from migrator.stores.maildir import MaildirStore
-from tests.support.corpus import write_archive
+from tests.support.archives import write_archive
 
 MB = 1024 * 1024
 

@@ -14,7 +14,7 @@ from migrator.pipeline.options import CopyOptions
 from migrator.pipeline.run import run_copy
 from migrator.state.copied import CopiedMessages
 from migrator.state.statefile import PairKey, StateStore
-from tests.support.corpus import write_archive
+from tests.support.archives import write_archive
 
 uids = st.one_of(st.integers(0, 2**64 - 1).map(str), st.text(min_size=1, max_size=8), st.sampled_from(["07", "0", "1"]))
 rows = st.dictionaries(uids, st.sampled_from(["", "\\seen", "\\seen \\flagged", "$Work"]), max_size=30)

@@ -1,7 +1,7 @@
 """The copy pipeline end to end against a real Dovecot: backups, chains, reruns, dry runs.
 
 Each test reads the result back through the stores and compares it with what the server
-itself reports (tests/support's independent imaplib dump), message by message.
+itself reports (the harness's independent imaplib dump), message by message.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from harness.corpus import corpus, crlf, imap_flags, seed_items, server_safe
 from migrator.endpoints.endpoint import Endpoint, parse_endpoint
 from migrator.pipeline.foldermap import FolderRules
 from migrator.pipeline.options import CopyOptions
 from migrator.pipeline.run import run_copy
 from migrator.state.statefile import StateStore
 from migrator.stores import open_store
-from tests.support.corpus import corpus, crlf, imap_flags, seed_items, server_safe, write_archive
+from tests.support.archives import write_archive
 
 LOCAL_KINDS = ("maildir", "mbox", "eml", "pst")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.corpus import corpus, seed_items, server_safe
+from harness.corpus import corpus, seed_items, server_safe
 from tests.test_cli import endpoint, run_cli
 
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.corpus import corpus, expected_dump, server_safe
+from harness.dovecot import DovecotServer
 from migrator.core.message import Flag, Flags, Message
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
-from tests.support.corpus import corpus, expected_dump, server_safe
-from tests.support.dovecot import DovecotServer
 
 EXTRA_FOLDERS = (("a.b",), ("~tilde",), ("back\\slash",), ("INBOX", "child"), ("Case",), ("case",), ("x.eml",))
 # Dovecot cannot open a folder called like its DIRNAME (the mbox file), so only the Maildir has one.

@@ -3,7 +3,7 @@
 Each test runs against each server of ``imap_server`` with the real command line: from a Dovecot
 whose sent folder is "Sent Items" into the server and back into another such Dovecot, from a
 Maildir as mail systems write them (LF line ends), killed in the middle of an APPEND and run
-again. What arrives is read back with the harness (tests/support/), not with migrator, and must
+again. What arrives is read back with the harness (harness/), not with migrator, and must
 be exactly what was sent (bytes, flags, keywords, dates, folders) but for what the server itself
 cannot hold. That is named per server in ``LIMITS``, as data: measured on Cyrus 3.6 and Courier
 5.0, each limit turns into what the server is expected to hold instead, or into a refusal that
@@ -23,6 +23,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from harness.dovecot import OUTLOOK_SPECIAL_FOLDERS
+from harness.mailboxes import Dump
+from harness.mailserver import MailServer, MailUser
+from harness.proxy import FaultProxy, KillProxy
 from migrator.cli import main
 from migrator.core.contentkey import content_key
 from migrator.core.errors import ExitCode
@@ -32,11 +36,7 @@ from migrator.pipeline.verify import verify
 from migrator.stores import open_store
 from migrator.stores.imap import store as imap_store
 from migrator.stores.imap import writing as imap_writing
-from tests.support.corpus import write_archive
-from tests.support.dovecot import OUTLOOK_SPECIAL_FOLDERS
-from tests.support.killproxy import FaultProxy, KillProxy
-from tests.support.mailboxes import Dump
-from tests.support.mailserver import MailServer, MailUser
+from tests.support.archives import write_archive
 
 UTC = timezone.utc
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

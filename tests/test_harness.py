@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness import imapwire
+from harness.corpus import FOLDERS, SYSTEM_FLAG_COMBINATIONS, corpus, crlf, expected_dump, seed_items, server_safe
+from harness.dovecot import OUTLOOK_SPECIAL_FOLDERS, DovecotServer, DovecotUnavailable
 from migrator.core.message import Flag
-from tests.support import imapwire
-from tests.support.corpus import FOLDERS, SYSTEM_FLAG_COMBINATIONS, corpus, crlf, expected_dump, seed_items, server_safe
-from tests.support.dovecot import OUTLOOK_SPECIAL_FOLDERS, DovecotServer, DovecotUnavailable
 from tests.support.tools import unavailable
 
 CHILD_ATTRIBUTES = {"\\HasChildren", "\\HasNoChildren"}

@@ -16,15 +16,15 @@ from datetime import datetime, timezone
 
 import pytest
 
+from harness.dovecot import DovecotServer, MailUser
+from harness.fake import usual_answers
+from harness.proxy import FaultProxy
 from migrator.core.errors import ConfigError, ConnectError, ConnectionLost, FolderError, MessageError
 from migrator.core.message import Flag, Flags, Message
 from migrator.endpoints.credentials import PasswordSource
 from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.imap import ImapStore
 from migrator.stores.imap import store as store_module
-from tests.support.dovecot import DovecotServer, MailUser
-from tests.support.killproxy import FaultProxy
-from tests.support.scripted import usual_answers
 
 UTC = timezone.utc
 
@@ -54,7 +54,7 @@ def messages(count: int, size: int = 3000) -> list[Message]:
 
 @pytest.fixture
 def proxies():
-    """Return a function starting a FaultProxy (tests/support/killproxy.py), closed after the test."""
+    """Return a function starting a FaultProxy (harness/proxy.py), closed after the test."""
     started: list[FaultProxy] = []
 
     def make(*args, **kwargs) -> FaultProxy:

@@ -10,6 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from harness.corpus import corpus, expected_dump, imap_flags, seed_items, server_safe
+from harness.dovecot import OUTLOOK_SPECIAL_FOLDERS, DovecotServer, MailUser
 from migrator.core.contentkey import content_key
 from migrator.core.errors import StoreError
 from migrator.core.folder import Role
@@ -20,8 +22,6 @@ from migrator.stores import open_store
 from migrator.stores.imap import ImapStore, reading
 from migrator.stores.imap.connection import connect
 from migrator.stores.imap.writing import append_command
-from tests.support.corpus import corpus, expected_dump, imap_flags, seed_items, server_safe
-from tests.support.dovecot import OUTLOOK_SPECIAL_FOLDERS, DovecotServer, MailUser
 
 UTC = timezone.utc
 

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from harness import imapwire, mailboxes
 from migrator.cli import main
 from migrator.core.errors import ExitCode
-from tests.support import imapwire, mailboxes
 
 WHEN = datetime(2021, 3, 7, 5, 6, 7, tzinfo=timezone(timedelta(hours=5, minutes=45)))
 MESSAGE = (b"From: Sender <sender@example.org>\r\nTo: rcpt@example.net\r\nSubject: interop\r\n"

@@ -23,9 +23,9 @@ from datetime import datetime, timezone
 
 import pytest
 
+from harness.corpus import corpus, seed_items, server_safe
+from harness.proxy import KillProxy
 from migrator.core.message import Flags, Message
-from tests.support.corpus import corpus, seed_items, server_safe
-from tests.support.killproxy import KillProxy
 from tests.test_migrate import run_killed, url
 from tests.test_stopping import contents, leftovers
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.corpus import corpus
 from migrator.core.errors import ExitCode, FolderError
 from migrator.core.message import Flag, Flags, FolderPath, Message
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.pipeline.run import run_copy
 from migrator.stores import open_store
 from migrator.stores.base import Store
-from tests.support.corpus import corpus
 
 KINDS = ("maildir", "mbox", "thunderbird", "eml")
 HOSTILE_FOLDERS: tuple[FolderPath, ...] = (

@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.corpus import corpus
 from migrator.core.errors import DiskError, FolderError, StoreError
 from migrator.core.message import Flag, Flags, Message
 from migrator.endpoints.endpoint import parse_endpoint
@@ -41,7 +42,7 @@ from migrator.stores.mbox.status import (
     parse_imapbase,
     status_lines,
 )
-from tests.support.corpus import corpus, write_archive
+from tests.support.archives import write_archive
 from tests.support.pagecache import cached_pages, require_dropped_pages
 
 UTC = timezone.utc

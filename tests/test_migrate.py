@@ -14,6 +14,9 @@ from datetime import datetime, timezone
 
 import pytest
 
+from harness.corpus import corpus, seed_items, server_safe
+from harness.dovecot import OUTLOOK_SPECIAL_FOLDERS
+from harness.proxy import KillProxy
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.pipeline.foldermap import FolderRules
 from migrator.pipeline.options import CopyOptions
@@ -21,9 +24,6 @@ from migrator.pipeline.run import run_copy
 from migrator.pipeline.verify import verify
 from migrator.state.statefile import StateStore
 from migrator.stores import open_store
-from tests.support.corpus import corpus, seed_items, server_safe
-from tests.support.dovecot import OUTLOOK_SPECIAL_FOLDERS
-from tests.support.killproxy import KillProxy
 
 SENT = [(("Sent",), f"Subject: sent {i}\r\nMessage-ID: <sent{i}@x>\r\n\r\nsent mail {i}\r\n".encode(), ["\\Seen"],
          datetime(2023, 1, 1 + i, 9, 0, tzinfo=timezone.utc)) for i in range(3)]

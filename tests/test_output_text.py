@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.fake import ScriptedServer, usual_answers
 from migrator.cli import main
 from migrator.core.display import columns, pad, plural, printable, shorten
 from migrator.core.errors import ExitCode
 from migrator.pipeline.summary import Failure, Summary
-from tests.support.scripted import ScriptedServer, usual_answers
 
 WHEN = datetime(2024, 3, 4, 10, 0, tzinfo=timezone.utc)
 

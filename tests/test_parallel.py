@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from harness.corpus import corpus, seed_items, server_safe
 from migrator.core.message import Message
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.pipeline import batches, folder_copy
@@ -25,7 +26,6 @@ from migrator.pipeline.options import CopyOptions
 from migrator.pipeline.run import run_copy
 from migrator.state.statefile import StateStore
 from migrator.stores import open_store
-from tests.support.corpus import corpus, seed_items, server_safe
 from tests.test_copy import contents, imap_endpoint, server_contents
 from tests.test_pop3 import pop3_endpoint
 

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.corpus import corpus, crlf, server_safe
 from migrator.cli import main
 from migrator.core.errors import ConfigError, ConnectError, MessageError, StoreError
 from migrator.endpoints.credentials import PasswordSource
@@ -31,7 +32,6 @@ from migrator.state.statefile import StateStore
 from migrator.stores.pop3 import Pop3Store
 from migrator.stores.pop3 import store as pop3_store
 from migrator.stores.pop3.wire import message_bytes, parse_listing, received_date, unique_keys
-from tests.support.corpus import corpus, crlf, server_safe
 
 INBOX = ("INBOX",)
 WHEN = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)

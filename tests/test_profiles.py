@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.corpus import expected_dump, seed_items
 from migrator.cli import main
 from migrator.core.errors import ConfigError
 from migrator.core.message import Flag, Flags, Message
@@ -21,7 +22,6 @@ from migrator.pipeline.options import DEFAULT_CONNECTIONS
 from migrator.profile import load_profile, plan_run
 from migrator.profile.schema import size
 from migrator.profile.template import TEMPLATE
-from tests.support.corpus import expected_dump, seed_items
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "profiles").glob("*.yaml"))

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.corpus import corpus as shared_corpus
 from migrator.core.errors import ExitCode
 from migrator.core.message import Flags, Message
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores.pst.reader import PstFile
 from migrator.stores.pst.validate import validate
-from tests.support.corpus import corpus as shared_corpus
-from tests.support.corpus import write_archive
+from tests.support.archives import write_archive
 from tests.support.data import PST_SAMPLES
 from tests.support.pst_corpus import awkward
 from tests.support.pst_exports import Exported, described, differences, own_parts, parse

@@ -182,7 +182,7 @@ def test_a_file_beyond_2_gb_reads_back(tmp_path: Path) -> None:
 def test_the_shared_corpus_counts_the_same_in_every_reader(tmp_path: Path) -> None:
     from collections import Counter
 
-    from tests.support.corpus import corpus as shared_corpus
+    from harness.corpus import corpus as shared_corpus
 
     messages = shared_corpus()
     path = write_pst(tmp_path / "shared.pst", messages)

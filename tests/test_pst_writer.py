@@ -481,8 +481,8 @@ def test_subject_prefix_is_split_off_as_outlook_does(subject: str, prefix: str, 
 def test_maildir_to_pst_to_maildir_through_the_pipeline_is_exact(tmp_path: Path) -> None:
     from migrator.pipeline.run import run_copy
     from migrator.state.statefile import StateStore
-    from tests.support.corpus import corpus as shared_corpus
-    from tests.support.corpus import write_archive
+    from harness.corpus import corpus as shared_corpus
+    from tests.support.archives import write_archive
 
     messages = shared_corpus()
     first = parse_endpoint(f"maildir:{tmp_path / 'first'}")

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.proxy import FaultProxy
 from migrator.cli import main
 from migrator.profile import load_profile, plan_run
 from migrator.state.lock import locked_by
-from tests.support.killproxy import FaultProxy
 
 SCHEMES = {"imap": "imaps", "pop3": "pop3s"}
 WHEN = datetime(2024, 5, 6, 7, 8, tzinfo=timezone.utc)

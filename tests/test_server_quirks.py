@@ -1,6 +1,6 @@
 """What some IMAP servers do that none of the suite's real ones does: each costs the server's capability, not a message.
 
-A scripted server on a real socket (tests/support/scripted.py) that holds its folders in memory
+A scripted server on a real socket (harness/fake.py) that holds its folders in memory
 and can forget the flags given in APPEND, take a message's date from its Date: header, answer
 BAD to any keyword or to a date before 1970, refuse a CREATE of what exists in its own words,
 and send mailbox names unquoted. Dovecot, Cyrus and Courier do the rest (test_every_server.py).
@@ -14,13 +14,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from harness.fake import usual_answers
 from migrator.core.errors import FolderError
 from migrator.core.folder import Role
 from migrator.core.message import Flag, Flags, Message
 from migrator.endpoints.credentials import PasswordSource
 from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.imap import ImapStore
-from tests.support.scripted import usual_answers
 
 UTC = timezone.utc
 HEADER_DATE = "01-Jun-2022 12:00:00 +0000"

@@ -1,6 +1,6 @@
 """Socket faults between migrator and the real Dovecot: dropped, reset and stalled connections, swept.
 
-A proxy on a real socket (tests/support/killproxy.py) breaks the conversation once, at byte N of
+A proxy on a real socket (harness/proxy.py) breaks the conversation once, at byte N of
 one direction: server to client while copying IMAP -> Maildir, client to server while copying
 Maildir -> IMAP. The N are taken from a clean run of the same copy: in the greeting and the login,
 the LIST, the scan, at the start, middle and end of message literals (FETCH bodies, APPEND
@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.proxy import FaultProxy
 from migrator.cli import main
 from migrator.core.message import Flags, Message
 from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.imap import store as imap_store
-from tests.support.corpus import write_archive
-from tests.support.killproxy import FaultProxy
+from tests.support.archives import write_archive
 
 FOLDERS = ("INBOX", "Work", "Notes")
 STALL_SECONDS = "1"

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from harness import imapwire
+from harness.corpus import corpus, server_safe
 from migrator.cli import main
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.state.statefile import PairKey, StateStore
 from migrator.stores import open_store
-from tests.support import imapwire
-from tests.support.corpus import corpus, server_safe, write_archive
+from tests.support.archives import write_archive
 from tests.test_cli import endpoint, run_cli
 
 LOCAL_KINDS = ["maildir", "mbox", "eml", "pst"]

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.corpus import corpus, seed_items, server_safe
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
 from migrator.stores.pst.validate import validate
-from tests.support.corpus import corpus, seed_items, server_safe, write_archive
+from tests.support.archives import write_archive
 from tests.support.pst_exports import readpst_export
 from tests.support.tools import unavailable
 

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.corpus import corpus
 from migrator.core.errors import FolderError
 from migrator.core.message import Flag, Flags, Message
 from migrator.endpoints.endpoint import parse_endpoint
@@ -28,7 +29,7 @@ from migrator.stores import open_store
 from migrator.stores.mbox.envelope import lay_out
 from migrator.stores.mbox.reader import entries, message_at
 from migrator.stores.thunderbird.mozilla import THUNDERBIRD, mozilla_flags, mozilla_lines
-from tests.support.corpus import corpus, write_archive
+from tests.support.archives import write_archive
 
 UTC = timezone.utc
 WHEN = datetime(2024, 11, 6, 17, 20, 42, tzinfo=UTC)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.tlsca import TlsFiles, make_pki
 from migrator.stores.network.tls_socket import TlsSocket
-from tests.support.tlsca import TlsFiles, make_pki
 
 RECORD = 4096  # Dovecot's TLS proxy sends records of about this size
 

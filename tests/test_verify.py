@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.dovecot import OUTLOOK_SPECIAL_FOLDERS
 from migrator.cli import main
-from tests.support.dovecot import OUTLOOK_SPECIAL_FOLDERS
 
 WHEN = datetime(2024, 3, 4, 10, 0, tzinfo=timezone.utc)
 SOURCE_FOLDERS = {"INBOX": 2, "Sent": 2, "Trash": 3, "Projects": 2, "Projects/2024": 1, "Old/Stuff": 2}

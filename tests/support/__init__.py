@@ -1,5 +1,4 @@
-"""Test-side helpers: a throwaway Dovecot, a shared message corpus and IMAP wire helpers.
+"""Test-only helpers: PST exports read with other programs, the page cache, the repository's data, skips.
 
-Nothing here imports migrator's stores: what these helpers seed and read back is an
-independent proof of what migrator wrote.
+The servers, proxies, stand-ins and corpus that the benchmark and the demo use too are in harness/.
 """
