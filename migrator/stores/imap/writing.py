@@ -276,6 +276,9 @@ def _restore_what_was_not_kept(session: Session, job: AppendJob) -> None:
     if not written:
         return
     session.select(job.path, write=True)
+    # RFC 3501 (6.3.11) lets a server announce what was appended to the selected folder only at the client's next
+    # NOOP, and Courier does: until then a FETCH or STORE of the new uids gets OK and does nothing.
+    session.protocol.run(b"NOOP")
     lacking: dict[tuple[str, ...], list[int]] = {}
     for items in fetched(session, job.path, uid_set(written), _KEPT_ITEMS):
         uid = as_int(items["UID"])
