@@ -32,7 +32,8 @@ from harness.tlsca import TlsFiles
 
 START_TIMEOUT = 10.0
 
-UNPACKED_SERVERS = Path(os.environ.get("MIGRATOR_TEST_SERVERS") or Path(__file__).resolve().parents[2] / ".servers")
+# harness/ sits one level below the repository's root, where .servers/ is.
+UNPACKED_SERVERS = Path(os.environ.get("MIGRATOR_TEST_SERVERS") or Path(__file__).resolve().parents[1] / ".servers")
 """Where .ci/setup unpacks the servers whose packages conflict with Dovecot's (Cyrus, Courier)."""
 
 
