@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
 from collections.abc import Callable
 from typing import BinaryIO
 
+from harness.listener import Listener
 
-class ScriptedServer:
+
+class ScriptedServer(Listener):
     """A fake IMAP server on a real socket: each command is answered by ``answer(tag, command)``.
 
     ``commands`` records what the client sent (literals inline, and each line that answered
@@ -25,19 +26,9 @@ class ScriptedServer:
         self.greeting = greeting
         self.answer = answer
         self.commands: list[str] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client: socket.socket) -> None:
+    def serve(self, client: socket.socket) -> None:
         with client, client.makefile("rwb") as stream:
             stream.write(self.greeting + b"\r\n")
             stream.flush()
@@ -66,9 +57,6 @@ class ScriptedServer:
                 stream.flush()
             parts.append(line[: literal.start()] + stream.read(int(literal.group(1))))
         return b"".join(parts).decode("utf-8", "replace")
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 def usual_answers(capabilities: bytes, **special: Callable[[str], list[bytes]]) -> Callable[[str, str], list[bytes]]:

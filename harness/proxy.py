@@ -28,6 +28,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from harness.listener import Listener
+
 FAULTS = ("kill", "drop", "reset", "stall", "trickle")
 Trigger = Callable[[int, str, int, bytes], bool]
 
@@ -62,7 +64,7 @@ class _Link:
             sock.close()
 
 
-class FaultProxy:
+class FaultProxy(Listener):
     """Listens on ``listen_host`` and forwards each connection to ``(host, port)``, striking with ``fault`` (above)."""
 
     def __init__(self, host: str, port: int, *, fault: str = "drop", after: int | None = None, direction: str = "down",
@@ -80,9 +82,7 @@ class FaultProxy:
         self.connections = 0
         self._links: list[_Link] = []
         self._lock = threading.Lock()
-        self._listener = socket.create_server((listen_host, 0))
-        self.port = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(listen_host)
 
     @property
     def struck(self) -> bool:
@@ -91,25 +91,20 @@ class FaultProxy:
 
     def close(self) -> None:
         """Stop accepting connections and close every connection still open (a stalled one too)."""
-        self._listener.close()
+        super().close()
         for link in self._links:
             link.close()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.target, source_address=self.source)
-            for sock in (client, server):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                self.connections += 1
-                link = _Link(self.connections, client, server)
-                self._links.append(link)
-            for direction in ("up", "down"):
-                threading.Thread(target=self._pump, args=(link, direction), daemon=True).start()
+    def serve(self, client: socket.socket) -> None:
+        server = socket.create_connection(self.target, source_address=self.source)
+        for sock in (client, server):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            self.connections += 1
+            link = _Link(self.connections, client, server)
+            self._links.append(link)
+        threading.Thread(target=self._pump, args=(link, "down"), daemon=True).start()
+        self._pump(link, "up")
 
     def _pump(self, link: _Link, direction: str) -> None:
         source, sink = link.ends(direction)

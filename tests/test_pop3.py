@@ -10,7 +10,6 @@ import logging
 import socket
 import sqlite3
 import subprocess
-import threading
 import time
 import tracemalloc
 from datetime import datetime, timezone
@@ -21,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.corpus import corpus, crlf, server_safe
+from harness.listener import Listener
 from migrator.cli import main
 from migrator.core.errors import ConfigError, ConnectError, MessageError, StoreError
 from migrator.endpoints.credentials import PasswordSource
@@ -312,29 +312,20 @@ def test_killed_between_write_and_record_copies_nothing_twice(dovecot, user, tmp
 # --- a server without UIDL -------------------------------------------------------------------
 
 
-class NoUidlServer:
+class NoUidlServer(Listener):
     """A minimal RFC 1939 POP3 server without UIDL, on a real socket (Dovecot always has UIDL).
 
-    ``listed`` gives the sizes LIST reports, for a server whose listing lies; ``sessions`` counts the sessions.
+    ``listed`` gives the sizes LIST reports, for a server whose listing lies; ``accepted`` counts the sessions.
     """
 
     def __init__(self, messages: list[bytes], listed: list[int] | None = None) -> None:
         self.messages = messages
         self.listed = listed or [len(m) for m in messages]
-        self.sessions = 0
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.sessions += 1
-            with conn, conn.makefile("rwb") as stream:
-                self._session(stream)
+    def serve(self, connection: socket.socket) -> None:
+        with connection, connection.makefile("rwb") as stream:
+            self._session(stream)
 
     def _session(self, stream) -> None:
         def send(*lines: bytes) -> None:
@@ -363,9 +354,6 @@ class NoUidlServer:
                 return
             else:
                 send(b"-ERR unknown command")
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def test_server_without_uidl_uses_content_keys(tmp_path, state, caplog):
@@ -420,6 +408,6 @@ def test_a_message_longer_than_the_limit_is_not_read_to_its_end(monkeypatch):
     finally:
         server.close()
     assert fetched == [messages[0], messages[2]]  # the third on a new session: the second was cut off
-    assert server.sessions == 2
+    assert server.accepted == 2
     assert caught.value.unreadable == ((refs[1].uid, "not read: the server sent more than 2.0 KB for it, the limit on "
                                                      "one message (MIGRATOR_MAX_MESSAGE_SIZE)"),)

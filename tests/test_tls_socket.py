@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.listener import Listener
 from harness.tlsca import TlsFiles, make_pki
 from migrator.stores.network.tls_socket import TlsSocket
 
@@ -26,35 +27,31 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     return make_pki(tmp_path_factory.mktemp("tls"))
 
 
-class Server:
-    """Accepts one TLS connection on 127.0.0.1 and runs ``serve(connection)`` on it in a thread."""
+class Server(Listener):
+    """Accepts TLS connections on 127.0.0.1 and runs ``serve_tls(connection)`` on each, in a thread of its own."""
 
-    def __init__(self, pki: TlsFiles, serve: Callable[[ssl.SSLSocket], None]) -> None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(pki.server_cert, pki.server_key)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
+    def __init__(self, pki: TlsFiles, serve_tls: Callable[[ssl.SSLSocket], None]) -> None:
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(pki.server_cert, pki.server_key)
+        self.serve_tls = serve_tls
         self.error: BaseException | None = None
+        super().__init__()
 
-        def run() -> None:
-            raw, _ = self.listener.accept()
-            try:
-                connection = context.wrap_socket(raw, server_side=True)
-            except (ssl.SSLError, OSError):
-                raw.close()  # the client gave up the handshake: what a test checks is on its side
-                return
-            try:
-                with connection:
-                    serve(connection)
-            except BaseException as error:  # noqa: BLE001 - raised again by the test, in close()
-                self.error = error
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
+    def serve(self, raw: socket.socket) -> None:
+        try:
+            connection = self.context.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError):
+            raw.close()  # the client gave up the handshake: what a test checks is on its side
+            return
+        try:
+            with connection:
+                self.serve_tls(connection)
+        except BaseException as error:  # noqa: BLE001 - raised again by the test, in close()
+            self.error = error
 
     def close(self) -> None:
-        self.thread.join(10)
-        self.listener.close()
+        self.join(10)
+        super().close()
         if self.error is not None:
             raise self.error
 
@@ -156,17 +153,14 @@ def test_a_certificate_for_another_name_is_refused(serve, pki):
 
 
 def test_a_server_that_hangs_up_during_the_handshake(pki):
-    listener = socket.create_server(("127.0.0.1", 0))
+    class HangUp(Listener):
+        def serve(self, connection: socket.socket) -> None:
+            connection.recv(65536)  # read first, so that closing sends an end of stream, not a reset
+            connection.close()
 
-    def read_the_hello_and_hang_up() -> None:
-        connection = listener.accept()[0]
-        connection.recv(65536)  # read first, so that closing sends an end of stream, not a reset
-        connection.close()
-
-    hang_up = threading.Thread(target=read_the_hello_and_hang_up, daemon=True)
-    hang_up.start()
-    with socket.create_connection(listener.getsockname(), timeout=10) as sock:
+    server = HangUp()
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
         with pytest.raises(ssl.SSLEOFError):
             TlsSocket(sock, ssl.create_default_context(cafile=str(pki.ca_file)), "localhost")
-    hang_up.join(10)
-    listener.close()
+    server.join(10)
+    server.close()
