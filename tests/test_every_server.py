@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from harness.dovecot import OUTLOOK_SPECIAL_FOLDERS
+from harness.endpoints import url
 from harness.mailboxes import Dump
 from harness.mailserver import MailServer, MailUser
 from harness.proxy import FaultProxy, KillProxy
@@ -272,18 +273,6 @@ def outlook(dovecot_server, make_user):
     return server, make_user(server)
 
 
-@pytest.fixture
-def url(monkeypatch):
-    """Return a function giving the imaps:// endpoint of (server, user), through ``port`` to go by a proxy."""
-
-    def make(server: MailServer, user: MailUser, port: int | None = None) -> str:
-        monkeypatch.setenv(f"PW_{user.name}", user.password)
-        return (f"imaps://{user.name}@{server.host}:{port or server.ports['imaps']}"
-                f"?password_env=PW_{user.name}&ca_file={server.ca_file}")
-
-    return make
-
-
 def copy(capsys, *args: str) -> tuple[int, str, str]:
     """Run ``migrator copy ARGS`` in this process; return its exit status, stdout and stderr."""
     code = main(["copy", *args])
@@ -314,7 +303,7 @@ def check_verify(source: str, target: str, expect: Expected) -> None:
 # --- the tests --------------------------------------------------------------------------------------
 
 
-def test_a_full_migration_into_the_server_and_back(imap_server, outlook, url, capsys, tmp_path):
+def test_a_full_migration_into_the_server_and_back(imap_server, outlook, capsys, tmp_path):
     server, user = imap_server
     source = seeded(*outlook, items())
     expect = expected(server, source)
@@ -338,7 +327,7 @@ def _verified(source: str, target: str):
         return verify(src, dst)
 
 
-def test_a_restore_from_a_maildir(imap_server, url, capsys, tmp_path):
+def test_a_restore_from_a_maildir(imap_server, capsys, tmp_path):
     server, user = imap_server
     source = maildir_items()
     write_archive(parse_endpoint(f"maildir:{tmp_path / 'Maildir'}"), [
@@ -360,14 +349,14 @@ def _canonical(flags: frozenset[str]) -> Flags:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fraction", [0.3, 0.7])
-def test_killed_in_the_middle_of_an_append_and_rerun_ends_exact(imap_server, outlook, url, tmp_path, fraction):
+def test_killed_in_the_middle_of_an_append_and_rerun_ends_exact(imap_server, outlook, tmp_path, fraction):
     server, user = imap_server
     # All but what a server refuses (which is no test of recovery): what a server changes must be
     # recognised as the copy it is when the rerun looks for what the killed run wrote.
     source = seeded(*outlook, [item for item in items() if _refused_nowhere(item)] + _bulk(40))
     proxy = KillProxy(server.host, server.ports["imaps"], kill_after=int(sum(len(i.raw) for i in source) * fraction))
     state = str(tmp_path / "state.sqlite")
-    args = ["copy", url(*outlook), url(server, user, proxy.port), "--state", state]
+    args = ["copy", url(*outlook), url(server, user, port=proxy.port), "--state", state]
     killed = subprocess.Popen([sys.executable, "-m", "migrator", *args], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     proxy.victim = killed.pid
@@ -380,7 +369,7 @@ def test_killed_in_the_middle_of_an_append_and_rerun_ends_exact(imap_server, out
 
 
 @pytest.mark.parametrize("name", ["cyrus", "courier"])  # the servers that change what they are given
-def test_killed_once_the_server_took_a_batch_the_rerun_finds_what_it_changed(request, name, outlook, url, tmp_path):
+def test_killed_once_the_server_took_a_batch_the_rerun_finds_what_it_changed(request, name, outlook, tmp_path):
     server = request.getfixturevalue(name)
     user = server.add_user(f"taken{name}", "taken-secret")
     source = seeded(*outlook, _bulk(12))
@@ -389,7 +378,7 @@ def test_killed_once_the_server_took_a_batch_the_rerun_finds_what_it_changed(req
         return direction == "up" and b"(UID FLAGS INTERNALDATE)" in chunk  # the FETCH that follows the APPENDs
 
     proxy = FaultProxy(server.host, server.ports["imap"], fault="kill", when=batch_taken)
-    plain = url(server, user, proxy.port).replace("imaps://", "imap://") + "&tls=none"  # a cleartext trigger
+    plain = url(server, user, "imap", port=proxy.port, tls="none")  # a cleartext trigger
     killed = subprocess.Popen([sys.executable, "-m", "migrator", "copy", url(*outlook), plain, "--no-state"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proxy.victim = killed.pid
@@ -400,7 +389,7 @@ def test_killed_once_the_server_took_a_batch_the_rerun_finds_what_it_changed(req
 
 
 @pytest.mark.parametrize("name", ["cyrus", "courier"])
-def test_a_connection_lost_before_the_servers_answer_writes_nothing_twice(request, name, url, monkeypatch):
+def test_a_connection_lost_before_the_servers_answer_writes_nothing_twice(request, name, monkeypatch):
     monkeypatch.setattr(imap_store, "RECONNECT_DELAYS", (0.0, 0.0, 0.0))
     monkeypatch.setattr(imap_writing, "SETTLE_SECONDS", 0.1)
     server = request.getfixturevalue(name)
@@ -411,7 +400,7 @@ def test_a_connection_lost_before_the_servers_answer_writes_nothing_twice(reques
         return not proxy.struck and direction == "down" and b"APPENDUID" in chunk  # the first answer, once
 
     proxy = FaultProxy(server.host, server.ports["imap"], fault="drop", when=answered)
-    plain = url(server, user, proxy.port).replace("imaps://", "imap://") + "&tls=none"
+    plain = url(server, user, "imap", port=proxy.port, tls="none")
     with open_store(parse_endpoint(plain), readonly=False) as store:
         store.ensure_folder(("Bulk",))
         results = store.append_batch(("Bulk",), [Message(i.raw, _canonical(i.flags), i.date) for i in source])
@@ -444,7 +433,7 @@ def _bulk(count: int) -> list[Item]:
 # --- one class each: what the connection has open, what another one made ---------------------------
 
 
-def test_appending_into_the_folder_just_read_from(imap_server, url):
+def test_appending_into_the_folder_just_read_from(imap_server):
     server, user = imap_server
     server.seed(user, [(("Box",), message("already there"), ["\\Seen"], Item("Box", b"").date)])
     with open_store(parse_endpoint(url(server, user)), readonly=False) as store:
@@ -454,7 +443,7 @@ def test_appending_into_the_folder_just_read_from(imap_server, url):
     assert len(held(server, user)["Box"]) == 2
 
 
-def test_a_folder_another_client_creates_after_the_listing_is_used(imap_server, url):
+def test_a_folder_another_client_creates_after_the_listing_is_used(imap_server):
     server, user = imap_server
     with open_store(parse_endpoint(url(server, user)), readonly=False) as store:
         store.list_folders()

@@ -16,13 +16,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from harness.dovecot import DovecotServer, MailUser
+from harness.endpoints import endpoint, stand_in_endpoint
 from harness.fake import usual_answers
 from harness.proxy import FaultProxy
 from migrator.core.errors import ConfigError, ConnectError, ConnectionLost, FolderError, MessageError
 from migrator.core.message import Flag, Flags, Message
 from migrator.endpoints.credentials import PasswordSource
-from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.imap import ImapStore
 from migrator.stores.imap import store as store_module
 
@@ -32,15 +31,6 @@ UTC = timezone.utc
 @pytest.fixture(autouse=True)
 def quick_reconnect(monkeypatch):
     monkeypatch.setattr(store_module, "RECONNECT_DELAYS", (0.0, 0.0, 0.0))
-
-
-def endpoint(server: DovecotServer | None, user: MailUser | None, **changes: object) -> Endpoint:
-    fields: dict = dict(kind="imap", host="127.0.0.1", tls="implicit", user=user.name if user else "alice",
-                        password=PasswordSource(literal=user.password if user else "secret"))
-    if server is not None:
-        fields.update(port=server.ports["imaps"], ca_file=str(server.ca_file))
-    fields.update(changes)
-    return Endpoint(**fields)
 
 
 def messages(count: int, size: int = 3000) -> list[Message]:
@@ -176,7 +166,7 @@ def test_append_resumes_without_duplicates_when_replies_are_lost(dovecot_server,
     user = make_user(plain)
     proxy = proxies(plain.host, plain.ports["imap"], when=lambda n, way, _, chunk: n == 1 and b"APPENDUID" in chunk)
     batch = messages(250)
-    with ImapStore(endpoint(None, user, port=proxy.port, tls="none"), readonly=False) as imap:
+    with ImapStore(endpoint(plain, user, "imap", port=proxy.port, tls="none"), readonly=False) as imap:
         folder = imap.ensure_folder(("Copied",))
         results = imap.append_batch(folder, batch)
     assert proxy.connections == 2
@@ -193,20 +183,20 @@ def test_starttls_required_but_not_offered(fake):
     server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 NAMESPACE"))
     with pytest.raises(ConnectError, match=r"127.0.0.1:\d+ does not offer STARTTLS, so the password for alice would "
                                            "travel in clear"):
-        ImapStore(endpoint(None, None, port=server.port, tls="starttls")).open()
+        ImapStore(stand_in_endpoint(server.port, tls="starttls")).open()
     assert "LOGIN" not in " ".join(server.commands).upper()
 
 
 def test_goodbye_greeting(fake):
     server = fake(b"* BYE too many connections from your address", usual_answers(b"IMAP4rev1"))
     with pytest.raises(ConnectError, match="127.0.0.1 refused the connection for alice: too many connections"):
-        ImapStore(endpoint(None, None, port=server.port, tls="none")).open()
+        ImapStore(stand_in_endpoint(server.port, tls="none")).open()
 
 
 def test_malformed_list_response(fake):
     broken = {"LIST": lambda _: [b'* LIST (\\HasNoChildren "/" "unbalanced', b"{tag} OK done"]}
     server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 NAMESPACE", **broken))
-    with ImapStore(endpoint(None, None, port=server.port, tls="none")) as imap:
+    with ImapStore(stand_in_endpoint(server.port, tls="none")) as imap:
         with pytest.raises(ConnectionLost, match="unreadable response"):
             imap.list_folders()
 
@@ -217,7 +207,7 @@ def test_malformed_fetch_item(fake):
         "UID": lambda _: [b'* 1 FETCH (UID 1 FLAGS () RFC822.SIZE 5 INTERNALDATE "yesterday")', b"{tag} OK done"],
     }
     server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 NAMESPACE", **answers))
-    with ImapStore(endpoint(None, None, port=server.port, tls="none")) as imap:
+    with ImapStore(stand_in_endpoint(server.port, tls="none")) as imap:
         with pytest.raises(FolderError, match="alice@127.0.0.1 sent a response that cannot be read while scanning Box"):
             imap.scan(("Box",))
 
@@ -225,7 +215,7 @@ def test_malformed_fetch_item(fake):
 def test_authenticate_plain_without_initial_response(fake):
     answers = {"AUTHENTICATE": lambda _: [b"+ ", b"{tag} OK logged in"]}
     server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 AUTH=PLAIN NAMESPACE", **answers))
-    with ImapStore(endpoint(None, None, port=server.port, tls="none")):
+    with ImapStore(stand_in_endpoint(server.port, tls="none")):
         pass
     position = server.commands.index("AUTHENTICATE PLAIN")
     assert base64.b64decode(server.commands[position + 1]) == b"\0alice\0secret"
@@ -239,7 +229,7 @@ def test_delete_without_uidplus_expunges_only_its_own(fake, marked, expunged):
         "UID": lambda text: [b"* SEARCH " + search] * ("SEARCH" in text) + [b"{tag} OK done"],
     }
     server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 NAMESPACE", **answers))
-    with ImapStore(endpoint(None, None, port=server.port, tls="none"), readonly=False) as imap:
+    with ImapStore(stand_in_endpoint(server.port, tls="none"), readonly=False) as imap:
         if expunged:
             imap.delete(("Box",), ["5", "3"])
         else:
@@ -289,7 +279,7 @@ def test_a_body_over_the_limit_is_never_read_and_only_its_message_fails(fake, an
     answers = {**EXAMINE_BOX, "UID": fetches_announcing(2, announced)}
     server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 NAMESPACE", **answers))
     fetched = []
-    with ImapStore(endpoint(None, None, port=server.port, tls="none")) as imap:
+    with ImapStore(stand_in_endpoint(server.port, tls="none")) as imap:
         refs = list(imap.scan(("Box",)).refs)
         with pytest.raises(MessageError) as caught:
             for message in imap.fetch(("Box",), refs):
@@ -305,7 +295,7 @@ def test_a_body_over_the_limit_is_never_read_and_only_its_message_fails(fake, an
 def test_a_literal_over_the_limit_outside_a_body_ends_the_connection(fake):
     answers = {"LIST": lambda _: [b'* LIST () "/" {1099511627776}']}
     server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 NAMESPACE", **answers))
-    with ImapStore(endpoint(None, None, port=server.port, tls="none")) as imap:
+    with ImapStore(stand_in_endpoint(server.port, tls="none")) as imap:
         with pytest.raises(ConnectionLost) as caught:
             imap.list_folders()
     assert str(caught.value) == (
@@ -321,7 +311,7 @@ def test_a_body_over_the_limit_without_its_uid_fails_the_folder(fake):
         return [b"* 1 FETCH (BODY[] {3000000000}"]
 
     server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 NAMESPACE", **EXAMINE_BOX, UID=answer))
-    with ImapStore(endpoint(None, None, port=server.port, tls="none")) as imap:
+    with ImapStore(stand_in_endpoint(server.port, tls="none")) as imap:
         refs = list(imap.scan(("Box",)).refs)
         with pytest.raises(FolderError, match=r"announced a literal of 3000000000 bytes \(3.0 GB\), over the limit .* "
                                               "in Box before naming its message: the folder cannot be read past it"):
@@ -347,7 +337,7 @@ def test_a_slow_but_steady_server_is_not_a_stalled_one(fake, monkeypatch):
     answers = {"EXAMINE": lambda _: [b"* 1 EXISTS", b"* OK [UIDVALIDITY 7] ok", b"{tag} OK [READ-ONLY] done"],
                "UID": steady}
     server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 NAMESPACE", **answers))
-    with ImapStore(endpoint(None, None, port=server.port, tls="none")) as imap:
+    with ImapStore(stand_in_endpoint(server.port, tls="none")) as imap:
         [message] = imap.fetch(("Box",), list(imap.scan(("Box",)).refs))
     assert message.raw == piece * 80
     assert len([c for c in server.commands if "BODY.PEEK" in c]) == 1  # not once more after a stall

@@ -12,12 +12,11 @@ import pytest
 
 from harness.corpus import corpus, expected_dump, imap_flags, seed_items, server_safe
 from harness.dovecot import OUTLOOK_SPECIAL_FOLDERS, DovecotServer, MailUser
+from harness.endpoints import endpoint
 from migrator.core.contentkey import content_key
 from migrator.core.errors import StoreError
 from migrator.core.folder import Role
 from migrator.core.message import Flag, Flags, Message
-from migrator.endpoints.credentials import PasswordSource
-from migrator.endpoints.endpoint import Endpoint
 from migrator.stores import open_store
 from migrator.stores.imap import ImapStore, reading
 from migrator.stores.imap.connection import connect
@@ -26,17 +25,9 @@ from migrator.stores.imap.writing import append_command
 UTC = timezone.utc
 
 
-def endpoint(server: DovecotServer, user: MailUser, *, tls: str = "implicit", **changes: object) -> Endpoint:
-    """Return an endpoint for ``user`` on ``server`` trusting the server's CA."""
-    port = server.ports["imaps" if tls == "implicit" else "imap"]
-    fields: dict = dict(kind="imap", host=server.host, port=port, user=user.name, tls=tls,
-                        ca_file=str(server.ca_file), password=PasswordSource(literal=user.password))
-    fields.update(changes)
-    return Endpoint(**fields)
-
-
-def store(server: DovecotServer, user: MailUser, *, readonly: bool = True, **changes: object) -> ImapStore:
-    return ImapStore(endpoint(server, user, **changes), readonly=readonly)
+def store(server: DovecotServer, user: MailUser, scheme: str = "imaps", *, readonly: bool = True,
+          **changes: object) -> ImapStore:
+    return ImapStore(endpoint(server, user, scheme, **changes), readonly=readonly)
 
 
 def message(number: int, *, body: bytes = b"Hello.\r\n", headers: bytes = b"") -> bytes:
@@ -323,14 +314,14 @@ def test_readonly_store_never_writes_or_selects(dovecot, user):
 
 
 def test_starttls(dovecot, user):
-    with store(dovecot, user, tls="starttls") as imap:
+    with store(dovecot, user, "imap") as imap:
         assert ("INBOX",) in [f.path for f in imap.list_folders()]
 
 
 def test_plain_connection_when_asked_for(dovecot_server, make_user):
     plain = dovecot_server(plaintext_auth=True)
     user = make_user(plain)
-    with store(plain, user, tls="none", auth="login") as imap:
+    with store(plain, user, "imap", tls="none", auth="login") as imap:
         assert imap.list_folders()[0].path == ("INBOX",)
 
 
@@ -344,7 +335,7 @@ def test_passwords_that_need_quoting_or_a_literal(dovecot, user, auth):
 
 def test_synchronising_literals_without_literal_plus(dovecot, user):
     """Servers without LITERAL+ get each literal after their '+': the protocol must wait for it."""
-    protocol = connect(endpoint(dovecot, user, tls="starttls"), user.password)
+    protocol = connect(endpoint(dovecot, user, "imap"), user.password)
     protocol.capabilities = protocol.capabilities - {"LITERAL+"}
     first = Message(SAMPLES[0][0], received=datetime(2020, 1, 1, tzinfo=UTC))
     second = Message(SAMPLES[2][0], received=datetime(2020, 1, 1, tzinfo=UTC))

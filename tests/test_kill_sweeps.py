@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import collections
-import os
 import random
 import subprocess
 import sys
@@ -24,9 +23,10 @@ from datetime import datetime, timezone
 import pytest
 
 from harness.corpus import corpus, seed_items, server_safe
+from harness.endpoints import url
 from harness.proxy import KillProxy
 from migrator.core.message import Flags, Message
-from tests.test_migrate import run_killed, url
+from tests.test_migrate import run_killed
 from tests.test_stopping import contents, leftovers
 
 TRIALS = 20
@@ -51,12 +51,6 @@ def _attachment(number: int) -> Message:
 def raws(dump: dict[str, list[tuple[bytes, object, object]]]) -> Raws:
     """Return a server's dump as sorted raw messages by folder."""
     return {name: sorted(raw for raw, _, _ in items) for name, items in dump.items() if items}
-
-
-def pop3_url(server, user, port: int) -> str:
-    """Return the pop3s:// endpoint of ``user`` through ``port``."""
-    os.environ[f"PW_{user.name}"] = user.password
-    return f"pop3s://{user.name}@{server.host}:{port}?password_env=PW_{user.name}&ca_file={server.ca_file}"
 
 
 def migrator(*args: str) -> subprocess.CompletedProcess:
@@ -162,8 +156,8 @@ def test_pop3_with_delete_killed_at_random_moments_deletes_only_what_is_archived
         source = users[number] = make_user()
         dovecot.seed(source, seed_items(messages))
         target, state = f"mbox:{tmp_path / str(number)}", ["--state", str(tmp_path / f"{number}.sqlite"), "--delete"]
-        return Trial(lambda port: ["copy", pop3_url(dovecot, source, port), target, *state],
-                     ["copy", pop3_url(dovecot, source, dovecot.ports["pop3s"]), target, *state],
+        return Trial(lambda port: ["copy", url(dovecot, source, "pop3s", port=port), target, *state],
+                     ["copy", url(dovecot, source, "pop3s"), target, *state],
                      lambda: contents(target))
 
     unarchived = collections.Counter()

@@ -6,7 +6,6 @@ real command line, timed by a proxy that counts the bytes of the real conversati
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -16,6 +15,7 @@ import pytest
 
 from harness.corpus import corpus, seed_items, server_safe
 from harness.dovecot import OUTLOOK_SPECIAL_FOLDERS
+from harness.endpoints import url
 from harness.proxy import KillProxy
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.pipeline.foldermap import FolderRules
@@ -27,13 +27,6 @@ from migrator.stores import open_store
 
 SENT = [(("Sent",), f"Subject: sent {i}\r\nMessage-ID: <sent{i}@x>\r\n\r\nsent mail {i}\r\n".encode(), ["\\Seen"],
          datetime(2023, 1, 1 + i, 9, 0, tzinfo=timezone.utc)) for i in range(3)]
-
-
-def url(server, user, *, port: int | None = None) -> str:
-    """Return the imaps:// endpoint of ``user`` (through ``port`` when a proxy stands between)."""
-    os.environ[f"PW_{user.name}"] = user.password
-    return (f"imaps://{user.name}@{server.host}:{port or server.ports['imaps']}"
-            f"?password_env=PW_{user.name}&ca_file={server.ca_file}")
 
 
 def dump(server, user, rename=None):

@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.corpus import corpus, crlf, server_safe
+from harness.endpoints import endpoint
 from harness.listener import Listener
 from migrator.cli import main
 from migrator.core.errors import ConfigError, ConnectError, MessageError, StoreError
@@ -35,14 +36,6 @@ from migrator.stores.pop3.wire import message_bytes, parse_listing, received_dat
 
 INBOX = ("INBOX",)
 WHEN = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
-
-
-def pop3_endpoint(server, user, *, scheme: str = "pop3s", **changes) -> Endpoint:
-    fields = dict(kind="pop3", host=server.host, port=server.ports[scheme], user=user.name,
-                  tls="implicit" if scheme == "pop3s" else "starttls", ca_file=str(server.ca_file),
-                  password=PasswordSource(literal=user.password))
-    fields.update(changes)
-    return Endpoint(**fields)
 
 
 def numbered(count: int, start: int = 0) -> list[bytes]:
@@ -69,7 +62,7 @@ def maildir_messages(path: Path) -> list[bytes]:
 
 
 def copy(server, user, target: Path, state: StateStore, **options):
-    return run_copy(pop3_endpoint(server, user), [Endpoint("maildir", path=target)], CopyOptions(**options), state)
+    return run_copy(endpoint(server, user, "pop3s"), [Endpoint("maildir", path=target)], CopyOptions(**options), state)
 
 
 def server_count(server, user) -> int:
@@ -130,7 +123,7 @@ def test_fetch_is_byte_exact_with_received_dates(dovecot, user):
     messages = [m for m in server_safe(corpus()) if m.folder == INBOX]
     assert messages
     dovecot.seed(user, [(INBOX, m.raw, [], m.received) for m in messages])
-    with Pop3Store(pop3_endpoint(dovecot, user)) as store:
+    with Pop3Store(endpoint(dovecot, user, "pop3s")) as store:
         scan = store.scan(INBOX)
         refs = list(scan.refs)
         fetched = list(store.fetch(INBOX, refs))
@@ -146,7 +139,7 @@ def test_fetch_is_byte_exact_with_received_dates(dovecot, user):
 def test_long_lines_and_dot_lines_survive(dovecot, user):
     raw = b"Subject: long\r\nX-Long: " + b"y" * 10_000 + b"\r\n\r\n.\r\n..two\r\n.three\r\n"
     seed_inbox(dovecot, user, [raw])
-    with Pop3Store(pop3_endpoint(dovecot, user)) as store:
+    with Pop3Store(endpoint(dovecot, user, "pop3s")) as store:
         assert [m.raw for m in store.messages(INBOX)] == [raw]
 
 
@@ -154,7 +147,7 @@ def test_a_big_message_costs_about_its_size_to_retrieve(dovecot, user):
     """poplib's own RETR keeps a list of every line: five times the message's size at its peak."""
     raw = b"Subject: big\r\n\r\n" + b"".join(b"%076d\r\n" % n for n in range(100_000))
     seed_inbox(dovecot, user, [raw])
-    with Pop3Store(pop3_endpoint(dovecot, user)) as store:
+    with Pop3Store(endpoint(dovecot, user, "pop3s")) as store:
         refs = store.scan(INBOX).refs
         tracemalloc.start()
         try:
@@ -168,8 +161,8 @@ def test_a_big_message_costs_about_its_size_to_retrieve(dovecot, user):
 
 def test_stls_sasl_plain_and_stats(dovecot, user):
     seed_inbox(dovecot, user, numbered(3))
-    for endpoint in (pop3_endpoint(dovecot, user, scheme="pop3"), pop3_endpoint(dovecot, user, auth="plain")):
-        with Pop3Store(endpoint) as store:
+    for pop3 in (endpoint(dovecot, user, "pop3"), endpoint(dovecot, user, "pop3s", auth="plain")):
+        with Pop3Store(pop3) as store:
             stats = store.stats(INBOX)
             assert stats.messages == 3
             assert stats.size == sum(len(r) for r in numbered(3))
@@ -197,7 +190,7 @@ def test_login_problems_are_one_sentence(dovecot, user, changes, expected):
     if "ca_file" in changes:
         changes["ca_file"] = str(dovecot.untrusted_ca_file)
     with pytest.raises(ConnectError, match=expected.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
-        Pop3Store(pop3_endpoint(dovecot, user, **changes)).open()
+        Pop3Store(endpoint(dovecot, user, "pop3s", **changes)).open()
 
 
 def test_refused_connection_and_bad_auth_method(dovecot, user):
@@ -206,14 +199,14 @@ def test_refused_connection_and_bad_auth_method(dovecot, user):
     port = closed.getsockname()[1]
     closed.close()
     with pytest.raises(ConnectError, match="connection refused"):
-        Pop3Store(pop3_endpoint(dovecot, user, port=port)).open()
+        Pop3Store(endpoint(dovecot, user, "pop3s", port=port)).open()
     with pytest.raises(ConfigError, match="not one of user, apop, plain"):
-        Pop3Store(pop3_endpoint(dovecot, user, auth="cram")).open()
+        Pop3Store(endpoint(dovecot, user, "pop3s", auth="cram")).open()
 
 
 def test_read_only_store_refuses_to_delete(dovecot, user):
     seed_inbox(dovecot, user, numbered(1))
-    with Pop3Store(pop3_endpoint(dovecot, user)) as store:
+    with Pop3Store(endpoint(dovecot, user, "pop3s")) as store:
         uids = [r.uid for r in store.scan(INBOX).refs]
         with pytest.raises(StoreError, match="read-only"):
             store.delete(INBOX, uids)
@@ -380,7 +373,7 @@ def test_server_without_uidl_uses_content_keys(tmp_path, state, caplog):
 
 def test_a_dropped_session_is_resumed_without_loss_or_repeats(dovecot, user):
     seed_inbox(dovecot, user, numbered(4))
-    with Pop3Store(pop3_endpoint(dovecot, user)) as store:
+    with Pop3Store(endpoint(dovecot, user, "pop3s")) as store:
         refs = list(store.scan(INBOX).refs)
         stream = store.fetch(INBOX, refs)
         first = next(stream)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.endpoints import url
 from harness.proxy import FaultProxy
 from migrator.cli import main
 from migrator.profile import load_profile, plan_run
@@ -39,20 +40,12 @@ def maildir_inbox(path: Path) -> list[bytes]:
     return sorted(file.read_bytes() for file in [*path.glob("cur/*"), *path.glob("new/*")])
 
 
-def source_url(server, user, kind: str, port: int | None = None) -> str:
-    """Return the URL of ``user`` on ``server`` over ``kind`` (through ``port`` when a proxy stands between)."""
-    os.environ[f"PW_{user.name}"] = user.password
-    scheme = SCHEMES[kind]
-    return (f"{scheme}://{user.name}@{server.host}:{port or server.ports[scheme]}"
-            f"?password_env=PW_{user.name}&ca_file={server.ca_file}")
-
-
 @pytest.mark.parametrize("kind", ["imap", "pop3"])
 def test_a_message_over_the_limit_fails_alone_and_the_rest_is_copied(dovecot, user, kind, tmp_path, capsys,
                                                                      monkeypatch):
     raws = [message(1, 3000), message(2, 60_000), message(3, 3000)]
     dovecot.seed(user, [(("INBOX",), raw, [], WHEN) for raw in raws])
-    copy = ["copy", source_url(dovecot, user, kind), f"maildir:{tmp_path / 'md'}", "--state", str(tmp_path / "s")]
+    copy = ["copy", url(dovecot, user, SCHEMES[kind]), f"maildir:{tmp_path / 'md'}", "--state", str(tmp_path / "s")]
     monkeypatch.setenv("MIGRATOR_MAX_MESSAGE_SIZE", "20KB")
     assert main(copy) == 1
     err = capsys.readouterr().err
@@ -72,7 +65,7 @@ def test_a_message_over_the_limit_fails_alone_and_the_rest_is_copied(dovecot, us
 def test_a_bad_limit_stops_the_run_before_anything_is_written(dovecot, user, name, value, expected, tmp_path, capsys,
                                                              monkeypatch):
     monkeypatch.setenv(name, value)
-    assert main(["copy", source_url(dovecot, user, "imap"), f"maildir:{tmp_path / 'md'}", "--no-state"]) == 2
+    assert main(["copy", url(dovecot, user, "imaps"), f"maildir:{tmp_path / 'md'}", "--no-state"]) == 2
     assert capsys.readouterr().err == f"migrator: {name}={value!r} {expected}\n"
     assert not (tmp_path / "md").exists()
 

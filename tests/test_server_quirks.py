@@ -14,12 +14,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from harness.endpoints import stand_in_endpoint
 from harness.fake import usual_answers
 from migrator.core.errors import FolderError
 from migrator.core.folder import Role
 from migrator.core.message import Flag, Flags, Message
-from migrator.endpoints.credentials import PasswordSource
-from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.imap import ImapStore
 
 UTC = timezone.utc
@@ -86,8 +85,7 @@ def _uids(text: str) -> set[int]:
 
 
 def store_on(server) -> ImapStore:
-    endpoint = Endpoint(kind="imap", host="127.0.0.1", port=server.port, tls="none", user="alice",
-                        password=PasswordSource(literal="secret"))
+    endpoint = stand_in_endpoint(server.port)
     return ImapStore(endpoint, readonly=False)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.endpoints import url
 from harness.proxy import FaultProxy
 from migrator.cli import main
 from migrator.core.message import Flags, Message
@@ -141,11 +142,6 @@ def landmarks_up(stream: bytes) -> list[int]:
     ]
 
 
-def imap_url(server, user, port: int, monkeypatch) -> str:
-    monkeypatch.setenv(f"PW_{user.name}", user.password)
-    return f"imap://{user.name}@{server.host}:{port}?tls=none&password_env=PW_{user.name}"
-
-
 @pytest.fixture(autouse=True)
 def quick_faults(monkeypatch):
     """Reconnect at once and stall after 1 s, to keep the sweep short.
@@ -168,7 +164,7 @@ def sweep_fetch(dovecot, user, fault: str, pick: slice, tmp_path, capsys, monkey
     dovecot.seed(user, [(m.folder, m.raw, [], m.received) for m in messages])
     wanted = expected(messages)
     clean = FaultProxy(dovecot.host, dovecot.ports["imap"], record=True)
-    source = imap_url(dovecot, user, clean.port, monkeypatch)
+    source = url(dovecot, user, "imap", port=clean.port, tls="none")
     assert copy(source, f"maildir:{tmp_path / 'clean'}", tmp_path / "clean.db", capsys) == (0, "")
     clean.close()
     assert maildir_contents(tmp_path / "clean") == wanted
@@ -176,10 +172,10 @@ def sweep_fetch(dovecot, user, fault: str, pick: slice, tmp_path, capsys, monkey
     for trial, offset in enumerate(landmarks_down(bytes(clean.streams["down"]))[pick]):
         proxy = FaultProxy(dovecot.host, dovecot.ports["imap"], fault=fault, after=offset, direction="down")
         target, state = tmp_path / f"md{trial}", tmp_path / f"state{trial}.db"
-        code, err = copy(imap_url(dovecot, user, proxy.port, monkeypatch), f"maildir:{target}", state, capsys)
+        code, err = copy(url(dovecot, user, "imap", port=proxy.port, tls="none"), f"maildir:{target}", state, capsys)
         proxy.close()
         after_fault = maildir_contents(target)
-        rerun, _ = copy(imap_url(dovecot, user, dovecot.ports["imap"], monkeypatch), f"maildir:{target}", state, capsys)
+        rerun, _ = copy(url(dovecot, user, "imap", tls="none"), f"maildir:{target}", state, capsys)
         tally.judge(offset, code, err, after_fault, maildir_contents(target), rerun, wanted)
     return tally
 
@@ -190,17 +186,18 @@ def sweep_append(dovecot, make_user, fault: str, pick: slice, tmp_path, capsys, 
     write_archive(Endpoint("maildir", path=tmp_path / "source"), messages)
     source, wanted = f"maildir:{tmp_path / 'source'}", expected(messages)
     clean, target = FaultProxy(dovecot.host, dovecot.ports["imap"], record=True), make_user()
-    assert copy(source, imap_url(dovecot, target, clean.port, monkeypatch), tmp_path / "clean.db", capsys) == (0, "")
+    clean_target = url(dovecot, target, "imap", port=clean.port, tls="none")
+    assert copy(source, clean_target, tmp_path / "clean.db", capsys) == (0, "")
     clean.close()
     assert server_contents(dovecot, target) == wanted
     tally = Tally(CAUSES[fault])
     for trial, offset in enumerate(landmarks_up(bytes(clean.streams["up"]))[pick]):
         proxy, target, state = FaultProxy(dovecot.host, dovecot.ports["imap"], fault=fault, after=offset,
                                           direction="up"), make_user(), tmp_path / f"state{trial}.db"
-        code, err = copy(source, imap_url(dovecot, target, proxy.port, monkeypatch), state, capsys)
+        code, err = copy(source, url(dovecot, target, "imap", port=proxy.port, tls="none"), state, capsys)
         proxy.close()
         after_fault = server_contents(dovecot, target)
-        rerun, _ = copy(source, imap_url(dovecot, target, dovecot.ports["imap"], monkeypatch), state, capsys)
+        rerun, _ = copy(source, url(dovecot, target, "imap", tls="none"), state, capsys)
         tally.judge(offset, code, err, after_fault, server_contents(dovecot, target), rerun, wanted)
     return tally
 
