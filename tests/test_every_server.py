@@ -35,8 +35,8 @@ from migrator.core.message import Flag, Flags, Message
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.pipeline.verify import verify
 from migrator.stores import open_store
-from migrator.stores.imap import store as imap_store
 from migrator.stores.imap import writing as imap_writing
+from migrator.stores.network import reconnect
 from tests.support.archives import write_archive
 
 UTC = timezone.utc
@@ -390,7 +390,7 @@ def test_killed_once_the_server_took_a_batch_the_rerun_finds_what_it_changed(req
 
 @pytest.mark.parametrize("name", ["cyrus", "courier"])
 def test_a_connection_lost_before_the_servers_answer_writes_nothing_twice(request, name, monkeypatch):
-    monkeypatch.setattr(imap_store, "RECONNECT_DELAYS", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(reconnect, "POLICY", reconnect.ReconnectPolicy(delays=(0.0, 0.0, 0.0)))
     monkeypatch.setattr(imap_writing, "SETTLE_SECONDS", 0.1)
     server = request.getfixturevalue(name)
     user = server.add_user(f"lost{name}", "lost-secret")

@@ -23,14 +23,14 @@ from migrator.core.errors import ConfigError, ConnectError, ConnectionLost, Fold
 from migrator.core.message import Flag, Flags, Message
 from migrator.endpoints.credentials import PasswordSource
 from migrator.stores.imap import ImapStore
-from migrator.stores.imap import store as store_module
+from migrator.stores.network import reconnect
 
 UTC = timezone.utc
 
 
 @pytest.fixture(autouse=True)
 def quick_reconnect(monkeypatch):
-    monkeypatch.setattr(store_module, "RECONNECT_DELAYS", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(reconnect, "POLICY", reconnect.ReconnectPolicy(delays=(0.0, 0.0, 0.0)))
 
 
 def messages(count: int, size: int = 3000) -> list[Message]:

@@ -25,7 +25,7 @@ from harness.proxy import FaultProxy
 from migrator.cli import main
 from migrator.core.message import Flags, Message
 from migrator.endpoints.endpoint import Endpoint
-from migrator.stores.imap import store as imap_store
+from migrator.stores.network import reconnect
 from tests.support.archives import write_archive
 
 FOLDERS = ("INBOX", "Work", "Notes")
@@ -148,7 +148,7 @@ def quick_faults(monkeypatch):
 
     The pause before resending unconfirmed APPENDs (writing.py) stays as it is: no duplicate rests on it.
     """
-    monkeypatch.setattr(imap_store, "RECONNECT_DELAYS", (0.05, 0.05, 0.05))
+    monkeypatch.setattr(reconnect, "POLICY", reconnect.ReconnectPolicy(delays=(0.05, 0.05, 0.05)))
     monkeypatch.setenv("MIGRATOR_STALL_SECONDS", STALL_SECONDS)
 
 

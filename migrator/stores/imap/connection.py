@@ -20,6 +20,7 @@ from migrator.stores.imap.parser import Response
 from migrator.stores.imap.protocol import ImapProtocol
 from migrator.stores.network.limits import max_message_size, stall_seconds
 from migrator.stores.network.paced_socket import PacedSocket, Stalled
+from migrator.stores.network.reconnect import Refused, refusal
 from migrator.stores.network.tls import (
     NoGreeting,
     await_greeting,
@@ -110,11 +111,11 @@ def _handshake(wrap: Callable[[], T], sock: PacedSocket, endpoint: Endpoint) -> 
         return wrap()
     except ssl.SSLCertVerificationError as error:
         sock.close()
-        raise ConnectError(certificate_problem(error, endpoint)) from None
+        raise Refused(certificate_problem(error, endpoint)) from None
     except (ssl.SSLError, OSError) as error:
         sock.close()
         if isinstance(error, ClearTextReply) and endpoint.tls == "implicit":
-            raise ConnectError(clear_text_port(endpoint, error.line)) from None
+            raise Refused(clear_text_port(endpoint, error.line)) from None
         if isinstance(error, Stalled) and error.heard:  # it answered, then stopped: no sign the port is wrong
             raise ConnectError(f"the TLS handshake with {where} failed for {endpoint.user}: {error}") from None
         hint = "use imap:// for a server that offers STARTTLS" if endpoint.tls == "implicit" else "check the port"
@@ -124,13 +125,14 @@ def _handshake(wrap: Callable[[], T], sock: PacedSocket, endpoint: Endpoint) -> 
 
 def _starttls(protocol: ImapProtocol, endpoint: Endpoint, context: ssl.SSLContext) -> None:
     if "STARTTLS" not in protocol.capabilities:
-        raise ConnectError(
+        raise Refused(
             f"{endpoint.host}:{endpoint.port} does not offer STARTTLS, so the password for {endpoint.user} "
             "would travel in clear: use imaps:// (port 993), or add ?tls=none only on a network you trust"
         )
     reply = protocol.run(b"STARTTLS")
     if not reply.result.ok:
-        raise ConnectError(f"{endpoint.host} refused STARTTLS for {endpoint.user}: {reply.result.said()}")
+        said = reply.result.said()
+        raise refusal(said)(f"{endpoint.host} refused STARTTLS for {endpoint.user}: {said}")
     host, _ = endpoint.address
     _handshake(lambda: protocol.starttls(context, host), protocol.paced, endpoint)
     protocol.capabilities = frozenset()  # capabilities seen before TLS must not be trusted (RFC 3501 6.2.1)
@@ -151,7 +153,7 @@ def _login(protocol: ImapProtocol, endpoint: Endpoint, password: str) -> None:
     else:
         result = protocol.run(b"LOGIN ", astring(endpoint.user or ""), b" ", Secret(astring(password))).result
     if not result.ok:
-        raise ConnectError(
+        raise refusal(result.said())(
             f"cannot log in to {endpoint.host} as {endpoint.user}: the server said {result.said()!r}. "
             "Check the user name and the password (or the password source in the endpoint or profile)"
         )
@@ -164,7 +166,7 @@ def _mechanism(protocol: ImapProtocol, endpoint: Endpoint) -> str:
     if "AUTH=PLAIN" in protocol.capabilities and wanted in ("", "plain"):
         return "plain"
     if "LOGINDISABLED" in protocol.capabilities:
-        raise ConnectError(
+        raise Refused(
             f"{endpoint.host} refuses to log in {endpoint.user} without TLS: "
             "use imaps:// (port 993) or imap:// with STARTTLS instead of ?tls=none"
         )

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
-from migrator.core.errors import ConnectError, ConnectionLost, FolderError
+from migrator.core.errors import FolderError
 from migrator.core.folder import Folder, FolderIndex, FolderStats, Role
 from migrator.core.message import Flags, FolderPath, Message, MessageRef
 from migrator.endpoints.endpoint import Endpoint
@@ -17,9 +15,8 @@ from migrator.stores.imap.connection import connect
 from migrator.stores.imap.parser import ParseError
 from migrator.stores.imap.session import Session
 from migrator.stores.network.limits import not_read
+from migrator.stores.network.reconnect import LOST, Reconnecting, Refused
 
-RECONNECT_DELAYS = (0.5, 1.0, 2.0)  # pauses before each new attempt after a lost connection
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -35,7 +32,7 @@ class ImapStore(Store):
         self._known_names: dict[FolderPath, str] = {}
         self._validity: dict[FolderPath, str] = {}
         self._probes: dict[FolderPath, FolderProbe] = {}  # from the last listing, or a STATUS since
-        self._gave_up = False  # reconnecting failed: later operations try once, until a connection works
+        self._reconnecting = Reconnecting(endpoint.account, self._disconnect)
         self._quirks = writing.ServerQuirks()  # what the server refused or changed, learnt once a run
 
     # --- lifecycle -------------------------------------------------------------------
@@ -68,35 +65,24 @@ class ImapStore(Store):
                 self._session = Session.start(protocol, self.endpoint, self._known_names, readonly=self.readonly)
             except ParseError as error:
                 protocol.close()
-                raise ConnectError(
+                raise Refused(
                     f"cannot use {self.endpoint.account}: its NAMESPACE reply cannot be read ({error})") from None
-            self._gave_up = False
+            self._reconnecting.connected()
         return self._session
 
     def _retrying(self, operation: Callable[[Session], T], what: str) -> T:
-        """Return ``operation(session)``, reconnecting after a lost connection (bounded)."""
-        attempt = 0
-        while True:
-            try:
-                return operation(self._live())
-            except (ConnectionLost, ConnectError) as error:
-                self._pause_or_raise(error, attempt)
-                attempt += 1
-            except ParseError as error:
-                raise self._unreadable(error, what) from None
+        """Return ``operation(session)``, reconnecting after a lost connection (see network/reconnect.py)."""
+        return self._reconnecting.run(lambda: self._readable(operation, what), what)
 
-    def _pause_or_raise(self, error: ConnectionLost | ConnectError, attempt: int) -> None:
-        # A server that stalls costs the stall limit per attempt: once it wore out every attempt,
-        # each later folder gets one, not four, so that a run against it ends in reasonable time.
+    def _readable(self, operation: Callable[[Session], T], what: str) -> T:
+        try:
+            return operation(self._live())
+        except ParseError as error:
+            raise self._unreadable(error, what) from None
+
+    def _disconnect(self) -> None:
         if self._session is not None:
             self._session.protocol.close()
-        if self._gave_up:
-            raise ConnectionLost(f"{error} (not retried: reconnecting failed earlier in this run)") from None
-        if attempt >= len(RECONNECT_DELAYS):
-            self._gave_up = True
-            raise ConnectionLost(f"{error} (gave up after {attempt} reconnections)") from None
-        log.info("%s: reconnecting (%d of %d)", error, attempt + 1, len(RECONNECT_DELAYS))
-        time.sleep(RECONNECT_DELAYS[attempt])
 
     def _unreadable(self, error: ParseError, what: str) -> FolderError:
         if self._session is not None:
@@ -144,18 +130,19 @@ class ImapStore(Store):
             raise not_read(wanted.refused)
 
     def _stream(self, folder: FolderPath, wanted: reading.WantedMessages) -> Iterator[Message]:
-        attempt = 0
+        what = f"fetching from {'/'.join(folder)}"
+        attempts = self._reconnecting.attempts(what)
         while True:
             progress = wanted.arrived
             try:
                 yield from reading.stream_messages(self._live(), folder, wanted, self._validity)
                 return
-            except (ConnectionLost, ConnectError) as error:
-                attempt = 0 if wanted.arrived > progress else attempt
-                self._pause_or_raise(error, attempt)
-                attempt += 1
+            except LOST as error:
+                if wanted.arrived > progress:  # each new connection that brought messages starts a new count
+                    attempts.progressed()
+                attempts.failed(error)
             except ParseError as error:
-                raise self._unreadable(error, f"fetching from {'/'.join(folder)}") from None
+                raise self._unreadable(error, what) from None
 
     def stats(self, folder: FolderPath) -> FolderStats:
         """Return the folder's message count and total size, without fetching messages."""

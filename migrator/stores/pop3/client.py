@@ -20,6 +20,7 @@ from migrator.core.sizes import format_size
 from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.network.limits import max_message_size, stall_seconds
 from migrator.stores.network.paced_socket import PacedSocket, Stalled
+from migrator.stores.network.reconnect import Refused, refusal
 from migrator.stores.network.tls import (
     NoGreeting,
     await_greeting,
@@ -217,9 +218,9 @@ def _guarded(endpoint: Endpoint, action: Callable[[], T]) -> T:
     try:
         return action()
     except ssl.SSLCertVerificationError as error:
-        raise ConnectError(certificate_problem(error, endpoint)) from None
+        raise Refused(certificate_problem(error, endpoint)) from None
     except ClearTextReply as error:
-        raise ConnectError(clear_text_port(endpoint, error.line)) from None
+        raise Refused(clear_text_port(endpoint, error.line)) from None
     except NoGreeting:
         raise ConnectError(silent_port(endpoint)) from None
     except ssl.SSLError as error:
@@ -254,7 +255,7 @@ def _no_answer(error: TimeoutError, endpoint: Endpoint) -> str:
 
 def _starttls(client: poplib.POP3, endpoint: Endpoint, context: ssl.SSLContext, capabilities: Capabilities) -> None:
     if "STLS" not in capabilities:
-        raise ConnectError(
+        raise Refused(
             f"{endpoint.host}:{endpoint.port} does not offer STLS, so the password for {endpoint.user} would "
             "travel in clear: use pop3s:// (port 995), or tls: none (?tls=none) only on a network you trust"
         )
@@ -265,13 +266,13 @@ def _login(client: PopSession, endpoint: Endpoint, password: str, method: str, c
     user = endpoint.user or ""
     # poplib's stubs give timestamp as a str pattern; poplib compiles it from bytes, as the greeting is.
     if method == "apop" and not client.timestamp.match(client.welcome):  # type: ignore[call-overload]
-        raise ConnectError(
+        raise Refused(
             f"{endpoint.host} does not offer APOP (its greeting has no timestamp): "
             f"drop auth: apop for {user} to log in with USER and PASS"
         )
     if method == "plain" and "PLAIN" not in (m.upper() for m in capabilities.get("SASL", [])):
         offered = " ".join(capabilities.get("SASL", [])) or "none"
-        raise ConnectError(
+        raise Refused(
             f"{endpoint.host} does not offer SASL PLAIN (it offers: {offered}): "
             f"drop auth: plain for {user} to log in with USER and PASS"
         )
@@ -284,7 +285,8 @@ def _login(client: PopSession, endpoint: Endpoint, password: str, method: str, c
             client.user(user)
             client.pass_(password)
     except poplib.error_proto as error:
-        raise ConnectError(_login_refused(endpoint, said(error))) from None
+        words = said(error)
+        raise refusal(words)(_login_refused(endpoint, words)) from None
     except OSError as error:
         raise ConnectError(f"{endpoint.host} closed the connection while {user} logged in: {error}") from None
 

@@ -10,25 +10,24 @@ from __future__ import annotations
 
 import logging
 import poplib
-import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from typing import TypeVar
 
 from migrator.core.contentkey import content_key_from_headers
-from migrator.core.errors import ConnectError, ConnectionLost, FolderError, MessageError, MigratorError, StoreError
+from migrator.core.errors import ConnectionLost, FolderError, MessageError, MigratorError, StoreError
 from migrator.core.folder import Folder, FolderStats, Role
 from migrator.core.message import FolderPath, Message, MessageRef
 from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.base import FolderScan, Store
 from migrator.stores.network.limits import not_read, over_limit
+from migrator.stores.network.reconnect import Reconnecting
 from migrator.stores.pop3 import wire
 from migrator.stores.pop3.client import Capabilities, OversizedMessage, PopSession, connect, said
 
 INBOX: FolderPath = ("INBOX",)
 VALIDITY_UIDL = "uidl"
 VALIDITY_CONTENT_KEY = "content-key"  # the fallback for servers without UIDL
-RECONNECT_DELAYS = (0.5, 1.0, 2.0)
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -46,7 +45,7 @@ class Pop3Store(Store):
         self._numbers: dict[str, int] = {}  # uid -> message number in the current session
         self._validity = VALIDITY_UIDL
         self._marked = 0  # messages marked with DELE in the current session
-        self._gave_up = False  # reconnecting failed: later operations try once, until a session opens
+        self._reconnecting = Reconnecting(endpoint.account, self._drop)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -74,28 +73,17 @@ class Pop3Store(Store):
             if self._password is None:
                 self._password = self.endpoint.password.resolve(self.endpoint.account)
             self._client, self._capabilities = connect(self.endpoint, self._password)
-            self._numbers, self._marked, self._gave_up = {}, 0, False
+            self._numbers, self._marked = {}, 0
+            self._reconnecting.connected()
         return self._client
 
     def _retrying(self, operation: Callable[[PopSession], T], what: str) -> T:
-        """Return ``operation(session)``, starting a new session after a dropped or stalled one (bounded).
+        """Return ``operation(session)``, starting a new session after a dropped or stalled one.
 
-        A new session that cannot be opened counts as one more attempt, as a dropped one does. Once
-        every attempt failed, later operations try once (a stalling server costs the limit each time).
+        A new session that cannot be opened counts as one more attempt, as a dropped one does
+        (see network/reconnect.py for how many, and which errors end the operation at once).
         """
-        attempt = 0
-        while True:
-            try:
-                return operation(self._live())
-            except (OSError, ConnectError) as error:
-                self._drop()
-                if self._gave_up or attempt == len(RECONNECT_DELAYS):
-                    self._gave_up = True
-                    account = self.endpoint.account
-                    raise ConnectionLost(f"lost the connection to {account} while {what}: {error}") from None
-                log.info("lost the connection to %s while %s (%s): reconnecting", self.endpoint.account, what, error)
-                time.sleep(RECONNECT_DELAYS[attempt])
-                attempt += 1
+        return self._reconnecting.run(lambda: operation(self._live()), what)
 
     def _drop(self) -> None:
         if self._client is not None:
