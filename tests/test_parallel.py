@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 import pytest
 
 from harness.corpus import corpus, seed_items, server_safe
+from harness.endpoints import endpoint
 from migrator.core.message import Message
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.pipeline import batches, folder_copy
@@ -27,7 +28,6 @@ from migrator.pipeline.run import run_copy
 from migrator.state.statefile import StateStore
 from migrator.stores import open_store
 from tests.test_copy import contents, imap_endpoint, server_contents
-from tests.test_pop3 import pop3_endpoint
 
 
 @pytest.fixture
@@ -220,5 +220,5 @@ def test_a_written_large_message_read_from_pop3_is_gone_before_the_next_one_is_r
                                                                                     monkeypatch):
     dovecot.seed(user, seed_items(big_and_small()))
     target = parse_endpoint(f"maildir:{tmp_path / 'mail'}")
-    copy = functools.partial(run_copy, pop3_endpoint(dovecot, user), [target], CopyOptions(connections=1))
+    copy = functools.partial(run_copy, endpoint(dovecot, user, "pop3s"), [target], CopyOptions(connections=1))
     assert max(memory_held_at_each_gate_entry(monkeypatch, copy)) < BIG
