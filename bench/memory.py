@@ -10,19 +10,24 @@ session touches and frees enough memory for that run to write into.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 HEADROOM = 2  # times the corpus: the copy's files, and the server's own files in IMAP -> IMAP
 
 
-def recycle_memory(corpus_bytes: int) -> int:
-    """Touch and free memory for a run writing about ``corpus_bytes``; return how many bytes."""
-    size = min(HEADROOM * corpus_bytes, _available() // 2)
+def recycle_memory(corpus_bytes: int, available: Callable[[], int] | None = None) -> int:
+    """Touch and free memory for a run writing about ``corpus_bytes``; return how many bytes.
+
+    At most half of what ``available()`` returns (``available_memory`` unless given) is touched.
+    """
+    size = min(HEADROOM * corpus_bytes, (available or available_memory)() // 2)
     if size > 0:
         block = bytearray(size)  # zero-filled, so every page is written once
         del block  # a block this large is a mapping of its own: freeing it gives its pages back
     return size
 
 
-def _available() -> int:
+def available_memory() -> int:
     """Return the memory the kernel could give without swapping (MemAvailable), 0 if unknown."""
     try:
         with open("/proc/meminfo") as meminfo:

@@ -172,14 +172,15 @@ def test_each_probe_creates_its_files_in_a_new_directory(tmp_path):
     assert len(set(directories)) == 2 and all(d.parent == tmp_path for d in directories)
 
 
-def test_memory_is_recycled_for_twice_the_corpus_but_never_more_than_half_of_what_is_free(monkeypatch):
-    from bench import memory
+def test_memory_is_recycled_for_twice_the_corpus_but_never_more_than_half_of_what_is_free():
+    from bench.memory import recycle_memory
 
-    monkeypatch.setattr(memory, "_available", lambda: 1000 * 2**20)
-    assert memory.recycle_memory(100 * 2**20) == 200 * 2**20
-    assert memory.recycle_memory(400 * 2**20) == 500 * 2**20
-    monkeypatch.setattr(memory, "_available", lambda: 0)  # no /proc/meminfo: touch nothing
-    assert memory.recycle_memory(100 * 2**20) == 0
+    def free() -> int:
+        return 1000 * 2**20
+
+    assert recycle_memory(100 * 2**20, available=free) == 200 * 2**20
+    assert recycle_memory(400 * 2**20, available=free) == 500 * 2**20
+    assert recycle_memory(100 * 2**20, available=lambda: 0) == 0  # no /proc/meminfo: touch nothing
 
 
 def test_a_session_that_removes_its_work_makes_the_next_one_wait_out_the_spell(tmp_path):

@@ -19,6 +19,7 @@ from migrator.pipeline.options import CopyOptions
 from migrator.pipeline.run import run_copy
 from migrator.state.statefile import StateStore
 from migrator.stores import open_store
+from migrator.stores.local.files import Durability
 from migrator.stores.maildir import MaildirStore
 from tests.support.archives import write_archive
 
@@ -93,15 +94,13 @@ def test_a_message_that_cannot_be_moved_into_cur_fails_alone(tmp_path: Path, mon
     assert os.listdir(tmp_path / "tmp") == []
 
 
-def test_a_sync_that_fails_fails_every_staged_message(tmp_path: Path, monkeypatch) -> None:
-    from migrator.stores.local import files
+def test_a_sync_that_fails_fails_every_staged_message(tmp_path: Path) -> None:
+    def failing_syncfs(directory):
+        raise OSError(5, "Input/output error", directory)
 
-    def failing_sync(paths):
-        raise OSError(5, "Input/output error")
-
-    with open_store(parse_endpoint(f"maildir:{tmp_path}"), readonly=False) as store:
+    failing = Durability(syncfs=failing_syncfs)  # as a disk that fails under the filesystem
+    with MaildirStore(parse_endpoint(f"maildir:{tmp_path}"), readonly=False, durability=failing) as store:
         staged = store.stage_batch(("INBOX",), _messages(3))
-        monkeypatch.setattr(files, "_sync_data", failing_sync)
         failed = store.commit_staged()
     assert sorted(failed) == sorted(r.uid for r in staged)
     assert all("Input/output error" in error for error in failed.values())

@@ -18,7 +18,16 @@ from migrator.core.errors import FolderError, MessageError, StoreError
 from migrator.core.message import Flag, Flags, Message
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
-from migrator.stores.maildir import assign_keywords, flags_of, format_keywords, letters_of, parse_keywords, split_name
+from migrator.stores.local.files import Durability
+from migrator.stores.maildir import (
+    MaildirStore,
+    assign_keywords,
+    flags_of,
+    format_keywords,
+    letters_of,
+    parse_keywords,
+    split_name,
+)
 from tests.support.pagecache import cached_pages, require_dropped_pages
 
 UTC = timezone.utc
@@ -27,6 +36,10 @@ _NAME = re.compile(r"^(\d+)\.M(\d+)P(\d+)Q(\d+)\.[^,:/]+,S=(\d+),W=(\d+):2,([A-Z
 
 def _store(path: Path, readonly: bool = False):
     return open_store(parse_endpoint(f"maildir:{path}"), readonly=readonly)
+
+
+def _store_syncing(path: Path, durability: Durability) -> MaildirStore:
+    return MaildirStore(parse_endpoint(f"maildir:{path}"), readonly=False, durability=durability)
 
 
 def _message(raw: bytes = b"Subject: s\r\n\r\nbody\r\n", **kwargs) -> Message:
@@ -85,13 +98,10 @@ def test_file_names_sizes_and_permissions(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("syncfs", [True, False], ids=["one syncfs", "fsync per file"])
-def test_a_batch_is_durable_with_or_without_syncfs(tmp_path: Path, monkeypatch, syncfs: bool) -> None:
-    from migrator.stores.local import files
-
-    if not syncfs:
-        monkeypatch.setattr(files, "_syncfs", None)  # as on a system without syncfs(2)
+def test_a_batch_is_durable_with_or_without_syncfs(tmp_path: Path, syncfs: bool) -> None:
+    durability = Durability() if syncfs else Durability(syncfs=None)  # as on a system without syncfs(2)
     messages = [_message(f"Subject: {i}\r\n\r\nbody {i}\r\n".encode()) for i in range(40)]
-    with _store(tmp_path / "m") as store:
+    with _store_syncing(tmp_path / "m", durability) as store:
         assert all(r.ok for r in store.append_batch(("INBOX",), messages))
     with _store(tmp_path / "m", readonly=True) as store:
         assert sorted(m.raw for m in store.messages(("INBOX",))) == sorted(m.raw for m in messages)
@@ -99,14 +109,11 @@ def test_a_batch_is_durable_with_or_without_syncfs(tmp_path: Path, monkeypatch, 
 
 
 @pytest.mark.parametrize("kept_open", [128, 2], ids=["every file kept open", "most opened again"])
-def test_a_durable_batch_leaves_the_page_cache(tmp_path: Path, monkeypatch, kept_open: int) -> None:
-    from migrator.stores.local import files
-
+def test_a_durable_batch_leaves_the_page_cache(tmp_path: Path, kept_open: int) -> None:
     require_dropped_pages(tmp_path)
-    monkeypatch.setattr(files, "KEPT_OPEN", kept_open)
     body = b"x" * 64 * 1024
     messages = [_message(b"Subject: %d\r\n\r\n" % i + body) for i in range(5)]
-    with _store(tmp_path / "m") as store:
+    with _store_syncing(tmp_path / "m", Durability(kept_open=kept_open)) as store:
         assert all(r.ok for r in store.append_batch(("INBOX",), messages))
     written = sorted((tmp_path / "m" / "cur").iterdir())
     assert len(written) == 5

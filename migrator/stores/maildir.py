@@ -46,6 +46,7 @@ from migrator.stores.foldernames import maildir_dirname, maildir_path, make_firs
 from migrator.stores.local.files import (
     DIR_MODE,
     FILE_MODE,
+    Durability,
     PendingFiles,
     count_files,
     from_time_ns,
@@ -194,17 +195,17 @@ def _is_maildir(path: Path) -> bool:
 
 
 class MaildirStore(Store):
-    """A Maildir++ directory tree (``maildir:PATH``)."""
+    """A Maildir++ directory tree (``maildir:PATH``), written durably as ``durability`` says (see files.py)."""
 
     parallel_folders = True  # each folder is a directory of its own; messages are files
     stages_writes = True  # one sync and one fsync of cur/ for several batches (see Store)
 
-    def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
+    def __init__(self, endpoint: Endpoint, *, readonly: bool = True, durability: Durability | None = None) -> None:
         super().__init__(endpoint, readonly=readonly)
         self.root = endpoint.local_path
         self._dirs: dict[FolderPath, str] | None = None  # folder -> directory name, once the root is read
         self._files: dict[FolderPath, dict[str, str]] = {}  # uid -> "cur/<name>" of the last scan
-        self._pending = PendingFiles()
+        self._pending = PendingFiles(durability)
         self._staged: list[tuple[str, str, str]] = []  # (folder directory, unique name, flag letters)
 
     def open(self) -> None:

@@ -27,6 +27,7 @@ import stat
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TypeVar
@@ -37,7 +38,7 @@ from migrator.stores.local.leftovers import temp_name
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 SYNC_THREADS = 16
-KEPT_OPEN = 128  # descriptors pending files keep open (see PendingFiles)
+KEPT_OPEN = 128  # descriptors pending files keep open by default (see Durability)
 T = TypeVar("T")
 R = TypeVar("R")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -105,15 +106,60 @@ def write_batch(files: Sequence[tuple[str | Path, bytes, datetime | None]]) -> l
         pending.close()
 
 
-class PendingFiles:
-    """Files written but not yet durable, made durable together by one ``sync``.
+def _find_syncfs() -> Callable[[str], None] | None:
+    """Return Linux's syncfs(2) as a function of a directory that raises OSError, or None without it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
 
-    On Linux one syncfs() of the files' filesystem replaces an fsync per file: a batch of 500
-    files is durable about five times sooner. Elsewhere each file is fsynced, on threads. Once
-    durable, the files are dropped from the page cache (see forget_cached).
+    def sync_filesystem(directory: str) -> None:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            if syncfs(fd) != 0:
+                code = ctypes.get_errno()
+                raise OSError(code, os.strerror(code), directory)
+        finally:
+            os.close(fd)
+
+    return sync_filesystem
+
+
+@dataclass(frozen=True)
+class Durability:
+    """How a batch of written files is made durable, and how many descriptors that may hold.
+
+    ``syncfs(directory)`` makes everything written to the filesystem holding ``directory`` durable,
+    or raises OSError: Linux's syncfs(2) by default. One syncfs replaces an fsync per file: a batch
+    of 500 files is durable about five times sooner. Without it (None, as on other systems) each
+    file is fsynced, on threads. ``kept_open`` is how many files of a batch stay open until they are
+    dropped from the page cache. Stores use the default unless given another, as a test does to make
+    the sync fail or to go without syncfs.
     """
 
-    def __init__(self) -> None:
+    syncfs: Callable[[str], None] | None = field(default_factory=_find_syncfs)
+    kept_open: int = KEPT_OPEN
+
+    def sync(self, paths: Sequence[str | Path]) -> None:
+        """Make the data of ``paths`` (files of one directory) durable; raise OSError."""
+        if not paths:
+            return
+        if self.syncfs is not None:
+            self.syncfs(os.path.dirname(paths[0]))
+        else:
+            _in_parallel(_fsync_path, paths)
+
+
+class PendingFiles:
+    """Files written but not yet durable, made durable together by one ``sync`` as ``durability`` says.
+
+    Once durable, the files are dropped from the page cache (see forget_cached).
+    """
+
+    def __init__(self, durability: Durability | None = None) -> None:
+        self.durability = durability or _DURABLE
         self.paths: list[str | Path] = []
         # The first files stay open until they are dropped from the cache, sparing an open and
         # a close each; the rest are opened again, so that pending files never need many descriptors.
@@ -130,7 +176,7 @@ class PendingFiles:
                 continue
             errors.append(None)
             self.paths.append(path)
-            if len(self._kept) < KEPT_OPEN:
+            if len(self._kept) < self.durability.kept_open:
                 self._kept.append(fd)
             else:
                 os.close(fd)
@@ -142,7 +188,7 @@ class PendingFiles:
         The files are no longer pending afterwards, whether or not this succeeded.
         """
         try:
-            _sync_data(self.paths)
+            self.durability.sync(self.paths)
             for fd in self._kept:
                 forget_cached(fd)
             for path in self.paths[len(self._kept) :]:
@@ -156,22 +202,6 @@ class PendingFiles:
             os.close(fd)
         self._kept.clear()
         self.paths.clear()
-
-
-def _sync_data(paths: Sequence[str | Path]) -> None:
-    if not paths:
-        return
-    if _syncfs is not None:
-        directory = os.path.dirname(paths[0])
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            if _syncfs(fd) != 0:
-                code = ctypes.get_errno()
-                raise OSError(code, os.strerror(code), directory)
-        finally:
-            os.close(fd)
-        return
-    _in_parallel(_fsync_path, paths)
 
 
 def forget_cached(fd: int, start: int = 0, end: int | None = None) -> None:
@@ -207,14 +237,7 @@ def _fsync_path(path: str | Path) -> None:
         os.close(fd)
 
 
-def _find_syncfs() -> Callable[[int], int] | None:
-    try:
-        return ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-
-
-_syncfs = _find_syncfs() if sys.platform.startswith("linux") else None
+_DURABLE = Durability()  # the one every store uses unless given another
 
 
 def _in_parallel(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
