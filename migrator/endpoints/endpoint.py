@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from migrator.core.errors import ConfigError, closest, did_you_mean
 from migrator.core.sizes import parse_size
 from migrator.endpoints.credentials import PasswordSource
-from migrator.endpoints.kinds import KINDS, LOCAL_KINDS, SCHEMES, StoreKind, endpoint_forms
+from migrator.endpoints.kinds import GMAIL_OPTIONS, KINDS, LOCAL_KINDS, SCHEMES, StoreKind, endpoint_forms
 
 TLS_MODES = ("implicit", "starttls", "none")
 
@@ -33,6 +33,8 @@ class Endpoint:
     password: PasswordSource = field(default_factory=PasswordSource)
     auth: str | None = None  # e.g. "apop" or "plain" for POP3; None lets the client choose
     part_size: int | None = None  # PST only: start a new file when one reaches this size
+    gmail: str = "labels"  # IMAP, a Gmail account: labels (each message once, into its labels' folders) or folders
+    all_mail: str = "unlabelled"  # IMAP, Gmail in labels mode: what its All Mail's copy holds, unlabelled or all
 
     @property
     def store_kind(self) -> StoreKind:
@@ -150,7 +152,18 @@ def _server(text: str) -> Endpoint:
             command=params.get("password_command") or None,
         ),
         auth=auth,
+        gmail=gmail_option(params, "gmail", text),
+        all_mail=gmail_option(params, "all_mail", text),
     )
+
+
+def gmail_option(options: dict[str, str], key: str, where: str) -> str:
+    """Return the Gmail option ``key`` (``gmail``, ``all_mail``) of ``options``, or its default; raise ConfigError."""
+    allowed = GMAIL_OPTIONS[key]
+    value = (options.get(key) or allowed[0]).lower()
+    if value not in allowed:
+        raise ConfigError(f"{key}={options[key]} in {where} is not one of {', '.join(allowed)}")
+    return value
 
 
 def _tls_mode(value: str, text: str) -> str:

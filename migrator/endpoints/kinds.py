@@ -13,6 +13,8 @@ from migrator.core.errors import ConfigError, did_you_mean
 
 # Query options every server endpoint takes (profiles take the same names as keys).
 SERVER_OPTIONS = ("password_env", "password_file", "password_command", "ca_file", "tls", "auth")
+# IMAP only: how a Gmail account (labels shown as folders) is copied, each with its choices, the default first.
+GMAIL_OPTIONS = {"gmail": ("labels", "folders"), "all_mail": ("unlabelled", "all")}
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ KINDS: dict[str, StoreKind] = {kind.name: kind for kind in (
     StoreKind(
         "imap", "migrator.stores.imap:ImapStore", "an IMAP account: read and written, folders and flags",
         schemes=(Scheme("imaps", "implicit", 993), Scheme("imap", "starttls", 143)),
-        auth_methods=("plain", "login"), options=SERVER_OPTIONS,
+        auth_methods=("plain", "login"), options=SERVER_OPTIONS + tuple(GMAIL_OPTIONS),
     ),
     StoreKind(
         "pop3", "migrator.stores.pop3:Pop3Store", "a POP3 mailbox: its inbox, read only",
