@@ -20,6 +20,7 @@ class Role(enum.Enum):
     ARCHIVE = "archive"
     ALL = "all"
     FLAGGED = "flagged"
+    IMPORTANT = "important"  # Gmail's \Important (its own SPECIAL-USE extension)
 
 
 USUAL_NAMES: dict[Role, tuple[str, ...]] = {

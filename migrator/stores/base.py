@@ -8,7 +8,7 @@ library's ``mailbox.Mailbox`` does. The copy pipeline only ever talks to this in
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from migrator.core.errors import StoreError
@@ -25,11 +25,14 @@ class FolderScan:
     stores whose identifiers are stable report a constant. ``refs`` may be a one-shot
     iterator: consume it once. ``refused`` holds (uid, reason) for each message the store
     will not read, such as a symbolic link in a local archive: each is a failed message.
+    ``labels`` is given by a store whose folders are labels (``labels_are_folders``): each
+    message's labels, as the paths of the folders that show them, by uid.
     """
 
     validity: str
     refs: Iterable[MessageRef]
     refused: Sequence[tuple[str, str]] = ()
+    labels: Mapping[str, frozenset[FolderPath]] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,15 @@ class AppendResult:
         return self.error is None
 
 
+@dataclass(frozen=True)
+class Elsewhere:
+    """A message to write into one more folder of a store that holds it already: in ``folder`` as ``uid``."""
+
+    message: Message
+    folder: FolderPath
+    uid: str
+
+
 class Store(ABC):
     """A mailbox store. Use it as a context manager: ``with open_store(ep) as store: ...``.
 
@@ -80,6 +92,10 @@ class Store(ABC):
     ``stages_writes`` is True where making writes durable costs per call more than per byte
     (a sync of the filesystem, an fsync of a directory): ``stage_batch`` then only writes,
     and ``commit_staged`` makes everything staged durable at once.
+    ``labels_are_folders`` is True where one message shows in several folders, one per label
+    (Gmail): read, its messages are copied once from the folder of all mail, each into the
+    folders of its labels; written, a message's further folders are labels added to it
+    (``stage_copies``) rather than uploads.
     """
 
     writable: bool = True
@@ -87,6 +103,7 @@ class Store(ABC):
     supports_flag_updates: bool = True
     parallel_folders: bool = False
     stages_writes: bool = False
+    labels_are_folders: bool = False
 
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
         self.endpoint = endpoint
@@ -210,6 +227,14 @@ class Store(ABC):
         at ``commit_staged``; elsewhere they are written as by ``append_batch``.
         """
         return self.append_batch(folder, messages)
+
+    def stage_copies(self, folder: FolderPath, copies: Sequence[Elsewhere]) -> list[AppendResult]:
+        """Write messages the store holds already in another folder into ``folder`` too, one result each.
+
+        A store that can show one message in several folders (Gmail: a label) does so; the others
+        write each message again, as ``stage_batch`` does.
+        """
+        return self.stage_batch(folder, [copy.message for copy in copies])
 
     def commit_staged(self) -> dict[str, str]:
         """Make every write staged since the last commit durable; return the error of each write

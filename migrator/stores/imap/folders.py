@@ -22,6 +22,7 @@ ROLE_ATTRIBUTES = {
     "\\archive": Role.ARCHIVE,
     "\\all": Role.ALL,
     "\\flagged": Role.FLAGGED,
+    "\\important": Role.IMPORTANT,
 }
 # HIGHESTMODSEQ moves on every flag change (CONDSTORE); the others on arrivals and expunges.
 _VERSION_NAMES = ("UIDVALIDITY", "UIDNEXT", "MESSAGES", "HIGHESTMODSEQ")

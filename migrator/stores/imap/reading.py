@@ -230,16 +230,20 @@ def _message(items: dict[str, Value], path: FolderPath, refs: Listing, index: in
     return Message(body, flags, received, path, refs.uid_at(index), reported_crlf_size=reported)
 
 
-def content_keys(session: Session, path: FolderPath, first_uid: int = 1) -> dict[str, list[str]]:
-    """Return the uids (from ``first_uid`` on) grouped by content key, reading headers only."""
+def content_keys(session: Session, path: FolderPath, first_uid: int = 1, named_by: str = "UID") -> dict[str, list[str]]:
+    """Return the uids (from ``first_uid`` on) grouped by content key, reading headers only.
+
+    ``named_by`` is the FETCH item that names each message (Gmail's X-GM-MSGID instead of its UID).
+    """
     keys: dict[str, list[str]] = {}
     if not session.select(path, fresh=True).exists:
         return keys
-    for items in fetched(session, path, b"%d:*" % first_uid, _KEY_ITEMS):
+    items_asked = _KEY_ITEMS if named_by == "UID" else _KEY_ITEMS.replace(b"(UID ", b"(UID " + named_by.encode() + b" ")
+    for items in fetched(session, path, b"%d:*" % first_uid, items_asked):
         uid = as_int(items["UID"])
         if uid >= first_uid:  # "n:*" also returns the last message when every uid is below n
             key = content_key_from_headers(_key_headers(items), as_int(items.get("RFC822.SIZE")))
-            keys.setdefault(key, []).append(str(uid))
+            keys.setdefault(key, []).append(str(as_int(items[named_by])))
     return keys
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from typing import TypeVar
 
 from migrator.core.errors import FolderError
 from migrator.core.folder import Folder, FolderIndex, FolderStats, Role
-from migrator.core.message import Flags, FolderPath, Message, MessageRef
+from migrator.core.listing import Listing
+from migrator.core.message import Flag, Flags, FolderPath, Message, MessageRef
 from migrator.endpoints.endpoint import Endpoint
-from migrator.stores.base import AppendResult, FolderProbe, FolderScan, Store
-from migrator.stores.imap import folders, reading, writing
+from migrator.stores.base import AppendResult, Elsewhere, FolderProbe, FolderScan, Store
+from migrator.stores.imap import folders, gmail, reading, writing
 from migrator.stores.imap.connection import connect
 from migrator.stores.imap.parser import ParseError
 from migrator.stores.imap.session import Session
@@ -34,12 +36,15 @@ class ImapStore(Store):
         self._probes: dict[FolderPath, FolderProbe] = {}  # from the last listing, or a STATUS since
         self._reconnecting = Reconnecting(endpoint.account, self._disconnect)
         self._quirks = writing.ServerQuirks()  # what the server refused or changed, learnt once a run
+        self._labelled: dict[FolderPath, gmail.LabelledScan] = {}  # Gmail: each folder's UIDs by X-GM-MSGID
 
     # --- lifecycle -------------------------------------------------------------------
 
     def open(self) -> None:
         """Connect and log in; raise ConnectError or ConfigError."""
-        self._live()
+        session = self._live()
+        # Gmail: labels are folders unless the endpoint says to copy it folder by folder (?gmail=folders).
+        self.labels_are_folders = gmail.is_gmail(session.capabilities) and self.endpoint.gmail == "labels"
 
     def sibling(self) -> ImapStore:
         """Return an unopened store for a second connection, with the password already asked for."""
@@ -112,7 +117,12 @@ class ImapStore(Store):
         return session.folders
 
     def scan(self, folder: FolderPath) -> FolderScan:
-        """Return the folder's UIDVALIDITY and its messages' uids, flags, sizes and dates."""
+        """Return the folder's UIDVALIDITY and its messages' uids, flags, sizes and dates.
+
+        Gmail in labels mode: each message named by its X-GM-MSGID, with its labels.
+        """
+        if self.labels_are_folders:
+            return self._scan_labelled(folder)
         scan = self._retrying(lambda s: reading.scan_folder(s, folder), f"scanning {'/'.join(folder)}")
         self._validity[folder] = scan.validity
         return scan
@@ -122,6 +132,9 @@ class ImapStore(Store):
 
         Raise MessageError at the end, naming the messages left out as over the limit on one message.
         """
+        if self.labels_are_folders:
+            yield from self._fetch_labelled(folder, refs)
+            return
         wanted = reading.WantedMessages(refs)
         if not wanted:
             return
@@ -149,8 +162,10 @@ class ImapStore(Store):
         return self._retrying(lambda s: reading.folder_stats(s, folder), f"counting {'/'.join(folder)}")
 
     def content_keys(self, folder: FolderPath) -> dict[str, list[str]]:
-        """Return the folder's uids grouped by content key, fetching headers only."""
-        return self._retrying(lambda s: reading.content_keys(s, folder), f"reading headers of {'/'.join(folder)}")
+        """Return the folder's uids (Gmail in labels mode: X-GM-MSGIDs) by content key, fetching headers only."""
+        named_by = "X-GM-MSGID" if self.labels_are_folders else "UID"
+        return self._retrying(lambda s: reading.content_keys(s, folder, named_by=named_by),
+                              f"reading headers of {'/'.join(folder)}")
 
     def probe_folder(self, folder: FolderPath) -> FolderProbe | None:
         """Return the folder's UIDVALIDITY and message count, from the folder list where it had them."""
@@ -209,6 +224,51 @@ class ImapStore(Store):
         chosen = list(uids)
         if chosen:
             self._retrying(lambda s: writing.delete_messages(s, folder, chosen), f"deleting from {'/'.join(folder)}")
+
+    def stage_copies(self, folder: FolderPath, copies: Sequence[Elsewhere]) -> list[AppendResult]:
+        """Show messages of the account in ``folder`` too: in Gmail a label added, elsewhere an APPEND."""
+        if not self.labels_are_folders:
+            return super().stage_copies(folder, copies)
+        self._check_writable()
+        results = self._retrying(lambda s: gmail.add_labels(s, folder, copies, self._folders(s)),
+                                 f"labelling messages {'/'.join(folder)}")
+        self._probes.pop(folder, None)
+        return results
+
+    # --- Gmail -----------------------------------------------------------------------
+
+    def _scan_labelled(self, folder: FolderPath) -> FolderScan:
+        labelled = self._retrying(lambda s: gmail.scan_folder(s, folder, self._label_folders(s)),
+                                  f"scanning {'/'.join(folder)}")
+        self._validity[folder] = labelled.validity
+        self._labelled[folder] = labelled
+        return labelled.scan
+
+    def _label_folders(self, session: Session) -> gmail.LabelFolders:
+        listed = [f for f in self._folders(session) if f.selectable]
+        return gmail.LabelFolders((f.path, f.role, session.server_name(f.path)) for f in listed)
+
+    def _fetch_labelled(self, folder: FolderPath, refs: Iterable[MessageRef]) -> Iterator[Message]:
+        """Yield the messages named by X-GM-MSGID in ``refs``, fetched by their UIDs in the folder."""
+        if folder not in self._labelled:
+            self._scan_labelled(folder)
+        uids = self._labelled[folder].uids
+        by_uid: dict[str, MessageRef] = {}
+        wanted = Listing()
+        for ref in refs:
+            uid = uids.get(int(ref.uid))
+            if uid is not None:  # else it left the folder since the scan
+                by_uid[str(uid)] = ref
+                wanted.add(str(uid), ref.flags, ref.size, ref.received)
+        if not wanted:
+            return
+        fetching = reading.WantedMessages(wanted)
+        for message in self._stream(folder, fetching):
+            ref = by_uid[message.uid]
+            flags = gmail.starred(message.flags) if Flag.FLAGGED in ref.flags else message.flags
+            yield replace(message, uid=ref.uid, flags=flags)
+        if fetching.refused:
+            raise not_read([(by_uid[uid].uid, why) for uid, why in fetching.refused])
 
 
 def _is_inbox(folder: FolderPath, role: Role | None) -> bool:
