@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -16,11 +16,12 @@ from migrator.core.message import FolderPath, Message
 from migrator.core.stopping import raise_if_stopping, uninterrupted
 from migrator.pipeline.batches import LargeMessageGate, write_batches
 from migrator.pipeline.filters import MessageFilter
+from migrator.pipeline.labels import LabelRoutes, routed_plans
 from migrator.pipeline.plan import PlanContext, TargetPlan, distrust, plan_target
 from migrator.pipeline.progress import Progress
 from migrator.pipeline.summary import Failure, Summary, place
 from migrator.state.statefile import PairKey, StateStore
-from migrator.stores.base import Store
+from migrator.stores.base import Elsewhere, Store
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class RunContext:
     progress: Progress
     deferred: list[Deferred] = field(default_factory=list)
     large_messages: LargeMessageGate = field(default_factory=LargeMessageGate)
+    labels: LabelRoutes | None = None  # a source whose folders are labels: where All Mail's messages go
 
     @property
     def state(self) -> StateStore | None:
@@ -114,6 +116,12 @@ class FolderCopy:
         self.plans: list[TargetPlan] = []
         self.copied = self.failed = 0
         self._uncommitted = _Uncommitted()
+        routes = run.labels
+        self.routes = routes if routes is not None and folder.path == routes.all_mail.path else None
+        self._labels: Mapping[str, frozenset[FolderPath]] = {}  # each message's labels, when routed
+        # Where this batch wrote each message first in a target whose folders are labels, by target: the
+        # batch's further folders in that target are labels added to it. One batch's messages at most.
+        self._written: dict[int, dict[str, tuple[FolderPath, str]]] = {}
 
     def skip_if_unchanged(self) -> bool:
         """Count and report the folder as done and return True when no target needs anything of it."""
@@ -147,7 +155,7 @@ class FolderCopy:
         folder list, so an unchanged folder costs no scan at all.
         """
         state = self.run.state
-        if state is None or not self.folder.version or self.run.plan.dry_run:
+        if state is None or not self.folder.version or self.run.plan.dry_run or self.routes is not None:
             return None
         destination, _ = self.run.destination(self.folder)
         counts = []
@@ -164,9 +172,7 @@ class FolderCopy:
 
     def _copy(self) -> list[TargetPlan]:
         validity, listed, refs = self._listing()
-        destination = self.run.destination(self.folder)
-        self.plans = [plan_target(self.run.plan, t, self.folder, destination, listed, validity)
-                      for t in self.run.targets]
+        self.plans = self._plan(listed, validity)
         del listed  # the plans have used it: a large folder's second listing need not stay for the copy
         todo = refs.where_uid(lambda uid: any(p.needs(uid) for p in self.plans))
         self.run.summary.already_there += len(refs) - len(todo)
@@ -184,6 +190,14 @@ class FolderCopy:
         self._note_distrusted()
         self.run.progress.folder_done(self.folder.name, self.copied, self.failed)
         return self.plans
+
+    def _plan(self, listed: Listing, validity: str) -> list[TargetPlan]:
+        """Return a plan per target, or, for a labelled source's All Mail, per target and label destination."""
+        if self.routes is not None:
+            return routed_plans(self.run.plan, self.run.targets, self.routes, self.run.destination, self._labels,
+                                listed, validity)
+        destination = self.run.destination(self.folder)
+        return [plan_target(self.run.plan, t, self.folder, destination, listed, validity) for t in self.run.targets]
 
     def _count_dry(self, todo: Listing) -> int:
         """Count what the real run would do with ``todo``: copy it, or find it in a target by content key.
@@ -218,6 +232,10 @@ class FolderCopy:
         """Return the source folder's validity, all its messages, and those the run's filter accepts."""
         scan = self.source.scan(self.folder.path)
         self._refused(scan.refused)
+        if self.routes is not None:
+            if scan.labels is None:
+                raise FolderError(f"{self.source.endpoint} listed {self.folder.name} without its messages' labels")
+            self._labels = scan.labels
         listing, message_filter = Listing.of(scan.refs), self.run.message_filter
         if message_filter.is_open:
             return scan.validity, listing, listing
@@ -268,6 +286,7 @@ class FolderCopy:
 
     def _write_batch(self, batch: list[Message]) -> None:
         outcome: dict[str, str] = {}
+        self._written.clear()
         for index, plan in enumerate(self.plans):
             for uid, result in self._write_to(index, plan, batch).items():
                 outcome[uid] = max(outcome.get(uid, "already there"), result, key=_SEVERITY.__getitem__)
@@ -297,10 +316,15 @@ class FolderCopy:
                 state.record(plan.pair, adopted)
             if to_write and not plan.pair.dirty:
                 plan.pair = state.mark_dirty(plan.pair, True)
-        results = plan.store.stage_batch(plan.folder, to_write) if to_write else []
+        fresh, copies = self._elsewhere(plan, to_write)
+        results = plan.store.stage_batch(plan.folder, fresh) if fresh else []
+        results += plan.store.stage_copies(plan.folder, copies) if copies else []
         staged = self._uncommitted.rows.setdefault(index, [])
+        written = self._written.get(id(plan.store))
         for result in results:
             message = result.message
+            if result.ok and written is not None and result.uid:
+                written.setdefault(message.uid, (plan.folder, result.uid))
             if result.ok:
                 outcome[message.uid] = "copied"
                 if result.warning:
@@ -310,6 +334,37 @@ class FolderCopy:
                 outcome[message.uid] = "failed"
                 self.run.summary.fail(self._failure(plan, result.error, message.uid, message.size))
         return outcome
+
+    def _elsewhere(self, plan: TargetPlan, messages: list[Message]) -> tuple[list[Message], list[Elsewhere]]:
+        """Return which of ``messages`` to write into ``plan``'s folder, and which its target holds already elsewhere.
+
+        Only for All Mail's messages going into a target whose folders are labels (Gmail): a message
+        written into another folder of it in this batch, or by an earlier run (a new label since),
+        gets this folder's label instead of a second upload.
+        """
+        if self.routes is None or not plan.store.labels_are_folders:
+            return messages, []
+        written = self._written.setdefault(id(plan.store), {})
+        fresh: list[Message] = []
+        copies: list[Elsewhere] = []
+        for message in messages:
+            where = written.get(message.uid) or self._copied_before(plan, message.uid)
+            if where is None:
+                fresh.append(message)
+            else:
+                copies.append(Elsewhere(message, *where))
+        return fresh, copies
+
+    def _copied_before(self, plan: TargetPlan, uid: str) -> tuple[FolderPath, str] | None:
+        """Return where an earlier run wrote message ``uid`` into another folder of ``plan``'s target, or None."""
+        state = self.run.state
+        for other in self.plans:
+            if other is plan or other.store is not plan.store or other.pair is None or uid not in other.done:
+                continue
+            target_uid = state.target_uid(other.pair, uid) if state is not None else None
+            if target_uid:
+                return other.folder, target_uid
+        return None
 
     def _commit(self) -> None:
         """Make what every target staged durable, record it, and count the messages written since the last commit."""

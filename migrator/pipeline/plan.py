@@ -34,6 +34,8 @@ class TargetPlan:
 
     ``distrusted`` says why the state's rows for this target were set aside (the target folder
     was deleted, re-created, emptied...), for the run's summary; it is None when they held.
+    ``wanted`` holds the messages the plan is for when the folder's messages go to several
+    folders of one target (a labelled source's All Mail, see labels.py); None is every message.
     """
 
     store: Store
@@ -44,10 +46,11 @@ class TargetPlan:
     done: CopiedMessages = field(default_factory=CopiedMessages)
     present: dict[str, list[str]] = field(default_factory=dict)
     distrusted: str | None = None
+    wanted: CopiedMessages | None = None  # the messages this plan copies, where not all (a label's)
 
     def needs(self, uid: str) -> bool:
-        """Return True when the source message ``uid`` is not yet in this target."""
-        return uid not in self.done
+        """Return True when the source message ``uid`` goes to this target and is not yet there."""
+        return uid not in self.done and (self.wanted is None or uid in self.wanted)
 
     def take_present(self, key: str, raw: bytes | None = None) -> str | None:
         """Return the target uid of an unclaimed message with this content key and claim it, or None.

@@ -12,6 +12,7 @@ from migrator.core.message import FolderPath
 from migrator.endpoints.endpoint import Endpoint
 from migrator.endpoints.kinds import KINDS
 from migrator.pipeline.folder_copy import FolderCopy, RunContext
+from migrator.pipeline.labels import LabelRoutes, label_routes
 from migrator.pipeline.options import CopyOptions
 from migrator.pipeline.parallel import copy_side_by_side
 from migrator.pipeline.plan import PlanContext, TargetPlan
@@ -46,7 +47,7 @@ def _run(source: Endpoint, targets: Sequence[Endpoint], options: CopyOptions, st
         # Opening a target for writing creates it on disk, so the folder rules are checked against the
         # source first: a run stopped by a mistake in them leaves nothing behind.
         listed = source_store.list_folders()
-        folders = options.rules.select(listed, str(source))
+        folders, routes = _selected(source_store, listed, options)
         target_stores = [open_store(t, readonly=options.dry_run) for t in targets]
         target_stack = stack.enter_context(contextlib.ExitStack())
         for store in target_stores:
@@ -54,13 +55,23 @@ def _run(source: Endpoint, targets: Sequence[Endpoint], options: CopyOptions, st
             if not options.dry_run or store.exists():
                 target_stack.enter_context(store)
         run = _run_context(source_store, target_stores, options, state, progress)
-        run.summary.folders_left_out = sum(1 for folder in listed if folder.selectable) - len(folders)
+        run.labels = routes
+        run.summary.folders_left_out = sum(1 for folder in listed if folder.selectable) - len(folders) - (
+            len(routes.labels) if routes is not None else 0)
         plans = copy_folders(run, folders, options.connections)
         target_stack.close()  # a PST becomes durable here, before its progress is recorded
         _record_deferred(run)
         if options.deletes and not options.dry_run:
             _delete_copied(run, plans, options)
     return run.summary
+
+
+def _selected(source: Store, listed: list[Folder], options: CopyOptions) -> tuple[list[Folder], LabelRoutes | None]:
+    """Return the source's folders to copy, and, for a source whose folders are labels (Gmail), where the
+    messages of its All Mail go (see labels.py)."""
+    if source.labels_are_folders:
+        return label_routes(listed, options.rules, str(source.endpoint), source.endpoint.all_mail == "all")
+    return options.rules.select(listed, str(source.endpoint)), None
 
 
 def _check(source: Endpoint, targets: Sequence[Endpoint], options: CopyOptions, state: StateStore | None) -> None:

@@ -12,6 +12,7 @@ from migrator.core.contentkey import header_block, key_header_values
 from migrator.core.errors import FolderError, MessageError
 from migrator.core.message import Flags, FolderPath, MessageRef
 from migrator.pipeline.foldermap import FolderRules, display_name
+from migrator.pipeline.labels import NOT_FOLDERS, LabelRoutes, label_routes
 from migrator.stores.base import Store
 
 T = TypeVar("T")
@@ -75,23 +76,35 @@ def verify(source: Store, target: Store, rules: FolderRules = FolderRules(), *,
     (``resolve_folder``: IMAP's folder of the same special-use role). Source folders that go to one
     target folder are compared with it together; what is left over is extra on the last of them.
     With ``details``, missing and extra messages are fetched to give each its headline.
+
+    A source whose folders are labels (Gmail) is compared label by label, as copy writes it: each
+    label's folder with the target folder its label goes to; Starred and Important, which copy
+    writes to no folder, are left out; All Mail only by its messages without a label, unless the
+    source endpoint says ``all_mail=all``.
     """
     rows: list[FolderComparison] = []
     groups: dict[FolderPath, list[tuple[FolderPath, FolderComparison]]] = {}
     wanted: set[FolderPath] = set()  # where the rules send each folder, found there or not
-    for folder in rules.select(source.list_folders()):
+    listed = source.list_folders()
+    selected = rules.select(listed)
+    routes = None
+    if source.labels_are_folders:
+        _, routes = label_routes(listed, rules, str(source.endpoint), source.endpoint.all_mail == "all")
+    if routes is not None:
+        selected = [folder for folder in selected if folder.role not in NOT_FOLDERS]
+    for folder in selected:
         row = FolderComparison(folder.name, None)
         rows.append(row)
         destination = rules.destination(folder)
         wanted.add(destination[0])
         path = _guarded(row, lambda: target.resolve_folder(*destination))
         if path is None:
-            _guarded(row, lambda: _claim(source, folder.path, _TargetFolder(0, {}, {}), row, details))
+            _guarded(row, lambda: _claim(source, folder.path, _TargetFolder(0, {}, {}), row, details, routes))
         else:
             row.target_folder = display_name(path)
             groups.setdefault(path, []).append((folder.path, row))
     for path, members in groups.items():
-        _compare_group(source, target, path, members, details)
+        _compare_group(source, target, path, members, details, routes)
     return rows + _target_only(target, rules, wanted | set(groups), details)
 
 
@@ -107,7 +120,8 @@ def _guarded(row: FolderComparison, compare: Callable[[], T]) -> T | None:
 
 
 def _compare_group(source: Store, target: Store, path: FolderPath,
-                   members: list[tuple[FolderPath, FolderComparison]], details: bool) -> None:
+                   members: list[tuple[FolderPath, FolderComparison]], details: bool,
+                   routes: LabelRoutes | None = None) -> None:
     """Compare the source folders ``members`` (path, row) with the target folder ``path`` they all went to."""
     last = members[-1][1]
     found = _guarded(last, lambda: _target_folder(target, path))
@@ -117,7 +131,7 @@ def _compare_group(source: Store, target: Store, path: FolderPath,
         return
     for source_path, row in members:
         row.target_count = found.count
-        _guarded(row, lambda: _claim(source, source_path, found, row, details))
+        _guarded(row, lambda: _claim(source, source_path, found, row, details, routes))
     _guarded(last, lambda: _leftovers(target, path, found, last, details))
 
 
@@ -128,11 +142,23 @@ def _target_folder(target: Store, path: FolderPath) -> _TargetFolder:
     return _TargetFolder(sum(len(uids) for uids in keys.values()), unclaimed, refs)
 
 
-def _claim(source: Store, path: FolderPath, found: _TargetFolder, row: FolderComparison, details: bool) -> None:
-    """Pair the source folder's messages with unclaimed copies of the same content key; fill ``row``."""
-    source_refs = {ref.uid: ref for ref in source.scan(path).refs}
+def _claim(source: Store, path: FolderPath, found: _TargetFolder, row: FolderComparison, details: bool,
+           routes: LabelRoutes | None = None) -> None:
+    """Pair the source folder's messages with unclaimed copies of the same content key; fill ``row``.
+
+    Of a labelled source's All Mail only the messages without a label are looked for, unless ``routes``
+    say its copy holds every message.
+    """
+    scan = source.scan(path)
+    source_refs = {ref.uid: ref for ref in scan.refs}
+    labels, labelled = scan.labels, routes.label_paths if routes is not None else frozenset()
+    if routes is None or path != routes.all_mail.path or routes.every_message:
+        labels = None
     no_flags = MessageRef("")
-    for key, uids in source.content_keys(path).items():
+    for key, every_uid in source.content_keys(path).items():
+        uids = every_uid if labels is None else [uid for uid in every_uid if not labels.get(uid, set()) & labelled]
+        if not uids:
+            continue
         ours, theirs = sorted(uids, key=_uid_order), found.unclaimed.get(key, [])
         row.source_count += len(ours)
         row.missing += ours[len(theirs):]
