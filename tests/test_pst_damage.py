@@ -21,11 +21,12 @@ from migrator.endpoints.endpoint import parse_endpoint
 from migrator.pipeline.run import run_copy
 from migrator.pipeline.summary import Failure, Summary
 from migrator.stores import open_store
-from migrator.stores.pst import format as fmt
-from migrator.stores.pst import props as p
-from migrator.stores.pst.messaging_reader import read_message, table_nid
-from migrator.stores.pst.ndb_reader import Ndb, is_internal
-from migrator.stores.pst.reader import PstFile
+from migrator.stores.pst.ltp import format as ltp_fmt
+from migrator.stores.pst.messaging import props as p
+from migrator.stores.pst.messaging.reader import read_message, table_nid
+from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb.reader import Ndb, is_internal
+from migrator.stores.pst.reader import PstReader
 from tests.support.pst_corpus import BASE_DATE, FOLDERS, mail
 
 MESSAGES = 300
@@ -53,7 +54,7 @@ def intact(tmp_path_factory: pytest.TempPathFactory) -> Intact:
                        embedded=number % 7 == 6)
             message = Message(raw, received=BASE_DATE, folder=folder)
             assert all(result.ok for result in store.append_batch(store.ensure_folder(folder), [message]))
-    with PstFile(path) as pst:
+    with PstReader(path) as pst:
         folders = pst.folders()
         messages = {int(m.uid): (f.path, m.raw) for f in folders for m in pst.fetch(f, pst.scan(f))}
     assert len(messages) == MESSAGES
@@ -152,10 +153,10 @@ def test_random_bit_flips_never_give_altered_messages(intact: Intact, tmp_path: 
 
 def raw_mime_leaf(path: Path, nid: int) -> tuple[int, int, int]:
     """Return (bid, file offset, size) of the first data block of message ``nid``'s stored raw MIME."""
-    with PstFile(path) as pst:
+    with PstReader(path) as pst:
         props = read_message(pst.ndb, nid).props
         hnid = props.hnid(pst.named.migrator[p.MIGRATOR_RAW])
-        assert hnid is not None and not fmt.is_hid(hnid), "the raw MIME must be big enough for a subnode"
+        assert hnid is not None and not ltp_fmt.is_hid(hnid), "the raw MIME must be big enough for a subnode"
         value = props.node.subnode(hnid)
         bid = value.bid_data
         if is_internal(bid):

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from migrator.core.message import Message
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
-from migrator.stores.pst.messaging_writer import PstWriter
-from migrator.stores.pst.mime_tree import decoded_body, parse_message
-from migrator.stores.pst.reader import PstFile
-from migrator.stores.pst.streamed_base64 import streamed_base64
+from migrator.stores.pst.convert.mime_tree import decoded_body, parse_message
+from migrator.stores.pst.convert.streamed_base64 import streamed_base64
+from migrator.stores.pst.reader import PstReader
+from migrator.stores.pst.writer import PstWriter
 from tests.support.pst_corpus import big_mail
 
 # Beside the message itself the writer needs a few pieces of its attachment (0.04 now); a decoded copy of
@@ -70,7 +70,7 @@ def test_reading_a_big_message_holds_it_about_once(tmp_path: Path) -> None:
     path = tmp_path / "big.pst"
     with open_store(parse_endpoint(f"pst:{path}"), readonly=False) as store:
         assert all(r.ok for r in store.append_batch(store.ensure_folder(("INBOX",)), [Message(raw, folder=("INBOX",))]))
-    with PstFile(path) as pst:
+    with PstReader(path) as pst:
         [folder] = [f for f in pst.folders() if f.count]
         refs = list(pst.scan(folder))
         tracemalloc.start()

@@ -19,7 +19,7 @@ from harness.corpus import corpus as shared_corpus
 from migrator.core.errors import ExitCode
 from migrator.core.message import Flags, Message
 from migrator.endpoints.endpoint import parse_endpoint
-from migrator.stores.pst.reader import PstFile
+from migrator.stores.pst.reader import PstReader
 from migrator.stores.pst.validate import validate
 from tests.support.archives import write_archive
 from tests.support.data import PST_SAMPLES
@@ -40,7 +40,7 @@ def foreign_pst(directory: Path, messages: list[Message]) -> Path:
 
 def read_back(path: Path) -> list[Message]:
     """Return every message of the PST at ``path``, folder by folder, in the order written."""
-    with PstFile(path) as pst:
+    with PstReader(path) as pst:
         return [message for folder in pst.folders() for message in pst.fetch(folder, pst.scan(folder))]
 
 
@@ -102,7 +102,7 @@ def test_outlook_files_copy_to_eml_whole_or_are_refused_in_one_sentence(name: st
         assert result.returncode == ExitCode.USAGE and "password-protected" in result.stderr
         return
     assert result.returncode == ExitCode.OK, result.stderr
-    with PstFile(PST_SAMPLES / name) as pst:
+    with PstReader(PST_SAMPLES / name) as pst:
         count = sum(folder.count for folder in pst.folders())
     assert len(list((tmp_path / "out").rglob("*.eml"))) == count > 0
 
@@ -112,7 +112,7 @@ def test_outlook_files_copy_to_eml_whole_or_are_refused_in_one_sentence(name: st
 def test_pypff_and_migrator_read_outlook_files_alike(name: str) -> None:
     """Subjects, recipients and attachments of Outlook's items (mail, appointments, contacts, lists) agree."""
     shown = pypff_export(PST_SAMPLES / name)
-    with PstFile(PST_SAMPLES / name) as pst:
+    with PstReader(PST_SAMPLES / name) as pst:
         read = {folder.path: [described(m) for m in pst.fetch(folder, pst.scan(folder))] for folder in pst.folders()}
     # migrator names the items at the top of the store by the store's top folder; pypff lists them at its root
     read = {(path if path in shown else ()): messages for path, messages in read.items()}
@@ -136,7 +136,7 @@ def test_a_message_that_cannot_be_made_into_mime_fails_alone(tmp_path: Path) -> 
     fine = Message(b"From: b@example.com\r\nSubject: fine\r\n\r\nread me\r\n", Flags(), received, ("INBOX",))
     messages = [fine, Message(nested, Flags(), received, ("INBOX",)), replace(fine, raw=fine.raw + b"too\r\n")]
     path = foreign_pst(tmp_path, messages)
-    with PstFile(path) as pst:
+    with PstReader(path) as pst:
         inbox = pst.folder(("INBOX",))
         deep = [ref.uid for ref in pst.scan(inbox)][1]
     result = migrator("copy", "--no-state", f"pst:{path}", f"eml:{tmp_path / 'out'}")

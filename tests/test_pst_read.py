@@ -19,14 +19,15 @@ from migrator.core.folder import Role
 from migrator.core.message import Flag, Message
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
-from migrator.stores.pst import permute
-from migrator.stores.pst import props as p
-from migrator.stores.pst.message_meta import mapi_date
-from migrator.stores.pst.messaging_reader import read_message
-from migrator.stores.pst.mime_from_mapi import build_mime, format_address, header_field, transport_headers
-from migrator.stores.pst.ndb_reader import Ndb
-from migrator.stores.pst.reader import PstFile
-from migrator.stores.pst.rtf import decompress_rtf, html_from_rtf
+from migrator.stores.pst.convert.meta_from_mapi import mapi_date
+from migrator.stores.pst.convert.mime_from_mapi import build_mime, format_address, header_field, transport_headers
+from migrator.stores.pst.convert.rtf import decompress_rtf, html_from_rtf
+from migrator.stores.pst.messaging import props as p
+from migrator.stores.pst.messaging.reader import read_message
+from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb import permute
+from migrator.stores.pst.ndb.reader import Ndb
+from migrator.stores.pst.reader import PstReader
 from tests.support.data import PST_SAMPLES as SAMPLES
 from tests.support.pst_corpus import corpus, expected_attachments
 from tests.support.tools import require_tools
@@ -46,7 +47,7 @@ ITEM_DIR = re.compile(r"^[A-Z][A-Za-z]+\d{5}$")
 
 def read_all(name: str) -> dict[tuple[str, ...], list[email.message.EmailMessage]]:
     """Return every message of a sample, parsed, by folder path."""
-    with PstFile(SAMPLES / name) as pst:
+    with PstReader(SAMPLES / name) as pst:
         return {folder.path: [parse(m.raw) for m in pst.fetch(folder, pst.scan(folder))] for folder in pst.folders()}
 
 
@@ -85,7 +86,7 @@ def pff_counts(export: Path, root_name: str) -> dict[tuple[str, ...], int]:
 
 @pytest.mark.parametrize("name", READABLE)
 def test_folder_tree_and_counts_match_pffexport(name: str, pffexport_dir: Path) -> None:
-    with PstFile(SAMPLES / name) as pst:
+    with PstReader(SAMPLES / name) as pst:
         folders = pst.folders()
         ours = {("Inbox",) if f.path == ("INBOX",) else f.path: f.count for f in folders}
         assert all(len(list(pst.scan(f))) == f.count for f in folders)
@@ -134,7 +135,7 @@ def test_sample1_headers_and_bodies(pffexport_dir: Path) -> None:
 
 
 def test_sample1_flags_and_categories() -> None:
-    with PstFile(SAMPLES / "pstsdk_sample1.pst") as pst:
+    with PstReader(SAMPLES / "pstsdk_sample1.pst") as pst:
         [ref] = list(pst.scan(pst.folder(("Sample1",))))
     assert ref.flags.system == {Flag.SEEN, Flag.FLAGGED}
     assert ref.flags.keywords == {"Green_Category", "Blue_Category"}
@@ -188,11 +189,11 @@ def test_inline_and_normal_attachment() -> None:
 
 
 def test_drafts_and_roles() -> None:
-    with PstFile(SAMPLES / "javalibpst_dist-list.pst") as pst:
+    with PstReader(SAMPLES / "javalibpst_dist-list.pst") as pst:
         roles = {f.path: f.role for f in pst.folders() if f.role}
     assert roles == {("INBOX",): Role.INBOX, ("Sent Items",): Role.SENT, ("Drafts",): Role.DRAFTS,
                      ("Deleted Items",): Role.TRASH, ("Junk E-mail",): Role.JUNK}
-    with PstFile(SAMPLES / "rubymsg_200_recipients.pst") as pst:
+    with PstReader(SAMPLES / "rubymsg_200_recipients.pst") as pst:
         [folder] = [f for f in pst.folders() if f.count]
         [ref] = list(pst.scan(folder))
     assert Flag.DRAFT in ref.flags
@@ -201,7 +202,7 @@ def test_drafts_and_roles() -> None:
 @pytest.mark.parametrize("name", READABLE)
 def test_built_messages_are_deterministic_and_parse_cleanly(name: str) -> None:
     def raw_messages() -> list[bytes]:
-        with PstFile(SAMPLES / name) as pst:
+        with PstReader(SAMPLES / name) as pst:
             return [m.raw for f in pst.folders() for m in pst.fetch(f, pst.scan(f))]
 
     first = raw_messages()
@@ -221,7 +222,7 @@ def test_message_counts_match_readpst(name: str, tmp_path: Path) -> None:
                    capture_output=True)
     item_start = re.compile(rb"^(From |BEGIN:VEVENT|BEGIN:VCARD)", re.MULTILINE)  # mbox, calendar, contacts
     theirs = sum(len(item_start.findall(out.read_bytes())) for out in tmp_path.rglob("*") if out.is_file())
-    with PstFile(SAMPLES / name) as pst:
+    with PstReader(SAMPLES / name) as pst:
         ours = sum(f.count for f in pst.folders())
     # readpst skips the distribution list it cannot convert; everything else must agree.
     assert ours == theirs + (1 if name == "javalibpst_dist-list.pst" else 0)
@@ -230,33 +231,33 @@ def test_message_counts_match_readpst(name: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", PASSWORDED)
 def test_password_protected_files_are_refused_clearly(name: str) -> None:
     with pytest.raises(StoreError, match="is password-protected: remove the password in Outlook first"):
-        PstFile(SAMPLES / name)
+        PstReader(SAMPLES / name)
 
 
 def test_not_a_pst_truncated_and_missing_files(tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_bytes(b"hello\n" * 200)
     with pytest.raises(StoreError, match="not a PST file"):
-        PstFile(text)
+        PstReader(text)
     truncated = tmp_path / "half.pst"
     truncated.write_bytes((SAMPLES / "pstsdk_sample1.pst").read_bytes()[:100_000])
     with pytest.raises(StoreError, match="is truncated"):
-        PstFile(truncated)
+        PstReader(truncated)
     empty = tmp_path / "empty.pst"
     empty.write_bytes(b"")
     with pytest.raises(StoreError, match="empty"):
-        PstFile(empty)
+        PstReader(empty)
     with pytest.raises(StoreError, match="cannot open"):
-        PstFile(tmp_path / "absent.pst")
+        PstReader(tmp_path / "absent.pst")
 
 
 def test_high_encryption_is_refused_clearly(tmp_path: Path) -> None:
     data = bytearray((SAMPLES / "pstsdk_sample1.pst").read_bytes())
-    data[513] = 2  # bCryptMethod = cyclic; the header CRC does not matter to this check
+    data[fmt.HDR_CRYPT] = fmt.CRYPT_CYCLIC  # bCryptMethod = cyclic; the header CRC does not matter to this check
     path = tmp_path / "cyclic.pst"
     path.write_bytes(bytes(data))
     with pytest.raises(StoreError, match="high encryption"):
-        PstFile(path)
+        PstReader(path)
 
 
 @given(st.binary(max_size=600))
@@ -286,7 +287,7 @@ def own_pst(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Messag
 def test_own_files_read_back_exactly(own_pst: tuple[Path, list[Message]]) -> None:
     path, messages = own_pst
     expected = {(m.folder, m.raw): m for m in messages}
-    with PstFile(path) as pst:
+    with PstReader(path) as pst:
         folders = pst.folders()
         got = [m for f in folders for m in pst.fetch(f, pst.scan(f))]
         refs = {ref.uid: ref for f in folders for ref in pst.scan(f)}
@@ -304,7 +305,7 @@ def test_own_files_rebuilt_from_mapi_alone_keep_the_content(own_pst: tuple[Path,
     """What another program sees: the MAPI properties alone must carry subject, bodies and attachments."""
     path, messages = own_pst
     sources = {parse(m.raw)["Message-ID"]: m for m in messages}
-    with PstFile(path) as pst:
+    with PstReader(path) as pst:
         for folder in pst.folders():
             for ref in pst.scan(folder):
                 mapi = read_message(pst.ndb, int(ref.uid))
@@ -346,7 +347,7 @@ def test_addresses_without_an_internet_address_become_empty_groups() -> None:
 
 
 def test_lzfu_decompression_yields_the_announced_size() -> None:
-    with PstFile(SAMPLES / "rubymsg_msgInMsg.pst") as pst:
+    with PstReader(SAMPLES / "rubymsg_msgInMsg.pst") as pst:
         [folder] = [f for f in pst.folders() if f.count]
         [nid] = [int(ref.uid) for ref in pst.scan(folder)]
         compressed = read_message(pst.ndb, nid).props.raw(p.PID_RTF_COMPRESSED)
@@ -383,7 +384,7 @@ def test_damaged_blocks_give_one_sentence_errors(tmp_path: Path, data: st.DataOb
     path = tmp_path / "damaged.pst"
     path.write_bytes(bytes(damaged))
     try:
-        with PstFile(path) as pst:
+        with PstReader(path) as pst:
             for folder in pst.folders():
                 try:
                     list(pst.fetch(folder, pst.scan(folder)))

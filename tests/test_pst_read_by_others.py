@@ -18,7 +18,7 @@ import pytest
 from migrator.core.message import Flags, Message
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
-from migrator.stores.pst.reader import PstFile
+from migrator.stores.pst.reader import PstReader
 from migrator.stores.pst.validate import validate
 from tests.support.pst_corpus import (
     AWKWARD_FOLDER,
@@ -241,7 +241,7 @@ def test_every_reader_shows_the_awkward_messages_as_they_are(
 
 def test_migrator_restores_the_awkward_messages_byte_for_byte(awkward_pst: tuple[Path, list[Message]]) -> None:
     path, messages = awkward_pst
-    with PstFile(path) as pst:
+    with PstReader(path) as pst:
         (folder,) = [f for f in pst.folders() if f.path == AWKWARD_FOLDER]
         restored = list(pst.fetch(folder, pst.scan(folder)))
     assert [(m.raw, m.flags, m.received) for m in restored] == [(m.raw, m.flags, m.received) for m in messages]
@@ -255,5 +255,5 @@ def test_an_attachment_name_longer_than_a_file_name_can_be(reader: str, tmp_path
     message = Message(long_names_mail(name), Flags(), BASE_DATE, ("Long",))
     path = write_pst(tmp_path / "long.pst", [message])
     assert misread(export_by(reader, path, tmp_path), [message], reader) == {}
-    with PstFile(path) as pst:
+    with PstReader(path) as pst:
         assert [m.raw for f in pst.folders() for m in pst.fetch(f, pst.scan(f))] == [message.raw]

@@ -10,8 +10,9 @@ import pytest
 
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
-from migrator.stores.pst import format as fmt
-from migrator.stores.pst.ndb_reader import Ndb, parse_btpage
+from migrator.stores.pst.messaging import format as msg_fmt
+from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb.reader import Ndb, parse_btpage
 from migrator.stores.pst.validate import main, validate, validate_bytes
 from tests.support.data import PST_SAMPLES as SAMPLES
 from tests.support.pst_corpus import corpus
@@ -152,7 +153,7 @@ def orphan_a_message(data: bytearray) -> None:
         for index in range(page[fmt.BTPAGE_ENTRIES_SIZE]):
             nid = struct.unpack_from("<Q", page, index * fmt.NBTENTRY.size)[0] & fmt.NID_MASK
             if fmt.nid_type(nid) == fmt.NID_TYPE_NORMAL_MESSAGE:
-                struct.pack_into("<I", page, index * fmt.NBTENTRY.size + 24, fmt.NID_ROOT_FOLDER)
+                struct.pack_into("<I", page, index * fmt.NBTENTRY.size + 24, msg_fmt.NID_ROOT_FOLDER)
                 store_page(data, ib, page)
                 return
     raise AssertionError("no message node found")
@@ -176,7 +177,7 @@ def drop_template_node(data: bytearray) -> None:
         page = page_at(data, ib)
         count, size = page[fmt.BTPAGE_ENTRIES_SIZE], fmt.NBTENTRY.size
         for index in range(count):
-            if struct.unpack_from("<Q", page, index * size)[0] & fmt.NID_MASK == fmt.NID_HIERARCHY_TABLE_TEMPLATE:
+            if struct.unpack_from("<Q", page, index * size)[0] & fmt.NID_MASK == msg_fmt.NID_HIERARCHY_TABLE_TEMPLATE:
                 page[index * size:count * size] = page[(index + 1) * size:count * size] + bytes(size)
                 page[fmt.BTPAGE_ENTRIES_SIZE] = count - 1
                 store_page(data, ib, page)

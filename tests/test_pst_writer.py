@@ -1,6 +1,6 @@
 """The PST writer: its pure encoders (property-tested) and PstStore as a target and a source.
 
-Cross-checks with readpst and pffexport live in test_pst_readers.py.
+Cross-checks with readpst and pffexport live in test_pst_read_by_others.py.
 """
 
 from __future__ import annotations
@@ -20,17 +20,19 @@ from migrator.core.folder import Role
 from migrator.core.message import Flag, Flags, Message
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
-from migrator.stores.pst import allocation
-from migrator.stores.pst import format as fmt
-from migrator.stores.pst import props as p
-from migrator.stores.pst.allocation import Allocator, longest_zero_run, set_bits
-from migrator.stores.pst.btree_pages import write_btree
-from migrator.stores.pst.header_writer import build_header
-from migrator.stores.pst.heap_writer import Heap, build_bth, fill_level
-from migrator.stores.pst.ltp_writer import row_layout
-from migrator.stores.pst.namemap_writer import name_to_id_map, writer_named_properties
-from migrator.stores.pst.ndb_writer import HeaderState, NodeIds, full_blocks
-from migrator.stores.pst.prop_values import encode_multi_valued, filetime
+from migrator.stores.pst.ltp import format as ltp_fmt
+from migrator.stores.pst.ltp import props as pt
+from migrator.stores.pst.ltp.heap_writer import Heap, build_bth, fill_level
+from migrator.stores.pst.ltp.values_writer import encode_multi_valued, filetime
+from migrator.stores.pst.ltp.writer import row_layout
+from migrator.stores.pst.messaging import props as p
+from migrator.stores.pst.messaging.namemap_writer import name_to_id_map, writer_named_properties
+from migrator.stores.pst.ndb import allocation
+from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb.allocation import Allocator, longest_zero_run, set_bits
+from migrator.stores.pst.ndb.btree_pages import write_btree
+from migrator.stores.pst.ndb.header_writer import build_header
+from migrator.stores.pst.ndb.writer import HeaderState, NodeIds, full_blocks
 from migrator.stores.pst.store import PstStore, part_path
 from migrator.stores.pst.validate import validate
 from tests.support.data import PST_SAMPLES
@@ -95,14 +97,14 @@ def test_filetime_counts_100ns_ticks_since_1601() -> None:
 
 @given(st.lists(st.sampled_from([0x0003, 0x000B, 0x0002, 0x0014, 0x0040, 0x001F, 0x0102, 0x101F]), max_size=40))
 def test_row_layout_places_cells_without_overlap(types: list[int]) -> None:
-    tags = tuple(p.tag(0x8000 + i, prop_type) for i, prop_type in enumerate(types))
+    tags = tuple(pt.tag(0x8000 + i, prop_type) for i, prop_type in enumerate(types))
     layout = row_layout(tags)
     cells = sorted((c.offset, c.offset + c.width) for c in layout.columns)
     assert all(end <= start for (_, end), (start, _) in zip(cells, cells[1:]))
-    assert cells[-1][1] == layout.ends[fmt.TCI_1B]
-    assert layout.row_size == layout.ends[fmt.TCI_1B] + (len(layout.columns) + 7) // 8
+    assert cells[-1][1] == layout.ends[ltp_fmt.TCI_1B]
+    assert layout.row_size == layout.ends[ltp_fmt.TCI_1B] + (len(layout.columns) + 7) // 8
     assert sorted(c.bit for c in layout.columns) == list(range(len(layout.columns)))
-    assert layout.columns[0].tag >> 16 == p.PID_LTP_ROW_ID and layout.columns[0].offset == 0
+    assert layout.columns[0].tag >> 16 == pt.PID_LTP_ROW_ID and layout.columns[0].offset == 0
 
 
 def parse_heap(blocks: list[bytes]) -> dict[int, bytes]:
@@ -113,17 +115,17 @@ def parse_heap(blocks: list[bytes]) -> dict[int, bytes]:
         count = struct.unpack_from("<H", block, map_offset)[0]
         offsets = struct.unpack_from(f"<{count + 1}H", block, map_offset + 4)
         for i in range(count):
-            found[fmt.make_hid(index, i + 1)] = block[offsets[i]:offsets[i + 1]]
+            found[ltp_fmt.make_hid(index, i + 1)] = block[offsets[i]:offsets[i + 1]]
     return found
 
 
-@given(st.lists(st.binary(max_size=fmt.MAX_HEAP_ALLOC), max_size=60))
+@given(st.lists(st.binary(max_size=ltp_fmt.MAX_HEAP_ALLOC), max_size=60))
 def test_heap_allocations_read_back_through_the_page_maps(values: list[bytes]) -> None:
-    heap = Heap(fmt.HN_CLIENT_PC)
+    heap = Heap(ltp_fmt.HN_CLIENT_PC)
     hids = [heap.allocate(value) for value in values]
     blocks = heap.block_payloads(0x20)
     assert all(len(block) <= fmt.MAX_BLOCK_PAYLOAD for block in blocks)
-    assert blocks[0][2] == fmt.HN_SIGNATURE and blocks[0][3] == fmt.HN_CLIENT_PC
+    assert blocks[0][2] == ltp_fmt.HN_SIGNATURE and blocks[0][3] == ltp_fmt.HN_CLIENT_PC
     allocations = parse_heap(blocks)
     assert [allocations[hid] for hid in hids] == values
 
@@ -135,11 +137,11 @@ def test_fill_level_grows_as_free_space_shrinks() -> None:
 
 @pytest.mark.parametrize("count", [0, 1, 447, 448, 2000, 250_000])
 def test_bth_levels_reach_every_record(count: int) -> None:
-    heap = Heap(fmt.HN_CLIENT_TC)
+    heap = Heap(ltp_fmt.HN_CLIENT_TC)
     records = [(key, struct.pack("<I", key * 7)) for key in range(count)]
     ref = build_bth(heap, 4, 4, records)
     allocations = parse_heap(heap.block_payloads(ref.header))
-    _, key_size, data_size, levels, root = fmt.BTHHEADER.unpack(allocations[ref.header])
+    _, key_size, data_size, levels, root = ltp_fmt.BTHHEADER.unpack(allocations[ref.header])
     found = list(walk_bth(allocations, root, levels, key_size, data_size)) if root else []
     assert found == [struct.pack("<II", key, key * 7) for key in range(count)]
 
@@ -210,9 +212,9 @@ def test_header_crcs_and_root_fields() -> None:
 def test_name_to_id_map_streams_describe_every_named_property() -> None:
     named = list(writer_named_properties().values())
     values = name_to_id_map(named)
-    entries = values[p.tag(p.PID_NAMEID_STREAM_ENTRY, p.PT_BINARY)]
-    strings = values[p.tag(p.PID_NAMEID_STREAM_STRING, p.PT_BINARY)]
-    guids = values[p.tag(p.PID_NAMEID_STREAM_GUID, p.PT_BINARY)]
+    entries = values[pt.tag(p.PID_NAMEID_STREAM_ENTRY, pt.PT_BINARY)]
+    strings = values[pt.tag(p.PID_NAMEID_STREAM_STRING, pt.PT_BINARY)]
+    guids = values[pt.tag(p.PID_NAMEID_STREAM_GUID, pt.PT_BINARY)]
     assert guids == p.PS_MIGRATOR.bytes_le
     decoded = []
     for offset in range(0, len(entries), 8):
@@ -220,7 +222,7 @@ def test_name_to_id_map_streams_describe_every_named_property() -> None:
         length = struct.unpack_from("<I", strings, name_offset)[0]
         decoded.append((kind >> 1, strings[name_offset + 4:name_offset + 4 + length].decode("utf-16-le"), index))
     assert decoded == [(2, p.KEYWORDS_NAME, 0)] + [(3, name, i + 1) for i, name in enumerate(p.MIGRATOR_NAMED_PROPS)]
-    bucket_records = sum(len(v) for t, v in values.items() if p.tag_id(t) >= p.PID_NAMEID_BUCKET_BASE)
+    bucket_records = sum(len(v) for t, v in values.items() if pt.tag_id(t) >= p.PID_NAMEID_BUCKET_BASE)
     assert bucket_records == len(entries)
 
 
@@ -308,9 +310,9 @@ def test_writing_into_an_existing_pst_keeps_its_messages_and_their_uids(tmp_path
 
 def node_entries(path: Path, uids: list[str]) -> list[tuple[int, int]]:
     """Return (bidData, bidSub) of the message nodes ``uids`` of the PST at ``path``."""
-    from migrator.stores.pst.reader import PstFile
+    from migrator.stores.pst.reader import PstReader
 
-    with PstFile(path) as pst:
+    with PstReader(path) as pst:
         return [(entry.bid_data, entry.bid_sub) for entry in map(pst.ndb.node, map(int, uids))]
 
 
@@ -324,12 +326,12 @@ def test_missing_directory_and_missing_file_are_one_sentence_errors(tmp_path: Pa
 
 
 def test_message_size_counts_every_data_byte_and_matches_the_contents_table(tmp_path: Path) -> None:
-    from migrator.stores.pst.ltp_reader import Node, PropertyContext, TableContext
-    from migrator.stores.pst.reader import PstFile
+    from migrator.stores.pst.ltp.reader import Node, PropertyContext, TableContext
+    from migrator.stores.pst.reader import PstReader
 
     path = tmp_path / "size.pst"
     write(path, [Message(mail(1, attachments=2, attachment_size=20_000, embedded=True), folder=("INBOX",))])
-    with PstFile(path) as pst:
+    with PstReader(path) as pst:
         folder = pst.folder(("INBOX",))
         (ref,) = pst.scan(folder)
         message = Node.top(pst.ndb, int(ref.uid))
@@ -363,7 +365,7 @@ def leaves(part) -> list[tuple[str, bytes]]:  # noqa: ANN001 - an email.message.
 def test_mime_tree_matches_the_standard_parser(message: Message) -> None:
     import email
 
-    from migrator.stores.pst.mime_tree import parse_message
+    from migrator.stores.pst.convert.mime_tree import parse_message
 
     assert leaves(parse_message(message.raw)) == leaves(email.message_from_bytes(message.raw))
 
@@ -371,7 +373,7 @@ def test_mime_tree_matches_the_standard_parser(message: Message) -> None:
 @given(st.lists(st.binary(max_size=40).filter(lambda b: b"--" not in b and not b.endswith(b"\r")), max_size=5),
        st.sampled_from([b"\r\n", b"\n"]))
 def test_split_multipart_returns_each_part(parts: list[bytes], newline: bytes) -> None:
-    from migrator.stores.pst.mime_tree import split_multipart
+    from migrator.stores.pst.convert.mime_tree import split_multipart
 
     delimited = b"".join(b"--XyZ" + newline + part + newline for part in parts)
     body = b"preamble" + newline + delimited + b"--XyZ--" + newline
@@ -413,19 +415,19 @@ def test_a_run_that_adds_nothing_leaves_an_existing_file_untouched(tmp_path: Pat
 
 def mapped(message: Message):  # noqa: ANN201 - MapiMessage
     """Return the MAPI form of ``message``."""
-    from migrator.stores.pst.mapi_from_mime import mapi_from_message
+    from migrator.stores.pst.convert.mapi_from_mime import mapi_from_message
 
     return mapi_from_message(message, writer_named_properties())
 
 
 def test_flags_map_to_read_flagged_and_last_verb() -> None:
     props = mapped(Message(mail(1), Flags.of(Flag.SEEN, Flag.FLAGGED, Flag.ANSWERED, Flag.DRAFT))).props
-    assert props[p.tag(p.PID_MESSAGE_FLAGS, p.PT_LONG)] & (p.MSGFLAG_READ | p.MSGFLAG_UNSENT) == 9
-    assert props[p.tag(p.PID_FLAG_STATUS, p.PT_LONG)] == p.FLAG_STATUS_FOLLOWUP_FLAGGED
-    assert props[p.tag(p.PID_LAST_VERB_EXECUTED, p.PT_LONG)] == p.VERB_REPLY_TO_SENDER
+    assert props[pt.tag(p.PID_MESSAGE_FLAGS, pt.PT_LONG)] & (p.MSGFLAG_READ | p.MSGFLAG_UNSENT) == 9
+    assert props[pt.tag(p.PID_FLAG_STATUS, pt.PT_LONG)] == p.FLAG_STATUS_FOLLOWUP_FLAGGED
+    assert props[pt.tag(p.PID_LAST_VERB_EXECUTED, pt.PT_LONG)] == p.VERB_REPLY_TO_SENDER
     unread = mapped(Message(mail(1), Flags.of(Flag.FORWARDED))).props
-    assert unread[p.tag(p.PID_MESSAGE_FLAGS, p.PT_LONG)] & p.MSGFLAG_READ == 0
-    assert unread[p.tag(p.PID_LAST_VERB_EXECUTED, p.PT_LONG)] == p.VERB_FORWARD
+    assert unread[pt.tag(p.PID_MESSAGE_FLAGS, pt.PT_LONG)] & p.MSGFLAG_READ == 0
+    assert unread[pt.tag(p.PID_LAST_VERB_EXECUTED, pt.PT_LONG)] == p.VERB_FORWARD
 
 
 def test_metadata_is_kept_in_migrators_named_properties() -> None:
@@ -442,30 +444,30 @@ def test_metadata_is_kept_in_migrators_named_properties() -> None:
 
 def test_sender_recipients_and_subject_are_decoded() -> None:
     result = mapped(Message(mail(3)))
-    assert result.props[p.tag(p.PID_SUBJECT, p.PT_UNICODE)] == "Message 3 — grüße"
-    assert result.props[p.tag(p.PID_SENDER_NAME, p.PT_UNICODE)] == "Sender 3"
-    assert result.props[p.tag(p.PID_SENDER_EMAIL_ADDRESS, p.PT_UNICODE)] == "sender3@example.com"
-    rows = [(r[p.tag(p.PID_RECIPIENT_TYPE, p.PT_LONG)], r[p.tag(p.PID_DISPLAY_NAME, p.PT_UNICODE)])
+    assert result.props[pt.tag(p.PID_SUBJECT, pt.PT_UNICODE)] == "Message 3 — grüße"
+    assert result.props[pt.tag(p.PID_SENDER_NAME, pt.PT_UNICODE)] == "Sender 3"
+    assert result.props[pt.tag(p.PID_SENDER_EMAIL_ADDRESS, pt.PT_UNICODE)] == "sender3@example.com"
+    rows = [(r[pt.tag(p.PID_RECIPIENT_TYPE, pt.PT_LONG)], r[pt.tag(p.PID_DISPLAY_NAME, pt.PT_UNICODE)])
             for r in result.recipients]
     assert rows == [(1, "Bob"), (1, "Zoë Ünïcode"), (2, "carol@example.net")]
-    assert result.props[p.tag(p.PID_DISPLAY_TO, p.PT_UNICODE)] == "Bob; Zoë Ünïcode"
-    entry_id = result.recipients[0][p.tag(p.PID_ENTRY_ID, p.PT_BINARY)]
+    assert result.props[pt.tag(p.PID_DISPLAY_TO, pt.PT_UNICODE)] == "Bob; Zoë Ünïcode"
+    entry_id = result.recipients[0][pt.tag(p.PID_ENTRY_ID, pt.PT_BINARY)]
     assert entry_id[4:20] == bytes.fromhex("812B1FA4BEA310199D6E00DD010F5402")
     assert entry_id[24:].decode("utf-16-le").split("\0")[:3] == ["Bob", "SMTP", "bob@example.com"]
 
 
 def test_attachments_inline_images_and_embedded_messages() -> None:
     result = mapped(Message(mail(4, attachments=1, inline_image=True, embedded=True)))
-    by_method = {a.props[p.tag(p.PID_ATTACH_METHOD, p.PT_LONG)]: a for a in result.attachments if a.embedded}
+    by_method = {a.props[pt.tag(p.PID_ATTACH_METHOD, pt.PT_LONG)]: a for a in result.attachments if a.embedded}
     (embedded,) = by_method.values()
-    assert embedded.embedded.props[p.tag(p.PID_SUBJECT, p.PT_UNICODE)] == "Inner of 4"
+    assert embedded.embedded.props[pt.tag(p.PID_SUBJECT, pt.PT_UNICODE)] == "Inner of 4"
     assert p.ATTACH_EMBEDDED_MSG in by_method
-    files = {a.props[p.tag(p.PID_ATTACH_LONG_FILENAME, p.PT_UNICODE)]: a.props for a in result.attachments
+    files = {a.props[pt.tag(p.PID_ATTACH_LONG_FILENAME, pt.PT_UNICODE)]: a.props for a in result.attachments
              if not a.embedded}
-    assert files["img-4.png"][p.tag(p.PID_ATTACHMENT_HIDDEN, p.PT_BOOLEAN)] is True
-    assert files["img-4.png"][p.tag(p.PID_ATTACH_CONTENT_ID, p.PT_UNICODE)] == "img4@example.com"
-    assert files["file-4-0.bin"][p.tag(p.PID_ATTACHMENT_HIDDEN, p.PT_BOOLEAN)] is False
-    assert result.props[p.tag(p.PID_BODY, p.PT_UNICODE)].replace("\r\n", "\n") == body_text(4)
+    assert files["img-4.png"][pt.tag(p.PID_ATTACHMENT_HIDDEN, pt.PT_BOOLEAN)] is True
+    assert files["img-4.png"][pt.tag(p.PID_ATTACH_CONTENT_ID, pt.PT_UNICODE)] == "img4@example.com"
+    assert files["file-4-0.bin"][pt.tag(p.PID_ATTACHMENT_HIDDEN, pt.PT_BOOLEAN)] is False
+    assert result.props[pt.tag(p.PID_BODY, pt.PT_UNICODE)].replace("\r\n", "\n") == body_text(4)
 
 
 @pytest.mark.parametrize(("subject", "prefix", "normalized"), [
@@ -473,15 +475,15 @@ def test_attachments_inline_images_and_embedded_messages() -> None:
     ("Meeting: today", "", "Meeting: today"), ("12: x", "", "12: x"), ("lunch", "", "lunch"),
 ])
 def test_subject_prefix_is_split_off_as_outlook_does(subject: str, prefix: str, normalized: str) -> None:
-    from migrator.stores.pst.mapi_from_mime import split_subject
+    from migrator.stores.pst.convert.mapi_from_mime import split_subject
 
     assert split_subject(subject) == (prefix, normalized)
 
 
 def test_maildir_to_pst_to_maildir_through_the_pipeline_is_exact(tmp_path: Path) -> None:
+    from harness.corpus import corpus as shared_corpus
     from migrator.pipeline.run import run_copy
     from migrator.state.statefile import StateStore
-    from harness.corpus import corpus as shared_corpus
     from tests.support.archives import write_archive
 
     messages = shared_corpus()

@@ -12,9 +12,9 @@ import struct
 import uuid
 from pathlib import Path
 
-from migrator.stores.pst import format as fmt
-from migrator.stores.pst import props as p
-from migrator.stores.pst.ndb_reader import Ndb
+from migrator.stores.pst.messaging import props as p
+from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb.reader import Ndb
 
 OTHER_PROGRAM = uuid.UUID("0badc0de-0000-4000-8000-00000000f00d")
 

@@ -1,7 +1,7 @@
-"""Reading a PST file as folders of messages: the ``PstFile`` API the PST store delegates to.
+"""Reading a PST file as folders of messages: the ``PstReader`` API the PST store delegates to.
 
 Messages written by migrator come back byte for byte from its raw-MIME named property; messages written by
-Outlook are rebuilt as RFC 5322 from their MAPI properties (mime_from_mapi.py).
+Outlook are rebuilt as RFC 5322 from their MAPI properties (convert/mime_from_mapi.py).
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from typing import BinaryIO
 from migrator.core.errors import FolderError, MessageError, StoreError
 from migrator.core.folder import Role, role_by_name
 from migrator.core.message import FolderPath, Message, MessageRef
-from migrator.stores.pst import format as fmt
-from migrator.stores.pst import props as p
-from migrator.stores.pst.ltp_reader import Node, PropertyContext
-from migrator.stores.pst.message_meta import MessageMeta, NamedIds
-from migrator.stores.pst.messaging_reader import (
+from migrator.stores.pst.convert.meta_from_mapi import MessageMeta, NamedIds
+from migrator.stores.pst.convert.mime_from_mapi import build_mime
+from migrator.stores.pst.ltp.reader import Node, PropertyContext
+from migrator.stores.pst.messaging import format as msg_fmt
+from migrator.stores.pst.messaging import props as p
+from migrator.stores.pst.messaging.namemap_reader import parse_name_map
+from migrator.stores.pst.messaging.reader import (
     entry_id_nid,
     folder_name,
     message_nids,
@@ -29,9 +31,7 @@ from migrator.stores.pst.messaging_reader import (
     store_props,
     subfolder_nids,
 )
-from migrator.stores.pst.mime_from_mapi import build_mime
-from migrator.stores.pst.namemap_reader import parse_name_map
-from migrator.stores.pst.ndb_reader import Ndb, PstFormatError
+from migrator.stores.pst.ndb.reader import Ndb, PstFormatError
 
 _JUNK_INDEX = 4  # PidTagAdditionalRenEntryIds[4] is the Junk E-mail folder ([MS-OXOSFLD] §2.2.4)
 _PID_ADDITIONAL_REN_ENTRY_IDS = 0x36D8
@@ -52,7 +52,7 @@ class PstFolder:
     damage: str | None = None
 
 
-class PstFile:
+class PstReader:
     """An open PST file. Use as a context manager; raise StoreError when the file cannot be read at all."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -77,7 +77,7 @@ class PstFile:
         self._by_path: dict[FolderPath, PstFolder] | None = None
         self._messages: dict[int, list[int]] = {}
 
-    def __enter__(self) -> PstFile:
+    def __enter__(self) -> PstReader:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -154,7 +154,8 @@ class PstFile:
             nid = entry_id_nid(self._store.get(prop_id))
             if nid:
                 roles[nid] = role
-        root = PropertyContext(Node.top(self.ndb, fmt.NID_ROOT_FOLDER)) if self.ndb.node(fmt.NID_ROOT_FOLDER) else None
+        root_nid = msg_fmt.NID_ROOT_FOLDER
+        root = PropertyContext(Node.top(self.ndb, root_nid)) if self.ndb.node(root_nid) else None
         if root is not None:
             drafts = entry_id_nid(root.get(p.PID_IPM_DRAFTS_ENTRY_ID))
             if drafts:

@@ -8,24 +8,24 @@ tables and the store scaffold are rebuilt by the writer as for a new file.
 
 from __future__ import annotations
 
-from migrator.stores.pst import format as fmt
-from migrator.stores.pst import props as p
-from migrator.stores.pst.ltp_reader import Node, PropertyContext, TableContext
-from migrator.stores.pst.ltp_writer import Properties
-from migrator.stores.pst.messaging_writer import PstWriter
-from migrator.stores.pst.ndb_reader import Ndb, PstFormatError, block_key, is_internal, parse_slblock, parse_xblock
-from migrator.stores.pst.ndb_writer import NdbWriter
-from migrator.stores.pst.prop_values import PropValue
-from migrator.stores.pst.reader import PstFile
-from migrator.stores.pst.table_columns import CONTENTS_COLUMNS
+from migrator.stores.pst.ltp import props as pt
+from migrator.stores.pst.ltp.reader import Node, PropertyContext, TableContext
+from migrator.stores.pst.ltp.values_writer import PropValue
+from migrator.stores.pst.ltp.writer import Properties
+from migrator.stores.pst.messaging.table_columns import CONTENTS_COLUMNS
+from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb.reader import Ndb, PstFormatError, block_key, is_internal, parse_slblock, parse_xblock
+from migrator.stores.pst.ndb.writer import NdbWriter
+from migrator.stores.pst.reader import PstReader
+from migrator.stores.pst.writer import PstWriter
 
 
-def can_copy_blocks(source: PstFile) -> bool:
+def can_copy_blocks(source: PstReader) -> bool:
     """Return True when ``source``'s blocks can be copied as they are (a Unicode file)."""
     return source.ndb.layout.unicode
 
 
-def copy_messages(source: PstFile, writer: PstWriter) -> None:
+def copy_messages(source: PstReader, writer: PstWriter) -> None:
     """Copy every folder and message of ``source`` into ``writer`` (which has written nothing yet)."""
     ndb = source.ndb
     writer.ndb.reserve_bids(ndb.header.bid_next_b)
@@ -51,10 +51,10 @@ def row_values(ndb: Ndb, nid: int) -> Properties:
     message = PropertyContext(Node.top(ndb, nid))
     values: dict[int, PropValue] = {}
     for tag in CONTENTS_COLUMNS:
-        prop_id, prop_type = p.tag_id(tag), p.tag_type(tag)
+        prop_id, prop_type = pt.tag_id(tag), pt.tag_type(tag)
         if message.prop_type(prop_id) != prop_type:
             continue
-        if prop_type == p.PT_SYSTIME:  # as stored: a datetime would lose the last 100 ns digit
+        if prop_type == pt.PT_SYSTIME:  # as stored: a datetime would lose the last 100 ns digit
             values[tag] = int.from_bytes(message.raw(prop_id) or bytes(8), "little")
         else:
             values[tag] = message.get(prop_id)  # type: ignore[assignment]

@@ -1,4 +1,4 @@
-"""PstStore: ``pst:PATH`` as a source (through the reader's PstFile) and as a target (through PstWriter).
+"""PstStore: ``pst:PATH`` as a source (through PstReader) and as a target (through PstWriter).
 
 As a target the file is built in a temporary file next to PATH and renamed into place by ``close``: a
 crashed run never leaves a half-written PST at PATH. When a part reaches ``part_size`` bytes it is closed
@@ -24,8 +24,8 @@ from migrator.stores.local.files import FILE_MODE, disk_error, unwritable
 from migrator.stores.local.leftovers import Maker, remove_abandoned, temp_maker, temp_name
 
 if TYPE_CHECKING:
-    from migrator.stores.pst.messaging_writer import PstWriter
-    from migrator.stores.pst.reader import PstFile, PstFolder
+    from migrator.stores.pst.reader import PstFolder, PstReader
+    from migrator.stores.pst.writer import PstWriter
 
 # The writer and the reader are imported when first used: a nightly rerun that finds
 # every folder unchanged neither reads nor writes the file, and skips their imports.
@@ -58,7 +58,7 @@ class PartWriter:
         except OSError as error:
             raise disk_error(target, error, "nothing was written") from None
         self.file = os.fdopen(fd, "w+b")
-        from migrator.stores.pst.messaging_writer import PstWriter
+        from migrator.stores.pst.writer import PstWriter
 
         self.writer = PstWriter(self.file, target.stem, scratch=str(target.parent), record_key=record_key)
 
@@ -91,7 +91,7 @@ class PstStore(Store):
         super().__init__(endpoint, readonly=readonly)
         self.path = endpoint.local_path
         self.part_size = part_size or endpoint.part_size or DEFAULT_PART_SIZE
-        self._reader: PstFile | None = None
+        self._reader: PstReader | None = None
         self._existing: Path | None = None  # the last part, opened for reading when first needed
         self._part: PartWriter | None = None
         self._part_number = 1
@@ -150,16 +150,16 @@ class PstStore(Store):
         return temp_maker(filename, lambda name: name == self.path.name or later.fullmatch(name) is not None)
 
     @staticmethod
-    def _open_reader(path: Path) -> PstFile:
+    def _open_reader(path: Path) -> PstReader:
         if not path.exists():
             raise StoreError(f"the PST file {path} does not exist: check the path")
-        from migrator.stores.pst.reader import PstFile
+        from migrator.stores.pst.reader import PstReader
 
-        return PstFile(path)
+        return PstReader(path)
 
     def _start_rebuild(self) -> PartWriter:
         """Return a new part for the existing last part, holding a copy of all its folders and messages."""
-        from migrator.stores.pst.ndb_reader import PstFormatError
+        from migrator.stores.pst.ndb.reader import PstFormatError
         from migrator.stores.pst.rebuild import can_copy_blocks, copy_messages
 
         reader = self._require_reader()
@@ -203,7 +203,7 @@ class PstStore(Store):
         found = self._pst_folder(folder)
         return iter(()) if found is None else self._require_reader().fetch(found, refs)
 
-    def _require_reader(self) -> PstFile:
+    def _require_reader(self) -> PstReader:
         if self._reader is None and self._existing is not None:
             self._reader = self._open_reader(self._existing)
         if self._reader is None:

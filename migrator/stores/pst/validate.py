@@ -12,17 +12,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from migrator.stores.pst.ndb_reader import Ndb, PstFormatError
-from migrator.stores.pst.validate_amap import (
-    check_allocation,
-    check_dlist,
-    check_geometry,
-    check_map_pages,
-    check_pmap_free,
-    map_pages,
-)
-from migrator.stores.pst.validate_ltp import check_folders, check_heaps, check_message_sizes, check_required
-from migrator.stores.pst.validate_ndb import (
+from migrator.stores.pst.messaging.validate import check_folders, check_heaps, check_message_sizes, check_required
+from migrator.stores.pst.ndb.reader import Ndb, PstFormatError
+from migrator.stores.pst.ndb.validate import (
     FileData,
     Findings,
     NdbFacts,
@@ -32,6 +24,14 @@ from migrator.stores.pst.validate_ndb import (
     check_nid_high_water,
     check_reference_counts,
     check_references,
+)
+from migrator.stores.pst.ndb.validate_allocation import (
+    check_allocation,
+    check_dlist,
+    check_geometry,
+    check_map_pages,
+    check_pmap_free,
+    map_pages,
 )
 
 

@@ -13,18 +13,16 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from migrator.core.message import Flag, FolderPath, Message
-from migrator.stores.pst import format as fmt
-from migrator.stores.pst import props as p
-from migrator.stores.pst.header_writer import build_dlist, build_header
-from migrator.stores.pst.ltp_writer import Properties
-from migrator.stores.pst.mapi_from_mime import mapi_from_message
-from migrator.stores.pst.message_writer import write_message
-from migrator.stores.pst.namemap_writer import name_to_id_map, writer_named_properties
-from migrator.stores.pst.ndb_writer import NdbWriter
-from migrator.stores.pst.node_writer import write_pc_node, write_tc_node
-from migrator.stores.pst.prop_values import PropValue
-from migrator.stores.pst.row_spill import RowSpill
-from migrator.stores.pst.table_columns import (
+from migrator.stores.pst.convert.mapi_from_mime import mapi_from_message
+from migrator.stores.pst.ltp import props as pt
+from migrator.stores.pst.ltp.node_writer import write_pc_node, write_tc_node
+from migrator.stores.pst.ltp.values_writer import PropValue
+from migrator.stores.pst.ltp.writer import Properties
+from migrator.stores.pst.messaging import format as msg_fmt
+from migrator.stores.pst.messaging import props as p
+from migrator.stores.pst.messaging.namemap_writer import name_to_id_map, writer_named_properties
+from migrator.stores.pst.messaging.row_spill import RowSpill
+from migrator.stores.pst.messaging.table_columns import (
     ASSOC_CONTENTS_COLUMNS,
     ATTACHMENT_COLUMNS,
     CONTENTS_COLUMNS,
@@ -32,6 +30,10 @@ from migrator.stores.pst.table_columns import (
     RECIPIENT_COLUMNS,
     SEARCH_CONTENTS_COLUMNS,
 )
+from migrator.stores.pst.messaging.writer import write_message
+from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb.header_writer import build_dlist, build_header
+from migrator.stores.pst.ndb.writer import NdbWriter
 
 IPM_SUBTREE = fmt.make_nid(fmt.NID_TYPE_NORMAL_FOLDER, 0x401)
 SEARCH_ROOT = fmt.make_nid(fmt.NID_TYPE_NORMAL_FOLDER, 0x402)
@@ -44,8 +46,8 @@ DELETED_ITEMS_NAME = "Deleted Items"
 SENT_ITEMS_NAME = "Sent Items"
 DRAFTS_NAME = "Drafts"
 RECEIVE_FOLDER_TABLE = fmt.make_nid(fmt.NID_TYPE_RECEIVE_FOLDER_TABLE, 0x31)  # 0x62B
-RECEIVE_FOLDER_NID = p.tag(0x6605, p.PT_LONG)  # the PST's own column: NID of the receiving folder
-RECEIVE_FOLDER_COLUMNS = (p.tag(p.PID_MESSAGE_CLASS, p.PT_UNICODE), RECEIVE_FOLDER_NID)
+RECEIVE_FOLDER_NID = pt.tag(0x6605, pt.PT_LONG)  # the PST's own column: NID of the receiving folder
+RECEIVE_FOLDER_COLUMNS = (pt.tag(p.PID_MESSAGE_CLASS, pt.PT_UNICODE), RECEIVE_FOLDER_NID)
 # Empty tables every Outlook store has (outgoing queue 0x64C and three undocumented ones), with their columns.
 _EMPTY_INTERNAL_TABLES = (
     (0x64C, (0x00390040, 0x0E100003, 0x0E140003)),
@@ -55,14 +57,10 @@ _EMPTY_INTERNAL_TABLES = (
 )
 MAIL_CONTAINER_CLASS = "IPF.Note"
 _EMPTY_INTERNAL_NODES = (
-    fmt.NID_SEARCH_MANAGEMENT_QUEUE, fmt.NID_SEARCH_ACTIVITY_LIST, fmt.NID_SEARCH_DOMAIN_OBJECT,
-    fmt.NID_SEARCH_GATHERER_QUEUE, fmt.NID_SEARCH_GATHERER_DESCRIPTOR, fmt.NID_SEARCH_GATHERER_FOLDER_QUEUE,
+    msg_fmt.NID_SEARCH_MANAGEMENT_QUEUE, msg_fmt.NID_SEARCH_ACTIVITY_LIST, msg_fmt.NID_SEARCH_DOMAIN_OBJECT,
+    msg_fmt.NID_SEARCH_GATHERER_QUEUE, msg_fmt.NID_SEARCH_GATHERER_DESCRIPTOR, msg_fmt.NID_SEARCH_GATHERER_FOLDER_QUEUE,
 )
 
-
-def t(prop_id: int, prop_type: int) -> int:
-    """Return the tag of ``prop_id`` with ``prop_type``."""
-    return p.tag(prop_id, prop_type)
 
 
 @dataclass
@@ -104,9 +102,9 @@ class PstWriter:
         self._by_path: dict[FolderPath, int] = {}
         self._next_folder_index = FIRST_USER_FOLDER_INDEX
         self._next_message_index = FIRST_MESSAGE_INDEX
-        self._add_folder(FolderNode(fmt.NID_ROOT_FOLDER, "", fmt.NID_ROOT_FOLDER, None))
-        self._add_folder(FolderNode(IPM_SUBTREE, "Top of Personal Folders", fmt.NID_ROOT_FOLDER, None))
-        self._add_folder(FolderNode(SEARCH_ROOT, "Search Root", fmt.NID_ROOT_FOLDER, None))
+        self._add_folder(FolderNode(msg_fmt.NID_ROOT_FOLDER, "", msg_fmt.NID_ROOT_FOLDER, None))
+        self._add_folder(FolderNode(IPM_SUBTREE, "Top of Personal Folders", msg_fmt.NID_ROOT_FOLDER, None))
+        self._add_folder(FolderNode(SEARCH_ROOT, "Search Root", msg_fmt.NID_ROOT_FOLDER, None))
         self._add_folder(FolderNode(DELETED_ITEMS, DELETED_ITEMS_NAME, IPM_SUBTREE))
         self._by_path[(DELETED_ITEMS_NAME,)] = DELETED_ITEMS
 
@@ -155,7 +153,7 @@ class PstWriter:
         self._claim_message_nid(nid)
         self.ndb.add_node(nid, bid_data, bid_sub, folder.nid)
         folder.row_offsets.append(self._rows.add(nid, row))
-        flags = row.get(t(p.PID_MESSAGE_FLAGS, p.PT_LONG), 0)
+        flags = row.get(pt.tag(p.PID_MESSAGE_FLAGS, pt.PT_LONG), 0)
         if not (isinstance(flags, int) and flags & p.MSGFLAG_READ):
             folder.unread += 1
 
@@ -190,11 +188,11 @@ class PstWriter:
 
     def _write_folder(self, folder: FolderNode) -> None:
         values = self._hierarchy_row(folder)
-        if folder.nid == fmt.NID_ROOT_FOLDER and (DRAFTS_NAME,) in self._by_path:
-            values[t(p.PID_IPM_DRAFTS_ENTRY_ID, p.PT_BINARY)] = self._entry_id(self._by_path[(DRAFTS_NAME,)])
+        if folder.nid == msg_fmt.NID_ROOT_FOLDER and (DRAFTS_NAME,) in self._by_path:
+            values[pt.tag(p.PID_IPM_DRAFTS_ENTRY_ID, pt.PT_BINARY)] = self._entry_id(self._by_path[(DRAFTS_NAME,)])
         write_pc_node(self.ndb, folder.nid, folder.parent, values)
         hierarchy = [(child, self._hierarchy_row(self.folders[child])) for child in folder.children]
-        if folder.nid == fmt.NID_ROOT_FOLDER:
+        if folder.nid == msg_fmt.NID_ROOT_FOLDER:
             hierarchy.append((SPAM_SEARCH_FOLDER, self._search_folder_properties()))
         write_tc_node(self.ndb, _table_nid(folder.nid, fmt.NID_TYPE_HIERARCHY_TABLE), 0, HIERARCHY_COLUMNS, hierarchy)
         contents = self._rows.rows(folder.row_offsets)
@@ -204,39 +202,40 @@ class PstWriter:
 
     def _hierarchy_row(self, folder: FolderNode) -> dict[int, PropValue]:
         values: dict[int, PropValue] = {
-            t(p.PID_DISPLAY_NAME, p.PT_UNICODE): folder.name,
-            t(p.PID_CONTENT_COUNT, p.PT_LONG): len(folder.row_offsets),
-            t(p.PID_CONTENT_UNREAD_COUNT, p.PT_LONG): folder.unread,
-            t(p.PID_SUBFOLDERS, p.PT_BOOLEAN): bool(folder.children),
-            t(p.PID_PST_HIDDEN_COUNT, p.PT_LONG): 0,
-            t(p.PID_PST_HIDDEN_UNREAD, p.PT_LONG): 0,
+            pt.tag(p.PID_DISPLAY_NAME, pt.PT_UNICODE): folder.name,
+            pt.tag(p.PID_CONTENT_COUNT, pt.PT_LONG): len(folder.row_offsets),
+            pt.tag(p.PID_CONTENT_UNREAD_COUNT, pt.PT_LONG): folder.unread,
+            pt.tag(p.PID_SUBFOLDERS, pt.PT_BOOLEAN): bool(folder.children),
+            pt.tag(p.PID_PST_HIDDEN_COUNT, pt.PT_LONG): 0,
+            pt.tag(p.PID_PST_HIDDEN_UNREAD, pt.PT_LONG): 0,
         }
         if folder.container_class:
-            values[t(p.PID_CONTAINER_CLASS, p.PT_UNICODE)] = folder.container_class
+            values[pt.tag(p.PID_CONTAINER_CLASS, pt.PT_UNICODE)] = folder.container_class
         return values
 
     def _search_folder_properties(self) -> dict[int, PropValue]:
         return {
-            t(p.PID_DISPLAY_NAME, p.PT_UNICODE): "SPAM Search Folder 2",
-            t(p.PID_CONTENT_COUNT, p.PT_LONG): 0,
-            t(p.PID_CONTENT_UNREAD_COUNT, p.PT_LONG): 0,
-            t(p.PID_SUBFOLDERS, p.PT_BOOLEAN): False,
+            pt.tag(p.PID_DISPLAY_NAME, pt.PT_UNICODE): "SPAM Search Folder 2",
+            pt.tag(p.PID_CONTENT_COUNT, pt.PT_LONG): 0,
+            pt.tag(p.PID_CONTENT_UNREAD_COUNT, pt.PT_LONG): 0,
+            pt.tag(p.PID_SUBFOLDERS, pt.PT_BOOLEAN): False,
         }
 
     def _entry_id(self, nid: int) -> bytes:
         return bytes(4) + self.record_key + nid.to_bytes(4, "little")
 
     def _write_scaffold(self) -> None:
-        write_pc_node(self.ndb, fmt.NID_MESSAGE_STORE, 0, self._store_properties())
+        write_pc_node(self.ndb, msg_fmt.NID_MESSAGE_STORE, 0, self._store_properties())
         named = list(self.named.values())
-        write_pc_node(self.ndb, fmt.NID_NAME_TO_ID_MAP, 0, name_to_id_map(named))
+        write_pc_node(self.ndb, msg_fmt.NID_NAME_TO_ID_MAP, 0, name_to_id_map(named))
         for nid in _EMPTY_INTERNAL_NODES:
             self.ndb.add_node(nid, 0, 0, 0)
         templates = (
-            (fmt.NID_HIERARCHY_TABLE_TEMPLATE, HIERARCHY_COLUMNS), (fmt.NID_CONTENTS_TABLE_TEMPLATE, CONTENTS_COLUMNS),
-            (fmt.NID_ASSOC_CONTENTS_TABLE_TEMPLATE, ASSOC_CONTENTS_COLUMNS),
-            (fmt.NID_SEARCH_CONTENTS_TABLE_TEMPLATE, SEARCH_CONTENTS_COLUMNS),
-            (fmt.NID_ATTACHMENT_TABLE, ATTACHMENT_COLUMNS), (fmt.NID_RECIPIENT_TABLE, RECIPIENT_COLUMNS),
+            (msg_fmt.NID_HIERARCHY_TABLE_TEMPLATE, HIERARCHY_COLUMNS),
+            (msg_fmt.NID_CONTENTS_TABLE_TEMPLATE, CONTENTS_COLUMNS),
+            (msg_fmt.NID_ASSOC_CONTENTS_TABLE_TEMPLATE, ASSOC_CONTENTS_COLUMNS),
+            (msg_fmt.NID_SEARCH_CONTENTS_TABLE_TEMPLATE, SEARCH_CONTENTS_COLUMNS),
+            (msg_fmt.NID_ATTACHMENT_TABLE, ATTACHMENT_COLUMNS), (msg_fmt.NID_RECIPIENT_TABLE, RECIPIENT_COLUMNS),
         )
         for nid, columns in templates:
             write_tc_node(self.ndb, nid, 0, columns, [])
@@ -248,14 +247,14 @@ class PstWriter:
     def _receive_folder_rows(self) -> list[tuple[int, Properties]]:
         """Return the receive-folder table: where Outlook delivers each message class (the Inbox)."""
         inbox = self._by_path.get((INBOX_NAME,), IPM_SUBTREE)
-        targets = (("", inbox), ("IPM", inbox), ("Report.IPM", inbox), ("IPC", fmt.NID_ROOT_FOLDER))
+        targets = (("", inbox), ("IPM", inbox), ("Report.IPM", inbox), ("IPC", msg_fmt.NID_ROOT_FOLDER))
         return [
-            (number + 1, {t(p.PID_MESSAGE_CLASS, p.PT_UNICODE): message_class, RECEIVE_FOLDER_NID: nid})
+            (number + 1, {pt.tag(p.PID_MESSAGE_CLASS, pt.PT_UNICODE): message_class, RECEIVE_FOLDER_NID: nid})
             for number, (message_class, nid) in enumerate(targets)
         ]
 
     def _write_spam_search_folder(self) -> None:
-        write_pc_node(self.ndb, SPAM_SEARCH_FOLDER, fmt.NID_ROOT_FOLDER, self._search_folder_properties())
+        write_pc_node(self.ndb, SPAM_SEARCH_FOLDER, msg_fmt.NID_ROOT_FOLDER, self._search_folder_properties())
         index = fmt.nid_index(SPAM_SEARCH_FOLDER)
         self.ndb.add_node(fmt.make_nid(fmt.NID_TYPE_SEARCH_UPDATE_QUEUE, index), 0, 0, 0)
         self.ndb.add_node(fmt.make_nid(fmt.NID_TYPE_SEARCH_CRITERIA_OBJECT, index), 0, 0, 0)
@@ -265,20 +264,21 @@ class PstWriter:
     def _store_properties(self) -> dict[int, PropValue]:
         values = self._store_scaffold_properties()
         if (SENT_ITEMS_NAME,) in self._by_path:
-            values[t(p.PID_IPM_SENTMAIL_ENTRY_ID, p.PT_BINARY)] = self._entry_id(self._by_path[(SENT_ITEMS_NAME,)])
+            sent_items = self._entry_id(self._by_path[(SENT_ITEMS_NAME,)])
+            values[pt.tag(p.PID_IPM_SENTMAIL_ENTRY_ID, pt.PT_BINARY)] = sent_items
         return values
 
     def _store_scaffold_properties(self) -> dict[int, PropValue]:
         return {
-            t(p.PID_RECORD_KEY, p.PT_BINARY): self.record_key,
-            t(p.PID_DISPLAY_NAME, p.PT_UNICODE): self.display_name,
-            t(p.PID_VALID_FOLDER_MASK, p.PT_LONG): 0x89,
-            t(p.PID_IPM_SUBTREE_ENTRY_ID, p.PT_BINARY): self._entry_id(IPM_SUBTREE),
-            t(p.PID_IPM_WASTEBASKET_ENTRY_ID, p.PT_BINARY): self._entry_id(DELETED_ITEMS),
-            t(p.PID_FINDER_ENTRY_ID, p.PT_BINARY): self._entry_id(SEARCH_ROOT),
-            t(p.PID_PST_BEST_BODY, p.PT_BOOLEAN): True,
-            t(p.PID_PST_CONFIG_FLAGS, p.PT_LONG): 0x000E0011,
-            t(p.PID_PST_PASSWORD, p.PT_LONG): 0,
+            pt.tag(p.PID_RECORD_KEY, pt.PT_BINARY): self.record_key,
+            pt.tag(p.PID_DISPLAY_NAME, pt.PT_UNICODE): self.display_name,
+            pt.tag(p.PID_VALID_FOLDER_MASK, pt.PT_LONG): 0x89,
+            pt.tag(p.PID_IPM_SUBTREE_ENTRY_ID, pt.PT_BINARY): self._entry_id(IPM_SUBTREE),
+            pt.tag(p.PID_IPM_WASTEBASKET_ENTRY_ID, pt.PT_BINARY): self._entry_id(DELETED_ITEMS),
+            pt.tag(p.PID_FINDER_ENTRY_ID, pt.PT_BINARY): self._entry_id(SEARCH_ROOT),
+            pt.tag(p.PID_PST_BEST_BODY, pt.PT_BOOLEAN): True,
+            pt.tag(p.PID_PST_CONFIG_FLAGS, pt.PT_LONG): 0x000E0011,
+            pt.tag(p.PID_PST_PASSWORD, pt.PT_LONG): 0,
         }
 
 

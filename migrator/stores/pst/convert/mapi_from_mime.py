@@ -10,19 +10,20 @@ import email.errors
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
 from email.header import decode_header, make_header
 from email.message import Message as EmailMessage
 from email.utils import getaddresses, parsedate_to_datetime
 
 from migrator.core.message import Flag, Flags, Message
-from migrator.stores.pst import props as p
-from migrator.stores.pst.ltp_writer import Properties
-from migrator.stores.pst.mime_tree import base64_body, decoded_body, parse_message
-from migrator.stores.pst.namemap_writer import NamedProperty
-from migrator.stores.pst.prop_values import PropValue, StreamedBinary
-from migrator.stores.pst.streamed_base64 import streamed_base64
+from migrator.stores.pst.convert.mime_tree import base64_body, decoded_body, parse_message
+from migrator.stores.pst.convert.streamed_base64 import streamed_base64
+from migrator.stores.pst.ltp import props as pt
+from migrator.stores.pst.ltp.values_writer import PropValue, StreamedBinary
+from migrator.stores.pst.ltp.writer import Properties
+from migrator.stores.pst.messaging import props as p
+from migrator.stores.pst.messaging.namemap_writer import NamedProperty
+from migrator.stores.pst.messaging.writer import MapiAttachment, MapiMessage
 
 _ONE_OFF_PROVIDER = bytes.fromhex("812B1FA4BEA310199D6E00DD010F5402")
 _ONE_OFF_FLAGS = 0x8001  # MAPI_ONE_OFF_UNICODE | MAPI_ONE_OFF_NO_RICH_INFO
@@ -32,27 +33,6 @@ _ICON_REPLIED = 0x105
 _ICON_FORWARDED = 0x106
 STREAM_FROM = 256 * 1024  # encoded bytes from which an attachment is decoded while written, not before
 
-
-@dataclass
-class MapiAttachment:
-    """One attachment: its properties, and an embedded message when it is attached as a message."""
-
-    props: dict[int, PropValue]
-    embedded: MapiMessage | None = None
-
-
-@dataclass
-class MapiMessage:
-    """A message as MAPI sees it: properties, recipient rows and attachments."""
-
-    props: dict[int, PropValue]
-    recipients: list[dict[int, PropValue]] = field(default_factory=list)
-    attachments: list[MapiAttachment] = field(default_factory=list)
-
-
-def t(prop_id: int, prop_type: int) -> int:
-    """Return the tag of ``prop_id`` with ``prop_type`` (shorthand used throughout the mapping)."""
-    return p.tag(prop_id, prop_type)
 
 
 def parse_mime(raw: bytes) -> EmailMessage:
@@ -106,7 +86,7 @@ def mapi_from_message(message: Message, named: dict[str, NamedProperty]) -> Mapi
     """Return the MAPI form of ``message``: headers, bodies, recipients, attachments, flags, named props."""
     parsed = parse_mime(message.raw)
     mapped = mapi_from_mime(parsed, message.raw, message.received)
-    base_flags = mapped.props.get(t(p.PID_MESSAGE_FLAGS, p.PT_LONG), 0)
+    base_flags = mapped.props.get(pt.tag(p.PID_MESSAGE_FLAGS, pt.PT_LONG), 0)
     assert isinstance(base_flags, int)  # a PT_LONG
     mapped.props.update(flag_properties(message, base_flags))
     mapped.props.update(migrator_properties(message, named))
@@ -125,9 +105,9 @@ def mapi_from_mime(parsed: EmailMessage, raw: bytes, received: datetime) -> Mapi
     recipients = [without_nul(row) for row in recipient_rows(parsed)]
     props.update(display_recipients(recipients))
     attachments = [attachment(part, number, received) for number, part in enumerate(attachment_parts)]
-    props[t(p.PID_HAS_ATTACHMENTS, p.PT_BOOLEAN)] = bool(attachments)
-    props[t(p.PID_MESSAGE_FLAGS, p.PT_LONG)] = p.MSGFLAG_HASATTACH if attachments else 0
-    props[t(p.PID_SEARCH_KEY, p.PT_BINARY)] = hashlib.md5(raw).digest()
+    props[pt.tag(p.PID_HAS_ATTACHMENTS, pt.PT_BOOLEAN)] = bool(attachments)
+    props[pt.tag(p.PID_MESSAGE_FLAGS, pt.PT_LONG)] = p.MSGFLAG_HASATTACH if attachments else 0
+    props[pt.tag(p.PID_SEARCH_KEY, pt.PT_BINARY)] = hashlib.md5(raw).digest()
     return MapiMessage(without_nul(props), recipients, attachments)
 
 
@@ -143,28 +123,28 @@ def envelope_properties(parsed: EmailMessage, received: datetime) -> Properties:
     """Return class, subject, sender, dates and identifiers taken from the header fields."""
     subject = header_text(parsed, "Subject")
     values: dict[int, PropValue] = {
-        t(p.PID_MESSAGE_CLASS, p.PT_UNICODE): "IPM.Note",
-        t(p.PID_IMPORTANCE, p.PT_LONG): importance(parsed),
-        t(p.PID_PRIORITY, p.PT_LONG): 0,
-        t(p.PID_SENSITIVITY, p.PT_LONG): 0,
-        t(p.PID_MESSAGE_STATUS, p.PT_LONG): 0,
-        t(p.PID_MESSAGE_DELIVERY_TIME, p.PT_SYSTIME): received,
-        t(p.PID_CREATION_TIME, p.PT_SYSTIME): received,
-        t(p.PID_LAST_MODIFICATION_TIME, p.PT_SYSTIME): received,
-        t(p.PID_CLIENT_SUBMIT_TIME, p.PT_SYSTIME): sent_date(parsed) or received,
-        t(p.PID_MESSAGE_CODEPAGE, p.PT_LONG): p.CODEPAGE_UTF8,
-        t(p.PID_INTERNET_CODEPAGE, p.PT_LONG): p.CODEPAGE_UTF8,
+        pt.tag(p.PID_MESSAGE_CLASS, pt.PT_UNICODE): "IPM.Note",
+        pt.tag(p.PID_IMPORTANCE, pt.PT_LONG): importance(parsed),
+        pt.tag(p.PID_PRIORITY, pt.PT_LONG): 0,
+        pt.tag(p.PID_SENSITIVITY, pt.PT_LONG): 0,
+        pt.tag(p.PID_MESSAGE_STATUS, pt.PT_LONG): 0,
+        pt.tag(p.PID_MESSAGE_DELIVERY_TIME, pt.PT_SYSTIME): received,
+        pt.tag(p.PID_CREATION_TIME, pt.PT_SYSTIME): received,
+        pt.tag(p.PID_LAST_MODIFICATION_TIME, pt.PT_SYSTIME): received,
+        pt.tag(p.PID_CLIENT_SUBMIT_TIME, pt.PT_SYSTIME): sent_date(parsed) or received,
+        pt.tag(p.PID_MESSAGE_CODEPAGE, pt.PT_LONG): p.CODEPAGE_UTF8,
+        pt.tag(p.PID_INTERNET_CODEPAGE, pt.PT_LONG): p.CODEPAGE_UTF8,
     }
     if subject:
         prefix, normalized = split_subject(subject)
-        values[t(p.PID_SUBJECT, p.PT_UNICODE)] = subject
-        values[t(p.PID_SUBJECT_PREFIX, p.PT_UNICODE)] = prefix
-        values[t(p.PID_NORMALIZED_SUBJECT, p.PT_UNICODE)] = normalized
-        values[t(p.PID_CONVERSATION_TOPIC, p.PT_UNICODE)] = normalized
+        values[pt.tag(p.PID_SUBJECT, pt.PT_UNICODE)] = subject
+        values[pt.tag(p.PID_SUBJECT_PREFIX, pt.PT_UNICODE)] = prefix
+        values[pt.tag(p.PID_NORMALIZED_SUBJECT, pt.PT_UNICODE)] = normalized
+        values[pt.tag(p.PID_CONVERSATION_TOPIC, pt.PT_UNICODE)] = normalized
     for prop_id, name in ((p.PID_INTERNET_MESSAGE_ID, "Message-ID"), (p.PID_IN_REPLY_TO_ID, "In-Reply-To"),
                           (p.PID_INTERNET_REFERENCES, "References")):
         if value := header_text(parsed, name):
-            values[t(prop_id, p.PT_UNICODE)] = value
+            values[pt.tag(prop_id, pt.PT_UNICODE)] = value
     values.update(sender_properties(parsed))
     return values
 
@@ -209,13 +189,13 @@ def sender_properties(parsed: EmailMessage) -> Properties:
                 (p.PID_SENT_REPRESENTING_NAME, p.PID_SENT_REPRESENTING_EMAIL_ADDRESS,
                  p.PID_SENT_REPRESENTING_ADDRESS_TYPE, p.PID_SENT_REPRESENTING_SMTP_ADDRESS,
                  p.PID_SENT_REPRESENTING_ENTRY_ID, p.PID_SENT_REPRESENTING_SEARCH_KEY)):
-        values[t(ids[0], p.PT_UNICODE)] = name
+        values[pt.tag(ids[0], pt.PT_UNICODE)] = name
         if address:
-            values[t(ids[1], p.PT_UNICODE)] = address
-            values[t(ids[2], p.PT_UNICODE)] = "SMTP"
-            values[t(ids[3], p.PT_UNICODE)] = address
-            values[t(ids[4], p.PT_BINARY)] = one_off_entry_id(name, address)
-            values[t(ids[5], p.PT_BINARY)] = search_key(address)
+            values[pt.tag(ids[1], pt.PT_UNICODE)] = address
+            values[pt.tag(ids[2], pt.PT_UNICODE)] = "SMTP"
+            values[pt.tag(ids[3], pt.PT_UNICODE)] = address
+            values[pt.tag(ids[4], pt.PT_BINARY)] = one_off_entry_id(name, address)
+            values[pt.tag(ids[5], pt.PT_BINARY)] = search_key(address)
     return values
 
 
@@ -234,7 +214,7 @@ def header_block_properties(raw: bytes) -> Properties:
     """Return PidTagTransportMessageHeaders: the header block as it came, decoded as UTF-8."""
     end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=len(raw))
     text = raw[:end].decode("utf-8", "replace")
-    return {t(p.PID_TRANSPORT_MESSAGE_HEADERS, p.PT_UNICODE): text + "\r\n\r\n"} if text else {}
+    return {pt.tag(p.PID_TRANSPORT_MESSAGE_HEADERS, pt.PT_UNICODE): text + "\r\n\r\n"} if text else {}
 
 
 def recipient_rows(parsed: EmailMessage) -> list[dict[int, PropValue]]:
@@ -250,17 +230,17 @@ def recipient_rows(parsed: EmailMessage) -> list[dict[int, PropValue]]:
 def recipient_row(kind: int, name: str, address: str) -> dict[int, PropValue]:
     """Return the properties of one recipient."""
     return {
-        t(p.PID_RECIPIENT_TYPE, p.PT_LONG): kind,
-        t(p.PID_RESPONSIBILITY, p.PT_BOOLEAN): False,
-        t(p.PID_OBJECT_TYPE, p.PT_LONG): p.OBJECT_TYPE_MAIL_USER,
-        t(p.PID_ENTRY_ID, p.PT_BINARY): one_off_entry_id(name, address),
-        t(p.PID_DISPLAY_NAME, p.PT_UNICODE): name,
-        t(p.PID_ADDRESS_TYPE, p.PT_UNICODE): "SMTP",
-        t(p.PID_EMAIL_ADDRESS, p.PT_UNICODE): address,
-        t(p.PID_SEARCH_KEY, p.PT_BINARY): search_key(address),
-        t(p.PID_DISPLAY_TYPE, p.PT_LONG): 0,
-        t(p.PID_SEND_RICH_INFO, p.PT_BOOLEAN): False,
-        t(p.PID_SMTP_ADDRESS, p.PT_UNICODE): address,
+        pt.tag(p.PID_RECIPIENT_TYPE, pt.PT_LONG): kind,
+        pt.tag(p.PID_RESPONSIBILITY, pt.PT_BOOLEAN): False,
+        pt.tag(p.PID_OBJECT_TYPE, pt.PT_LONG): p.OBJECT_TYPE_MAIL_USER,
+        pt.tag(p.PID_ENTRY_ID, pt.PT_BINARY): one_off_entry_id(name, address),
+        pt.tag(p.PID_DISPLAY_NAME, pt.PT_UNICODE): name,
+        pt.tag(p.PID_ADDRESS_TYPE, pt.PT_UNICODE): "SMTP",
+        pt.tag(p.PID_EMAIL_ADDRESS, pt.PT_UNICODE): address,
+        pt.tag(p.PID_SEARCH_KEY, pt.PT_BINARY): search_key(address),
+        pt.tag(p.PID_DISPLAY_TYPE, pt.PT_LONG): 0,
+        pt.tag(p.PID_SEND_RICH_INFO, pt.PT_BOOLEAN): False,
+        pt.tag(p.PID_SMTP_ADDRESS, pt.PT_UNICODE): address,
     }
 
 
@@ -269,9 +249,9 @@ def display_recipients(rows: list[dict[int, PropValue]]) -> Properties:
     values: dict[int, PropValue] = {}
     for kind, prop_id in ((p.RECIPIENT_TO, p.PID_DISPLAY_TO), (p.RECIPIENT_CC, p.PID_DISPLAY_CC),
                           (p.RECIPIENT_BCC, p.PID_DISPLAY_BCC)):
-        names = [str(r[t(p.PID_DISPLAY_NAME, p.PT_UNICODE)]) for r in rows
-                 if r[t(p.PID_RECIPIENT_TYPE, p.PT_LONG)] == kind]
-        values[t(prop_id, p.PT_UNICODE)] = "; ".join(names)
+        names = [str(r[pt.tag(p.PID_DISPLAY_NAME, pt.PT_UNICODE)]) for r in rows
+                 if r[pt.tag(p.PID_RECIPIENT_TYPE, pt.PT_LONG)] == kind]
+        values[pt.tag(prop_id, pt.PT_UNICODE)] = "; ".join(names)
     return values
 
 
@@ -305,12 +285,12 @@ def body_properties(parts: list[EmailMessage]) -> Properties:
         if not text:
             continue  # libpff reports an empty body value as missing data
         if part.get_content_type() == "text/plain":
-            values[t(p.PID_BODY, p.PT_UNICODE)] = text
+            values[pt.tag(p.PID_BODY, pt.PT_UNICODE)] = text
         else:
-            values[t(p.PID_HTML, p.PT_BINARY)] = text.encode("utf-8")
+            values[pt.tag(p.PID_HTML, pt.PT_BINARY)] = text.encode("utf-8")
     if values:
-        html_only = t(p.PID_BODY, p.PT_UNICODE) not in values
-        values[t(p.PID_NATIVE_BODY, p.PT_LONG)] = p.NATIVE_BODY_HTML if html_only else p.NATIVE_BODY_PLAIN
+        html_only = pt.tag(p.PID_BODY, pt.PT_UNICODE) not in values
+        values[pt.tag(p.PID_NATIVE_BODY, pt.PT_LONG)] = p.NATIVE_BODY_HTML if html_only else p.NATIVE_BODY_PLAIN
     return values
 
 
@@ -347,25 +327,25 @@ def attachment(part: EmailMessage, number: int, received: datetime) -> MapiAttac
     content_id = header_text(part, "Content-ID").strip("<>")
     inline = part.get_content_disposition() == "inline" and bool(content_id)
     values: dict[int, PropValue] = {
-        t(p.PID_ATTACH_METHOD, p.PT_LONG): p.ATTACH_BY_VALUE,
-        t(p.PID_ATTACH_DATA, p.PT_BINARY): data,
-        t(p.PID_ATTACH_LONG_FILENAME, p.PT_UNICODE): filename,
-        t(p.PID_ATTACH_FILENAME, p.PT_UNICODE): filename,
-        t(p.PID_DISPLAY_NAME, p.PT_UNICODE): filename,
-        t(p.PID_ATTACH_MIME_TAG, p.PT_UNICODE): kind,
-        t(p.PID_RENDERING_POSITION, p.PT_LONG): -1,
-        t(p.PID_ATTACH_NUMBER, p.PT_LONG): number,
-        t(p.PID_OBJECT_TYPE, p.PT_LONG): p.OBJECT_TYPE_ATTACHMENT,
-        t(p.PID_ATTACH_SIZE, p.PT_LONG): 0,
-        t(p.PID_CREATION_TIME, p.PT_SYSTIME): received,
-        t(p.PID_LAST_MODIFICATION_TIME, p.PT_SYSTIME): received,
-        t(p.PID_ATTACH_FLAGS, p.PT_LONG): p.ATTACH_FLAG_RENDERED_IN_BODY if inline else 0,
-        t(p.PID_ATTACHMENT_HIDDEN, p.PT_BOOLEAN): inline,
+        pt.tag(p.PID_ATTACH_METHOD, pt.PT_LONG): p.ATTACH_BY_VALUE,
+        pt.tag(p.PID_ATTACH_DATA, pt.PT_BINARY): data,
+        pt.tag(p.PID_ATTACH_LONG_FILENAME, pt.PT_UNICODE): filename,
+        pt.tag(p.PID_ATTACH_FILENAME, pt.PT_UNICODE): filename,
+        pt.tag(p.PID_DISPLAY_NAME, pt.PT_UNICODE): filename,
+        pt.tag(p.PID_ATTACH_MIME_TAG, pt.PT_UNICODE): kind,
+        pt.tag(p.PID_RENDERING_POSITION, pt.PT_LONG): -1,
+        pt.tag(p.PID_ATTACH_NUMBER, pt.PT_LONG): number,
+        pt.tag(p.PID_OBJECT_TYPE, pt.PT_LONG): p.OBJECT_TYPE_ATTACHMENT,
+        pt.tag(p.PID_ATTACH_SIZE, pt.PT_LONG): 0,
+        pt.tag(p.PID_CREATION_TIME, pt.PT_SYSTIME): received,
+        pt.tag(p.PID_LAST_MODIFICATION_TIME, pt.PT_SYSTIME): received,
+        pt.tag(p.PID_ATTACH_FLAGS, pt.PT_LONG): p.ATTACH_FLAG_RENDERED_IN_BODY if inline else 0,
+        pt.tag(p.PID_ATTACHMENT_HIDDEN, pt.PT_BOOLEAN): inline,
     }
     if "." in filename:
-        values[t(p.PID_ATTACH_EXTENSION, p.PT_UNICODE)] = filename[filename.rindex("."):]
+        values[pt.tag(p.PID_ATTACH_EXTENSION, pt.PT_UNICODE)] = filename[filename.rindex("."):]
     if content_id:
-        values[t(p.PID_ATTACH_CONTENT_ID, p.PT_UNICODE)] = content_id
+        values[pt.tag(p.PID_ATTACH_CONTENT_ID, pt.PT_UNICODE)] = content_id
     if kind == "message/rfc822" and data:
         assert isinstance(data, bytes)  # attachment_data streams no message/rfc822
         return embedded_attachment(without_nul(values), data, received)
@@ -389,12 +369,12 @@ def _default_filename(kind: str, number: int) -> str:
 def embedded_attachment(values: dict[int, PropValue], raw: bytes, received: datetime) -> MapiAttachment:
     """Return an attachment holding ``raw`` as an embedded message (attach method 5)."""
     inner = mapi_from_mime(parse_mime(raw), raw, received)
-    del values[t(p.PID_ATTACH_DATA, p.PT_BINARY)]
-    values[t(p.PID_ATTACH_METHOD, p.PT_LONG)] = p.ATTACH_EMBEDDED_MSG
-    subject = inner.props.get(t(p.PID_SUBJECT, p.PT_UNICODE))
+    del values[pt.tag(p.PID_ATTACH_DATA, pt.PT_BINARY)]
+    values[pt.tag(p.PID_ATTACH_METHOD, pt.PT_LONG)] = p.ATTACH_EMBEDDED_MSG
+    subject = inner.props.get(pt.tag(p.PID_SUBJECT, pt.PT_UNICODE))
     if subject:
-        values[t(p.PID_DISPLAY_NAME, p.PT_UNICODE)] = subject
-    flags_tag = t(p.PID_MESSAGE_FLAGS, p.PT_LONG)
+        values[pt.tag(p.PID_DISPLAY_NAME, pt.PT_UNICODE)] = subject
+    flags_tag = pt.tag(p.PID_MESSAGE_FLAGS, pt.PT_LONG)
     inner_flags = inner.props[flags_tag]
     assert isinstance(inner_flags, int)  # a PT_LONG
     inner.props[flags_tag] = int(inner_flags) | p.MSGFLAG_READ
@@ -410,16 +390,16 @@ def flag_properties(message: Message, base_flags: int) -> Properties:
         message_flags |= p.MSGFLAG_READ
     if Flag.DRAFT in flags:
         message_flags |= p.MSGFLAG_UNSENT
-    values[t(p.PID_MESSAGE_FLAGS, p.PT_LONG)] = message_flags
+    values[pt.tag(p.PID_MESSAGE_FLAGS, pt.PT_LONG)] = message_flags
     if Flag.FLAGGED in flags:
-        values[t(p.PID_FLAG_STATUS, p.PT_LONG)] = p.FLAG_STATUS_FOLLOWUP_FLAGGED
-        values[t(p.PID_FOLLOWUP_ICON, p.PT_LONG)] = p.FOLLOWUP_ICON_RED
-        values[t(p.PID_TODO_ITEM_FLAGS, p.PT_LONG)] = 1
+        values[pt.tag(p.PID_FLAG_STATUS, pt.PT_LONG)] = p.FLAG_STATUS_FOLLOWUP_FLAGGED
+        values[pt.tag(p.PID_FOLLOWUP_ICON, pt.PT_LONG)] = p.FOLLOWUP_ICON_RED
+        values[pt.tag(p.PID_TODO_ITEM_FLAGS, pt.PT_LONG)] = 1
     verb = _last_verb(flags)
     if verb:
-        values[t(p.PID_LAST_VERB_EXECUTED, p.PT_LONG)] = verb[0]
-        values[t(p.PID_ICON_INDEX, p.PT_LONG)] = verb[1]
-        values[t(p.PID_LAST_VERB_EXECUTION_TIME, p.PT_SYSTIME)] = message.received
+        values[pt.tag(p.PID_LAST_VERB_EXECUTED, pt.PT_LONG)] = verb[0]
+        values[pt.tag(p.PID_ICON_INDEX, pt.PT_LONG)] = verb[1]
+        values[pt.tag(p.PID_LAST_VERB_EXECUTION_TIME, pt.PT_SYSTIME)] = message.received
     return values
 
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from migrator.core.message import Flag, Flags
-from migrator.stores.pst import props as p
-from migrator.stores.pst.messaging_reader import MapiMessage
-from migrator.stores.pst.namemap_reader import PropertyName, lookup_ids
+from migrator.stores.pst.messaging import props as p
+from migrator.stores.pst.messaging.namemap_reader import PropertyName, lookup_ids
+from migrator.stores.pst.messaging.reader import MapiMessage
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ICON_REPLIED = 0x105

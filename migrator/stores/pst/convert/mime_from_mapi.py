@@ -20,10 +20,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from io import BytesIO
 
-from migrator.stores.pst import props as p
-from migrator.stores.pst.message_meta import mapi_date
-from migrator.stores.pst.messaging_reader import Attachment, MapiMessage, codec_name
-from migrator.stores.pst.rtf import RtfError, decompress_rtf, html_from_rtf
+from migrator.stores.pst.convert.meta_from_mapi import mapi_date
+from migrator.stores.pst.convert.rtf import RtfError, decompress_rtf, html_from_rtf
+from migrator.stores.pst.messaging import props as p
+from migrator.stores.pst.messaging.reader import Attachment, MapiMessage, codec_name
 
 _POLICY = policy.SMTP.clone(max_line_length=78, refold_source="none")  # parsed headers stay as they came
 _TYPES = mimetypes.MimeTypes(filenames=())  # built-in table only: the same answer on every machine

@@ -16,7 +16,7 @@ import binascii
 import re
 from collections.abc import Iterator
 
-from migrator.stores.pst.prop_values import StreamedBinary
+from migrator.stores.pst.ltp.values_writer import StreamedBinary
 
 ENCODED_PIECE = 64 * 1024  # encoded bytes decoded at a time
 _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"

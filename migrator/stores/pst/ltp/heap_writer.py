@@ -6,7 +6,8 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from migrator.stores.pst import format as fmt
+from migrator.stores.pst.ltp import format as ltp_fmt
+from migrator.stores.pst.ndb import format as fmt
 
 _FILL_THRESHOLDS = (3584, 2560, 2048, 1792, 1536, 1280, 1024, 768, 512, 256, 128, 64, 32, 16, 8)
 
@@ -22,10 +23,11 @@ def fill_level(free: int) -> int:
 def page_header_size(block_index: int) -> int:
     """Return the size of the header that starts heap block ``block_index``."""
     if block_index == 0:
-        return fmt.HNHDR.size
-    if block_index >= fmt.HN_BITMAP_FIRST and (block_index - fmt.HN_BITMAP_FIRST) % fmt.HN_BITMAP_EVERY == 0:
-        return fmt.HNBITMAPHDR.size
-    return fmt.HNPAGEHDR.size
+        return ltp_fmt.HNHDR.size
+    first, every = ltp_fmt.HN_BITMAP_FIRST, ltp_fmt.HN_BITMAP_EVERY
+    if block_index >= first and (block_index - first) % every == 0:
+        return ltp_fmt.HNBITMAPHDR.size
+    return ltp_fmt.HNPAGEHDR.size
 
 
 class Heap:
@@ -38,25 +40,25 @@ class Heap:
 
     def allocate(self, data: bytes) -> int:
         """Store ``data`` (≤ 3,580 bytes) in the heap and return its HID."""
-        if len(data) > fmt.MAX_HEAP_ALLOC:
-            raise ValueError(f"heap allocation of {len(data)} bytes exceeds {fmt.MAX_HEAP_ALLOC}")
+        if len(data) > ltp_fmt.MAX_HEAP_ALLOC:
+            raise ValueError(f"heap allocation of {len(data)} bytes exceeds {ltp_fmt.MAX_HEAP_ALLOC}")
         if not self._fits(len(self._blocks) - 1, len(data)):
             self._blocks.append([])
             self._used.append(page_header_size(len(self._blocks) - 1))
         index = len(self._blocks) - 1
         self._blocks[index].append(data)
         self._used[index] += len(data)
-        return fmt.make_hid(index, len(self._blocks[index]))
+        return ltp_fmt.make_hid(index, len(self._blocks[index]))
 
     def patch(self, hid: int, offset: int, data: bytes) -> None:
         """Overwrite ``data`` at ``offset`` inside the allocation ``hid`` (its size does not change)."""
-        block, index = fmt.hid_parts(hid)
+        block, index = ltp_fmt.hid_parts(hid)
         allocation = self._blocks[block][index - 1]
         self._blocks[block][index - 1] = allocation[:offset] + data + allocation[offset + len(data):]
 
     def _fits(self, index: int, size: int) -> bool:
         count = len(self._blocks[index]) + 1
-        page_map = fmt.HNPAGEMAP_HEADER.size + 2 * (count + 1)
+        page_map = ltp_fmt.HNPAGEMAP_HEADER.size + 2 * (count + 1)
         return self._used[index] + size + 1 + page_map <= fmt.MAX_BLOCK_PAYLOAD and count < 0x7FF
 
     def block_payloads(self, root_hid: int) -> list[bytes]:
@@ -70,17 +72,18 @@ class Heap:
         offsets = [header_size]
         for allocation in self._blocks[index]:
             offsets.append(offsets[-1] + len(allocation))
-        page_map = fmt.HNPAGEMAP_HEADER.pack(len(self._blocks[index]), 0) + struct.pack(f"<{len(offsets)}H", *offsets)
+        page_map = ltp_fmt.HNPAGEMAP_HEADER.pack(len(self._blocks[index]), 0)
+        page_map += struct.pack(f"<{len(offsets)}H", *offsets)
         header = self._page_header(index, map_offset, root_hid)
         return header + body + bytes(map_offset - header_size - len(body)) + page_map
 
     def _page_header(self, index: int, map_offset: int, root_hid: int) -> bytes:
         if index == 0:
             levels = self._fill_levels(0, 8, 4)
-            return fmt.HNHDR.pack(map_offset, fmt.HN_SIGNATURE, self.client_signature, root_hid, levels)
-        if page_header_size(index) == fmt.HNBITMAPHDR.size:
-            return fmt.HNBITMAPHDR.pack(map_offset, self._fill_levels(index, fmt.HN_BITMAP_EVERY, 64))
-        return fmt.HNPAGEHDR.pack(map_offset)
+            return ltp_fmt.HNHDR.pack(map_offset, ltp_fmt.HN_SIGNATURE, self.client_signature, root_hid, levels)
+        if page_header_size(index) == ltp_fmt.HNBITMAPHDR.size:
+            return ltp_fmt.HNBITMAPHDR.pack(map_offset, self._fill_levels(index, ltp_fmt.HN_BITMAP_EVERY, 64))
+        return ltp_fmt.HNPAGEHDR.pack(map_offset)
 
     def _fill_levels(self, first: int, count: int, size: int) -> bytes:
         nibbles = []
@@ -106,10 +109,10 @@ def build_bth(heap: Heap, key_size: int, data_size: int, records: Sequence[tuple
     level = 0
     hid_root = 0
     leaves: list[int] = []
-    per_leaf = fmt.MAX_HEAP_ALLOC // (key_size + data_size)
+    per_leaf = ltp_fmt.MAX_HEAP_ALLOC // (key_size + data_size)
     entries = [(key, key.to_bytes(key_size, "little") + data) for key, data in records]
     while entries:
-        per_allocation = fmt.MAX_HEAP_ALLOC // len(entries[0][1])
+        per_allocation = ltp_fmt.MAX_HEAP_ALLOC // len(entries[0][1])
         parents = []
         for i in range(0, len(entries), per_allocation):
             group = entries[i:i + per_allocation]
@@ -122,5 +125,5 @@ def build_bth(heap: Heap, key_size: int, data_size: int, records: Sequence[tuple
             break
         entries = parents
         level += 1
-    header = heap.allocate(fmt.BTHHEADER.pack(fmt.HN_CLIENT_BTH, key_size, data_size, level, hid_root))
+    header = heap.allocate(ltp_fmt.BTHHEADER.pack(ltp_fmt.HN_CLIENT_BTH, key_size, data_size, level, hid_root))
     return BthRef(header, tuple(leaves), per_leaf)

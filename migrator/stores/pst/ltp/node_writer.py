@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from migrator.stores.pst.ltp_writer import Properties, Subnodes, build_pc, build_tc
-from migrator.stores.pst.ndb_writer import NdbWriter
+from migrator.stores.pst.ltp.writer import Properties, Subnodes, build_pc, build_tc
+from migrator.stores.pst.ndb.writer import NdbWriter
 
 
 def write_pc_node(ndb: NdbWriter, nid: int, parent: int, values: Properties) -> None:

@@ -11,10 +11,11 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from migrator.stores.pst import format as fmt
-from migrator.stores.pst import props as p
-from migrator.stores.pst.ndb_reader import Layout, Ndb, PstFormatError, SubnodeEntry
-from migrator.stores.pst.values_reader import decode_value, fixed_size
+from migrator.stores.pst.ltp import format as ltp_fmt
+from migrator.stores.pst.ltp import props as pt
+from migrator.stores.pst.ltp.values_reader import decode_value, fixed_size
+from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb.reader import Layout, Ndb, PstFormatError, SubnodeEntry
 
 
 class Node:
@@ -90,11 +91,11 @@ class Heap:
     """A heap-on-node: allocations addressed by HID across the node's data blocks."""
 
     def __init__(self, blocks: list[bytes]) -> None:
-        if not blocks or len(blocks[0]) < fmt.HNHDR.size:
+        if not blocks or len(blocks[0]) < ltp_fmt.HNHDR.size:
             raise PstFormatError("a heap-on-node is empty")
         self.blocks = blocks
-        self.header = HeapHeader(*fmt.HNHDR.unpack_from(blocks[0])[:4])
-        if self.header.signature != fmt.HN_SIGNATURE:
+        self.header = HeapHeader(*ltp_fmt.HNHDR.unpack_from(blocks[0])[:4])
+        if self.header.signature != ltp_fmt.HN_SIGNATURE:
             raise PstFormatError(f"a heap-on-node has signature {self.header.signature:#x}, not 0xec")
         self._maps: dict[int, list[int]] = {}
 
@@ -108,7 +109,7 @@ class Heap:
         """Return the bytes of allocation ``hid``; raise PstFormatError for a HID that does not exist."""
         if hid == 0:
             return b""
-        block_index, alloc_index = fmt.hid_parts(hid)
+        block_index, alloc_index = ltp_fmt.hid_parts(hid)
         if block_index >= len(self.blocks):
             raise PstFormatError(f"HID {hid:#x} names heap block {block_index} of {len(self.blocks)}")
         offsets = self.page_map(block_index)
@@ -123,10 +124,10 @@ class Heap:
 def parse_page_map(block: bytes) -> list[int]:
     """Return the allocation offsets of the HNPAGEMAP a heap block points to."""
     (map_offset,) = struct.unpack_from("<H", block)
-    if map_offset + fmt.HNPAGEMAP_HEADER.size > len(block):
+    if map_offset + ltp_fmt.HNPAGEMAP_HEADER.size > len(block):
         raise PstFormatError(f"a heap page map at {map_offset} lies beyond its block of {len(block)} bytes")
-    count, _free = fmt.HNPAGEMAP_HEADER.unpack_from(block, map_offset)
-    start = map_offset + fmt.HNPAGEMAP_HEADER.size
+    count, _free = ltp_fmt.HNPAGEMAP_HEADER.unpack_from(block, map_offset)
+    start = map_offset + ltp_fmt.HNPAGEMAP_HEADER.size
     if start + 2 * (count + 1) > len(block):
         raise PstFormatError(f"a heap page map lists {count} allocations beyond its block")
     return list(struct.unpack_from(f"<{count + 1}H", block, start))
@@ -149,10 +150,10 @@ class BthHeader:
 def bth_header(heap: Heap, hid: int) -> BthHeader:
     """Return the BTH header at ``hid``; raise PstFormatError if it is not one."""
     raw = heap.get(hid)
-    if len(raw) < fmt.BTHHEADER.size:
+    if len(raw) < ltp_fmt.BTHHEADER.size:
         raise PstFormatError(f"BTH header {hid:#x} is {len(raw)} bytes long")
-    header = BthHeader(*fmt.BTHHEADER.unpack_from(raw))
-    if header.btype != fmt.HN_CLIENT_BTH or header.key_size not in (2, 4, 8, 16) or header.entry_size > 32:
+    header = BthHeader(*ltp_fmt.BTHHEADER.unpack_from(raw))
+    if header.btype != ltp_fmt.HN_CLIENT_BTH or header.key_size not in (2, 4, 8, 16) or header.entry_size > 32:
         raise PstFormatError(f"BTH header {hid:#x} has type {header.btype:#x} and key size {header.key_size}")
     return header
 
@@ -183,7 +184,7 @@ def hnid_bytes(heap: Heap, node: Node, hnid: int) -> bytes:
     """Return the bytes an HNID names: a heap allocation, or the data of a subnode."""
     if hnid == 0:
         return b""
-    if fmt.is_hid(hnid):
+    if ltp_fmt.is_hid(hnid):
         return heap.get(hnid)
     return node.subnode(hnid).data()
 
@@ -192,7 +193,7 @@ def hnid_size(heap: Heap, node: Node, hnid: int) -> int:
     """Return the size of the value an HNID names, reading only the data tree's root for subnodes."""
     if hnid == 0:
         return 0
-    if fmt.is_hid(hnid):
+    if ltp_fmt.is_hid(hnid):
         return len(heap.get(hnid))
     return node.subnode(hnid).data_size()
 
@@ -206,7 +207,7 @@ class PropertyContext:
     def __init__(self, node: Node, codepage: str = "cp1252") -> None:
         self.node = node
         self.heap = Heap(node.blocks())
-        if self.heap.header.client_signature != fmt.HN_CLIENT_PC:
+        if self.heap.header.client_signature != ltp_fmt.HN_CLIENT_PC:
             raise PstFormatError(f"node {node.nid:#x} is not a property context")
         header = bth_header(self.heap, self.heap.header.user_root)
         if header.key_size != 2 or header.entry_size != 6:
@@ -283,18 +284,19 @@ class TableInfo:
     @property
     def row_size(self) -> int:
         """Return the bytes one row takes."""
-        return self.ends[fmt.TCI_BM]
+        return self.ends[ltp_fmt.TCI_BM]
 
 
 def parse_table_info(raw: bytes) -> TableInfo:
     """Return the TCINFO parsed from its heap allocation; raise PstFormatError if it is not one."""
-    if len(raw) < fmt.TCINFO_HEADER.size:
+    if len(raw) < ltp_fmt.TCINFO_HEADER.size:
         raise PstFormatError("a table's TCINFO is too short")
-    btype, count, *ends, row_index, rows_hnid = fmt.TCINFO_HEADER.unpack_from(raw)
-    if btype != fmt.HN_CLIENT_TC or len(raw) < fmt.TCINFO_HEADER.size + count * fmt.TCOLDESC.size:
+    btype, count, *ends, row_index, rows_hnid = ltp_fmt.TCINFO_HEADER.unpack_from(raw)
+    if btype != ltp_fmt.HN_CLIENT_TC or len(raw) < ltp_fmt.TCINFO_HEADER.size + count * ltp_fmt.TCOLDESC.size:
         raise PstFormatError(f"a table's TCINFO has type {btype:#x} and {count} columns")
     columns = tuple(
-        Column(*fmt.TCOLDESC.unpack_from(raw, fmt.TCINFO_HEADER.size + i * fmt.TCOLDESC.size)) for i in range(count)
+        Column(*ltp_fmt.TCOLDESC.unpack_from(raw, ltp_fmt.TCINFO_HEADER.size + i * ltp_fmt.TCOLDESC.size))
+        for i in range(count)
     )
     return TableInfo(tuple(ends), row_index, rows_hnid, columns)
 
@@ -307,11 +309,11 @@ class TableContext:
         self.layout = layout
         self.codepage = codepage
         self.heap = Heap(node.blocks())
-        if self.heap.header.client_signature != fmt.HN_CLIENT_TC:
+        if self.heap.header.client_signature != ltp_fmt.HN_CLIENT_TC:
             raise PstFormatError(f"node {node.nid:#x} is not a table context")
         self.info = parse_table_info(self.heap.get(self.heap.header.user_root))
         self.columns = {column.tag: column for column in self.info.columns}
-        self.tags_by_id = {p.tag_id(column.tag): column.tag for column in self.info.columns}
+        self.tags_by_id = {pt.tag_id(column.tag): column.tag for column in self.info.columns}
 
     def row_index(self) -> dict[int, int]:
         """Return the RowIndex: row id -> row number."""
@@ -328,7 +330,7 @@ class TableContext:
         hnid = self.info.rows_hnid
         if hnid == 0:
             return []
-        if fmt.is_hid(hnid):
+        if ltp_fmt.is_hid(hnid):
             return [self.heap.get(hnid)]
         return self.node.subnode(hnid).blocks()
 
@@ -342,7 +344,7 @@ class TableContext:
     def cell(self, row: bytes, tag: int, default: object = None) -> object:
         """Return the decoded value of column ``tag`` in ``row``, or ``default`` when the cell is empty."""
         raw = self.cell_raw(row, tag)
-        return default if raw is None else decode_value(p.tag_type(tag), raw, self.codepage)
+        return default if raw is None else decode_value(pt.tag_type(tag), raw, self.codepage)
 
     def value(self, row: bytes, prop_id: int, default: object = None) -> object:
         """Return the decoded cell of property ``prop_id`` whatever its column's type, or ``default``."""
@@ -355,14 +357,14 @@ class TableContext:
         if column is None or not self.cell_exists(row, column):
             return None
         data = row[column.offset:column.offset + column.size]
-        size = fixed_size(p.tag_type(tag))
+        size = fixed_size(pt.tag_type(tag))
         if size is not None and size <= 8:
             return data[:size]
         return hnid_bytes(self.heap, self.node, int.from_bytes(data, "little"))
 
     def cell_exists(self, row: bytes, column: Column) -> bool:
         """Return True when the row's cell-existence bitmap marks ``column`` present."""
-        position = self.info.ends[fmt.TCI_1B] + column.bit // 8
+        position = self.info.ends[ltp_fmt.TCI_1B] + column.bit // 8
         return position < len(row) and bool(row[position] & (0x80 >> (column.bit % 8)))
 
     def row_id(self, row: bytes) -> int:

@@ -6,26 +6,26 @@ import struct
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from migrator.stores.pst import props as p
-from migrator.stores.pst.ndb_reader import PstFormatError
+from migrator.stores.pst.ltp import props as pt
+from migrator.stores.pst.ndb.reader import PstFormatError
 
 _FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=timezone.utc)
 
 _FORMATS = {
-    p.PT_SHORT: "<h",
-    p.PT_LONG: "<i",
-    p.PT_FLOAT: "<f",
-    p.PT_DOUBLE: "<d",
-    p.PT_CURRENCY: "<q",
-    p.PT_APPTIME: "<d",
-    p.PT_ERROR: "<I",
-    p.PT_LONGLONG: "<q",
+    pt.PT_SHORT: "<h",
+    pt.PT_LONG: "<i",
+    pt.PT_FLOAT: "<f",
+    pt.PT_DOUBLE: "<d",
+    pt.PT_CURRENCY: "<q",
+    pt.PT_APPTIME: "<d",
+    pt.PT_ERROR: "<I",
+    pt.PT_LONGLONG: "<q",
 }
 
 
 def fixed_size(prop_type: int) -> int | None:
     """Return the size of a fixed-width type, or None for variable-size and multi-valued types."""
-    return p.FIXED_TYPE_SIZES.get(prop_type)
+    return pt.FIXED_TYPE_SIZES.get(prop_type)
 
 
 def from_filetime(ticks: int) -> datetime:
@@ -50,8 +50,8 @@ def decode_unicode(raw: bytes) -> str:
 def decode_value(prop_type: int, raw: bytes, codepage: str = "cp1252") -> object:
     """Return the Python value of ``raw`` stored as ``prop_type``; raise PstFormatError if it is malformed."""
     try:
-        if prop_type & p.MV_FLAG:
-            return _decode_multi(prop_type & ~p.MV_FLAG, raw, codepage)
+        if prop_type & pt.MV_FLAG:
+            return _decode_multi(prop_type & ~pt.MV_FLAG, raw, codepage)
         return _decode_single(prop_type, raw, codepage)
     except (struct.error, ValueError) as error:
         raise PstFormatError(f"property of type {prop_type:#06x} is malformed: {error}") from error
@@ -60,15 +60,15 @@ def decode_value(prop_type: int, raw: bytes, codepage: str = "cp1252") -> object
 def _decode_single(prop_type: int, raw: bytes, codepage: str) -> object:
     if prop_type in _FORMATS:
         return struct.unpack_from(_FORMATS[prop_type], raw)[0]
-    if prop_type == p.PT_BOOLEAN:
+    if prop_type == pt.PT_BOOLEAN:
         return raw[:1] != b"\0"
-    if prop_type == p.PT_SYSTIME:
+    if prop_type == pt.PT_SYSTIME:
         return from_filetime(struct.unpack_from("<Q", raw)[0])
-    if prop_type == p.PT_CLSID:
+    if prop_type == pt.PT_CLSID:
         return uuid.UUID(bytes_le=raw[:16])
-    if prop_type == p.PT_UNICODE:
+    if prop_type == pt.PT_UNICODE:
         return decode_unicode(raw)
-    if prop_type == p.PT_STRING8:
+    if prop_type == pt.PT_STRING8:
         return decode_string8(raw, codepage)
     return raw  # binary, object and anything unknown stay bytes
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from migrator.stores.pst import props as p
+from migrator.stores.pst.ltp import props as pt
 
 _FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=timezone.utc)
 
@@ -41,32 +41,32 @@ def encode_value(prop_type: int, value: PropValue) -> bytes:
     """Return the stored bytes of ``value`` as ``prop_type``; raise ValueError for unsupported types."""
     if prop_type in _FIXED_FORMATS:
         return struct.pack(_FIXED_FORMATS[prop_type], value)
-    if prop_type == p.PT_SYSTIME:  # a datetime, or FILETIME ticks carried over exactly
+    if prop_type == pt.PT_SYSTIME:  # a datetime, or FILETIME ticks carried over exactly
         ticks = value if isinstance(value, int) else filetime(value)  # type: ignore[arg-type]
         return struct.pack("<Q", ticks)
-    if prop_type == p.PT_CLSID:
+    if prop_type == pt.PT_CLSID:
         return value.bytes_le  # type: ignore[union-attr]
-    if prop_type == p.PT_UNICODE:
+    if prop_type == pt.PT_UNICODE:
         return value.encode("utf-16-le", "surrogatepass")  # type: ignore[union-attr]
-    if prop_type == p.PT_BINARY:
+    if prop_type == pt.PT_BINARY:
         return bytes(value)  # type: ignore[arg-type]
-    if prop_type == p.PT_OBJECT:
+    if prop_type == pt.PT_OBJECT:
         return struct.pack("<II", *value)  # type: ignore[misc]  # (subnode NID, object size)
-    if prop_type == p.PT_MV_LONG:
+    if prop_type == pt.PT_MV_LONG:
         return struct.pack(f"<{len(value)}i", *value)  # type: ignore[arg-type, misc]  # a list[int], as PT_MV_LONG is
-    if prop_type in (p.PT_MV_UNICODE, p.PT_MV_BINARY):
-        item_type = prop_type & ~p.MV_FLAG
+    if prop_type in (pt.PT_MV_UNICODE, pt.PT_MV_BINARY):
+        item_type = prop_type & ~pt.MV_FLAG
         return encode_multi_valued([encode_value(item_type, item) for item in value])  # type: ignore[union-attr]
     raise ValueError(f"property type {prop_type:#06x} is not supported by the writer")
 
 
 _FIXED_FORMATS = {
-    p.PT_SHORT: "<h",
-    p.PT_LONG: "<i",
-    p.PT_ERROR: "<I",
-    p.PT_BOOLEAN: "<?",
-    p.PT_LONGLONG: "<q",
-    p.PT_DOUBLE: "<d",
+    pt.PT_SHORT: "<h",
+    pt.PT_LONG: "<i",
+    pt.PT_ERROR: "<I",
+    pt.PT_BOOLEAN: "<?",
+    pt.PT_LONGLONG: "<q",
+    pt.PT_DOUBLE: "<d",
 }
 
 
@@ -83,7 +83,7 @@ def encode_multi_valued(items: list[bytes]) -> bytes:
 
 def is_fixed_inline(prop_type: int) -> bool:
     """Return True when a PC stores a value of ``prop_type`` inline in its 4-byte slot."""
-    return p.FIXED_TYPE_SIZES.get(prop_type, 99) <= 4
+    return pt.FIXED_TYPE_SIZES.get(prop_type, 99) <= 4
 
 
 def inline_slot(prop_type: int, value: PropValue) -> int:

@@ -7,11 +7,12 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from migrator.stores.pst import format as fmt
-from migrator.stores.pst import props as p
-from migrator.stores.pst.heap_writer import Heap, build_bth
-from migrator.stores.pst.ndb_writer import NdbWriter, SubnodeEntry
-from migrator.stores.pst.prop_values import PropValue, StreamedBinary, encode_value, inline_slot, is_fixed_inline
+from migrator.stores.pst.ltp import format as ltp_fmt
+from migrator.stores.pst.ltp import props as pt
+from migrator.stores.pst.ltp.heap_writer import Heap, build_bth
+from migrator.stores.pst.ltp.values_writer import PropValue, StreamedBinary, encode_value, inline_slot, is_fixed_inline
+from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb.writer import NdbWriter, SubnodeEntry
 
 Properties = Mapping[int, PropValue]
 """Property values keyed by full tag (id << 16 | type)."""
@@ -53,7 +54,7 @@ def store_variable(heap: Heap, subnodes: Subnodes, data: bytes | StreamedBinary)
     """Return the HNID of a variable-size value: a heap allocation when small, else a subnode."""
     if not data:
         return 0
-    if len(data) <= fmt.MAX_HEAP_ALLOC:
+    if len(data) <= ltp_fmt.MAX_HEAP_ALLOC:
         return heap.allocate(bytes(data))
     return subnodes.add_value(data)
 
@@ -64,21 +65,21 @@ def build_pc(values: Properties, subnodes: Subnodes, size_tag: int | None = None
     With ``size_tag`` (a PT_LONG tag present in ``values``), that property is set to the node's size: the
     bytes of its own blocks plus every external data byte in its subnodes (PidTagMessageSize, AttachSize).
     """
-    heap = Heap(fmt.HN_CLIENT_PC)
-    records = [(p.tag_id(t), _pc_record(t, values[t], heap, subnodes)) for t in sorted(values, key=p.tag_id)]
+    heap = Heap(ltp_fmt.HN_CLIENT_PC)
+    records = [(pt.tag_id(t), _pc_record(t, values[t], heap, subnodes)) for t in sorted(values, key=pt.tag_id)]
     bth = build_bth(heap, 2, 6, records)
     blocks = heap.block_payloads(bth.header)
     if size_tag is None:
         return blocks
     size = sum(len(block) for block in blocks) + subnodes.data_bytes
-    position = [key for key, _ in records].index(p.tag_id(size_tag))
+    position = [key for key, _ in records].index(pt.tag_id(size_tag))
     leaf = bth.leaves[position // bth.per_leaf]
     heap.patch(leaf, (position % bth.per_leaf) * 8 + 4, struct.pack("<I", size))
     return heap.block_payloads(bth.header)
 
 
 def _pc_record(prop_tag: int, value: PropValue, heap: Heap, subnodes: Subnodes) -> bytes:
-    prop_type = p.tag_type(prop_tag)
+    prop_type = pt.tag_type(prop_tag)
     if is_fixed_inline(prop_type):
         slot = inline_slot(prop_type, value)
     elif isinstance(value, StreamedBinary):
@@ -108,26 +109,26 @@ class RowLayout:
     @property
     def row_size(self) -> int:
         """Return the size of one row in bytes, cell-existence bitmap included."""
-        return self.ends[fmt.TCI_BM]
+        return self.ends[ltp_fmt.TCI_BM]
 
 
 def cell_width(prop_type: int) -> int:
     """Return the width of a cell of ``prop_type`` in a row: 8-byte values inline, variable ones as HNIDs."""
-    size = p.FIXED_TYPE_SIZES.get(prop_type)
+    size = pt.FIXED_TYPE_SIZES.get(prop_type)
     return size if size in (1, 2, 4, 8) else 4
 
 
 @functools.lru_cache(maxsize=64)
 def row_layout(tags: tuple[int, ...]) -> RowLayout:
     """Return the row layout of a table with ``tags`` (row id and row version columns are added)."""
-    fixed = [p.tag(p.PID_LTP_ROW_ID, p.PT_LONG), p.tag(p.PID_LTP_ROW_VER, p.PT_LONG)]
-    others = sorted({t for t in tags if t not in fixed}, key=lambda t: (-cell_width(p.tag_type(t)), t))
+    fixed = [pt.tag(pt.PID_LTP_ROW_ID, pt.PT_LONG), pt.tag(pt.PID_LTP_ROW_VER, pt.PT_LONG)]
+    others = sorted({t for t in tags if t not in fixed}, key=lambda t: (-cell_width(pt.tag_type(t)), t))
     ordered = fixed + others
     columns = []
     offset = 0
     ends = {}
     for bit, column_tag in enumerate(ordered):
-        width = cell_width(p.tag_type(column_tag))
+        width = cell_width(pt.tag_type(column_tag))
         columns.append(Column(column_tag, offset, width, bit))
         offset += width
         ends[width] = offset
@@ -140,16 +141,16 @@ def row_layout(tags: tuple[int, ...]) -> RowLayout:
 
 def _encode_row(layout: RowLayout, row_id: int, values: Properties, heap: Heap, subnodes: Subnodes) -> bytes:
     row = bytearray(layout.row_size)
-    present = {**values, p.tag(p.PID_LTP_ROW_ID, p.PT_LONG): row_id, p.tag(p.PID_LTP_ROW_VER, p.PT_LONG): 0}
+    present = {**values, pt.tag(pt.PID_LTP_ROW_ID, pt.PT_LONG): row_id, pt.tag(pt.PID_LTP_ROW_VER, pt.PT_LONG): 0}
     for column in layout.columns:
         if column.tag not in present:
             continue
-        prop_type = p.tag_type(column.tag)
+        prop_type = pt.tag_type(column.tag)
         encoded = encode_value(prop_type, present[column.tag])
-        if p.FIXED_TYPE_SIZES.get(prop_type) != column.width:
+        if pt.FIXED_TYPE_SIZES.get(prop_type) != column.width:
             encoded = struct.pack("<I", store_variable(heap, subnodes, encoded))
         row[column.offset:column.offset + column.width] = encoded
-        row[layout.ends[fmt.TCI_1B] + column.bit // 8] |= 0x80 >> (column.bit % 8)
+        row[layout.ends[ltp_fmt.TCI_1B] + column.bit // 8] |= 0x80 >> (column.bit % 8)
     return bytes(row)
 
 
@@ -159,7 +160,7 @@ def build_tc(tags: Sequence[int], rows: Iterable[tuple[int, Properties]], subnod
     ``rows`` is read once, each row encoded as it comes: a big folder's rows are never all in memory as values.
     """
     layout = row_layout(tuple(tags))
-    heap = Heap(fmt.HN_CLIENT_TC)
+    heap = Heap(ltp_fmt.HN_CLIENT_TC)
     encoded: list[bytes] = []
     row_ids: list[int] = []
     for row_id, values in rows:
@@ -169,9 +170,9 @@ def build_tc(tags: Sequence[int], rows: Iterable[tuple[int, Properties]], subnod
     hid_index = build_bth(heap, 4, 4, index).header
     hnid_rows = _store_rows(encoded, layout.row_size, heap, subnodes)
     descriptors = b"".join(
-        fmt.TCOLDESC.pack(c.tag, c.offset, c.width, c.bit) for c in sorted(layout.columns, key=lambda c: c.tag)
+        ltp_fmt.TCOLDESC.pack(c.tag, c.offset, c.width, c.bit) for c in sorted(layout.columns, key=lambda c: c.tag)
     )
-    info = fmt.TCINFO_HEADER.pack(fmt.HN_CLIENT_TC, len(layout.columns), *layout.ends, hid_index, hnid_rows)
+    info = ltp_fmt.TCINFO_HEADER.pack(ltp_fmt.HN_CLIENT_TC, len(layout.columns), *layout.ends, hid_index, hnid_rows)
     return heap.block_payloads(heap.allocate(info + descriptors))
 
 
@@ -179,7 +180,7 @@ def _store_rows(encoded: list[bytes], row_size: int, heap: Heap, subnodes: Subno
     total = row_size * len(encoded)
     if total == 0:
         return 0
-    if total <= fmt.MAX_HEAP_ALLOC:
+    if total <= ltp_fmt.MAX_HEAP_ALLOC:
         return heap.allocate(b"".join(encoded))
     # Rows never span blocks, and every block but the last is full: readers locate row n by arithmetic.
     per_block = fmt.MAX_BLOCK_PAYLOAD // row_size

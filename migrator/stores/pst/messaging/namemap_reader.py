@@ -6,9 +6,9 @@ import struct
 import uuid
 from dataclasses import dataclass
 
-from migrator.stores.pst import props as p
-from migrator.stores.pst.ndb_reader import PstFormatError
-from migrator.stores.pst.values_reader import decode_unicode
+from migrator.stores.pst.ltp.values_reader import decode_unicode
+from migrator.stores.pst.messaging import props as p
+from migrator.stores.pst.ndb.reader import PstFormatError
 
 _NAMEID = struct.Struct("<IHH")  # dwPropertyID (or string offset), wGuid (N bit + GUID index), wPropIdx
 

@@ -6,9 +6,10 @@ import struct
 import uuid
 from dataclasses import dataclass
 
-from migrator.stores.pst import format as fmt
-from migrator.stores.pst import props as p
-from migrator.stores.pst.prop_values import PropValue
+from migrator.stores.pst.ltp import props as pt
+from migrator.stores.pst.ltp.values_writer import PropValue
+from migrator.stores.pst.messaging import props as p
+from migrator.stores.pst.ndb import format as fmt
 
 _WELL_KNOWN_GUIDS = {p.PS_MAPI: p.NAMEID_GUID_INDEX_PS_MAPI, p.PS_PUBLIC_STRINGS: p.NAMEID_GUID_INDEX_PS_PUBLIC_STRINGS}
 
@@ -25,12 +26,12 @@ class NamedProperty:
     @property
     def tag(self) -> int:
         """Return the property tag to use for values of this named property."""
-        return p.tag(self.npid, self.prop_type)
+        return pt.tag(self.npid, self.prop_type)
 
 
 def writer_named_properties() -> dict[str, NamedProperty]:
     """Return the named properties the writer uses, keyed by name, with NPIDs from 0x8000 on."""
-    wanted = [(p.PS_PUBLIC_STRINGS, p.KEYWORDS_NAME, p.PT_MV_UNICODE)]
+    wanted = [(p.PS_PUBLIC_STRINGS, p.KEYWORDS_NAME, pt.PT_MV_UNICODE)]
     wanted += [(p.PS_MIGRATOR, name, prop_type) for name, prop_type in p.MIGRATOR_NAMED_PROPS.items()]
     return {
         name: NamedProperty(guid, name, prop_type, p.FIRST_NAMED_PROP_ID + index)
@@ -57,13 +58,13 @@ def name_to_id_map(named: list[NamedProperty]) -> dict[int, PropValue]:
         bucket = (name_crc ^ kind) % p.NAMEID_BUCKET_COUNT
         buckets.setdefault(bucket, bytearray()).extend(struct.pack("<IHH", name_crc, kind, index))
     values: dict[int, PropValue] = {
-        p.tag(p.PID_NAMEID_BUCKET_COUNT, p.PT_LONG): p.NAMEID_BUCKET_COUNT,
-        p.tag(p.PID_NAMEID_STREAM_GUID, p.PT_BINARY): b"".join(g.bytes_le for g in guids),
-        p.tag(p.PID_NAMEID_STREAM_ENTRY, p.PT_BINARY): bytes(entries),
-        p.tag(p.PID_NAMEID_STREAM_STRING, p.PT_BINARY): bytes(strings),
+        pt.tag(p.PID_NAMEID_BUCKET_COUNT, pt.PT_LONG): p.NAMEID_BUCKET_COUNT,
+        pt.tag(p.PID_NAMEID_STREAM_GUID, pt.PT_BINARY): b"".join(g.bytes_le for g in guids),
+        pt.tag(p.PID_NAMEID_STREAM_ENTRY, pt.PT_BINARY): bytes(entries),
+        pt.tag(p.PID_NAMEID_STREAM_STRING, pt.PT_BINARY): bytes(strings),
     }
     for bucket in range(p.NAMEID_BUCKET_COUNT):
-        values[p.tag(p.PID_NAMEID_BUCKET_BASE + bucket, p.PT_BINARY)] = bytes(buckets.get(bucket, b""))
+        values[pt.tag(p.PID_NAMEID_BUCKET_BASE + bucket, pt.PT_BINARY)] = bytes(buckets.get(bucket, b""))
     return values
 
 

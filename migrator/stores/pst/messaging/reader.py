@@ -7,10 +7,12 @@ import struct
 from dataclasses import dataclass
 from functools import cached_property
 
-from migrator.stores.pst import format as fmt
-from migrator.stores.pst import props as p
-from migrator.stores.pst.ltp_reader import Node, PropertyContext, TableContext
-from migrator.stores.pst.ndb_reader import Layout, Ndb
+from migrator.stores.pst.ltp import props as pt
+from migrator.stores.pst.ltp.reader import Node, PropertyContext, TableContext
+from migrator.stores.pst.messaging import format as msg_fmt
+from migrator.stores.pst.messaging import props as p
+from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb.reader import Layout, Ndb
 
 
 def codec_name(codepage: object) -> str:
@@ -64,7 +66,7 @@ class Attachment:
     @property
     def data(self) -> bytes:
         """Return the attachment's bytes (empty for embedded messages and references)."""
-        if p.tag_type(self.props.prop_type(p.PID_ATTACH_DATA) or 0) != p.PT_BINARY:
+        if pt.tag_type(self.props.prop_type(p.PID_ATTACH_DATA) or 0) != pt.PT_BINARY:
             return b""
         return self.props.raw(p.PID_ATTACH_DATA) or b""
 
@@ -97,17 +99,17 @@ class MapiMessage:
     @cached_property
     def recipients(self) -> list[Recipient]:
         """Return the rows of the recipient table, in table order."""
-        if not self.node.has_subnode(fmt.NID_RECIPIENT_TABLE):
+        if not self.node.has_subnode(msg_fmt.NID_RECIPIENT_TABLE):
             return []
-        table = self._table(fmt.NID_RECIPIENT_TABLE)
+        table = self._table(msg_fmt.NID_RECIPIENT_TABLE)
         return [_recipient(table, row) for row in table.rows()]
 
     @cached_property
     def attachments(self) -> list[Attachment]:
         """Return the message's attachments, in table order."""
-        if not self.node.has_subnode(fmt.NID_ATTACHMENT_TABLE):
+        if not self.node.has_subnode(msg_fmt.NID_ATTACHMENT_TABLE):
             return []
-        table = self._table(fmt.NID_ATTACHMENT_TABLE)
+        table = self._table(msg_fmt.NID_ATTACHMENT_TABLE)
         return [self._attachment(table.row_id(row)) for row in table.rows()]
 
     def _table(self, nid: int) -> TableContext:
@@ -118,7 +120,7 @@ class MapiMessage:
         props = PropertyContext(node, self.props.codepage)
         embedded = None
         embedded_method = props.get(p.PID_ATTACH_METHOD) == p.ATTACH_EMBEDDED_MSG
-        if embedded_method and props.prop_type(p.PID_ATTACH_DATA) == p.PT_OBJECT:
+        if embedded_method and props.prop_type(p.PID_ATTACH_DATA) == pt.PT_OBJECT:
             object_ref = props.raw(p.PID_ATTACH_DATA) or b""
             if len(object_ref) >= 4:
                 embedded = MapiMessage(node.subnode(struct.unpack_from("<I", object_ref)[0]), self.layout)
@@ -168,14 +170,14 @@ def read_message(ndb: Ndb, nid: int) -> MapiMessage:
 
 def store_props(ndb: Ndb) -> PropertyContext:
     """Return the message store's PC (node 0x21); raise PstFormatError if it is missing."""
-    return PropertyContext(Node.top(ndb, fmt.NID_MESSAGE_STORE))
+    return PropertyContext(Node.top(ndb, msg_fmt.NID_MESSAGE_STORE))
 
 
 def name_map_streams(ndb: Ndb) -> tuple[bytes, bytes, bytes]:
     """Return the GUID, entry and string streams of the name-to-id map (empty when the file has none)."""
-    if ndb.node(fmt.NID_NAME_TO_ID_MAP) is None:
+    if ndb.node(msg_fmt.NID_NAME_TO_ID_MAP) is None:
         return b"", b"", b""
-    props = PropertyContext(Node.top(ndb, fmt.NID_NAME_TO_ID_MAP))
+    props = PropertyContext(Node.top(ndb, msg_fmt.NID_NAME_TO_ID_MAP))
     streams = (p.PID_NAMEID_STREAM_GUID, p.PID_NAMEID_STREAM_ENTRY, p.PID_NAMEID_STREAM_STRING)
     return tuple(props.raw(pid) or b"" for pid in streams)  # type: ignore[return-value]
 

@@ -12,7 +12,7 @@ import pickle
 import tempfile
 from collections.abc import Iterable, Iterator
 
-from migrator.stores.pst.ltp_writer import Properties
+from migrator.stores.pst.ltp.writer import Properties
 
 
 class RowSpill:

@@ -1,21 +1,46 @@
-"""Writing one message node: its property context, recipient table, attachment table and attachments (§2.4.5)."""
+"""Writing one message node: its property context, recipient table, attachment table and attachments (§2.4.5).
+
+Folders are written by the file writer (``pst/writer.py``) when the file is finished, because their tables
+depend on every message.
+"""
 
 from __future__ import annotations
 
-from migrator.stores.pst import format as fmt
-from migrator.stores.pst import props as p
-from migrator.stores.pst.ltp_writer import Properties, Subnodes, build_pc
-from migrator.stores.pst.mapi_from_mime import MapiAttachment, MapiMessage
-from migrator.stores.pst.ndb_writer import NdbWriter
-from migrator.stores.pst.node_writer import add_pc_subnode, add_tc_subnode
-from migrator.stores.pst.table_columns import ATTACHMENT_COLUMNS, CONTENTS_COLUMNS, RECIPIENT_COLUMNS
+from dataclasses import dataclass, field
 
-MESSAGE_SIZE = p.tag(p.PID_MESSAGE_SIZE, p.PT_LONG)
-ATTACH_SIZE = p.tag(p.PID_ATTACH_SIZE, p.PT_LONG)
-ATTACH_OBJECT = p.tag(p.PID_ATTACH_DATA, p.PT_OBJECT)
+from migrator.stores.pst.ltp import props as pt
+from migrator.stores.pst.ltp.node_writer import add_pc_subnode, add_tc_subnode
+from migrator.stores.pst.ltp.values_writer import PropValue
+from migrator.stores.pst.ltp.writer import Properties, Subnodes, build_pc
+from migrator.stores.pst.messaging import format as msg_fmt
+from migrator.stores.pst.messaging import props as p
+from migrator.stores.pst.messaging.table_columns import ATTACHMENT_COLUMNS, CONTENTS_COLUMNS, RECIPIENT_COLUMNS
+from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb.writer import NdbWriter
+
+MESSAGE_SIZE = pt.tag(p.PID_MESSAGE_SIZE, pt.PT_LONG)
+ATTACH_SIZE = pt.tag(p.PID_ATTACH_SIZE, pt.PT_LONG)
+ATTACH_OBJECT = pt.tag(p.PID_ATTACH_DATA, pt.PT_OBJECT)
 EMBEDDED_MESSAGE_NID = fmt.make_nid(fmt.NID_TYPE_NORMAL_MESSAGE, 1)
 _FIRST_ATTACHMENT_INDEX = 0x401
-_RECIPIENT_EXTRA_COLUMNS = (p.tag(p.PID_SMTP_ADDRESS, p.PT_UNICODE),)
+_RECIPIENT_EXTRA_COLUMNS = (pt.tag(p.PID_SMTP_ADDRESS, pt.PT_UNICODE),)
+
+
+@dataclass
+class MapiAttachment:
+    """One attachment: its properties, and an embedded message when it is attached as a message."""
+
+    props: dict[int, PropValue]
+    embedded: MapiMessage | None = None
+
+
+@dataclass
+class MapiMessage:
+    """A message as MAPI sees it: properties, recipient rows and attachments."""
+
+    props: dict[int, PropValue]
+    recipients: list[dict[int, PropValue]] = field(default_factory=list)
+    attachments: list[MapiAttachment] = field(default_factory=list)
 
 
 def write_message(ndb: NdbWriter, nid: int, folder_nid: int, message: MapiMessage) -> Properties:
@@ -38,13 +63,13 @@ def write_embedded(owner: Subnodes, message: MapiMessage) -> int:
 def write_message_parts(subnodes: Subnodes, message: MapiMessage) -> dict:
     """Write the recipient and attachment subnodes; return the message properties with a size slot."""
     rows = [(number, row) for number, row in enumerate(message.recipients)]
-    add_tc_subnode(subnodes, fmt.NID_RECIPIENT_TABLE, RECIPIENT_COLUMNS + _RECIPIENT_EXTRA_COLUMNS, rows)
+    add_tc_subnode(subnodes, msg_fmt.NID_RECIPIENT_TABLE, RECIPIENT_COLUMNS + _RECIPIENT_EXTRA_COLUMNS, rows)
     if message.attachments:
         attachment_rows = [
             write_attachment(subnodes, fmt.make_nid(fmt.NID_TYPE_ATTACHMENT, _FIRST_ATTACHMENT_INDEX + i), a)
             for i, a in enumerate(message.attachments)
         ]
-        add_tc_subnode(subnodes, fmt.NID_ATTACHMENT_TABLE, ATTACHMENT_COLUMNS, attachment_rows)
+        add_tc_subnode(subnodes, msg_fmt.NID_ATTACHMENT_TABLE, ATTACHMENT_COLUMNS, attachment_rows)
     return {**message.props, MESSAGE_SIZE: 0}
 
 

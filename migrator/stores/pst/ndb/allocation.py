@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from migrator.stores.local.files import forget_cached
-from migrator.stores.pst import format as fmt
+from migrator.stores.pst.ndb import format as fmt
 
 # Every this many finished intervals (about 16 MB) the file behind the writer is handed to the disk.
 WRITE_BEHIND_INTERVALS = 64

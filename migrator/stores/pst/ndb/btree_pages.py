@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from migrator.stores.pst import format as fmt
+from migrator.stores.pst.ndb import format as fmt
 
 
 class PageSink(Protocol):

@@ -1,4 +1,5 @@
-"""NDB-level constants and struct layouts of Unicode PST files ([MS-PST] §2.2), shared by writer and reader."""
+"""NDB-level constants and struct layouts of Unicode PST files ([MS-PST] §2.2) and of the ANSI header where it
+differs: shared by the writer, the reader and the validator."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ MAGIC_CLIENT_PST = b"SM"
 VERSION_UNICODE = 23
 VERSIONS_UNICODE = (21, 23)  # 21 is accepted by libpff as Unicode too
 VERSIONS_ANSI = (14, 15)
+VERSION_4K_PAGES = 36  # from this wVer on, the 4 KB-page format of Outlook's OST files
 VERSION_CLIENT = 19
 HEADER_SIZE = 564
 CRC_PARTIAL_RANGE = (8, 8 + 471)  # dwCRCPartial covers these header bytes
@@ -43,10 +45,21 @@ HDR_CRYPT = 513
 HDR_BID_NEXT_B = 516
 HDR_CRC_FULL = 524
 
+# Byte offsets of the ANSI header fields that differ from the Unicode ones (the first 24 bytes are the same).
+ANSI_HDR_BID_NEXT_B = 24
+ANSI_HDR_BID_NEXT_P = 28
+ANSI_HDR_RGNID = 36
+ANSI_HDR_ROOT = 164
+ANSI_HDR_SENTINEL = 460
+ANSI_HDR_CRYPT = 461
+
 RGNID_COUNT = 32
+FILL_MAP_SIZE = 128  # bytes of rgbFM and of rgbFP
 ROOT_STRUCT = struct.Struct("<IQQQQQQQQBBH")
 """ROOT: dwReserved, ibFileEof, ibAMapLast, cbAMapFree, cbPMapFree, BREF NBT (bid, ib), BREF BBT (bid, ib),
 fAMapValid, bReserved, wReserved."""
+ANSI_ROOT_STRUCT = struct.Struct("<IIIIIIIIIBBH")
+"""The ANSI ROOT: the same fields, with 4-byte file offsets, sizes and BIDs."""
 AMAP_VALID = 2
 
 # --- file geometry (§2.2.2.7) --------------------------------------------------------------------------------
@@ -130,25 +143,6 @@ NID_TYPE_RECIPIENT_TABLE = 0x12
 NID_TYPE_SEARCH_TABLE_INDEX = 0x13
 NID_TYPE_LTP = 0x1F
 
-# Well-known NIDs (§2.4.1).
-NID_MESSAGE_STORE = 0x21
-NID_NAME_TO_ID_MAP = 0x61
-NID_NORMAL_FOLDER_TEMPLATE = 0xA1
-NID_SEARCH_FOLDER_TEMPLATE = 0xC1
-NID_ROOT_FOLDER = 0x122
-NID_SEARCH_MANAGEMENT_QUEUE = 0x1E1
-NID_SEARCH_ACTIVITY_LIST = 0x201
-NID_SEARCH_DOMAIN_OBJECT = 0x261
-NID_SEARCH_GATHERER_QUEUE = 0x281
-NID_SEARCH_GATHERER_DESCRIPTOR = 0x2A1
-NID_SEARCH_GATHERER_FOLDER_QUEUE = 0x321
-NID_HIERARCHY_TABLE_TEMPLATE = 0x60D
-NID_CONTENTS_TABLE_TEMPLATE = 0x60E
-NID_ASSOC_CONTENTS_TABLE_TEMPLATE = 0x60F
-NID_SEARCH_CONTENTS_TABLE_TEMPLATE = 0x610
-NID_ATTACHMENT_TABLE = 0x671
-NID_RECIPIENT_TABLE = 0x692
-
 NID_MASK = 0xFFFFFFFF  # readers mask the upper half of 8-byte NID fields (Outlook leaves junk there)
 
 
@@ -214,38 +208,3 @@ def reserved_map_bytes(index: int) -> int:
     if has_pmap(index):
         return 2 * PAGE_SIZE
     return PAGE_SIZE
-
-# --- LTP: heap-on-node, BTH, PC, TC (§2.3) -------------------------------------------------------------------
-
-HN_SIGNATURE = 0xEC
-HN_CLIENT_TC = 0x7C  # bTypeTC
-HN_CLIENT_BTH = 0xB5  # bTypeBTH
-HN_CLIENT_PC = 0xBC  # bTypePC
-HNHDR = struct.Struct("<HBBI4s")  # ibHnpm, bSig, bClientSig, hidUserRoot, rgbFillLevel
-HNPAGEHDR = struct.Struct("<H")  # ibHnpm
-HNBITMAPHDR = struct.Struct("<H64s")  # ibHnpm, rgbFillLevel
-HNPAGEMAP_HEADER = struct.Struct("<HH")  # cAlloc, cFree; then cAlloc + 1 WORD offsets
-HN_BITMAP_EVERY = 128  # blocks 8, 136, 264, ... start with an HNBITMAPHDR
-HN_BITMAP_FIRST = 8
-MAX_HEAP_ALLOC = 3580  # largest single heap allocation; bigger values go to a subnode
-
-BTHHEADER = struct.Struct("<BBBBI")  # bType, cbKey, cbEnt, bIdxLevels, hidRoot
-
-TCINFO_HEADER = struct.Struct("<BB4HII4x")  # bType, cCols, rgib[4], hidRowIndex, hnidRows, hidIndex(deprecated)
-TCOLDESC = struct.Struct("<IHBB")  # tag, ibData, cbData, iBit
-TCI_4B, TCI_2B, TCI_1B, TCI_BM = range(4)
-
-
-def make_hid(block_index: int, alloc_index: int) -> int:
-    """Return the HID of allocation ``alloc_index`` (1-based) in heap block ``block_index``."""
-    return (block_index << 16) | (alloc_index << 5)
-
-
-def hid_parts(hid: int) -> tuple[int, int]:
-    """Return (block index, 1-based allocation index) of a HID."""
-    return hid >> 16, (hid >> 5) & 0x7FF
-
-
-def is_hid(hnid: int) -> bool:
-    """Return True when an HNID names a heap allocation (not a subnode)."""
-    return hnid & 0x1F == NID_TYPE_HID

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import struct
 
-from migrator.stores.pst import format as fmt
-from migrator.stores.pst.ndb_writer import HeaderState
+from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb.writer import HeaderState
 
 DEFAULT_RGNID = {
     fmt.NID_TYPE_NORMAL_FOLDER: 0x400,
@@ -22,14 +22,16 @@ def build_header(state: HeaderState, unique: int) -> bytes:
     header[fmt.HDR_MAGIC:fmt.HDR_MAGIC + 4] = fmt.MAGIC
     header[fmt.HDR_MAGIC_CLIENT:fmt.HDR_MAGIC_CLIENT + 2] = fmt.MAGIC_CLIENT_PST
     struct.pack_into("<HHBB", header, fmt.HDR_VER, fmt.VERSION_UNICODE, fmt.VERSION_CLIENT, 1, 1)
-    struct.pack_into("<QI", header, fmt.HDR_BID_NEXT_P, state.bid_next_page, unique)
+    struct.pack_into("<Q", header, fmt.HDR_BID_NEXT_P, state.bid_next_page)
+    struct.pack_into("<I", header, fmt.HDR_UNIQUE, unique)
     struct.pack_into(f"<{fmt.RGNID_COUNT}I", header, fmt.HDR_RGNID, *_rgnid(state.last_nid_index))
     root = fmt.ROOT_STRUCT.pack(
         0, state.file_eof, state.amap_last, state.amap_free, 0,
         *state.nbt_root, *state.bbt_root, fmt.AMAP_VALID, 0, 0,
     )
     header[fmt.HDR_ROOT:fmt.HDR_ROOT + len(root)] = root
-    header[fmt.HDR_RGBFM:fmt.HDR_RGBFP + 128] = b"\xff" * 256
+    for fill_map in (fmt.HDR_RGBFM, fmt.HDR_RGBFP):
+        header[fill_map:fill_map + fmt.FILL_MAP_SIZE] = bytes([fmt.FILL_LEVEL_FULL]) * fmt.FILL_MAP_SIZE
     header[fmt.HDR_SENTINEL] = fmt.SENTINEL
     header[fmt.HDR_CRYPT] = fmt.CRYPT_NONE
     struct.pack_into("<Q", header, fmt.HDR_BID_NEXT_B, state.bid_next_block)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 
-from migrator.stores.pst import format as fmt
-from migrator.stores.pst import permute
+from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb import permute
 
 _RELEASE_EVERY = 16 * 1024 * 1024  # bytes of a data tree read between two releases of the file's mapped pages
 FileBytes = bytes | memoryview | mmap.mmap  # a whole PST file: read into memory, or mapped
@@ -113,9 +113,6 @@ class Header:
     rgnid: tuple[int, ...]
 
 
-_ANSI_ROOT = struct.Struct("<IIIIIIIIIBBH")
-
-
 def parse_header(data: bytes) -> Header:
     """Return the header parsed from the first bytes of a file; raise PstFormatError if it is not a PST."""
     if len(data) < fmt.HEADER_SIZE:
@@ -127,7 +124,7 @@ def parse_header(data: bytes) -> Header:
         return _parse_ansi_header(data, version)
     if version in fmt.VERSIONS_UNICODE:
         return _parse_unicode_header(data, version)
-    if version >= 36:
+    if version >= fmt.VERSION_4K_PAGES:
         raise PstFormatError(f"it uses the 4 KB-page format (version {version}) of Outlook OST files")
     raise PstFormatError(f"it has an unknown PST version {version}")
 
@@ -155,15 +152,15 @@ def _parse_unicode_header(data: bytes, version: int) -> Header:
 
 
 def _parse_ansi_header(data: bytes, version: int) -> Header:
-    root = _ANSI_ROOT.unpack_from(data, 164)
+    root = fmt.ANSI_ROOT_STRUCT.unpack_from(data, fmt.ANSI_HDR_ROOT)
     return Header(
         layout=ANSI,
         version=version,
-        crypt_method=data[461],
+        crypt_method=data[fmt.ANSI_HDR_CRYPT],
         crc_partial=struct.unpack_from("<I", data, fmt.HDR_CRC_PARTIAL)[0],
         crc_full=None,
-        bid_next_b=struct.unpack_from("<I", data, 24)[0],
-        bid_next_p=struct.unpack_from("<I", data, 28)[0],
+        bid_next_b=struct.unpack_from("<I", data, fmt.ANSI_HDR_BID_NEXT_B)[0],
+        bid_next_p=struct.unpack_from("<I", data, fmt.ANSI_HDR_BID_NEXT_P)[0],
         file_eof=root[1],
         amap_last=root[2],
         amap_free=root[3],
@@ -171,8 +168,8 @@ def _parse_ansi_header(data: bytes, version: int) -> Header:
         nbt_root=(root[5], root[6]),
         bbt_root=(root[7], root[8]),
         amap_valid=root[9],
-        sentinel=data[460],
-        rgnid=struct.unpack_from(f"<{fmt.RGNID_COUNT}I", data, 36),
+        sentinel=data[fmt.ANSI_HDR_SENTINEL],
+        rgnid=struct.unpack_from(f"<{fmt.RGNID_COUNT}I", data, fmt.ANSI_HDR_RGNID),
     )
 
 

@@ -9,8 +9,8 @@ import mmap
 from collections import Counter
 from dataclasses import dataclass, field
 
-from migrator.stores.pst import format as fmt
-from migrator.stores.pst.ndb_reader import (
+from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb.reader import (
     BbtEntry,
     BTPage,
     Ndb,

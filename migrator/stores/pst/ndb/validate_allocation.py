@@ -6,9 +6,9 @@ and the header's free-space totals must equal what the maps say.
 
 from __future__ import annotations
 
-from migrator.stores.pst import format as fmt
-from migrator.stores.pst.ndb_reader import Ndb, page_trailer
-from migrator.stores.pst.validate_ndb import FileData, Findings, NdbFacts
+from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb.reader import Ndb, page_trailer
+from migrator.stores.pst.ndb.validate import FileData, Findings, NdbFacts
 
 _UNIT = fmt.BLOCK_ALIGN
 _UNITS_PER_PAGE = fmt.PAGE_SIZE // _UNIT

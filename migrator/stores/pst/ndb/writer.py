@@ -10,9 +10,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from migrator.stores.pst import format as fmt
-from migrator.stores.pst.allocation import Allocator
-from migrator.stores.pst.btree_pages import write_btree
+from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb.allocation import Allocator
+from migrator.stores.pst.ndb.btree_pages import write_btree
 
 _BLOCK_REFS = 2  # one for the BBT entry itself, one for the single structure that points at the block
 
