@@ -85,7 +85,7 @@ def test_the_shared_corpus_comes_back_from_its_mapi_properties(tmp_path: Path) -
     rebuilt = read_back(path)
     assert sorted(m.folder for m in rebuilt) == sorted(m.folder for m in messages)
     # Bodies and attachments are left out here: a few of CPython's test messages are malformed MIME, which
-    # migrator's parser splits otherwise than the email package (tests/test_pst_readers.py checks the rest).
+    # migrator's parser splits otherwise than the email package (tests/test_pst_read_by_others.py checks the rest).
     kept = ("subject", "sender", "recipients", "sent", "received", "flags", "embedded")
     for folder in {m.folder for m in messages}:
         sources = [m for m in messages if m.folder == folder]
