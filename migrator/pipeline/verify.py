@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from migrator.core.contentkey import header_block, key_header_values
 from migrator.core.errors import FolderError, MessageError
+from migrator.core.folder import Role
 from migrator.core.message import Flags, FolderPath, MessageRef
 from migrator.pipeline.foldermap import FolderRules, display_name
 from migrator.pipeline.labels import NOT_FOLDERS, LabelRoutes, label_routes
@@ -80,7 +81,8 @@ def verify(source: Store, target: Store, rules: FolderRules = FolderRules(), *,
     A source whose folders are labels (Gmail) is compared label by label, as copy writes it: each
     label's folder with the target folder its label goes to; Starred and Important, which copy
     writes to no folder, are left out; All Mail only by its messages without a label, unless the
-    source endpoint says ``all_mail=all``.
+    source endpoint says ``all_mail=all``. Into Gmail, whose All Mail shows every message and whose
+    Starred and Important show what Gmail puts there, those folders have no extra messages.
     """
     rows: list[FolderComparison] = []
     groups: dict[FolderPath, list[tuple[FolderPath, FolderComparison]]] = {}
@@ -103,9 +105,17 @@ def verify(source: Store, target: Store, rules: FolderRules = FolderRules(), *,
         else:
             row.target_folder = display_name(path)
             groups.setdefault(path, []).append((folder.path, row))
+    views = _views(target)
     for path, members in groups.items():
-        _compare_group(source, target, path, members, details, routes)
-    return rows + _target_only(target, rules, wanted | set(groups), details)
+        _compare_group(source, target, path, members, details, routes, extra=path not in views)
+    return rows + _target_only(target, rules, wanted | set(groups) | views, details)
+
+
+def _views(target: Store) -> set[FolderPath]:
+    """Return the folders of a target whose folders are labels (Gmail) that show messages written elsewhere."""
+    if not target.labels_are_folders:
+        return set()
+    return {folder.path for folder in target.list_folders() if folder.role in (Role.ALL, *NOT_FOLDERS)}
 
 
 def _guarded(row: FolderComparison, compare: Callable[[], T]) -> T | None:
@@ -121,8 +131,9 @@ def _guarded(row: FolderComparison, compare: Callable[[], T]) -> T | None:
 
 def _compare_group(source: Store, target: Store, path: FolderPath,
                    members: list[tuple[FolderPath, FolderComparison]], details: bool,
-                   routes: LabelRoutes | None = None) -> None:
-    """Compare the source folders ``members`` (path, row) with the target folder ``path`` they all went to."""
+                   routes: LabelRoutes | None = None, *, extra: bool = True) -> None:
+    """Compare the source folders ``members`` (path, row) with the target folder ``path`` they all went to;
+    with ``extra``, give the last row the target's messages no source message claimed."""
     last = members[-1][1]
     found = _guarded(last, lambda: _target_folder(target, path))
     if found is None:
@@ -132,7 +143,8 @@ def _compare_group(source: Store, target: Store, path: FolderPath,
     for source_path, row in members:
         row.target_count = found.count
         _guarded(row, lambda: _claim(source, source_path, found, row, details, routes))
-    _guarded(last, lambda: _leftovers(target, path, found, last, details))
+    if extra:
+        _guarded(last, lambda: _leftovers(target, path, found, last, details))
 
 
 def _target_folder(target: Store, path: FolderPath) -> _TargetFolder:
