@@ -4,7 +4,9 @@ From the top: the command line, profiles, the pipeline (copy and verify), then t
 state file side by side (neither knows the other), endpoints, and the core every layer shares. A
 module may import its own layer and those below it. Inside the stores, each kind of store stands on
 its own: it may use the stores' shared parts (base, folder names, local files, network) and nothing
-of another kind, except where one kind is another's layout (Thunderbird keeps mbox files).
+of another kind, except where one kind is another's layout (Thunderbird keeps mbox files). The PST
+package has the layers of its specification, MS-PST: the conversion to and from MIME above the messaging
+layer, above LTP (lists, tables, properties), above NDB (the node database).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Top to bottom; packages in one row are independent of each other.
+# Top to bottom; packages in one row are independent of each other. A module outside every row of
+# a contract (migrator/stores/pst/store.py in the PST one) may use them all.
 LAYERS = [
     ["migrator.cli"],
     ["migrator.profile"],
@@ -22,6 +25,12 @@ LAYERS = [
     ["migrator.stores", "migrator.state"],
     ["migrator.endpoints"],
     ["migrator.core"],
+]
+PST_LAYERS = [
+    ["migrator.stores.pst.convert"],
+    ["migrator.stores.pst.messaging"],
+    ["migrator.stores.pst.ltp"],
+    ["migrator.stores.pst.ndb"],
 ]
 STORE_SHARED = ["migrator.stores", "migrator.stores.base", "migrator.stores.foldernames",
                 "migrator.stores.local", "migrator.stores.network"]
@@ -59,8 +68,8 @@ def _submodule_or_module(module: str, name: str, root: Path) -> str:
     return f"{module}.{name}" if candidate.with_suffix(".py").exists() or candidate.is_dir() else module
 
 
-def layer_of(module: str) -> tuple[int, str] | None:
-    for depth, row in enumerate(LAYERS):
+def layer_of(module: str, layers: list[list[str]]) -> tuple[int, str] | None:
+    for depth, row in enumerate(layers):
         for package in row:
             if within(module, package):
                 return depth, package
@@ -75,13 +84,14 @@ def wrong_import(importer: str, imported: str) -> str | None:
     """Return why ``importer`` may not import ``imported``, or None when it may."""
     if imported.split(".")[0] in OUTSIDE:
         return "the package imports development code"
-    mine, theirs = layer_of(importer), layer_of(imported)
-    if mine is None or theirs is None:
-        return None
-    if theirs[0] < mine[0]:
-        return f"{mine[1]} is below {theirs[1]}"
-    if theirs[0] == mine[0] and theirs[1] != mine[1]:
-        return f"{mine[1]} and {theirs[1]} are independent"
+    for layers in (LAYERS, PST_LAYERS):
+        mine, theirs = layer_of(importer, layers), layer_of(imported, layers)
+        if mine is None or theirs is None:
+            continue
+        if theirs[0] < mine[0]:
+            return f"{mine[1]} is below {theirs[1]}"
+        if theirs[0] == mine[0] and theirs[1] != mine[1]:
+            return f"{mine[1]} and {theirs[1]} are independent"
     importer_kind, imported_kind = kind_of(importer), kind_of(imported)
     if (imported_kind and importer_kind != imported_kind and (importer_kind, imported_kind) not in KIND_USES_KIND
             and any(within(importer, shared) for shared in STORE_SHARED + STORE_KINDS)
@@ -113,6 +123,9 @@ def test_every_package_of_migrator_has_its_place() -> None:
     kinds = {f"migrator.stores.{p.stem}" for p in (ROOT / "migrator" / "stores").iterdir()
              if (p / "__init__.py").exists() or (p.suffix == ".py" and p.stem != "__init__")} - set(STORE_SHARED)
     assert kinds == set(STORE_KINDS)
+    layers = {f"migrator.stores.pst.{p.name}" for p in (ROOT / "migrator" / "stores" / "pst").iterdir()
+              if (p / "__init__.py").exists()}
+    assert layers == {package for row in PST_LAYERS for package in row}
 
 
 def write(root: Path, module: str, text: str) -> None:
@@ -132,10 +145,14 @@ def test_the_check_finds_an_upward_import_a_sibling_and_another_store(tmp_path: 
     write(tmp_path, "migrator.stores.local.files", "")
     write(tmp_path, "migrator.pipeline.run", "from harness.dovecot import DovecotServer\nrun_copy = None\n")
     write(tmp_path, "migrator.stores.thunderbird.store", "from migrator.stores.mbox.reader import read\n")
+    write(tmp_path, "migrator.stores.pst.ndb.reader", "from migrator.stores.pst.ltp import props\n")
+    write(tmp_path, "migrator.stores.pst.ltp.props", "")
     assert wrong_imports(tmp_path) == [
         "migrator/core/message.py:1: imports migrator.pipeline.run: migrator.core is below migrator.pipeline",
         "migrator/pipeline/run.py:1: imports harness.dovecot: the package imports development code",
         "migrator/state/statefile.py:2: imports migrator.stores: migrator.state and migrator.stores are independent",
         "migrator/stores/imap/store.py:1: imports migrator.stores.mbox.reader: "
         "migrator.stores.imap may not use migrator.stores.mbox",
+        "migrator/stores/pst/ndb/reader.py:1: imports migrator.stores.pst.ltp.props: "
+        "migrator.stores.pst.ndb is below migrator.stores.pst.ltp",
     ]
