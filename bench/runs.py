@@ -108,9 +108,9 @@ def _peer(start: Callable[[Account, Path], Invocation]) -> Callable[[Context, Pa
 def pst_unavailable() -> str | None:
     """Return why migrator cannot write PST here, or None when its PST store imports."""
     try:
-        importlib.import_module("migrator.stores.pst").PstStore  # noqa: B018 - the lookup is the check
+        importlib.import_module("migrator.stores.pst.store").PstStore  # noqa: B018 - the lookup is the check
     except (ImportError, AttributeError) as error:
-        return f"migrator.stores.pst does not import: {error}"
+        return f"migrator.stores.pst.store does not import: {error}"
     return None
 
 

@@ -76,7 +76,7 @@ KINDS: dict[str, StoreKind] = {kind.name: kind for kind in (
     StoreKind("thunderbird", "migrator.stores.thunderbird:ThunderbirdStore",
               "a Thunderbird mail directory (Local Folders, or an ImapMail account's cache)"),
     StoreKind("eml", "migrator.stores.eml:EmlStore", "a directory tree with one .eml file per message"),
-    StoreKind("pst", "migrator.stores.pst:PstStore", "an Outlook PST file (Unicode)", options=("part_size",)),
+    StoreKind("pst", "migrator.stores.pst.store:PstStore", "an Outlook PST file (Unicode)", options=("part_size",)),
 )}
 SCHEMES: dict[str, tuple[StoreKind, Scheme]] = {
     scheme.name: (kind, scheme) for kind in KINDS.values() for scheme in kind.schemes

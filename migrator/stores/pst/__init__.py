@@ -1,14 +1,6 @@
-"""PST (Outlook personal folders) support: a Unicode PST writer and reader behind the Store interface."""
+"""PST (Outlook personal folders): a Unicode PST writer and reader behind the Store interface (store.py).
 
-from __future__ import annotations
-
-__all__ = ["PstStore"]
-
-
-def __getattr__(name: str) -> object:
-    # Lazy, so that the format modules can be imported without the store and its reader.
-    if name == "PstStore":
-        from migrator.stores.pst.store import PstStore
-
-        return PstStore
-    raise AttributeError(name)
+The folders follow MS-PST's layers: ``ndb/`` the node database (header, pages, B-trees, blocks, allocation
+maps), ``ltp/`` lists, tables and properties on it, ``messaging/`` folders, messages and attachments, and
+``convert/`` the conversion between MIME and MAPI. ``reader.py`` and ``writer.py`` are the file's two ends.
+"""
