@@ -13,8 +13,19 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from migrator.core.errors import ConfigError, closest, did_you_mean
 from migrator.core.sizes import parse_size
-from migrator.endpoints.credentials import PasswordSource
-from migrator.endpoints.kinds import GMAIL_OPTIONS, KINDS, LOCAL_KINDS, SCHEMES, StoreKind, endpoint_forms
+from migrator.endpoints.credentials import PasswordSource, TokenSource
+from migrator.endpoints.kinds import (
+    GMAIL_OPTIONS,
+    KINDS,
+    LOCAL_KINDS,
+    OAUTH_METHODS,
+    OAUTH_OPTIONS,
+    SCHEMES,
+    TOKEN_OPTIONS,
+    StoreKind,
+    endpoint_forms,
+)
+from migrator.endpoints.oauth2.providers import FLOWS, PROVIDERS, OAuthClient
 
 TLS_MODES = ("implicit", "starttls", "none")
 
@@ -31,7 +42,9 @@ class Endpoint:
     tls: str = "implicit"
     ca_file: str | None = None
     password: PasswordSource = field(default_factory=PasswordSource)
-    auth: str | None = None  # e.g. "apop" or "plain" for POP3; None lets the client choose
+    auth: str | None = None  # e.g. "apop" or "plain" for POP3, "xoauth2"; None lets the client choose
+    token: TokenSource = field(default_factory=TokenSource)  # OAuth2: a helper's access token
+    oauth: OAuthClient = field(default_factory=OAuthClient)  # OAuth2: the user's client, for `migrator login`
     part_size: int | None = None  # PST only: start a new file when one reaches this size
     gmail: str = "labels"  # IMAP, a Gmail account: labels (each message once, into its labels' folders) or folders
     all_mail: str = "unlabelled"  # IMAP, Gmail in labels mode: what its All Mail's copy holds, unlabelled or all
@@ -40,6 +53,11 @@ class Endpoint:
     def store_kind(self) -> StoreKind:
         """Return what this kind of store is and can do."""
         return KINDS[self.kind]
+
+    @property
+    def uses_oauth2(self) -> bool:
+        """Return True when the login is SASL with an OAuth2 access token instead of a password."""
+        return self.auth in OAUTH_METHODS
 
     @property
     def is_server(self) -> bool:
@@ -135,6 +153,7 @@ def _server(text: str) -> Endpoint:
     if auth is not None and auth not in kind.auth_methods:
         raise ConfigError(f"auth={auth} in {text!r} is not a {kind.name} login method: "
                           f"use one of {', '.join(kind.auth_methods)}")
+    _check_oauth(params, auth, text)
     try:
         port = url.port or default_port
     except ValueError:
@@ -154,6 +173,46 @@ def _server(text: str) -> Endpoint:
         auth=auth,
         gmail=gmail_option(params, "gmail", text),
         all_mail=gmail_option(params, "all_mail", text),
+        token=TokenSource(
+            env=params.get("token_env") or None,
+            file=params.get("token_file") or None,
+            command=params.get("token_command") or None,
+        ),
+        oauth=oauth_client(params, text),
+    )
+
+
+def _check_oauth(params: dict[str, str], auth: str | None, text: str) -> None:
+    """Raise ConfigError when the login method and the sources of secrets given in ``text`` disagree."""
+    tokens = [key for key in TOKEN_OPTIONS if params.get(key)]
+    if len(tokens) > 1:
+        raise ConfigError(f"give one access token source in {text!r}, not both {tokens[0]} and {tokens[1]}")
+    oauth = [key for key in OAUTH_OPTIONS if params.get(key)]
+    if oauth and auth not in OAUTH_METHODS:
+        raise ConfigError(f"{oauth[0]} in {text!r} is for OAuth2 logins: add auth=xoauth2 (or oauthbearer, or "
+                          "oauth2 to let the server choose)")
+    passwords = [key for key in ("password_env", "password_file", "password_command") if params.get(key)]
+    if passwords and auth in OAUTH_METHODS:
+        raise ConfigError(f"auth={auth} in {text!r} logs in with an access token, not a password: "
+                          f"drop {passwords[0]}, or give token_command, token_file or token_env instead")
+
+
+def oauth_client(options: dict[str, str], where: str) -> OAuthClient:
+    """Return the OAuth2 client ``options`` (URL options or profile keys) describe; raise ConfigError if wrong."""
+    for key, allowed in (("oauth_provider", PROVIDERS), ("flow", FLOWS)):
+        if options.get(key) and options[key].lower() not in allowed:
+            raise ConfigError(f"{key}={options[key]} in {where} is not one of {', '.join(allowed)}")
+    return OAuthClient(
+        client_id=options.get("client_id") or None,
+        client_secret=options.get("client_secret") or None,
+        client_secret_command=options.get("client_secret_command") or None,
+        tenant=options.get("tenant") or None,
+        scopes=options.get("scopes") or None,
+        provider=(options.get("oauth_provider") or "").lower() or None,
+        flow=(options.get("flow") or "").lower() or None,
+        auth_url=options.get("auth_url") or None,
+        token_url=options.get("token_url") or None,
+        device_url=options.get("device_url") or None,
     )
 
 

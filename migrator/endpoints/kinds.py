@@ -13,6 +13,13 @@ from migrator.core.errors import ConfigError, did_you_mean
 
 # Query options every server endpoint takes (profiles take the same names as keys).
 SERVER_OPTIONS = ("password_env", "password_file", "password_command", "ca_file", "tls", "auth")
+# OAuth2: where the access token comes from (a helper), or the user's own client and its provider for `migrator login`.
+TOKEN_OPTIONS = ("token_env", "token_file", "token_command")
+OAUTH_CLIENT_OPTIONS = ("client_id", "client_secret", "client_secret_command", "tenant", "scopes", "oauth_provider",
+                        "flow", "auth_url", "token_url", "device_url")
+OAUTH_OPTIONS = TOKEN_OPTIONS + OAUTH_CLIENT_OPTIONS
+# SASL with an OAuth2 access token; oauth2 lets the server's capabilities choose between the two.
+OAUTH_METHODS = ("xoauth2", "oauthbearer", "oauth2")
 # IMAP only: how a Gmail account (labels shown as folders) is copied, each with its choices, the default first.
 GMAIL_OPTIONS = {"gmail": ("labels", "folders"), "all_mail": ("unlabelled", "all")}
 
@@ -64,12 +71,13 @@ KINDS: dict[str, StoreKind] = {kind.name: kind for kind in (
     StoreKind(
         "imap", "migrator.stores.imap:ImapStore", "an IMAP account: read and written, folders and flags",
         schemes=(Scheme("imaps", "implicit", 993), Scheme("imap", "starttls", 143)),
-        auth_methods=("plain", "login"), options=SERVER_OPTIONS + tuple(GMAIL_OPTIONS),
+        auth_methods=("plain", "login", *OAUTH_METHODS), options=SERVER_OPTIONS + OAUTH_OPTIONS + tuple(GMAIL_OPTIONS),
     ),
     StoreKind(
         "pop3", "migrator.stores.pop3:Pop3Store", "a POP3 mailbox: its inbox, read only",
         schemes=(Scheme("pop3s", "implicit", 995), Scheme("pop3", "starttls", 110)),
-        auth_methods=("user", "apop", "plain"), options=SERVER_OPTIONS, can_be_target=False, can_delete=True,
+        auth_methods=("user", "apop", "plain", *OAUTH_METHODS), options=SERVER_OPTIONS + OAUTH_OPTIONS,
+        can_be_target=False, can_delete=True,
     ),
     StoreKind("maildir", "migrator.stores.maildir:MaildirStore", "a Maildir++ tree as Dovecot keeps it"),
     StoreKind("mbox", "migrator.stores.mbox:MboxStore", "a directory tree with one mbox file per folder"),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from migrator.core.errors import ConfigError, closest
-from migrator.endpoints.kinds import KINDS, TARGET_KINDS
+from migrator.endpoints.kinds import KINDS, OAUTH_METHODS, OAUTH_OPTIONS, TARGET_KINDS
 from migrator.pipeline.filters import MessageFilter
 from migrator.pipeline.foldermap import MapRule
 from migrator.profile import nodes
@@ -29,13 +29,14 @@ from migrator.profile.schema import (
     OPTIONS_KEYS,
     PASSWORD_KEYS,
     SCHEMA_VERSION,
+    TOKEN_KEYS,
     TOP_KEYS,
     EndpointSpec,
     Key,
     Profile,
 )
 
-_PATH_KEYS = ("path", "ca_file", "password_file")
+_PATH_KEYS = ("path", "ca_file", "password_file", "token_file")
 _T = TypeVar("_T")
 
 
@@ -193,6 +194,7 @@ class _ProfileReader:
         for key in _PATH_KEYS:
             if (text := section.value(key, str)) is not None:
                 values[key] = self._path(text) if key == "path" else str(self._path(text))
+        values["oauth"] = {key: values.pop(key) for key in OAUTH_OPTIONS if key in values}
         # Each value is what its key's converter returned, the type EndpointSpec's field of that name holds.
         return EndpointSpec(**cast("dict[str, Any]", values))
 
@@ -200,6 +202,13 @@ class _ProfileReader:
         for required in ("host", "user"):
             if required not in section.values:
                 raise section.where.error(f"{section.name}: no {required}: a {kind} endpoint needs host and user")
+        if section.values.get("auth") in OAUTH_METHODS:
+            self._check_oauth(section)
+            return
+        oauth = [key for key in OAUTH_OPTIONS if key in section.values]
+        if oauth:
+            raise section.error(oauth[0], f"{oauth[0]} is for OAuth2 logins: add auth: xoauth2 (or oauthbearer, "
+                                          "or oauth2 to let the server choose)")
         sources = [key for key in PASSWORD_KEYS if key in section.values]
         if not sources:
             raise section.where.error(
@@ -214,6 +223,22 @@ class _ProfileReader:
             raise section.error("auth", f"auth {auth!r} is not a {kind} login method: use {methods}")
         if "password" in sources:
             self._check_literal_password(section)
+
+    def _check_oauth(self, section: _Section) -> None:
+        """Check an OAuth2 login: no password, one token source, or a client id for `migrator login`'s grant."""
+        passwords = [key for key in PASSWORD_KEYS if key in section.values]
+        if passwords:
+            raise section.error(passwords[0], f"auth: {section.values['auth']} logs in with an access token, not a "
+                                              "password: drop it, or give token_command, token_file or token_env")
+        tokens = [key for key in TOKEN_KEYS if key in section.values]
+        if len(tokens) > 1:
+            raise section.error(tokens[1], f"give one access token source, not both {tokens[0]} and {tokens[1]}")
+        if not tokens and "client_id" not in section.values:
+            raise section.where.error(
+                f"{section.name}: no access token source for {section.values['user']}@{section.values['host']}: "
+                "add token_command (a helper such as oama or pizauth), token_file or token_env, or client_id "
+                "(your own OAuth2 client) and run `migrator login` once"
+            )
 
     def _check_literal_password(self, section: _Section) -> None:
         item = section.items["password"]

@@ -14,12 +14,14 @@ from pathlib import Path
 from migrator.core.sizes import parse_size as size
 from migrator.endpoints.endpoint import TLS_MODES
 from migrator.endpoints.kinds import KINDS, LOCAL_KINDS, SERVER_KINDS
+from migrator.endpoints.oauth2.providers import FLOWS, PROVIDERS
 from migrator.pipeline.filters import MessageFilter
 from migrator.pipeline.foldermap import MapRule
 
 SCHEMA_VERSION = 1
 ENDPOINT_TYPES = tuple(KINDS)
 PASSWORD_KEYS = ("password", "password_env", "password_command", "password_file")
+TOKEN_KEYS = ("token_command", "token_file", "token_env")
 _TRUE, _FALSE = ("true", "yes", "on"), ("false", "no", "off")
 
 
@@ -133,6 +135,21 @@ ENDPOINT_KEYS = _keys(
     Key("ca_file", "the path of a PEM CA certificate", text, SERVER_KINDS),
     Key("auth", f"a login method ({_AUTH_METHODS})",
         choice(*sorted({m for name in SERVER_KINDS for m in KINDS[name].auth_methods})), SERVER_KINDS),
+    Key("token_command", "a shell command printing an OAuth2 access token (run at every connection)", text,
+        SERVER_KINDS),
+    Key("token_file", "the path of a file holding an OAuth2 access token (read at every connection)", text,
+        SERVER_KINDS),
+    Key("token_env", "the name of an environment variable holding an OAuth2 access token", text, SERVER_KINDS),
+    Key("client_id", "your OAuth2 client's id (for `migrator login` and refreshing its tokens)", text, SERVER_KINDS),
+    Key("client_secret", "your OAuth2 client's secret, if it has one", text, SERVER_KINDS),
+    Key("client_secret_command", "a shell command printing your OAuth2 client's secret", text, SERVER_KINDS),
+    Key("tenant", "a Microsoft Entra tenant: common, organizations, or its id or domain", text, SERVER_KINDS),
+    Key("scopes", "OAuth2 scopes, separated by spaces", text, SERVER_KINDS),
+    Key("oauth_provider", f"one of {', '.join(PROVIDERS)}", choice(*PROVIDERS), SERVER_KINDS),
+    Key("flow", f"one of {', '.join(FLOWS)}", choice(*FLOWS), SERVER_KINDS),
+    Key("auth_url", "the provider's authorization endpoint URL", text, SERVER_KINDS),
+    Key("token_url", "the provider's token endpoint URL", text, SERVER_KINDS),
+    Key("device_url", "the provider's device-code endpoint URL", text, SERVER_KINDS),
     Key("path", "the path of the archive", text, LOCAL_KINDS),
 )
 FOLDERS_KEYS = _keys(
@@ -173,6 +190,7 @@ class EndpointSpec:
     ca_file: str | None = None
     auth: str | None = None
     path: Path | None = None
+    oauth: dict[str, str] = field(default_factory=dict)  # OAuth2 keys (token sources, client, provider URLs)
 
     def __repr__(self) -> str:  # never show a literal password
         shown = self.path if self.path is not None else f"{self.user}@{self.host}"

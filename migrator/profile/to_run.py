@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migrator.core.dirs import state_dir
-from migrator.endpoints.credentials import PasswordSource
-from migrator.endpoints.endpoint import Endpoint
+from migrator.endpoints.credentials import PasswordSource, TokenSource
+from migrator.endpoints.endpoint import Endpoint, oauth_client
 from migrator.endpoints.kinds import KINDS
 from migrator.pipeline.foldermap import FolderRules
 from migrator.pipeline.options import DEFAULT_CONNECTIONS, CopyOptions
@@ -72,5 +72,9 @@ def endpoint_of(spec: EndpointSpec) -> Endpoint:
             env=spec.password_env, file=spec.password_file, command=spec.password_command, literal=spec.password,
         ),
         auth=spec.auth,
+        token=TokenSource(
+            env=spec.oauth.get("token_env"), file=spec.oauth.get("token_file"), command=spec.oauth.get("token_command"),
+        ),
+        oauth=oauth_client(spec.oauth, f"{spec.user}@{spec.host}"),
     )
 

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from migrator.core.errors import ConfigError, ConnectError, ConnectionLost
 from migrator.endpoints.endpoint import Endpoint
+from migrator.stores.imap import oauth_login
 from migrator.stores.imap.commands import Secret, astring
 from migrator.stores.imap.parser import Response
 from migrator.stores.imap.protocol import ImapProtocol
@@ -37,7 +38,8 @@ T = TypeVar("T")
 
 
 def connect(endpoint: Endpoint, password: str) -> ImapProtocol:
-    """Return a logged-in connection to ``endpoint``; raise ConnectError or ConfigError."""
+    """Return a logged-in connection to ``endpoint``, with ``password`` (an access token for OAuth2 logins);
+    raise ConnectError or ConfigError."""
     log.info("connecting to %s", endpoint)
     context = tls_context(endpoint) if endpoint.tls != "none" else None
     limit, stall = max_message_size(), stall_seconds()
@@ -145,6 +147,9 @@ def _refresh_capabilities(protocol: ImapProtocol) -> None:
 
 
 def _login(protocol: ImapProtocol, endpoint: Endpoint, password: str) -> None:
+    if endpoint.uses_oauth2:  # the "password" is an access token
+        oauth_login.authenticate(protocol, endpoint, password)
+        return
     mechanism = _mechanism(protocol, endpoint)
     initial_response = "SASL-IR" in protocol.capabilities
     protocol.capabilities = frozenset()  # they change once logged in; the login reply may list the new ones

@@ -76,6 +76,7 @@ class ImapProtocol:
         self.max_literal = max_literal
         self.capabilities: frozenset[str] = frozenset()
         self.closed = False
+        self.continuation: Response | None = None  # the last continuation request
         self._attach(sock)
         self._tags = itertools.count(1)
         self._out = bytearray()
@@ -157,6 +158,7 @@ class ImapProtocol:
         while True:
             response = self._read_wire()
             if response.tag == "+":
+                self.continuation = response  # its text: a SASL challenge, e.g. an OAuth2 error
                 return True
             self._backlog.append(response)
             if response.tag == command.tag:

@@ -11,6 +11,7 @@ from migrator.core.folder import Folder, FolderIndex, FolderStats, Role
 from migrator.core.listing import Listing
 from migrator.core.message import Flag, Flags, FolderPath, Message, MessageRef
 from migrator.endpoints.endpoint import Endpoint
+from migrator.endpoints.login_secret import LoginSecret
 from migrator.stores.base import AppendResult, Elsewhere, FolderProbe, FolderScan, Store
 from migrator.stores.imap import folders, gmail, reading, writing
 from migrator.stores.imap.connection import connect
@@ -29,7 +30,7 @@ class ImapStore(Store):
 
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
         super().__init__(endpoint, readonly=readonly)
-        self._password: str | None = None
+        self._secret = LoginSecret(endpoint)
         self._session: Session | None = None
         self._known_names: dict[FolderPath, str] = {}
         self._validity: dict[FolderPath, str] = {}
@@ -49,7 +50,7 @@ class ImapStore(Store):
     def sibling(self) -> ImapStore:
         """Return an unopened store for a second connection, with the password already asked for."""
         other = ImapStore(self.endpoint, readonly=self.readonly)
-        other._password = self._password
+        other._secret = self._secret
         other._known_names.update(self._known_names)
         other._quirks = self._quirks
         return other
@@ -63,9 +64,7 @@ class ImapStore(Store):
     def _live(self) -> Session:
         """Return a working session, connecting (again) when there is none."""
         if self._session is None or self._session.protocol.closed:
-            if self._password is None:
-                self._password = self.endpoint.password.resolve(self.endpoint.account)
-            protocol = connect(self.endpoint, self._password)
+            protocol = connect(self.endpoint, self._secret.get())  # a fresh token at each connection
             try:
                 self._session = Session.start(protocol, self.endpoint, self._known_names, readonly=self.readonly)
             except ParseError as error:

@@ -18,6 +18,7 @@ from typing import BinaryIO, TypeVar
 from migrator.core.errors import ConfigError, ConnectError
 from migrator.core.sizes import format_size
 from migrator.endpoints.endpoint import Endpoint
+from migrator.endpoints.kinds import OAUTH_METHODS
 from migrator.stores.network.limits import max_message_size, stall_seconds
 from migrator.stores.network.paced_socket import PacedSocket, Stalled
 from migrator.stores.network.reconnect import Refused, refusal
@@ -31,10 +32,11 @@ from migrator.stores.network.tls import (
 )
 from migrator.stores.network.tls_socket import ClearTextReply, TlsSocket
 from migrator.stores.network.wiretrace import MASK, WireTrace, size_of
+from migrator.stores.pop3 import oauth_login
 
 TIMEOUT = 60.0  # to connect; once connected, the stall limit (stores/network/limits.py) applies
 MAX_LINE = 64 * 1024 * 1024
-AUTH_METHODS = ("user", "apop", "plain")
+AUTH_METHODS = ("user", "apop", "plain", *OAUTH_METHODS)
 log = logging.getLogger(__name__)
 _SHOWN_WORDS = {b"PASS": 1, b"APOP": 2, b"AUTH": 2}  # the words a trace shows before the secret
 T = TypeVar("T")
@@ -65,6 +67,12 @@ class _LongLines:
     def _putline(self, line: bytes) -> None:
         if self.trace is not None:
             self.trace.sent(traced_command(line))
+        super()._putline(line)  # type: ignore[misc]
+
+    def send_secret(self, line: bytes) -> None:
+        """Send one line answering a SASL challenge (it may hold a token): traced as ***."""
+        if self.trace is not None:
+            self.trace.sent(MASK if line else b"")
         super()._putline(line)  # type: ignore[misc]
 
     def _getline(self) -> tuple[bytes, int]:
@@ -263,6 +271,9 @@ def _starttls(client: poplib.POP3, endpoint: Endpoint, context: ssl.SSLContext, 
 
 
 def _login(client: PopSession, endpoint: Endpoint, password: str, method: str, capabilities: Capabilities) -> None:
+    if endpoint.uses_oauth2:  # the "password" is an access token
+        oauth_login.authenticate(client, endpoint, password, capabilities)
+        return
     user = endpoint.user or ""
     # poplib's stubs give timestamp as a str pattern; poplib compiles it from bytes, as the greeting is.
     if method == "apop" and not client.timestamp.match(client.welcome):  # type: ignore[call-overload]

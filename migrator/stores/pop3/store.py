@@ -19,6 +19,7 @@ from migrator.core.errors import ConnectionLost, FolderError, MessageError, Migr
 from migrator.core.folder import Folder, FolderStats, Role
 from migrator.core.message import FolderPath, Message, MessageRef
 from migrator.endpoints.endpoint import Endpoint
+from migrator.endpoints.login_secret import LoginSecret
 from migrator.stores.base import FolderScan, Store
 from migrator.stores.network.limits import not_read, over_limit
 from migrator.stores.network.reconnect import Reconnecting
@@ -39,7 +40,7 @@ class Pop3Store(Store):
 
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
         super().__init__(endpoint, readonly=readonly)
-        self._password: str | None = None
+        self._secret = LoginSecret(endpoint)
         self._client: PopSession | None = None
         self._capabilities: Capabilities = {}
         self._numbers: dict[str, int] = {}  # uid -> message number in the current session
@@ -70,9 +71,7 @@ class Pop3Store(Store):
 
     def _live(self) -> PopSession:
         if self._client is None:
-            if self._password is None:
-                self._password = self.endpoint.password.resolve(self.endpoint.account)
-            self._client, self._capabilities = connect(self.endpoint, self._password)
+            self._client, self._capabilities = connect(self.endpoint, self._secret.get())
             self._numbers, self._marked = {}, 0
             self._reconnecting.connected()
         return self._client

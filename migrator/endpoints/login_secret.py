@@ -1,0 +1,46 @@
+"""What a server store logs in with, asked for whenever a connection needs it.
+
+A password is asked for once (it may come from a prompt) and kept for the run's reconnections. An
+OAuth2 access token is asked for at every connection: from token_command, token_file or token_env
+(a helper hands out a fresh one each time), or else from the grant `migrator login` stored, refreshed
+when it is about to expire. Neither is ever logged or shown.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from migrator.endpoints.endpoint import Endpoint
+
+
+class LoginSecret:
+    """The password or access token of one endpoint, shared by the connections of a run (thread-safe)."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self._password: str | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LoginSecret({self.endpoint.account}, {'token' if self.endpoint.uses_oauth2 else 'password'})"
+
+    def get(self) -> str:
+        """Return what to log in with now; raise ConfigError or ConnectError when it cannot be had."""
+        endpoint = self.endpoint
+        if endpoint.uses_oauth2:
+            if endpoint.token:
+                return endpoint.token.resolve(endpoint.account)
+            from migrator.endpoints.oauth2.grants import access_token  # only OAuth2 logins need urllib and json
+
+            return access_token(endpoint)
+        with self._lock:
+            if self._password is None:
+                self._password = endpoint.password.resolve(endpoint.account)
+            return self._password
+
+    def refused(self) -> None:
+        """Note that the server refused the last secret: a stored grant's access token is refreshed next time."""
+        if self.endpoint.uses_oauth2 and not self.endpoint.token:
+            from migrator.endpoints.oauth2.grants import forget_access_token
+
+            forget_access_token(self.endpoint)
