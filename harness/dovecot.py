@@ -43,7 +43,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from harness import imapwire
-from harness.dovecotconf import ServerSettings, render_config
+from harness.dovecotconf import ServerSettings, render_config, render_oauth2_config
 from harness.mailserver import (
     MailServer,
     MailUser,
@@ -87,6 +87,8 @@ class DovecotServer(MailServer):
     ``max_user_connections`` is how many IMAP connections a user may have at once (as on
     many real servers, a further login is refused with ``[LIMIT]``).
     ``ports`` maps "imap", "imaps", "pop3", "pop3s" to port numbers once started.
+    ``oauth2_introspection_url`` also lets users log in with XOAUTH2 and OAUTHBEARER, their access
+    tokens checked at that URL (harness/oauth2_provider.py's ``/introspect``).
     """
 
     remote_host = "127.0.0.2"
@@ -99,8 +101,10 @@ class DovecotServer(MailServer):
     """
 
     def __init__(self, *, separator: str = "/", special_folders: Mapping[str, str] = DEFAULT_SPECIAL_FOLDERS,
-                 plaintext_auth: bool = False, max_user_connections: int = 10, root: Path | None = None) -> None:
+                 plaintext_auth: bool = False, max_user_connections: int = 10, root: Path | None = None,
+                 oauth2_introspection_url: str | None = None) -> None:
         super().__init__()
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.separator = separator
         self.max_user_connections = max_user_connections
         self.special_folders = dict(special_folders)
@@ -119,6 +123,8 @@ class DovecotServer(MailServer):
         self._uid, self._gid = _mail_user_ids()
         self.tls_files = make_pki(self.root / "tls")
         self._prepare_directories()
+        if self.oauth2_introspection_url:
+            (self.root / "dovecot-oauth2.conf.ext").write_text(render_oauth2_config(self.oauth2_introspection_url))
         self._launch_on_free_ports(lambda: self.config_file.write_text(render_config(self._settings())))
         return self
 
@@ -141,7 +147,8 @@ class DovecotServer(MailServer):
         return ServerSettings(root=self.root, uid=self._uid, gid=self._gid, cert=self.tls_files.server_cert,
                               key=self.tls_files.server_key, ports=self.ports, separator=self.separator,
                               special_folders=self.special_folders, plaintext_auth=self.plaintext_auth,
-                              max_user_connections=self.max_user_connections)
+                              max_user_connections=self.max_user_connections,
+                              oauth2_introspection_url=self.oauth2_introspection_url)
 
     def _prepare_directories(self) -> None:
         for name in ("run", "state", "home", "rawlog", "users", "archives"):

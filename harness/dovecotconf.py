@@ -12,6 +12,9 @@ Choices that tests rely on, and why:
 - no delay after a failed login and no growing penalty for an IP with failed logins: tests
   of wrong passwords would otherwise slow down every later login from 127.0.0.1.
 - ``pop3_no_flag_updates``: POP3 RETR must not mark messages seen for later IMAP checks.
+- with ``oauth2_introspection_url``, XOAUTH2 and OAUTHBEARER too, checked by the oauth2 passdb, which
+  posts each token to that URL (RFC 7662 introspection, as harness/oauth2_provider.py answers) and
+  takes the login when it says ``active`` for the same ``username``; passwords still work.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class ServerSettings:
     special_folders: Mapping[str, str]
     plaintext_auth: bool
     max_user_connections: int
+    oauth2_introspection_url: str | None = None
 
 
 def render_config(settings: ServerSettings) -> str:
@@ -45,7 +49,16 @@ def render_config(settings: ServerSettings) -> str:
         root=settings.root, uid=settings.uid, gid=settings.gid, cert=settings.cert, key=settings.key,
         plaintext="no" if settings.plaintext_auth else "yes", separator=settings.separator,
         mailboxes=_special_folder_sections(settings.special_folders),
-        max_user_connections=settings.max_user_connections, **settings.ports)
+        max_user_connections=settings.max_user_connections,
+        mechanisms="plain login" + (" xoauth2 oauthbearer" if settings.oauth2_introspection_url else ""),
+        oauth2_passdb=_OAUTH2_PASSDB.format(root=settings.root) if settings.oauth2_introspection_url else "",
+        **settings.ports)
+
+
+def render_oauth2_config(introspection_url: str) -> str:
+    """Return the text of dovecot-oauth2.conf.ext: tokens checked by POSTing them to ``introspection_url``."""
+    return (f"introspection_mode = post\nintrospection_url = {introspection_url}\nforce_introspection = yes\n"
+            "username_attribute = username\nactive_attribute = active\nactive_value = true\n")
 
 
 def _special_folder_sections(special_folders: Mapping[str, str]) -> str:
@@ -53,6 +66,14 @@ def _special_folder_sections(special_folders: Mapping[str, str]) -> str:
         f"  mailbox special{number} {{\n    name = {quote(name)}\n    special_use = {flag}\n"
         f"    auto = subscribe\n  }}" for number, (name, flag) in enumerate(special_folders.items()))
 
+
+_OAUTH2_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/dovecot-oauth2.conf.ext
+}}
+"""
 
 _TEMPLATE = """\
 # Written by harness/dovecotconf.py for one test server.
@@ -69,7 +90,7 @@ ssl = yes
 ssl_cert = <{cert}
 ssl_key = <{key}
 disable_plaintext_auth = {plaintext}
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_failure_delay = 0
 
 mail_uid = {uid}
@@ -82,7 +103,7 @@ mail_plugins = $mail_plugins listescape
 pop3_no_flag_updates = yes
 pop3_uidl_format = %08Xu%08Xv
 
-passdb {{
+{oauth2_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {root}/users/%u
 }}
