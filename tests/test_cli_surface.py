@@ -56,6 +56,7 @@ def on(day: str) -> datetime:
 @pytest.mark.parametrize(("command", "usage"), [
     (["copy"], "copy [OPTIONS] SOURCE TARGET..."),
     (["folders"], "folders [OPTIONS] ENDPOINT"),
+    (["login"], "login [OPTIONS] ENDPOINT"),
     (["verify"], "verify [OPTIONS] SOURCE TARGET"),
     (["run"], "run [OPTIONS] PROFILE"),
     (["schedule"], "schedule [OPTIONS] PROFILE"),

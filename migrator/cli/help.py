@@ -41,6 +41,8 @@ ENDPOINTS = "\n".join([
     "  ?ca_file=PATH            trust this CA certificate (PEM)",
     "  ?tls=implicit|starttls|none",
     f"  ?auth=METHOD             {_auth_methods()}",
+    "  ?token_command=CMD       with auth=xoauth2: an OAuth2 access token from a helper (or token_file, token_env)",
+    "  ?client_id=ID            with auth=xoauth2: your OAuth2 client; sign in once with `migrator login ENDPOINT`",
     "  e.g. 'imaps://alice@mail.example.com?password_env=PW&ca_file=ca.pem'",
 ])
 
