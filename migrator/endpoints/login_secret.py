@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import threading
 
+from migrator.core.errors import ConnectError
 from migrator.endpoints.endpoint import Endpoint
+
+
+class LoginExpired(ConnectError):
+    """The provider refused the stored refresh token (expired, revoked): only `migrator login` again helps."""
 
 
 class LoginSecret:
@@ -37,10 +42,3 @@ class LoginSecret:
             if self._password is None:
                 self._password = endpoint.password.resolve(endpoint.account)
             return self._password
-
-    def refused(self) -> None:
-        """Note that the server refused the last secret: a stored grant's access token is refreshed next time."""
-        if self.endpoint.uses_oauth2 and not self.endpoint.token:
-            from migrator.endpoints.oauth2.grants import forget_access_token
-
-            forget_access_token(self.endpoint)

@@ -21,6 +21,7 @@ from migrator.core.dirs import state_dir
 from migrator.core.errors import ConfigError, ConnectError
 from migrator.endpoints.credentials import command_output
 from migrator.endpoints.endpoint import Endpoint
+from migrator.endpoints.login_secret import LoginExpired
 from migrator.endpoints.oauth2.advice import refusal_sentence
 from migrator.endpoints.oauth2.flows import Grant
 from migrator.endpoints.oauth2.http import TokenEndpointError, post_form
@@ -30,10 +31,6 @@ MARGIN = 60.0  # seconds before its end a token is refreshed (at most half its l
 log = logging.getLogger(__name__)
 _lock = threading.RLock()  # connections of one run (parallel folders) share one refresh; it saves under it
 _cache: dict[Path, tuple[Grant, float]] = {}  # access tokens by file, with when each was obtained
-
-
-class LoginExpired(ConnectError):
-    """The stored refresh token was refused (expired, revoked): the user must run `migrator login` again."""
 
 
 def grant_file(account: str, client_id: str) -> Path:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 
-from migrator.core.errors import ConnectError
 from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.imap.commands import Secret
 from migrator.stores.imap.parser import Response
 from migrator.stores.imap.protocol import ImapProtocol
+from migrator.stores.network.reconnect import Refused, refusal
 from migrator.stores.network.sasl import challenge_error, choose, encoded_first_message, error_answer
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,8 @@ _FIX = ("Check that the token is for this mailbox and grants IMAP access (scope 
 
 
 def authenticate(protocol: ImapProtocol, endpoint: Endpoint, token: str) -> None:
-    """Log in as the endpoint's user with ``token``; raise ConnectError saying what the server said and what to do."""
+    """Log in as the endpoint's user with ``token``; raise Refused (a ConnectError) saying what the
+    server said and what to do."""
     mechanism = _mechanism(protocol, endpoint)
     host, port = endpoint.address
     response = encoded_first_message(mechanism, endpoint.user or "", token, host, port)
@@ -48,7 +49,7 @@ def authenticate(protocol: ImapProtocol, endpoint: Endpoint, token: str) -> None
         pass
     assert command.result is not None
     if not command.result.ok:
-        raise ConnectError(_refused(endpoint, mechanism, command.result, challenge))
+        raise refusal(command.result.said())(_refused(endpoint, mechanism, command.result, challenge))
     _confirm(protocol, endpoint)
 
 
@@ -57,7 +58,7 @@ def _mechanism(protocol: ImapProtocol, endpoint: Endpoint) -> str:
     wanted = endpoint.auth or "oauth2"
     mechanism = choose(wanted, offered)
     if mechanism is None or mechanism.upper() not in offered:
-        raise ConnectError(
+        raise Refused(
             f"{endpoint.host} does not offer {wanted.upper() if mechanism else 'XOAUTH2 or OAUTHBEARER'} "
             f"for {endpoint.user} (it offers: {' '.join(offered) or 'no SASL mechanism'})"
             + ("; auth=oauth2 lets migrator choose" if mechanism and wanted != "oauth2" else "")
@@ -77,7 +78,7 @@ def _confirm(protocol: ImapProtocol, endpoint: Endpoint) -> None:
     """Raise ConnectError unless the session works: Microsoft may accept a token, then refuse every command."""
     result = protocol.run(b'LIST "" ""').result
     if not result.ok:
-        raise ConnectError(
+        raise refusal(result.said())(
             f"{endpoint.host} accepted the token for {endpoint.user}, then refused to open the mailbox: "
             f"{result.said()!r}. The token is for another mailbox, or {endpoint.user} has no access to this one "
             "(Microsoft 365: log in as the mailbox's own user, or have an administrator grant FullAccess)"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from migrator.core.errors import ConnectError
 from migrator.endpoints.endpoint import Endpoint
+from migrator.stores.network.reconnect import Refused, refusal
 from migrator.stores.network.sasl import challenge_error, choose, encoded_first_message, error_answer
 
 if TYPE_CHECKING:
@@ -25,7 +26,8 @@ _FIX = ("Check that the token is for this mailbox and grants POP access (scope P
 
 
 def authenticate(client: PopSession, endpoint: Endpoint, token: str, capabilities: Capabilities) -> None:
-    """Log in as the endpoint's user with ``token``; raise ConnectError saying what the server said and what to do."""
+    """Log in as the endpoint's user with ``token``; raise Refused (a ConnectError) saying what the
+    server said and what to do."""
     mechanism = _mechanism(endpoint, capabilities)
     host, port = endpoint.address
     challenge = ""
@@ -41,7 +43,7 @@ def authenticate(client: PopSession, endpoint: Endpoint, token: str, capabilitie
     except poplib.error_proto as error:
         words = (error.args[0] if error.args else b"").decode("utf-8", "replace")
         detail = f" ({challenge})" if challenge else ""
-        raise ConnectError(f"cannot log in to {endpoint.host} as {endpoint.user} with {mechanism.upper()}: the "
+        raise refusal(words)(f"cannot log in to {endpoint.host} as {endpoint.user} with {mechanism.upper()}: the "
                            f"server said {words!r}{detail}. {_FIX}") from None
     except OSError as error:
         raise ConnectError(f"{endpoint.host} closed the connection while {endpoint.user} logged in: {error}") from None
@@ -52,7 +54,7 @@ def _mechanism(endpoint: Endpoint, capabilities: Capabilities) -> str:
     wanted = endpoint.auth or "oauth2"
     mechanism = choose(wanted, offered)
     if mechanism is None or mechanism.upper() not in offered:
-        raise ConnectError(
+        raise Refused(
             f"{endpoint.host} does not offer {wanted.upper() if mechanism else 'XOAUTH2 or OAUTHBEARER'} "
             f"for {endpoint.user} (its SASL mechanisms: {' '.join(offered) or 'none'})"
             + ("; auth=oauth2 lets migrator choose" if mechanism and wanted != "oauth2" else "")
