@@ -72,9 +72,10 @@ def test_every_example_profile_validates(example):
     assert profile.warnings == ()
 
 
-def test_examples_are_the_four_documented_ones():
+def test_examples_are_the_six_documented_ones():
     assert [p.name for p in EXAMPLES] == [
-        "leave-server.yaml", "nightly-backup.yaml", "pop3-archive.yaml", "restore.yaml"
+        "gmail-to-microsoft365.yaml", "leave-server.yaml", "microsoft365-to-own-server.yaml", "nightly-backup.yaml",
+        "pop3-archive.yaml", "restore.yaml",
     ]
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import typer.core
 
 from migrator.endpoints.kinds import KINDS, LOCAL_KINDS, SERVER_KINDS
+from migrator.endpoints.presets import PRESETS
 
 if TYPE_CHECKING:
     # The Context typer's commands are called with: typer 0.28 vendors click as typer._click.
@@ -25,6 +26,7 @@ def _endpoint_lines() -> list[str]:
                 f"  {scheme.name + '://USER@HOST[:PORT]':<27}{kind.name.upper()} {how} (port {scheme.port}){only}"
             )
     lines.append("  " + "  ".join(f"{name}:PATH" for name in LOCAL_KINDS) + "   local archives")
+    lines.append(f"  {'PROVIDER:ADDRESS':<27}IMAP at {', '.join(PRESETS)}: its server, login and limits")
     return lines
 
 
@@ -43,7 +45,9 @@ ENDPOINTS = "\n".join([
     f"  ?auth=METHOD             {_auth_methods()}",
     "  ?token_command=CMD       with auth=xoauth2: an OAuth2 access token from a helper (or token_file, token_env)",
     "  ?client_id=ID            with auth=xoauth2: your OAuth2 client; sign in once with `migrator login ENDPOINT`",
-    "  e.g. 'imaps://alice@mail.example.com?password_env=PW&ca_file=ca.pem'",
+    "  ?max_bytes_per_second=SIZE, ?max_messages_per_second=N, ?connections=N, ?append_limit=SIZE",
+    "                           limits for this server (a PROVIDER: endpoint has its provider's)",
+    "  e.g. 'imaps://alice@mail.example.com?password_env=PW&ca_file=ca.pem', 'gmail:alice@gmail.com?password_env=PW'",
 ])
 
 EXIT_CODES = """\

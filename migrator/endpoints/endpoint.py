@@ -1,15 +1,17 @@
 """Endpoints: where mail is read from or written to, written the same way everywhere.
 
 Servers are URLs (``imaps://alice@mail.example.com:993?password_env=PW``); local
-archives are ``KIND:PATH`` (``maildir:~/Mail``, ``mbox:backup/``, ``eml:out``, ``pst:a.pst``).
+archives are ``KIND:PATH`` (``maildir:~/Mail``, ``mbox:backup/``, ``eml:out``, ``pst:a.pst``); an account
+of a known provider is ``PROVIDER:ADDRESS`` (``gmail:alice@gmail.com``, endpoints/presets.py).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from migrator.core.errors import ConfigError, closest, did_you_mean
 from migrator.core.sizes import parse_size
@@ -26,6 +28,7 @@ from migrator.endpoints.kinds import (
     endpoint_forms,
 )
 from migrator.endpoints.oauth2.providers import FLOWS, PROVIDERS, OAuthClient
+from migrator.endpoints.presets import PRESETS, Limits, Preset, parse_limits, preset_named
 
 TLS_MODES = ("implicit", "starttls", "none")
 
@@ -48,6 +51,19 @@ class Endpoint:
     part_size: int | None = None  # PST only: start a new file when one reaches this size
     gmail: str = "labels"  # IMAP, a Gmail account: labels (each message once, into its labels' folders) or folders
     all_mail: str = "unlabelled"  # IMAP, Gmail in labels mode: what its All Mail's copy holds, unlabelled or all
+    provider: str | None = None  # a preset's name (gmail, microsoft365...): its limits apply where these say none
+    limits: Limits = field(default_factory=Limits)  # as the user wrote them (URL options, profile keys)
+
+    @property
+    def preset(self) -> Preset | None:
+        """Return the provider preset this endpoint names, or None."""
+        return PRESETS.get(self.provider) if self.provider else None
+
+    @property
+    def pace(self) -> Limits:
+        """Return the limits that apply: the user's, then the preset's."""
+        preset = self.preset
+        return self.limits.over(preset.limits) if preset is not None else self.limits
 
     @property
     def store_kind(self) -> StoreKind:
@@ -100,17 +116,71 @@ def parse_endpoint(text: str) -> Endpoint:
     scheme = scheme.lower()
     if sep and scheme in LOCAL_KINDS:
         return _local(scheme, rest, text)
+    if sep and preset_named(scheme) is not None:
+        return _preset(scheme, rest, text)
     if sep and scheme in SCHEMES and rest.startswith("//"):
-        return _server(text)
+        return _with_pace(_server(_with_preset_auth(text)), text)
     raise ConfigError(f"cannot understand the endpoint {text!r}{_suggestion(scheme)}: write one of {endpoint_forms()}")
 
 
 def _suggestion(scheme: str) -> str:
     """Return a hint for a mistyped scheme (``maildr:``, ``imap5://``), or an empty string."""
-    close = closest(scheme, [*SCHEMES, *LOCAL_KINDS]) if scheme else None
+    close = closest(scheme, [*SCHEMES, *LOCAL_KINDS, *PRESETS]) if scheme else None
     if close is None:
         return ""
     return f" (did you mean {close}://…?)" if close in SCHEMES else f" (did you mean {close}:…?)"
+
+
+def _preset(name: str, rest: str, text: str) -> Endpoint:
+    """Return the IMAP endpoint ``PROVIDER:ADDRESS[?options]`` stands for; raise ConfigError."""
+    preset = PRESETS[name.lower()]
+    address, _, query = rest.removeprefix("//").partition("?")
+    if not address:
+        raise ConfigError(f"the endpoint {text!r} names no account: write {preset.name}:ADDRESS")
+    scheme = "imaps" if preset.tls == "implicit" else "imap"
+    options = "&".join(part for part in (query, f"provider={preset.name}") if part)
+    url = f"{scheme}://{quote(unquote(address), safe='')}@{preset.host}:{preset.port}?{options}"
+    try:
+        return _with_pace(_server(_with_preset_auth(url)), url)
+    except ConfigError as error:  # its words name the URL the shortcut stands for: name the shortcut instead
+        raise ConfigError(str(error).replace(url, text)) from None
+
+
+def _with_preset_auth(url: str) -> str:
+    """Return ``url`` with its preset's login method added to its options when they name none."""
+    params = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    preset = preset_named(params.get("provider") or "")
+    auth = preset_auth(preset, params) if preset is not None and not params.get("auth") else None
+    return f"{url}{'&' if '?' in url else '?'}auth={auth}" if auth else url
+
+
+def preset_auth(preset: Preset, written: Mapping[str, object]) -> str | None:
+    """Return ``preset``'s login method for an endpoint whose options or keys are ``written``: OAuth2 when they
+    give an access token source or a client id (or the provider takes no password), else None (a password)."""
+    token = any(written.get(key) for key in ("token_env", "token_file", "token_command", "client_id"))
+    password = any(written.get(key) for key in ("password_env", "password_file", "password_command", "password"))
+    return preset.default_auth(token=token, password=password)
+
+
+def _with_pace(endpoint: Endpoint, text: str) -> Endpoint:
+    """Return ``endpoint`` with the provider and limits its URL options give; raise ConfigError for an unknown
+    provider or a bad limit."""
+    params = dict(parse_qsl(urlsplit(text).query, keep_blank_values=True))
+    return with_provider(endpoint, params.get("provider") or None, parse_limits(params, text), params, text)
+
+
+def with_provider(endpoint: Endpoint, provider: str | None, limits: Limits, written: dict[str, str],
+                  where: str) -> Endpoint:
+    """Return ``endpoint`` with ``provider``'s preset and ``limits``; ``written`` holds the options or keys the
+    user gave, which win over the preset (its login method applies only when they name none)."""
+    if not provider:
+        return replace(endpoint, limits=limits)
+    preset = preset_named(provider)
+    if preset is None:
+        raise ConfigError(f"provider={provider} in {where} is not a provider migrator knows"
+                          f"{did_you_mean(provider.lower(), PRESETS)}: use one of {', '.join(PRESETS)}")
+    auth = endpoint.auth if endpoint.auth is not None or written.get("auth") else preset_auth(preset, written)
+    return replace(endpoint, provider=preset.name, limits=limits, auth=auth)
 
 
 def _local(kind: str, rest: str, text: str) -> Endpoint:

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 from migrator.core.errors import ConfigError, did_you_mean
 
+# How hard a run may use a server, and the provider preset it is (endpoints/presets.py); profiles take them as keys.
+PACE_OPTIONS = ("provider", "max_bytes_per_second", "max_messages_per_second", "connections", "append_limit")
 # Query options every server endpoint takes (profiles take the same names as keys).
-SERVER_OPTIONS = ("password_env", "password_file", "password_command", "ca_file", "tls", "auth")
+SERVER_OPTIONS = ("password_env", "password_file", "password_command", "ca_file", "tls", "auth", *PACE_OPTIONS)
 # OAuth2: where the access token comes from (a helper), or the user's own client and its provider for `migrator login`.
 TOKEN_OPTIONS = ("token_env", "token_file", "token_command")
 OAUTH_CLIENT_OPTIONS = ("client_id", "client_secret", "client_secret_command", "tenant", "scopes", "oauth_provider",

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from migrator.core.errors import ConfigError, closest
+from migrator.endpoints.endpoint import preset_auth
 from migrator.endpoints.kinds import KINDS, OAUTH_METHODS, OAUTH_OPTIONS, TARGET_KINDS
+from migrator.endpoints.presets import PRESETS, Limits
 from migrator.pipeline.filters import MessageFilter
 from migrator.pipeline.foldermap import MapRule
 from migrator.profile import nodes
@@ -37,6 +39,7 @@ from migrator.profile.schema import (
 )
 
 _PATH_KEYS = ("path", "ca_file", "password_file", "token_file")
+_LIMIT_KEYS = ("max_bytes_per_second", "max_messages_per_second", "connections", "append_limit")
 _T = TypeVar("_T")
 
 
@@ -77,6 +80,19 @@ class _Section:
         if value is None or isinstance(value, kind):
             return value
         raise TypeError(f"{self.name}: {key} was converted to {type(value).__name__}, not {kind.__name__}")
+
+
+def _with_preset(section: _Section) -> None:
+    """Fill in what the endpoint's provider preset gives and the endpoint does not say: host, port, TLS, login."""
+    name = section.value("provider", str)
+    if name is None:
+        return
+    preset, values = PRESETS[name], section.values
+    values.setdefault("host", preset.host)
+    values.setdefault("tls", preset.tls)
+    values.setdefault("port", preset.port)
+    if "auth" not in values and (auth := preset_auth(preset, values)) is not None:
+        values["auth"] = auth
 
 
 def _section(item: Item, name: str, keys: dict[str, Key], expected: str) -> _Section:
@@ -151,6 +167,8 @@ class _ProfileReader:
             delete_after=delete_after, keep_days=keep_days,
             dry_run=options.value("dry_run", bool) or False, quiet=options.value("quiet", bool) or False,
             connections=options.value("connections", int), warnings=tuple(self.warnings),
+            limits=Limits(max_bytes_per_second=options.value("max_bytes_per_second", int),
+                          max_messages_per_second=options.value("max_messages_per_second", float)),
         )
 
     def _check_version(self, top: _Section) -> None:
@@ -187,6 +205,7 @@ class _ProfileReader:
                 usable = ", ".join(k for k, spec in ENDPOINT_KEYS.items() if kind in spec.applies_to and k != "type")
                 raise section.error(key, f"{key} does not apply to a {kind} endpoint (it takes {usable})")
         if KINDS[kind].is_server:
+            _with_preset(section)
             self._check_server(section, kind)
         elif "path" not in section.values:
             raise section.where.error(f"{name}: no path: add path: with where the {kind} archive is")
@@ -195,6 +214,8 @@ class _ProfileReader:
             if (text := section.value(key, str)) is not None:
                 values[key] = self._path(text) if key == "path" else str(self._path(text))
         values["oauth"] = {key: values.pop(key) for key in OAUTH_OPTIONS if key in values}
+        limits = {key: values.pop(key) for key in _LIMIT_KEYS if key in values}
+        values["limits"] = Limits(**cast("dict[str, Any]", limits))
         # Each value is what its key's converter returned, the type EndpointSpec's field of that name holds.
         return EndpointSpec(**cast("dict[str, Any]", values))
 

@@ -15,6 +15,7 @@ from migrator.core.sizes import parse_size as size
 from migrator.endpoints.endpoint import TLS_MODES
 from migrator.endpoints.kinds import KINDS, LOCAL_KINDS, SERVER_KINDS
 from migrator.endpoints.oauth2.providers import FLOWS, PROVIDERS
+from migrator.endpoints.presets import PRESETS, Limits
 from migrator.pipeline.filters import MessageFilter
 from migrator.pipeline.foldermap import MapRule
 
@@ -54,6 +55,16 @@ def whole_number(minimum: int, maximum: int | None = None) -> Callable[[object],
         return value
 
     return convert
+
+
+def positive_number(value: object) -> float:
+    """Return a number above 0 (a whole or decimal number, or its digits as a string)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError
+    number = float(value)
+    if not 0 < number < float("inf"):
+        raise ValueError
+    return number
 
 
 def choice(*allowed: str) -> Callable[[object], str]:
@@ -120,7 +131,7 @@ TOP_KEYS = _keys(
     Key("state", "the path of the state file", text),
     Key("delete_after", "true or false", boolean),
     Key("keep_days", "a whole number of days (0 or more)", whole_number(0)),
-    Key("options", "a mapping with dry_run, quiet and connections"),
+    Key("options", "a mapping with dry_run, quiet, connections, max_bytes_per_second and max_messages_per_second"),
 )
 ENDPOINT_KEYS = _keys(
     Key("type", f"one of {', '.join(ENDPOINT_TYPES)}", choice(*ENDPOINT_TYPES)),
@@ -150,6 +161,13 @@ ENDPOINT_KEYS = _keys(
     Key("auth_url", "the provider's authorization endpoint URL", text, SERVER_KINDS),
     Key("token_url", "the provider's token endpoint URL", text, SERVER_KINDS),
     Key("device_url", "the provider's device-code endpoint URL", text, SERVER_KINDS),
+    Key("provider", f"one of {', '.join(PRESETS)} (its server, login and limits)", choice(*PRESETS), ("imap",)),
+    Key("max_bytes_per_second", 'a size a second like 500KB or "2 MB"', size, SERVER_KINDS),
+    Key("max_messages_per_second", "a number of messages a second above 0, like 4 or 0.5", positive_number,
+        SERVER_KINDS),
+    Key("connections", "a whole number of connections, 1 or more (at most, to this server)", whole_number(1),
+        SERVER_KINDS),
+    Key("append_limit", "a size like 35MB (the largest message this server takes)", size, ("imap",)),
     Key("path", "the path of the archive", text, LOCAL_KINDS),
 )
 FOLDERS_KEYS = _keys(
@@ -171,6 +189,8 @@ OPTIONS_KEYS = _keys(
     Key("dry_run", "true or false", boolean),
     Key("quiet", "true or false", boolean),
     Key("connections", "a whole number of connections, 1 or more", whole_number(1)),
+    Key("max_bytes_per_second", 'a size a second like 500KB or "2 MB" (for each server)', size),
+    Key("max_messages_per_second", "a number of messages a second above 0 (for each server)", positive_number),
 )
 
 
@@ -190,6 +210,8 @@ class EndpointSpec:
     ca_file: str | None = None
     auth: str | None = None
     path: Path | None = None
+    provider: str | None = None
+    limits: Limits = field(default_factory=Limits)  # max_bytes_per_second, connections... as written
     oauth: dict[str, str] = field(default_factory=dict)  # OAuth2 keys (token sources, client, provider URLs)
 
     def __repr__(self) -> str:  # never show a literal password
@@ -215,4 +237,5 @@ class Profile:
     dry_run: bool = False
     quiet: bool = False
     connections: int | None = None  # None: the pipeline's default
+    limits: Limits = field(default_factory=Limits)  # options.max_bytes_per_second and max_messages_per_second
     warnings: tuple[str, ...] = ()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from migrator.core.dirs import state_dir
@@ -41,6 +41,7 @@ def plan_run(profile: Profile, *, dry_run: bool = False, quiet: bool = False) ->
         delete_after=profile.delete_after,
         keep_days=profile.keep_days,
         connections=profile.connections or DEFAULT_CONNECTIONS,
+        limits=profile.limits,
     )
     return RunPlan(
         name=profile.name,
@@ -58,7 +59,12 @@ def default_profile_state(name: str) -> Path:
 
 
 def endpoint_of(spec: EndpointSpec) -> Endpoint:
-    """Return the Endpoint an endpoint section describes."""
+    """Return the Endpoint an endpoint section describes, with its provider and its limits."""
+    endpoint = _written(spec)
+    return replace(endpoint, provider=spec.provider, limits=spec.limits) if endpoint.is_server else endpoint
+
+
+def _written(spec: EndpointSpec) -> Endpoint:
     if spec.path is not None:
         return Endpoint(kind=spec.type, path=spec.path)
     return Endpoint(

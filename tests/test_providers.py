@@ -1,0 +1,128 @@
+"""Provider presets: ``gmail:ADDRESS`` and ``provider: gmail`` stand for a provider's server, login and limits,
+and what the user writes as well wins.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from migrator.cli import main
+from migrator.core.errors import ConfigError
+from migrator.core.folder import Role, role_by_name
+from migrator.endpoints.endpoint import parse_endpoint
+from migrator.endpoints.presets import PRESETS, Limits
+from migrator.profile import load_profile, plan_run
+
+REPO = Path(__file__).resolve().parent.parent
+SERVERS = {  # the providers' documented IMAP servers (sources in migrator/endpoints/presets.py)
+    "gmail": "imap.gmail.com", "microsoft365": "outlook.office365.com", "outlook.com": "outlook.office365.com",
+    "yahoo": "imap.mail.yahoo.com", "aol": "imap.aol.com", "icloud": "imap.mail.me.com",
+    "fastmail": "imap.fastmail.com",
+}
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_a_shortcut_names_the_providers_server(name: str) -> None:
+    endpoint = parse_endpoint(f"{name}:alice@example.com?password_env=PW")
+    assert (endpoint.kind, endpoint.host, endpoint.port, endpoint.tls) == ("imap", SERVERS[name], 993, "implicit")
+    assert (endpoint.user, endpoint.provider) == ("alice@example.com", name)
+    assert str(endpoint) == f"imaps://alice@example.com@{SERVERS[name]}:993"  # the same state file as the URL's
+
+
+def test_the_login_follows_the_credentials_given() -> None:
+    assert parse_endpoint("microsoft365:bob@example.com").auth == "xoauth2"  # it takes nothing else
+    assert parse_endpoint("outlook.com:bob@outlook.com?token_command=oama").auth == "xoauth2"
+    assert parse_endpoint("gmail:alice@gmail.com?token_command=oama").auth == "xoauth2"
+    assert parse_endpoint("gmail:alice@gmail.com?client_id=my-client").auth == "xoauth2"
+    assert parse_endpoint("gmail:alice@gmail.com?password_env=PW").auth is None  # an app password
+    assert parse_endpoint("yahoo:carol@yahoo.com?password_env=PW").auth is None
+    assert parse_endpoint("gmail:alice@gmail.com?password_env=PW&auth=login").auth == "login"  # the user's wins
+
+
+def test_the_users_limits_win_over_the_presets() -> None:
+    gmail = parse_endpoint("gmail:alice@gmail.com?max_bytes_per_second=1MB&connections=2")
+    assert gmail.pace == Limits(max_bytes_per_second=1_000_000, connections=2, append_limit=35_651_584)
+    microsoft = parse_endpoint("microsoft365:bob@example.com?append_limit=150MB")
+    assert microsoft.pace == Limits(max_messages_per_second=4, append_limit=150_000_000)
+    plain = parse_endpoint("imaps://dave@mail.example.com?max_messages_per_second=0.5")
+    assert (plain.provider, plain.pace) == (None, Limits(max_messages_per_second=0.5))
+    assert parse_endpoint("imaps://dave@imap.gmail.com?provider=gmail&password_env=PW").pace == PRESETS["gmail"].limits
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("gmial:alice@gmail.com", "did you mean gmail:…?"),
+    ("gmail:", "names no account: write gmail:ADDRESS"),
+    ("gmail:alice@gmail.com?conections=2", "unknown option 'conections' in 'gmail:alice@gmail.com?conections=2'"),
+    ("imaps://a@b.example?provider=fastmial", "not a provider migrator knows (did you mean 'fastmail'?)"),
+    ("icloud:a@icloud.com?max_bytes_per_second=fast", "max_bytes_per_second=fast in"),
+    ("icloud:a@icloud.com?connections=0", "not a whole number of connections, 1 or more"),
+])
+def test_mistakes_are_named(text: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=None) as error:
+        parse_endpoint(text)
+    assert words in str(error.value)
+
+
+def test_folders_of_providers_without_special_use_are_found_by_name() -> None:
+    names = {"Sent Items": Role.SENT, "Deleted Items": Role.TRASH, "Junk Email": Role.JUNK,  # Microsoft
+             "Sent Messages": Role.SENT, "Deleted Messages": Role.TRASH, "Junk": Role.JUNK,  # iCloud
+             "Bulk Mail": Role.JUNK, "Draft": Role.DRAFTS, "Archive": Role.ARCHIVE}  # Yahoo, AOL
+    assert {name: role_by_name((name,)) for name in names} == names
+
+
+# --- profiles ----------------------------------------------------------------------------------
+
+
+PROFILE = """\
+version: 1
+source:
+  type: imap
+  provider: gmail
+  user: alice@gmail.com
+  password_env: GMAIL_PW
+targets:
+  - type: imap
+    provider: microsoft365
+    user: alice@example.com
+    token_command: oama access alice@example.com
+    max_messages_per_second: 2
+  - type: imap
+    provider: fastmail
+    host: mail.example.net
+    port: 1993
+    user: alice@example.net
+    password_env: FASTMAIL_PW
+options:
+  max_bytes_per_second: 500KB
+"""
+
+
+def test_a_profile_names_a_provider_and_writes_only_what_differs(tmp_path: Path) -> None:
+    path = tmp_path / "move.yaml"
+    path.write_text(PROFILE)
+    path.chmod(0o600)
+    plan = plan_run(load_profile(path))
+    gmail, microsoft, fastmail = plan.source, *plan.targets
+    assert (gmail.host, gmail.port, gmail.tls, gmail.auth, gmail.provider) == (
+        "imap.gmail.com", 993, "implicit", None, "gmail")
+    assert (microsoft.host, microsoft.auth, microsoft.pace.max_messages_per_second) == (
+        "outlook.office365.com", "xoauth2", 2)
+    assert (fastmail.host, fastmail.port) == ("mail.example.net", 1993)  # the user's host and port win
+    assert plan.options.limits == Limits(max_bytes_per_second=500_000)
+
+
+def test_a_provider_is_for_imap_endpoints(tmp_path: Path) -> None:
+    path = tmp_path / "pop.yaml"
+    path.write_text(PROFILE.replace("type: imap\n  provider: gmail", "type: pop3\n  provider: gmail", 1))
+    with pytest.raises(ConfigError, match="provider does not apply to a pop3 endpoint"):
+        load_profile(path)
+
+
+@pytest.mark.parametrize("name", ["gmail-to-microsoft365.yaml", "microsoft365-to-own-server.yaml"])
+def test_the_example_migrations_pass_profile_check(name: str, monkeypatch, capsys) -> None:
+    for variable in ("NEW_IMAP_HOST", "NEW_IMAP_USER", "NEW_IMAP_CA_FILE"):
+        monkeypatch.setenv(variable, "x")
+    monkeypatch.setenv("NEW_IMAP_PORT", "993")
+    assert main(["profile", "check", str(REPO / "profiles" / name)]) == 0, capsys.readouterr().err
