@@ -41,7 +41,8 @@ def grant_file(account: str, client_id: str) -> Path:
 
 def login_command(endpoint: Endpoint) -> str:
     """Return the `migrator login …` command that gets ``endpoint`` a new grant, for messages."""
-    client, options = endpoint.oauth, {"auth": endpoint.auth, "client_id": endpoint.oauth.client_id}
+    client = endpoint.oauth
+    options = {"auth": endpoint.auth, "client_id": client.client_id, "ca_file": endpoint.ca_file}
     for key in ("tenant", "provider", "flow", "auth_url", "token_url", "device_url"):
         options["oauth_provider" if key == "provider" else key] = getattr(client, key)
     base = str(endpoint)
