@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from migrator.endpoints.presets import Limits
 from migrator.pipeline.filters import MessageFilter
 from migrator.pipeline.foldermap import FolderRules
 
@@ -22,7 +23,9 @@ class CopyOptions:
     """What to copy and how. ``keep_days`` deletes from the source only mail copied that long ago.
 
     ``connections`` is how many folders are copied at once, each on connections of its own
-    (see parallel.py); stores that cannot be shared (PST, POP3) use one.
+    (see parallel.py); stores that cannot be shared (PST, POP3) use one. ``limits`` apply to every
+    server of the run where its endpoint sets none of its own (--max-bytes-per-second...); a
+    provider preset's limits apply where neither does, and a server's connections cap ``connections``.
     """
 
     rules: FolderRules = field(default_factory=FolderRules)
@@ -31,6 +34,7 @@ class CopyOptions:
     delete_after: bool = False
     keep_days: int | None = None
     connections: int = DEFAULT_CONNECTIONS
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def deletes(self) -> bool:
