@@ -11,6 +11,7 @@ import typer
 from migrator.cli.app import app
 from migrator.cli.help import ENDPOINTS, EXIT_CODES, Command
 from migrator.core.errors import ConfigError
+from migrator.endpoints.presets import Limits, parse_limits
 from migrator.pipeline.filters import MessageFilter
 from migrator.pipeline.foldermap import FolderRules
 from migrator.pipeline.options import DEFAULT_CONNECTIONS, CopyOptions
@@ -60,7 +61,13 @@ def copy(
                                     help="Append one timestamped line per event to this file."),
     connections: int = typer.Option(DEFAULT_CONNECTIONS, "--connections", "-c", min=1, metavar="N",
                                     help="Folders copied at once, each on connections of its own "
-                                         "(IMAP, Maildir, mbox, EML)."),
+                                         "(IMAP, Maildir, mbox, EML); a server's connections= caps it."),
+    max_bytes_per_second: str | None = typer.Option(
+        None, "--max-bytes-per-second", metavar="SIZE",
+        help="Move at most SIZE a second (500KB, 2MB) to or from each server, unless its endpoint says otherwise."),
+    max_messages_per_second: float | None = typer.Option(
+        None, "--max-messages-per-second", metavar="N", min=0.001,
+        help="Copy at most N messages a second to or from each server, unless its endpoint says otherwise."),
 ) -> int:
     """Copy every folder of SOURCE into each TARGET. Incrementally and byte for byte; each message is fetched once."""
     from migrator.cli.logged import describe, logged_copy, opened_log  # imported when run: see cli/__init__.py
@@ -74,7 +81,8 @@ def copy(
         source_ep = parse_endpoint(source)
         target_eps = [parse_endpoint(t) for t in targets]
         options = CopyOptions(rules=FolderRules.build(folder, exclude, map_), dry_run=dry_run, delete_after=delete,
-                              message_filter=_message_filter(since, before, max_size), connections=connections)
+                              message_filter=_message_filter(since, before, max_size), connections=connections,
+                              limits=_limits(max_bytes_per_second, max_messages_per_second))
         state_store = None if no_state else StateStore(state or default_state_path(source_ep, *target_eps))
         try:
             summary = logged_copy(run_log, describe(source_ep, target_eps, dry_run), choose_progress(quiet, dry_run),
@@ -84,6 +92,12 @@ def copy(
                 state_store.close()
     print_summary(summary, quiet=quiet, dry_run=dry_run)
     return int(summary.exit_code)
+
+
+def _limits(max_bytes_per_second: str | None, max_messages_per_second: float | None) -> Limits:
+    """Return the run's limits for every server; raise ConfigError for a size that is not one."""
+    return parse_limits({"max_bytes_per_second": max_bytes_per_second,
+                         "max_messages_per_second": max_messages_per_second}, "the command line")
 
 
 def _message_filter(since: datetime | None, before: datetime | None, max_size: int | None) -> MessageFilter:

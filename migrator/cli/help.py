@@ -58,6 +58,7 @@ Exit codes:
   2    bad usage, endpoint, option or profile: nothing ran
   3    could not connect or log in
   4    another run of the same profile holds its lock
+  5    a provider's limit stopped the run (Gmail's daily limit, throttling): what was copied is kept, rerun later
   129  stopped by SIGHUP (terminal closed); what was copied is kept, rerun to continue
   130  stopped by Ctrl-C (SIGINT); the same
   143  stopped by SIGTERM (kill, systemctl stop); the same"""

@@ -90,10 +90,13 @@ def print_summary(summary: Summary, *, quiet: bool, dry_run: bool) -> None:
         for note in summary.notes:
             typer.echo(f"  {note}")
         return
-    if quiet and not summary.failures:
+    advice = summary.stop_advice()
+    if quiet and not summary.failures and advice is None:
         return
     typer.echo(summary.describe())
     for note in summary.notes:
         typer.echo(f"  {note}")
     for failure in summary.failures:
         typer.echo(f"  failed: {failure.describe()}", err=True)
+    if advice is not None:
+        typer.echo(f"migrator: {advice}", err=True)

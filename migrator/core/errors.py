@@ -16,6 +16,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # bad command line, endpoint or profile: nothing ran
     CONNECT = 3  # could not connect or log in
     LOCKED = 4  # another run of the same profile holds the lock
+    LIMITED = 5  # a provider's limit (a daily budget, throttling that does not end) stopped the run: rerun later
     # Stopped by a signal, at a safe point: 128 + the signal's number, as the shell reports a process killed by it.
     HANGUP = 129  # SIGHUP: the terminal closed
     INTERRUPTED = 130  # SIGINT: Ctrl-C
@@ -70,6 +71,24 @@ class StoreError(MigratorError):
 
 class DiskError(MigratorError):
     """A local target's file system refused a write (full, read-only): the run stops, what was written is kept."""
+
+
+class LimitReached(MigratorError):
+    """A provider keeps refusing a run its service: a daily budget spent, or throttling that does not let up.
+
+    The run stops cleanly: what was copied is recorded, what is left is counted, and a later run continues.
+    ``provider`` is the preset's name (gmail, microsoft365...) or None; ``direction`` is download or upload
+    when the refused operation tells; ``left`` counts the messages of the folder being copied not yet copied.
+    """
+
+    exit_code = ExitCode.LIMITED
+
+    def __init__(self, text: str, *, server: str, provider: str | None = None, direction: str | None = None) -> None:
+        super().__init__(text)
+        self.server = server
+        self.provider = provider
+        self.direction = direction
+        self.left = 0
 
 
 class Interrupted(KeyboardInterrupt):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from migrator.core.display import plural, printable
-from migrator.core.errors import ConnectionLost, FolderError, MessageError, StoreError
+from migrator.core.errors import ConnectionLost, FolderError, LimitReached, MessageError, StoreError
 from migrator.core.folder import Folder, Role
 from migrator.core.listing import Listing
 from migrator.core.message import FolderPath, Message
@@ -84,6 +84,8 @@ class RunContext:
     deferred: list[Deferred] = field(default_factory=list)
     large_messages: LargeMessageGate = field(default_factory=LargeMessageGate)
     labels: LabelRoutes | None = None  # a source whose folders are labels: where All Mail's messages go
+    # The provider's limit that stopped the run, shared by its workers: the folders not started yet wait.
+    limited: list[LimitReached] = field(default_factory=list)
 
     @property
     def state(self) -> StateStore | None:
@@ -92,9 +94,22 @@ class RunContext:
 
 
 def copy_folder(run: RunContext, folder: Folder) -> list[TargetPlan]:
-    """Copy one folder, counting it; a folder that fails is a failure of the run, not its end."""
+    """Copy one folder, counting it; a folder that fails is a failure of the run, not its end.
+
+    A provider's limit (LimitReached) is the run's end, cleanly: what was copied is recorded, this
+    folder's rest and every folder not started yet are counted as left for the next run.
+    """
+    if run.limited:
+        run.summary.folders_left += 1
+        return []
+    copy = FolderCopy(run, folder)
     try:
-        return FolderCopy(run, folder).copy()
+        return copy.copy()
+    except LimitReached as limit:
+        log.warning("folder %s: stopped: %s", printable(folder.name), limit)
+        run.limited.append(limit)
+        run.summary.stopped(limit, folder_started=copy.listed)
+        return []
     except (FolderError, MessageError, ConnectionLost, StoreError) as error:
         unreadable = error.unreadable if isinstance(error, MessageError) else ()
         failures = [Failure(folder.name, reason, uid) for uid, reason in unreadable]
@@ -115,6 +130,8 @@ class FolderCopy:
         self.source = run.plan.source
         self.plans: list[TargetPlan] = []
         self.copied = self.failed = 0
+        self.listed = False  # its messages were listed: a stop counts them, not the folder, as left
+        self._handed = 0  # messages handed to the targets, written or not
         self._uncommitted = _Uncommitted()
         routes = run.labels
         self.routes = routes if routes is not None and folder.path == routes.all_mail.path else None
@@ -231,6 +248,7 @@ class FolderCopy:
     def _listing(self) -> tuple[str, Listing, Listing]:
         """Return the source folder's validity, all its messages, and those the run's filter accepts."""
         scan = self.source.scan(self.folder.path)
+        self.listed = True
         self._refused(scan.refused)
         if self.routes is not None:
             if scan.labels is None:
@@ -265,11 +283,13 @@ class FolderCopy:
                     del batch, accepted  # before the next is asked for, which may let another large message in
                     if self._uncommitted.size >= COMMIT_BYTES or not stages:
                         self._commit()
-        except BaseException:
+        except BaseException as error:
             # What was written before the error is kept, as when each batch was committed at once;
             # an error of this commit must not hide the first one (the rerun writes those again).
             with contextlib.suppress(Exception):
                 self._commit()
+            if isinstance(error, LimitReached):
+                error.left += len(todo) - self._handed
             raise
         finally:
             batches.close()
@@ -290,6 +310,7 @@ class FolderCopy:
         for index, plan in enumerate(self.plans):
             for uid, result in self._write_to(index, plan, batch).items():
                 outcome[uid] = max(outcome.get(uid, "already there"), result, key=_SEVERITY.__getitem__)
+        self._handed += len(batch)
         for message in batch:
             self._uncommitted.add(message.uid, message.size, outcome.get(message.uid, "already there"))
         self.run.progress.messages_done(len(batch), sum(m.size for m in batch))

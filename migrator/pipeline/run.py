@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from migrator.core.errors import ConfigError
 from migrator.core.folder import Folder
@@ -33,6 +34,7 @@ def run_copy(
 ) -> Summary:
     """Copy ``source`` into every target and return the summary; raise MigratorError on fatal errors."""
     _check(source, targets, options, state)
+    source, targets = _paced(source, options), [_paced(target, options) for target in targets]
     progress = progress or Progress()
     try:
         return _run(source, targets, options, state, progress)
@@ -58,12 +60,38 @@ def _run(source: Endpoint, targets: Sequence[Endpoint], options: CopyOptions, st
         run.labels = routes
         run.summary.folders_left_out = sum(1 for folder in listed if folder.selectable) - len(folders) - (
             len(routes.labels) if routes is not None else 0)
-        plans = copy_folders(run, folders, options.connections)
+        plans = copy_folders(run, folders, _connections(options, source, targets))
         target_stack.close()  # a PST becomes durable here, before its progress is recorded
+        _note_waits(run.summary, [source_store, *target_stores])
         _record_deferred(run)
         if options.deletes and not options.dry_run:
             _delete_copied(run, plans, options)
     return run.summary
+
+
+def _paced(endpoint: Endpoint, options: CopyOptions) -> Endpoint:
+    """Return ``endpoint`` with the run's limits where it sets none of its own (its preset's come after both)."""
+    return replace(endpoint, limits=endpoint.limits.over(options.limits)) if endpoint.is_server else endpoint
+
+
+def _connections(options: CopyOptions, source: Endpoint, targets: Sequence[Endpoint]) -> int:
+    """Return how many folders to copy at once: ``--connections``, at most what each server allows."""
+    allowed = [e.pace.connections for e in (source, *targets) if e.is_server and e.pace.connections]
+    return min([options.connections, *allowed])
+
+
+def _note_waits(summary: Summary, stores: Sequence[Store]) -> None:
+    """Say in the summary how long the run waited for each server: its limits, and the throttling it asked for."""
+    for store in stores:
+        pacing = store.pacing
+        if pacing is None:
+            continue
+        server = store.endpoint.account
+        if pacing.waited >= 0.05:
+            summary.note(f"kept to the limits of {server}: waited {pacing.waited:.1f} s")
+        throttled = pacing.waits.describe(server)
+        if throttled:
+            summary.note(throttled)
 
 
 def _selected(source: Store, listed: list[Folder], options: CopyOptions) -> tuple[list[Folder], LabelRoutes | None]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from migrator.core.display import plural
-from migrator.core.errors import ExitCode
+from migrator.core.errors import ExitCode, LimitReached
+from migrator.endpoints.presets import preset_named
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Summary:
     recorded (and the target confirmed) or found there by content key. *left out*: not copied
     because a filter (since, before, max size) excludes it; ``folders_left_out`` counts the folders
     the folder rules leave out. *failed*: could not be read or written; each is in ``failures``.
+    *left*: not reached by a run a provider's limit stopped (``limit``), in the folder it stopped in
+    (``left``) and in the folders it did not start (``folders_left``): the next run copies them.
     """
 
     folders: int = 0
@@ -55,13 +58,17 @@ class Summary:
     left_out: int = 0
     failures: list[Failure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    left: int = 0
+    folders_left: int = 0
+    limit: LimitReached | None = None
     _noted: set[str] = field(default_factory=set, repr=False)  # the notes, to say each once
 
     def add(self, other: Summary) -> None:
         """Add the counts, failures and notes of ``other`` (a part of the same run) to this summary."""
         for name in ("folders", "folders_left_out", "copied", "already_there", "left_out", "flags_updated", "deleted",
-                     "failed", "bytes"):
+                     "failed", "bytes", "left", "folders_left"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.limit = self.limit or other.limit
         self.failures.extend(other.failures)
         for text in other.notes:
             self.note(text)
@@ -78,10 +85,32 @@ class Summary:
         if failure.uid is not None:
             self.failed += 1
 
+    def stopped(self, limit: LimitReached, folder_started: bool) -> None:
+        """Note that ``limit`` stopped the run in a folder: its ``left`` messages, or the whole folder, are left."""
+        self.limit = self.limit or limit
+        self.left += limit.left
+        if not folder_started:
+            self.folders_left += 1
+
     @property
     def exit_code(self) -> ExitCode:
-        """Return OK when nothing failed, PARTIAL otherwise."""
+        """Return LIMITED when a provider's limit stopped the run, else OK when nothing failed, PARTIAL otherwise."""
+        if self.limit is not None:
+            return ExitCode.LIMITED
         return ExitCode.PARTIAL if self.failures else ExitCode.OK
+
+    def stop_advice(self) -> str | None:
+        """Return what to tell the user of a run a provider's limit stopped, or None: what is left, when to rerun."""
+        limit = self.limit
+        if limit is None:
+            return None
+        left = plural(self.left, "message") + " left"
+        if self.folders_left:
+            left += f" (and {plural(self.folders_left, 'folder')} not started)"
+        preset = preset_named(limit.provider or "")
+        if preset is not None:
+            return preset.limit_reached(limit.direction, left)
+        return f"{limit.server} keeps refusing to serve this run for now ({limit}): {left}; rerun later to continue"
 
     @property
     def rate(self) -> float:
@@ -101,6 +130,8 @@ class Summary:
             text += f"; flags updated on {self.flags_updated}"
         if self.deleted:
             text += f"; {self.deleted} deleted from the source"
+        if self.limit is not None:
+            text += f"; stopped by the server's limit with {plural(self.left, 'message')} left"
         return text
 
     def _throughput(self) -> str:

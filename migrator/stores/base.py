@@ -10,11 +10,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from migrator.core.errors import StoreError
 from migrator.core.folder import Folder, FolderStats, Role
 from migrator.core.message import Flags, FolderPath, Message, MessageRef
 from migrator.endpoints.endpoint import Endpoint
+
+if TYPE_CHECKING:
+    from migrator.stores.network.pacing import Pacing
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,8 @@ class Store(ABC):
     parallel_folders: bool = False
     stages_writes: bool = False
     labels_are_folders: bool = False
+    # A server store's pace and the throttling its server imposed, shared with its siblings (network/pacing.py).
+    pacing: Pacing | None = None
 
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True) -> None:
         self.endpoint = endpoint

@@ -26,6 +26,7 @@ from migrator.stores.imap.commands import Literal, Secret
 from migrator.stores.imap.parser import ParseError, Response, capabilities, literal_size, parse_response
 from migrator.stores.network.limits import over_limit
 from migrator.stores.network.paced_socket import PacedSocket
+from migrator.stores.network.throttle import Throttled, throttle_in
 from migrator.stores.network.tls_socket import TlsSocket
 from migrator.stores.network.wiretrace import MASK, WireTrace, size_of
 
@@ -223,13 +224,22 @@ class ImapProtocol:
         return response
 
     def _note(self, response: Response) -> None:
-        """Keep what any response may tell about the connection: capabilities, a farewell."""
+        """Keep what any response may tell about the connection: capabilities, a farewell; raise Throttled for
+        a command refused to slow the client down."""
         if response.kind == "CAPABILITY":
             self.capabilities = capabilities(response.data)
         elif response.code == "CAPABILITY":
             self.capabilities = capabilities(response.code_args)
         if response.kind == "BYE":
             self._farewell = response.text
+        elif response.tag not in ("*", "+") and not response.ok and (throttle := throttle_in(response.said())):
+            # A command refused to slow the client down (read as a result or while waiting for a "+"): commands
+            # sent after it may or may not have been refused too, so the connection is given up, and the
+            # operation resumed on a new one once the wait is over (network/reconnect.py).
+            command = self._in_flight.get(response.tag)
+            self.close()
+            raise Throttled(f"{self.peer} refused {command.name if command else 'a command'}: {response.said()}",
+                            throttle)
 
     def _readline(self) -> bytes:
         try:
@@ -290,6 +300,9 @@ class ImapProtocol:
 
     def _lost(self, reason: str) -> ConnectionLost:
         self.close()
+        throttle = throttle_in(self._farewell) if self._farewell else None
+        if throttle is not None:  # the server ended the session for a spent budget (Gmail's "Session expired")
+            return Throttled(f"the connection to {self.peer} was lost: {reason}", throttle)
         return ConnectionLost(f"the connection to {self.peer} was lost: {reason}")
 
 

@@ -19,6 +19,7 @@ from migrator.stores.imap.parser import ParseError
 from migrator.stores.imap.session import Session
 from migrator.stores.network.limits import not_read
 from migrator.stores.network.login import fresh_secret
+from migrator.stores.network.pacing import Pace, Pacing
 from migrator.stores.network.reconnect import LOST, Reconnecting, Refused
 
 T = TypeVar("T")
@@ -36,7 +37,9 @@ class ImapStore(Store):
         self._known_names: dict[FolderPath, str] = {}
         self._validity: dict[FolderPath, str] = {}
         self._probes: dict[FolderPath, FolderProbe] = {}  # from the last listing, or a STATUS since
-        self._reconnecting = Reconnecting(endpoint.account, self._disconnect)
+        self._reconnecting = Reconnecting(endpoint.account, self._disconnect, provider=endpoint.provider)
+        self._pacing = self.pacing = _pacing(endpoint)  # shared with the siblings: the limits are the server's
+        self._reconnecting.waits = self._pacing.waits
         self._quirks = writing.ServerQuirks()  # what the server refused or changed, learnt once a run
         self._labelled: dict[FolderPath, gmail.LabelledScan] = {}  # Gmail: each folder's UIDs by X-GM-MSGID
 
@@ -54,6 +57,8 @@ class ImapStore(Store):
         other._secret = self._secret
         other._known_names.update(self._known_names)
         other._quirks = self._quirks
+        other._pacing = other.pacing = self._pacing
+        other._reconnecting.waits = self._pacing.waits
         return other
 
     def close(self) -> None:
@@ -75,9 +80,9 @@ class ImapStore(Store):
             self._reconnecting.connected()
         return self._session
 
-    def _retrying(self, operation: Callable[[Session], T], what: str) -> T:
+    def _retrying(self, operation: Callable[[Session], T], what: str, direction: str | None = None) -> T:
         """Return ``operation(session)``, reconnecting after a lost connection (see network/reconnect.py)."""
-        return self._reconnecting.run(lambda: self._readable(operation, what), what)
+        return self._reconnecting.run(lambda: self._readable(operation, what), what, direction)
 
     def _readable(self, operation: Callable[[Session], T], what: str) -> T:
         try:
@@ -144,11 +149,15 @@ class ImapStore(Store):
 
     def _stream(self, folder: FolderPath, wanted: reading.WantedMessages) -> Iterator[Message]:
         what = f"fetching from {'/'.join(folder)}"
-        attempts = self._reconnecting.attempts(what)
+        attempts = self._reconnecting.attempts(what, "download")
         while True:
             progress = wanted.arrived
             try:
-                yield from reading.stream_messages(self._live(), folder, wanted, self._validity)
+                for message in reading.stream_messages(self._live(), folder, wanted, self._validity):
+                    self._pacing.spend(message.size)
+                    held = [message]
+                    del message  # this frame keeps nothing it yielded (see reading._fetch_responses)
+                    yield held.pop()
                 return
             except LOST as error:
                 if wanted.arrived > progress:  # each new connection that brought messages starts a new count
@@ -208,8 +217,10 @@ class ImapStore(Store):
     def append_batch(self, folder: FolderPath, messages: Sequence[Message]) -> list[AppendResult]:
         """Append ``messages`` with their flags and dates; return once the server confirmed each."""
         self._check_writable()
+        for message in messages:
+            self._pacing.spend(message.size)
         job = writing.AppendJob(folder, messages, self._quirks)
-        self._retrying(lambda s: writing.append_messages(s, job), f"appending to {'/'.join(folder)}")
+        self._retrying(lambda s: writing.append_messages(s, job), f"appending to {'/'.join(folder)}", "upload")
         self._probes.pop(folder, None)  # its count grew, and a folder made by the first APPEND has its UIDVALIDITY now
         return job.finished()
 
@@ -269,6 +280,14 @@ class ImapStore(Store):
             yield replace(message, uid=ref.uid, flags=flags)
         if fetching.refused:
             raise not_read([(by_uid[uid].uid, why) for uid, why in fetching.refused])
+
+
+def _pacing(endpoint: Endpoint) -> Pacing:
+    """Return the pace the endpoint's limits (its own, the run's, its preset's) set for its server."""
+    pace = endpoint.pace
+    preset = endpoint.preset
+    burst = preset.byte_burst if preset is not None and endpoint.limits.max_bytes_per_second is None else None
+    return Pacing(Pace(pace.max_bytes_per_second, pace.max_messages_per_second, burst))
 
 
 def _is_inbox(folder: FolderPath, role: Role | None) -> bool:
