@@ -1,5 +1,5 @@
 """Provider presets: ``gmail:ADDRESS`` and ``provider: gmail`` stand for a provider's server, login and limits,
-and what the user writes as well wins.
+and what the user writes as well wins; a message over what the target takes fails up front (APPENDLIMIT).
 """
 
 from __future__ import annotations
@@ -8,12 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from harness.endpoints import stand_in_endpoint
+from harness.gmail import GmailServer
 from migrator.cli import main
 from migrator.core.errors import ConfigError
 from migrator.core.folder import Role, role_by_name
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.endpoints.presets import PRESETS, Limits
+from migrator.pipeline.options import CopyOptions
+from migrator.pipeline.run import run_copy
 from migrator.profile import load_profile, plan_run
+from migrator.state.statefile import StateStore
+from migrator.stores.imap.appendlimit import announced
 
 REPO = Path(__file__).resolve().parent.parent
 SERVERS = {  # the providers' documented IMAP servers (sources in migrator/endpoints/presets.py)
@@ -126,3 +132,50 @@ def test_the_example_migrations_pass_profile_check(name: str, monkeypatch, capsy
         monkeypatch.setenv(variable, "x")
     monkeypatch.setenv("NEW_IMAP_PORT", "993")
     assert main(["profile", "check", str(REPO / "profiles" / name)]) == 0, capsys.readouterr().err
+
+
+# --- the largest message a target takes ------------------------------------------------------
+
+
+def raw(number: int, size: int) -> bytes:
+    head = f"Message-ID: <big-{number}@example.com>\r\nFrom: ana@example.com\r\nSubject: number {number}\r\n\r\n"
+    return head.encode() + b"x" * size + b"\r\n"
+
+
+@pytest.mark.parametrize("capabilities", [{"IMAP4REV1", "APPENDLIMIT=35651584"}, {"APPENDLIMIT=35651584"}])
+def test_appendlimit_is_read_from_the_capabilities(capabilities: set[str]) -> None:
+    assert announced(capabilities) == 35_651_584
+    assert announced({"IMAP4REV1", "APPENDLIMIT"}) is None  # limits by mailbox: STATUS would tell
+
+
+@pytest.mark.parametrize("by", ["APPENDLIMIT", "append_limit"])
+def test_a_message_over_the_targets_limit_fails_up_front_and_the_run_goes_on(by: str, tmp_path: Path) -> None:
+    source = GmailServer(user="alice")
+    for number, size in enumerate((100, 5000, 200, 8000, 300), 1):
+        source.add_message(raw(number, size), ["\\Inbox"])
+    target = GmailServer(user="alice", appendlimit=4000 if by == "APPENDLIMIT" else 10**8)
+    changes = {} if by == "APPENDLIMIT" else {"limits": Limits(append_limit=4000)}
+    try:
+        summary = run_copy(stand_in_endpoint(source.port), [stand_in_endpoint(target.port, **changes)],
+                           CopyOptions(), StateStore(tmp_path / "state.db"))
+        appends = [command for command in target.commands if command.upper().startswith("APPEND")]
+        inbox = target.folder("INBOX")
+    finally:
+        source.close()
+        target.close()
+    assert (summary.copied, summary.failed) == (3, 2)
+    assert sorted(len(m.raw) for m in inbox) == sorted(len(raw(n, s)) for n, s in ((1, 100), (3, 200), (5, 300)))
+    assert not any("bytes}" in command and int(command.split("{")[-1].split()[0]) > 4000 for command in appends)
+    why = "its APPENDLIMIT" if by == "APPENDLIMIT" else "the append_limit given for it"
+    assert sorted(failure.reason for failure in summary.failures) == [
+        f"not sent: it is {size} bytes ({size / 1000:.1f} KB), over the 4.0 KB that alice@127.0.0.1 takes in one "
+        f"message ({why})" for size in (5079, 8079)]
+
+
+def test_the_presets_known_limit_is_told_as_such(tmp_path: Path) -> None:
+    from migrator.stores.imap.appendlimit import append_limit
+
+    microsoft = parse_endpoint("microsoft365:bob@example.com")
+    assert append_limit({"IMAP4REV1"}, microsoft) == (
+        36 * 1024 * 1024, "Microsoft 365's default; give append_limit= if yours allows more")
+    assert append_limit({"APPENDLIMIT=1000"}, microsoft) == (1000, "its APPENDLIMIT")

@@ -13,7 +13,7 @@ from migrator.core.message import Flag, Flags, FolderPath, Message, MessageRef
 from migrator.endpoints.endpoint import Endpoint
 from migrator.endpoints.login_secret import LoginSecret
 from migrator.stores.base import AppendResult, Elsewhere, FolderProbe, FolderScan, Store
-from migrator.stores.imap import folders, gmail, reading, writing
+from migrator.stores.imap import appendlimit, folders, gmail, reading, writing
 from migrator.stores.imap.connection import connect
 from migrator.stores.imap.parser import ParseError
 from migrator.stores.imap.session import Session
@@ -217,12 +217,16 @@ class ImapStore(Store):
     def append_batch(self, folder: FolderPath, messages: Sequence[Message]) -> list[AppendResult]:
         """Append ``messages`` with their flags and dates; return once the server confirmed each."""
         self._check_writable()
-        for message in messages:
+        limit, why = appendlimit.append_limit(self._live().capabilities, self.endpoint)
+        sending, refused = appendlimit.split_oversized(messages, limit, why, self.endpoint.account)
+        if not sending:
+            return appendlimit.merged(messages, refused, [])
+        for message in sending:
             self._pacing.spend(message.size)
-        job = writing.AppendJob(folder, messages, self._quirks)
+        job = writing.AppendJob(folder, sending, self._quirks)
         self._retrying(lambda s: writing.append_messages(s, job), f"appending to {'/'.join(folder)}", "upload")
         self._probes.pop(folder, None)  # its count grew, and a folder made by the first APPEND has its UIDVALIDITY now
-        return job.finished()
+        return appendlimit.merged(messages, refused, job.finished())
 
     def set_flags(self, folder: FolderPath, uid: str, flags: Flags) -> None:
         """Replace the flags of message ``uid`` in ``folder``."""
