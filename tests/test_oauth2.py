@@ -12,6 +12,8 @@ import base64
 import json
 import os
 import stat
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -311,3 +313,16 @@ def test_authenticated_but_not_connected_is_a_failed_login(fake, monkeypatch, ca
                                    "&token_env=ACCESS_TOKEN"], capsys)
     assert code == 3
     assert "User is authenticated but not connected" in err and "another mailbox" in err
+
+
+def test_login_opens_the_browser_and_takes_its_redirect(oauth, account, tmp_path):
+    """The command line as a user runs it: BROWSER is a program that follows the provider's redirect."""
+    provider, server = oauth
+    browser = tmp_path / "browser.py"
+    browser.write_text("import sys, urllib.request\nurllib.request.urlopen(sys.argv[1], timeout=10).read()\n")
+    google = url(server, account, provider).replace("oauth_provider=microsoft", "oauth_provider=google")
+    done = subprocess.run([sys.executable, "-m", "migrator", "login", google], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "BROWSER": f"{sys.executable} {browser} %s"})
+    assert done.returncode == 0, done.stderr
+    assert "open this page" in done.stdout and "Signed in to google" in done.stdout
+    assert f"Logged in to 127.0.0.1 as {account.name}." in done.stdout
