@@ -23,6 +23,10 @@ source:
   # password: ...                          # in clear text: then keep this file private (chmod 600)
   # ca_file: /etc/ssl/private-ca.pem       # trust a private certificate authority
   # auth: plain                            # imap: plain or login; pop3: user, apop or plain
+  # Microsoft 365, Gmail: OAuth2 instead of a password (docs/usage.md#oauth2):
+  # auth: xoauth2
+  # client_id: YOUR_CLIENT_ID              # then run `migrator login` once; or instead a helper's token:
+  # token_command: oama access alice@example.com
 
 # Where mail is written: one or more endpoints; each message is fetched once for all of them.
 targets:
