@@ -104,6 +104,12 @@ class OAuth2Provider:
             self._revoked |= {token for token, owner in self._refresh.items() if user in (None, owner)}
             self._access = {token: held for token, held in self._access.items() if user not in (None, held[0])}
 
+    def invalidate_access_tokens(self, user: str | None = None) -> None:
+        """Make the access tokens of ``user`` (all users by default) inactive before their time, refresh tokens kept
+        (as Microsoft does after a password change or a policy change)."""
+        with self._lock:
+            self._access = {token: held for token, held in self._access.items() if user not in (None, held[0])}
+
     def access_token_for(self, user: str, lifetime: float | None = None) -> str:
         """Return a new access token of ``user``, as a helper such as oama would hand out."""
         return str(self._issue(user, lifetime)[1]["access_token"])

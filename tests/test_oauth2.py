@@ -277,6 +277,17 @@ def test_a_revoked_refresh_token_says_to_log_in_again(oauth, account, capsys):
     assert "7 days" in err
 
 
+def test_an_access_token_the_server_refuses_is_refreshed_once(oauth, account, capsys):
+    provider, server = oauth
+    provider.access_lifetime = 60.0
+    assert cli(["login", url(server, account, provider)], capsys)[0] == 0
+    provider.invalidate_access_tokens(account.name)  # the held token is refused long before its end
+    refreshes = provider.refreshes
+    code, out, err = cli(["folders", url(server, account, provider)], capsys)
+    assert code == 0, err
+    assert provider.refreshes == refreshes + 1 and "INBOX" in out
+
+
 @pytest.mark.parametrize(("error", "advice"), [
     ("AADSTS65001: The user or administrator has not consented to use the application.", "admin consent"),
     ("AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or "

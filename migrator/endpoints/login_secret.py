@@ -42,3 +42,15 @@ class LoginSecret:
             if self._password is None:
                 self._password = endpoint.password.resolve(endpoint.account)
             return self._password
+
+    @property
+    def refreshable(self) -> bool:
+        """Return True when the token comes from the grant `migrator login` kept, which can be refreshed."""
+        return self.endpoint.uses_oauth2 and not self.endpoint.token
+
+    def forget_token(self) -> None:
+        """Drop the access token held for this endpoint (the server refused it): the next one is refreshed."""
+        if self.refreshable:
+            from migrator.endpoints.oauth2.grants import forget_access_token
+
+            forget_access_token(self.endpoint)

@@ -18,7 +18,7 @@ from migrator.stores.imap.connection import connect
 from migrator.stores.imap.parser import ParseError
 from migrator.stores.imap.session import Session
 from migrator.stores.network.limits import not_read
-from migrator.stores.network.login import fresh_secret
+from migrator.stores.network.login import logged_in
 from migrator.stores.network.pacing import Pace, Pacing
 from migrator.stores.network.reconnect import LOST, Reconnecting, Refused
 
@@ -70,7 +70,7 @@ class ImapStore(Store):
     def _live(self) -> Session:
         """Return a working session, connecting (again) when there is none."""
         if self._session is None or self._session.protocol.closed:
-            protocol = connect(self.endpoint, fresh_secret(self._secret))  # a fresh token at each connection
+            protocol = logged_in(self._secret, lambda secret: connect(self.endpoint, secret))  # a token each time
             try:
                 self._session = Session.start(protocol, self.endpoint, self._known_names, readonly=self.readonly)
             except ParseError as error:

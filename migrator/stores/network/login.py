@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
 from migrator.endpoints.login_secret import LoginExpired, LoginSecret
 from migrator.stores.network.reconnect import Refused
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def fresh_secret(secret: LoginSecret) -> str:
@@ -13,3 +20,17 @@ def fresh_secret(secret: LoginSecret) -> str:
         return secret.get()
     except LoginExpired as error:
         raise Refused(str(error)) from None
+
+
+def logged_in(secret: LoginSecret, connect: Callable[[str], T]) -> T:
+    """Return ``connect(secret)``: a new logged-in connection. A kept grant's access token the server refuses
+    (revoked before its time, say) is refreshed once and tried again, so that a revoked grant is reported
+    as the provider's invalid_grant, with what to do, rather than as a refused login."""
+    try:
+        return connect(fresh_secret(secret))
+    except Refused as refused:
+        if not secret.refreshable:
+            raise
+        log.info("%s: trying a new access token (%s)", secret.endpoint.account, refused)
+        secret.forget_token()
+        return connect(fresh_secret(secret))

@@ -22,7 +22,7 @@ from migrator.endpoints.endpoint import Endpoint
 from migrator.endpoints.login_secret import LoginSecret
 from migrator.stores.base import FolderScan, Store
 from migrator.stores.network.limits import not_read, over_limit
-from migrator.stores.network.login import fresh_secret
+from migrator.stores.network.login import logged_in
 from migrator.stores.network.reconnect import Reconnecting
 from migrator.stores.pop3 import wire
 from migrator.stores.pop3.client import Capabilities, OversizedMessage, PopSession, connect, said
@@ -72,7 +72,7 @@ class Pop3Store(Store):
 
     def _live(self) -> PopSession:
         if self._client is None:
-            self._client, self._capabilities = connect(self.endpoint, fresh_secret(self._secret))
+            self._client, self._capabilities = logged_in(self._secret, lambda secret: connect(self.endpoint, secret))
             self._numbers, self._marked = {}, 0
             self._reconnecting.connected()
         return self._client
