@@ -106,7 +106,7 @@ def copy_folder(run: RunContext, folder: Folder) -> list[TargetPlan]:
     try:
         return copy.copy()
     except LimitReached as limit:
-        log.warning("folder %s: stopped: %s", printable(folder.name), limit)
+        log.info("folder %s: stopped: %s", printable(folder.name), limit)
         run.limited.append(limit)
         run.summary.stopped(limit, folder_started=copy.listed)
         return []
