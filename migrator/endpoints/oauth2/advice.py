@@ -40,6 +40,6 @@ def advice(refused: TokenEndpointError, relogin: str) -> str:
 
 def refusal_sentence(refused: TokenEndpointError, account: str, relogin: str) -> str:
     """Return one sentence: who was refused, the provider's error and description, and the fix."""
-    said = refused.error + (f" ({refused.description})" if refused.description else "")
+    said = refused.error + (f" ({refused.description.rstrip('.')})" if refused.description else "")
     fix = advice(refused, relogin)
     return f"the token endpoint refused {account}: {said}. {fix[0].upper()}{fix[1:]}"
