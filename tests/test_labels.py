@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from migrator.core.errors import ConfigError
 from migrator.core.folder import Folder, Role
+from migrator.endpoints.endpoint import parse_endpoint
 from migrator.pipeline.foldermap import FolderRules
 from migrator.pipeline.labels import label_routes
 from migrator.pipeline.plan import TargetPlan
+from migrator.profile.load import load_profile
+from migrator.profile.to_run import plan_run
 from migrator.state.copied import CopiedMessages
 from migrator.stores.imap.gmail import LabelFolders, label_names
 
@@ -111,3 +116,22 @@ def test_labels_are_found_by_special_use_and_by_name_and_starred_is_no_folder() 
 def test_label_names_are_atoms_or_strings() -> None:
     assert label_names(["\\Inbox", b"Work/Projects", "\\Starred"]) == ("\\Inbox", "Work/Projects", "\\Starred")
     assert label_names(None) == ()
+
+
+def test_the_gmail_options_of_an_endpoint_and_a_profile(tmp_path: Path) -> None:
+    assert (parse_endpoint("gmail:alice@gmail.com").gmail, parse_endpoint("gmail:alice@gmail.com").all_mail) == (
+        "labels", "unlabelled")
+    chosen = parse_endpoint("imaps://alice@gmail.com@imap.gmail.com?gmail=folders&all_mail=all")
+    assert (chosen.gmail, chosen.all_mail) == ("folders", "all")
+    with pytest.raises(ConfigError, match="all_mail=some .* is not one of unlabelled, all"):
+        parse_endpoint("gmail:alice@gmail.com?all_mail=some")
+    with pytest.raises(ConfigError, match="unknown option 'gmail'"):
+        parse_endpoint("pop3s://alice@pop.gmail.com?gmail=labels")
+    profile = tmp_path / "gmail.yaml"
+    profile.write_text("version: 1\nsource: {type: imap, provider: gmail, user: alice@gmail.com, password_env: PW,\n"
+                       "  gmail: folders, all_mail: all}\ntargets:\n  - {type: maildir, path: mail}\n")
+    source = plan_run(load_profile(profile)).source
+    assert (source.gmail, source.all_mail) == ("folders", "all")
+    profile.write_text(profile.read_text().replace("all_mail: all", "all_mail: most"))
+    with pytest.raises(ConfigError, match="all_mail"):
+        load_profile(profile)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from migrator.core.sizes import parse_size as size
 from migrator.endpoints.endpoint import TLS_MODES
-from migrator.endpoints.kinds import KINDS, LOCAL_KINDS, SERVER_KINDS
+from migrator.endpoints.kinds import GMAIL_OPTIONS, KINDS, LOCAL_KINDS, SERVER_KINDS
 from migrator.endpoints.oauth2.providers import FLOWS, PROVIDERS
 from migrator.endpoints.presets import PRESETS, Limits
 from migrator.pipeline.filters import MessageFilter
@@ -168,6 +168,8 @@ ENDPOINT_KEYS = _keys(
     Key("connections", "a whole number of connections, 1 or more (at most, to this server)", whole_number(1),
         SERVER_KINDS),
     Key("append_limit", "a size like 35MB (the largest message this server takes)", size, ("imap",)),
+    *(Key(name, f"one of {', '.join(values)} (a Gmail account)", choice(*values), ("imap",))
+      for name, values in GMAIL_OPTIONS.items()),
     Key("path", "the path of the archive", text, LOCAL_KINDS),
 )
 FOLDERS_KEYS = _keys(
@@ -212,6 +214,8 @@ class EndpointSpec:
     path: Path | None = None
     provider: str | None = None
     limits: Limits = field(default_factory=Limits)  # max_bytes_per_second, connections... as written
+    gmail: str = GMAIL_OPTIONS["gmail"][0]  # a Gmail account copied by its labels, or folder by folder
+    all_mail: str = GMAIL_OPTIONS["all_mail"][0]  # what its All Mail's copy holds
     oauth: dict[str, str] = field(default_factory=dict)  # OAuth2 keys (token sources, client, provider URLs)
 
     def __repr__(self) -> str:  # never show a literal password

@@ -78,6 +78,8 @@ def _written(spec: EndpointSpec) -> Endpoint:
             env=spec.password_env, file=spec.password_file, command=spec.password_command, literal=spec.password,
         ),
         auth=spec.auth,
+        gmail=spec.gmail,
+        all_mail=spec.all_mail,
         token=TokenSource(
             env=spec.oauth.get("token_env"), file=spec.oauth.get("token_file"), command=spec.oauth.get("token_command"),
         ),
