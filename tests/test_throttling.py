@@ -9,13 +9,16 @@ rate limits' token bucket is driven by an injected clock.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
-from harness.endpoints import stand_in_endpoint
+from harness.endpoints import endpoint, stand_in_endpoint
 from harness.gmail import GMAIL_OVERQUOTA, GMAIL_THROTTLED, Budgets, GmailServer, Throttle, microsoft_throttled
 from migrator.cli import main
 from migrator.core.errors import ExitCode
 from migrator.endpoints.endpoint import parse_endpoint
+from migrator.endpoints.presets import Limits
 from migrator.pipeline import batches
 from migrator.pipeline.run import run_copy
 from migrator.state.statefile import StateStore
@@ -26,6 +29,7 @@ from migrator.stores.network.throttle import MAX_WAIT, pause, throttle_in
 from migrator.stores.network.throttle import Throttle as Asked
 
 MESSAGES = 12
+WHEN = datetime(2026, 12, 7, 3, 0, tzinfo=timezone.utc)
 SIZE = 200  # bytes, about, each
 
 
@@ -248,3 +252,17 @@ def test_a_rate_limited_run_waits_through_its_pacing(tmp_path, monkeypatch) -> N
         server.close()
     assert status == 0 and maildir_count(tmp_path / "Mail") == MESSAGES
     assert sum(clock.slept) == pytest.approx((MESSAGES - 5) / 4)  # 5 go at once, then 4 a second
+
+
+def test_a_pop3_source_keeps_to_its_limits(dovecot, user, tmp_path, monkeypatch) -> None:
+    clock = Clock()
+    from migrator.stores.network import pacing as pacing_module
+
+    monkeypatch.setattr(pacing_module, "CLOCK", clock)
+    monkeypatch.setattr(pacing_module, "SLEEP", clock.sleep)
+    dovecot.seed(user, [("INBOX", raw(number), [], WHEN) for number in range(1, 7)])
+    source = endpoint(dovecot, user, "pop3s", limits=Limits(max_messages_per_second=2))
+    summary = run_copy(source, [parse_endpoint(f"maildir:{tmp_path / 'Mail'}")], state=None)
+    assert summary.copied == 6
+    assert sum(clock.slept) == pytest.approx((6 - 3) / 2)  # 2 saved up and one owed go at once, then 2 a second
+    assert "kept to the limits of" in " ".join(summary.notes)

@@ -19,7 +19,7 @@ from migrator.stores.imap.parser import ParseError
 from migrator.stores.imap.session import Session
 from migrator.stores.network.limits import not_read
 from migrator.stores.network.login import logged_in
-from migrator.stores.network.pacing import Pace, Pacing
+from migrator.stores.network.pacing import pacing_for
 from migrator.stores.network.reconnect import LOST, Reconnecting, Refused
 
 T = TypeVar("T")
@@ -38,7 +38,7 @@ class ImapStore(Store):
         self._validity: dict[FolderPath, str] = {}
         self._probes: dict[FolderPath, FolderProbe] = {}  # from the last listing, or a STATUS since
         self._reconnecting = Reconnecting(endpoint.account, self._disconnect, provider=endpoint.provider)
-        self._pacing = self.pacing = _pacing(endpoint)  # shared with the siblings: the limits are the server's
+        self._pacing = self.pacing = pacing_for(endpoint)  # shared with the siblings: the limits are the server's
         self._reconnecting.waits = self._pacing.waits
         self._quirks = writing.ServerQuirks()  # what the server refused or changed, learnt once a run
         self._labelled: dict[FolderPath, gmail.LabelledScan] = {}  # Gmail: each folder's UIDs by X-GM-MSGID
@@ -284,14 +284,6 @@ class ImapStore(Store):
             yield replace(message, uid=ref.uid, flags=flags)
         if fetching.refused:
             raise not_read([(by_uid[uid].uid, why) for uid, why in fetching.refused])
-
-
-def _pacing(endpoint: Endpoint) -> Pacing:
-    """Return the pace the endpoint's limits (its own, the run's, its preset's) set for its server."""
-    pace = endpoint.pace
-    preset = endpoint.preset
-    burst = preset.byte_burst if preset is not None and endpoint.limits.max_bytes_per_second is None else None
-    return Pacing(Pace(pace.max_bytes_per_second, pace.max_messages_per_second, burst))
 
 
 def _is_inbox(folder: FolderPath, role: Role | None) -> bool:

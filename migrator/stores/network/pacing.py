@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.network.throttle import Waits
 
 CLOCK: Callable[[], float] = time.monotonic
@@ -90,3 +91,14 @@ class Pacing:
                 self._messages.take(1)
             if self._bytes is not None:
                 self._bytes.take(size)
+
+
+def pacing_for(endpoint: Endpoint) -> Pacing:
+    """Return the pace the endpoint's limits (its own, the run's, its preset's) set for its server.
+
+    A preset's byte rate applies once its allowance has gone (Gmail's first 1 GB); a rate the user gave
+    applies from the first byte.
+    """
+    pace, preset = endpoint.pace, endpoint.preset
+    burst = preset.byte_burst if preset is not None and endpoint.limits.max_bytes_per_second is None else None
+    return Pacing(Pace(pace.max_bytes_per_second, pace.max_messages_per_second, burst))

@@ -23,6 +23,7 @@ from migrator.endpoints.login_secret import LoginSecret
 from migrator.stores.base import FolderScan, Store
 from migrator.stores.network.limits import not_read, over_limit
 from migrator.stores.network.login import logged_in
+from migrator.stores.network.pacing import pacing_for
 from migrator.stores.network.reconnect import Reconnecting
 from migrator.stores.pop3 import wire
 from migrator.stores.pop3.client import Capabilities, OversizedMessage, PopSession, connect, said
@@ -48,6 +49,8 @@ class Pop3Store(Store):
         self._validity = VALIDITY_UIDL
         self._marked = 0  # messages marked with DELE in the current session
         self._reconnecting = Reconnecting(endpoint.account, self._drop)
+        self._pacing = self.pacing = pacing_for(endpoint)  # max_bytes_per_second, max_messages_per_second
+        self._reconnecting.waits = self._pacing.waits
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -166,6 +169,7 @@ class Pop3Store(Store):
                 refused.append((ref.uid, f"not read: {error}"))
                 continue
             if raw[0] is not None:
+                self._pacing.spend(len(raw[0]))
                 received = wire.received_date(raw[0]) or datetime.now(timezone.utc)
                 # raw[0] is bytes, checked above: the checker narrows names, not list items.
                 yield Message(raw.pop(), received=received, folder=INBOX, uid=ref.uid)  # type: ignore[arg-type]
