@@ -131,6 +131,9 @@ def test_throttling_that_never_lets_up_stops_the_run(slept, tmp_path) -> None:
     assert summary.exit_code == ExitCode.LIMITED
     assert summary.copied + summary.left == MESSAGES and summary.copied >= 3
     assert len(slept) == reconnect.POLICY.throttle_waits
+    assert summary.stop_advice() == (
+        "alice@127.0.0.1 keeps refusing to serve this run for now (it said '[THROTTLED] Account exceeded command or "
+        f"bandwidth limits. (Failure)'): {summary.left} messages left; rerun later to continue")
 
 
 # --- a spent daily budget: a clean stop, and a rerun that finishes exactly --------------------
@@ -161,6 +164,36 @@ def test_a_spent_budget_stops_cleanly_and_the_rerun_finishes_exactly(slept, tmp_
     assert again == ExitCode.OK and f"{left} copied, {copied} already there" in rerun
     assert maildir_count(tmp_path / "Mail") == MESSAGES  # nothing missing, nothing twice
     assert fetched == MESSAGES  # each body fetched once: the one refused at the budget was never sent
+
+
+def test_a_profile_run_stopped_by_a_budget_shows_in_status(slept, tmp_path, capsys, monkeypatch) -> None:
+    server = gmail_with_mail(budgets=Budgets(download=5 * SIZE, per="account"))
+    monkeypatch.setenv("GMAIL_PW", "secret")
+    profile = tmp_path / "gmail.yaml"
+    profile.write_text(f"""\
+version: 1
+source:
+  type: imap
+  provider: gmail
+  host: 127.0.0.1
+  port: {server.port}
+  tls: none
+  user: alice
+  password_env: GMAIL_PW
+targets:
+  - type: maildir
+    path: Mail
+""")
+    try:
+        status = main(["run", str(profile)])
+    finally:
+        server.close()
+    capsys.readouterr()
+    assert status == ExitCode.LIMITED
+    assert main(["status", str(profile)]) == 0
+    shown = capsys.readouterr().out
+    assert "stopped by the provider's limit (exit 5)" in shown
+    assert "why: Gmail's daily download limit reached" in shown
 
 
 def test_overquota_on_upload_says_upload(slept, tmp_path) -> None:

@@ -20,6 +20,7 @@ _RESULTS: dict[int, str] = {  # looked up with the state file's exit codes, plai
     ExitCode.PARTIAL: "some messages failed",
     ExitCode.USAGE: "configuration error",
     ExitCode.CONNECT: "could not connect or log in",
+    ExitCode.LIMITED: "stopped by the provider's limit",
     ExitCode.HANGUP: "stopped: the terminal closed",
     ExitCode.INTERRUPTED: "interrupted",
     ExitCode.TERMINATED: "stopped (SIGTERM)",
@@ -83,7 +84,7 @@ def _unfinished(lock: Path | None) -> str:
 def _row(record: RunRecord, unfinished: str) -> str:
     started = datetime.fromtimestamp(record.started).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
     duration = f"{record.ended - record.started:.0f} s" if record.ended is not None else "-"
-    counted = record.exit_code in (ExitCode.OK, ExitCode.PARTIAL)
+    counted = record.exit_code in (ExitCode.OK, ExitCode.PARTIAL, ExitCode.LIMITED)
     counts = [str(v) if counted and v is not None else "-"
               for v in (record.copied, record.already_there, record.left_out, record.failed)]
     size = f"{(record.bytes or 0) / 1e6:.1f}" if counted else "-"

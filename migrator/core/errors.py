@@ -83,9 +83,11 @@ class LimitReached(MigratorError):
 
     exit_code = ExitCode.LIMITED
 
-    def __init__(self, text: str, *, server: str, provider: str | None = None, direction: str | None = None) -> None:
+    def __init__(self, text: str, *, server: str, said: str, provider: str | None = None,
+                 direction: str | None = None) -> None:
         super().__init__(text)
         self.server = server
+        self.said = said  # the server's words
         self.provider = provider
         self.direction = direction
         self.left = 0

@@ -110,7 +110,8 @@ class Summary:
         preset = preset_named(limit.provider or "")
         if preset is not None:
             return preset.limit_reached(limit.direction, left)
-        return f"{limit.server} keeps refusing to serve this run for now ({limit}): {left}; rerun later to continue"
+        return (f"{limit.server} keeps refusing to serve this run for now (it said {limit.said!r}): {left}; "
+                "rerun later to continue")
 
     @property
     def rate(self) -> float:

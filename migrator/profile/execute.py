@@ -64,5 +64,5 @@ def _recorded_run(plan: RunPlan, state: StateStore, progress: Progress | None) -
     first_failure = summary.failures[0].describe() if summary.failures else None
     state.end_run(run_id, copied=summary.copied, already_there=summary.already_there, left_out=summary.left_out,
                   failed=summary.failed,
-                  size=summary.bytes, exit_code=int(summary.exit_code), error=first_failure)
+                  size=summary.bytes, exit_code=int(summary.exit_code), error=summary.stop_advice() or first_failure)
     return summary

@@ -164,8 +164,9 @@ class Attempts:
 
     def _limit(self, error: Throttled, why: str) -> LimitReached:
         of = self._of
-        return LimitReached(f"{of.account} keeps refusing while {self._what}, saying {error.throttle.words!r} ({why})",
-                            server=of.account, provider=of.provider, direction=self._direction)
+        return LimitReached(f"{of.account} keeps refusing while {self._what}, saying {error.throttle.words!r} ({why}); "
+                            "rerun later to continue", server=of.account, said=error.throttle.words,
+                            provider=of.provider, direction=self._direction)
 
     def _lost(self, error: Exception, why: str) -> ConnectionLost:
         """Return the ConnectionLost ending the operation: ``error`` as a sentence, and ``why`` no attempt is left."""
