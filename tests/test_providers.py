@@ -59,6 +59,7 @@ def test_the_users_limits_win_over_the_presets() -> None:
 
 @pytest.mark.parametrize(("text", "words"), [
     ("gmial:alice@gmail.com", "did you mean gmail:…?"),
+    ("hotmail:bob@hotmail.com", "PROVIDER:ADDRESS (gmail, microsoft365, outlook.com, yahoo, aol, icloud, fastmail)"),
     ("gmail:", "names no account: write gmail:ADDRESS"),
     ("gmail:alice@gmail.com?conections=2", "unknown option 'conections' in 'gmail:alice@gmail.com?conections=2'"),
     ("imaps://a@b.example?provider=fastmial", "not a provider migrator knows (did you mean 'fastmail'?)"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from migrator.core.errors import ConfigError, did_you_mean
+from migrator.endpoints.presets import PRESETS
 
 # How hard a run may use a server, and the provider preset it is (endpoints/presets.py); profiles take them as keys.
 PACE_OPTIONS = ("provider", "max_bytes_per_second", "max_messages_per_second", "connections", "append_limit")
@@ -107,4 +108,5 @@ def kind_of(name: str) -> StoreKind:
 
 def endpoint_forms() -> str:
     """Return every way an endpoint can be written, for messages and help texts."""
-    return ", ".join(form for kind in KINDS.values() for form in kind.forms())
+    forms = [form for kind in KINDS.values() for form in kind.forms()]
+    return ", ".join([*forms, f"PROVIDER:ADDRESS ({', '.join(PRESETS)})"])
