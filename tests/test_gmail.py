@@ -208,3 +208,17 @@ def test_all_mail_can_hold_every_message(gmail: GmailServer, tmp_path: Path) -> 
     assert shown(target)[f"{G}/Alle Nachrichten"] == everything
     with open_store(source) as gmail_store, open_store(target) as target_store:
         assert all(row.complete and not row.extra for row in verify(gmail_store, target_store))
+
+
+def test_gmail_to_maildir_with_hard_links_keeps_each_message_once_on_disk(gmail: GmailServer, tmp_path: Path) -> None:
+    mail = tmp_path / "Mail"
+    target = parse_endpoint(f"maildir:{mail}?links=hard")
+    check_copies(gmail, target, StateStore(tmp_path / "state.db"), LABELLED)
+    files = [path for path in mail.rglob("cur/*")]
+    by_inode: dict[int, list[str]] = {}
+    for path in files:
+        by_inode.setdefault(path.stat().st_ino, []).append(subject_of(path.read_bytes()))
+    # Eight messages on disk: three labels of one share a file, as do INBOX and Later (labelled since) of another.
+    assert sorted(map(sorted, by_inode.values())) == sorted(
+        [["three labels"] * 3, ["inbox only"] * 2] + [[subject] for subject, _, _ in ACCOUNT[2:]])
+    assert len(files) == 11

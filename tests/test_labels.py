@@ -132,6 +132,11 @@ def test_the_gmail_options_of_an_endpoint_and_a_profile(tmp_path: Path) -> None:
                        "  gmail: folders, all_mail: all}\ntargets:\n  - {type: maildir, path: mail}\n")
     source = plan_run(load_profile(profile)).source
     assert (source.gmail, source.all_mail) == ("folders", "all")
+    profile.write_text(profile.read_text().replace("path: mail", "path: mail, links: hard"))
+    assert plan_run(load_profile(profile)).targets[0].hard_links
+    assert parse_endpoint(f"maildir:{tmp_path}?links=hard") == parse_endpoint(f"maildir:{tmp_path}?links=hard")
+    assert parse_endpoint(f"maildir:{tmp_path}?links=hard").hard_links
+    assert not parse_endpoint(f"maildir:{tmp_path}").hard_links
     profile.write_text(profile.read_text().replace("all_mail: all", "all_mail: most"))
     with pytest.raises(ConfigError, match="all_mail"):
         load_profile(profile)

@@ -51,6 +51,7 @@ class Endpoint:
     part_size: int | None = None  # PST only: start a new file when one reaches this size
     gmail: str = "labels"  # IMAP, a Gmail account: labels (each message once, into its labels' folders) or folders
     all_mail: str = "unlabelled"  # IMAP, Gmail in labels mode: what its All Mail's copy holds, unlabelled or all
+    hard_links: bool = False  # Maildir (?links=hard): a Gmail message's further label copies are hard links
     provider: str | None = None  # a preset's name (gmail, microsoft365...): its limits apply where these say none
     limits: Limits = field(default_factory=Limits)  # as the user wrote them (URL options, profile keys)
 
@@ -187,6 +188,9 @@ def _local(kind: str, rest: str, text: str) -> Endpoint:
     if rest.startswith("//"):
         rest = rest[2:]
     part_size = None
+    hard_links = kind == "maildir" and rest.endswith("?links=hard")
+    if hard_links:
+        rest = rest.removesuffix("?links=hard")
     if kind == "pst" and "?part_size=" in rest:
         rest, _, size = rest.partition("?part_size=")
         try:
@@ -196,7 +200,8 @@ def _local(kind: str, rest: str, text: str) -> Endpoint:
     if not rest:
         raise ConfigError(f"the endpoint {text!r} names no path: write {kind}:PATH")
     # Absolute, so that the same archive named from two directories is one endpoint (and one state file).
-    return Endpoint(kind=kind, path=Path(os.path.abspath(os.path.expanduser(rest))), part_size=part_size)
+    return Endpoint(kind=kind, path=Path(os.path.abspath(os.path.expanduser(rest))), part_size=part_size,
+                    hard_links=hard_links)
 
 
 def _server(text: str) -> Endpoint:

@@ -359,11 +359,11 @@ class FolderCopy:
     def _elsewhere(self, plan: TargetPlan, messages: list[Message]) -> tuple[list[Message], list[Elsewhere]]:
         """Return which of ``messages`` to write into ``plan``'s folder, and which its target holds already elsewhere.
 
-        Only for All Mail's messages going into a target whose folders are labels (Gmail): a message
-        written into another folder of it in this batch, or by an earlier run (a new label since),
-        gets this folder's label instead of a second upload.
+        Only for All Mail's messages going into a target that links copies: a message written into
+        another folder of it in this batch, or by an earlier run (a new label since), gets this
+        folder's label (Gmail) or a hard link (Maildir) instead of a second upload.
         """
-        if self.routes is None or not plan.store.labels_are_folders:
+        if self.routes is None or not plan.store.links_copies:
             return messages, []
         written = self._written.setdefault(id(plan.store), {})
         fresh: list[Message] = []

@@ -171,6 +171,7 @@ ENDPOINT_KEYS = _keys(
     *(Key(name, f"one of {', '.join(values)} (a Gmail account)", choice(*values), ("imap",))
       for name, values in GMAIL_OPTIONS.items()),
     Key("path", "the path of the archive", text, LOCAL_KINDS),
+    Key("links", "hard (a Gmail message's further label copies are hard links)", choice("hard"), ("maildir",)),
 )
 FOLDERS_KEYS = _keys(
     Key("include", "a folder glob or a list of them ('/' between levels)", string_list),
@@ -216,6 +217,7 @@ class EndpointSpec:
     limits: Limits = field(default_factory=Limits)  # max_bytes_per_second, connections... as written
     gmail: str = GMAIL_OPTIONS["gmail"][0]  # a Gmail account copied by its labels, or folder by folder
     all_mail: str = GMAIL_OPTIONS["all_mail"][0]  # what its All Mail's copy holds
+    links: str | None = None  # Maildir: "hard"
     oauth: dict[str, str] = field(default_factory=dict)  # OAuth2 keys (token sources, client, provider URLs)
 
     def __repr__(self) -> str:  # never show a literal password

@@ -66,7 +66,7 @@ def endpoint_of(spec: EndpointSpec) -> Endpoint:
 
 def _written(spec: EndpointSpec) -> Endpoint:
     if spec.path is not None:
-        return Endpoint(kind=spec.type, path=spec.path)
+        return Endpoint(kind=spec.type, path=spec.path, hard_links=spec.links == "hard")
     return Endpoint(
         kind=spec.type,
         host=spec.host,

@@ -100,6 +100,9 @@ class Store(ABC):
     (Gmail): read, its messages are copied once from the folder of all mail, each into the
     folders of its labels; written, a message's further folders are labels added to it
     (``stage_copies``) rather than uploads.
+    ``links_copies`` is True where a message's further folders in the store cost less than
+    writing it again (Gmail: a label; a Maildir with ``?links=hard``: a hard link): the pipeline
+    hands them to ``stage_copies`` with where the message is already.
     """
 
     writable: bool = True
@@ -108,6 +111,7 @@ class Store(ABC):
     parallel_folders: bool = False
     stages_writes: bool = False
     labels_are_folders: bool = False
+    links_copies: bool = False
     # A server store's pace and the throttling its server imposed, shared with its siblings (network/pacing.py).
     pacing: Pacing | None = None
 
@@ -237,8 +241,8 @@ class Store(ABC):
     def stage_copies(self, folder: FolderPath, copies: Sequence[Elsewhere]) -> list[AppendResult]:
         """Write messages the store holds already in another folder into ``folder`` too, one result each.
 
-        A store that can show one message in several folders (Gmail: a label) does so; the others
-        write each message again, as ``stage_batch`` does.
+        A store that can show one message in several folders (Gmail: a label) or link it (a Maildir's
+        hard link) does so; the others write each message again, as ``stage_batch`` does.
         """
         return self.stage_batch(folder, [copy.message for copy in copies])
 

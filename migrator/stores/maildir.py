@@ -41,7 +41,7 @@ from migrator.core.errors import FolderError, MessageError, StoreError
 from migrator.core.folder import Folder, role_by_name
 from migrator.core.message import Flag, Flags, FolderPath, Message, MessageRef
 from migrator.endpoints.endpoint import Endpoint
-from migrator.stores.base import AppendResult, FolderProbe, FolderScan, Store
+from migrator.stores.base import AppendResult, Elsewhere, FolderProbe, FolderScan, Store
 from migrator.stores.foldernames import maildir_dirname, maildir_path, make_first_free, name_variants
 from migrator.stores.local.files import (
     DIR_MODE,
@@ -207,6 +207,7 @@ class MaildirStore(Store):
         self._files: dict[FolderPath, dict[str, str]] = {}  # uid -> "cur/<name>" of the last scan
         self._pending = PendingFiles(durability)
         self._staged: list[tuple[str, str, str]] = []  # (folder directory, unique name, flag letters)
+        self.links_copies = endpoint.hard_links  # a message's further folders are hard links to its first file
 
     def open(self) -> None:
         """Check the Maildir, or create it for writing; raise StoreError."""
@@ -395,10 +396,7 @@ class MaildirStore(Store):
         self._check_writable()
         self._create_folder(folder)
         directory = self._existing_dir(folder)
-        # A batch has few distinct sets of flags: each is looked at once.
-        flag_sets = {m.flags for m in messages}
-        indexes = self._keyword_indexes(directory, (k for flags in flag_sets for k in stored_keywords(flags)))
-        letters = {flags: letters_of(flags, indexes) for flags in flag_sets}
+        letters = self._letters(directory, messages)
         uniques = [unique_name(message) for message in messages]
         # Plain strings, not Path objects, for the per-message paths: pathlib was a tenth of the CPU.
         temps = [os.path.join(directory, "tmp", unique) for unique in uniques]
@@ -412,6 +410,49 @@ class MaildirStore(Store):
             else:
                 results.append(_unwritten(temp, message, error))
         return results
+
+    def stage_copies(self, folder: FolderPath, copies: Sequence[Elsewhere]) -> list[AppendResult]:
+        """Hard-link messages this Maildir holds already into ``folder`` (``?links=hard``), staged as
+        ``stage_batch`` stages; write again those that cannot be linked (another file system, a link limit)."""
+        if not self.links_copies:
+            return super().stage_copies(folder, copies)
+        self._check_writable()
+        self._create_folder(folder)
+        directory = self._existing_dir(folder)
+        letters = self._letters(directory, [copy.message for copy in copies])
+        staged = {(where, unique) for where, unique, _ in self._staged}
+        listed: dict[Path, list[str]] = {}
+        results, unlinked = [], []
+        for copy in copies:
+            unique = unique_name(copy.message)
+            try:
+                os.link(self._file_of(copy, staged, listed), os.path.join(directory, "tmp", unique),
+                        follow_symlinks=False)
+            except OSError:
+                unlinked.append(copy.message)
+                continue
+            self._staged.append((str(directory), unique, letters[copy.message.flags]))
+            results.append(AppendResult(copy.message, uid=unique))
+        return results + (self.stage_batch(folder, unlinked) if unlinked else [])
+
+    def _file_of(self, copy: Elsewhere, staged: set[tuple[str, str]], listed: dict[Path, list[str]]) -> str:
+        """Return the file of the message ``copy`` names: staged in tmp/, or in cur/; raise OSError when gone."""
+        directory = self._existing_dir(copy.folder)
+        if (str(directory), copy.uid) in staged:
+            return os.path.join(directory, "tmp", copy.uid)
+        if directory not in listed:
+            listed[directory] = os.listdir(directory / "cur")
+        name = next((name for name in listed[directory] if name.partition(INFO[0])[0] == copy.uid), None)
+        if name is None:
+            raise FileNotFoundError(f"no message {copy.uid} in {directory / 'cur'}")
+        return os.path.join(directory, "cur", name)
+
+    def _letters(self, directory: Path, messages: Sequence[Message]) -> dict[Flags, str]:
+        """Return the flag letters of each set of flags of ``messages``, giving new keywords their letters."""
+        # A batch has few distinct sets of flags: each is looked at once.
+        flag_sets = {m.flags for m in messages}
+        indexes = self._keyword_indexes(directory, (k for flags in flag_sets for k in stored_keywords(flags)))
+        return {flags: letters_of(flags, indexes) for flags in flag_sets}
 
     def commit_staged(self) -> dict[str, str]:
         """Make the staged messages durable, rename them into cur/ named with their flags, and fsync

@@ -49,7 +49,8 @@ class ImapStore(Store):
         """Connect and log in; raise ConnectError or ConfigError."""
         session = self._live()
         # Gmail: labels are folders unless the endpoint says to copy it folder by folder (?gmail=folders).
-        self.labels_are_folders = gmail.is_gmail(session.capabilities) and self.endpoint.gmail == "labels"
+        self.labels_are_folders = self.links_copies = (
+            gmail.is_gmail(session.capabilities) and self.endpoint.gmail == "labels")
 
     def sibling(self) -> ImapStore:
         """Return an unopened store for a second connection, with the password already asked for."""
