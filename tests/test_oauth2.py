@@ -337,3 +337,14 @@ def test_login_opens_the_browser_and_takes_its_redirect(oauth, account, tmp_path
     assert done.returncode == 0, done.stderr
     assert "open this page" in done.stdout and "Signed in to google" in done.stdout
     assert f"Logged in to 127.0.0.1 as {account.name}." in done.stdout
+
+
+def test_no_secret_in_a_repr(tmp_path):
+    from migrator.endpoints.login_secret import LoginSecret
+    from migrator.endpoints.oauth2.flows import Grant
+    from migrator.stores.imap.commands import Secret
+
+    grant = Grant("at-SECRET", time.time() + 60, "rt-SECRET")
+    endpoint = parse_endpoint("imaps://a@h?auth=xoauth2&token_env=TOKEN_VAR&client_secret=cs-SECRET")
+    shown = [repr(grant), repr(Secret(b"at-SECRET")), repr(endpoint), repr(LoginSecret(endpoint))]
+    assert not any("SECRET" in text for text in shown), shown

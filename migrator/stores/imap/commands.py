@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from migrator.stores.imap.parser import MONTHS
@@ -24,7 +24,7 @@ class Literal:
 class Secret:
     """A command argument (a password, a SASL token) sent as it is, shown in protocol traces as ***."""
 
-    value: bytes | Literal
+    value: bytes | Literal = field(repr=False)  # nor in a repr, which a traceback or a log may show
 
 
 def astring(text: str) -> bytes | Literal:
