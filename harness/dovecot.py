@@ -89,6 +89,8 @@ class DovecotServer(MailServer):
     ``ports`` maps "imap", "imaps", "pop3", "pop3s" to port numbers once started.
     ``oauth2_introspection_url`` also lets users log in with XOAUTH2 and OAUTHBEARER, their access
     tokens checked at that URL (harness/oauth2_provider.py's ``/introspect``).
+    ``master_user`` = (NAME, PASSWORD) makes NAME a master user who logs in for any user with NAME's
+    password: as ``USER*NAME``, or with SASL PLAIN and USER as the authorization identity.
     """
 
     remote_host = "127.0.0.2"
@@ -102,8 +104,9 @@ class DovecotServer(MailServer):
 
     def __init__(self, *, separator: str = "/", special_folders: Mapping[str, str] = DEFAULT_SPECIAL_FOLDERS,
                  plaintext_auth: bool = False, max_user_connections: int = 10, root: Path | None = None,
-                 oauth2_introspection_url: str | None = None) -> None:
+                 oauth2_introspection_url: str | None = None, master_user: tuple[str, str] | None = None) -> None:
         super().__init__()
+        self.master_user = master_user
         self.oauth2_introspection_url = oauth2_introspection_url
         self.separator = separator
         self.max_user_connections = max_user_connections
@@ -125,6 +128,9 @@ class DovecotServer(MailServer):
         self._prepare_directories()
         if self.oauth2_introspection_url:
             (self.root / "dovecot-oauth2.conf.ext").write_text(render_oauth2_config(self.oauth2_introspection_url))
+        if self.master_user:
+            name, password = self.master_user
+            _write_auth_file(self.root / "masters", f"{name}:{{PLAIN}}{password}")
         self._launch_on_free_ports(lambda: self.config_file.write_text(render_config(self._settings())))
         return self
 
@@ -148,7 +154,8 @@ class DovecotServer(MailServer):
                               key=self.tls_files.server_key, ports=self.ports, separator=self.separator,
                               special_folders=self.special_folders, plaintext_auth=self.plaintext_auth,
                               max_user_connections=self.max_user_connections,
-                              oauth2_introspection_url=self.oauth2_introspection_url)
+                              oauth2_introspection_url=self.oauth2_introspection_url,
+                              master_user=self.master_user is not None)
 
     def _prepare_directories(self) -> None:
         for name in ("run", "state", "home", "rawlog", "users", "archives"):
@@ -216,10 +223,7 @@ class DovecotServer(MailServer):
         return [f"userdb_namespace/inbox/mailbox/{name}/auto=no" for name in self.special_folders]
 
     def _write_passwd_file(self, name: str, line: str) -> None:
-        path = self.root / "users" / name
-        path.write_text(line + "\n")
-        os.chown(path, 0, grp.getgrnam("dovecot").gr_gid)  # read by the auth process, user dovecot
-        path.chmod(0o640)
+        _write_auth_file(self.root / "users" / name, line)
 
     def add_archive_user(self, name: str, password: str, archive: Path, *, kind: str = "maildir",
                          mbox_dirname: str | None = None, mbox_inbox: str = "INBOX") -> MailUser:
@@ -305,6 +309,11 @@ def _mail_user_ids() -> tuple[int, int]:
         entry = pwd.getpwnam(MAIL_USER)
     return entry.pw_uid, entry.pw_gid
 
+
+def _write_auth_file(path: Path, line: str) -> None:
+    path.write_text(line + "\n")
+    os.chown(path, 0, grp.getgrnam("dovecot").gr_gid)  # read by the auth process, user dovecot
+    path.chmod(0o640)
 
 
 def _rawlog_files(directory: Path) -> list[bytes]:

@@ -15,6 +15,10 @@ Choices that tests rely on, and why:
 - with ``oauth2_introspection_url``, XOAUTH2 and OAUTHBEARER too, checked by the oauth2 passdb, which
   posts each token to that URL (RFC 7662 introspection, as harness/oauth2_provider.py answers) and
   takes the login when it says ``active`` for the same ``username``; passwords still work.
+- with ``master_user``, Dovecot's master users: a passwd-file passdb with ``master = yes`` (``masters``,
+  one admin) before the users' own. The admin logs in for a user as ``USER*ADMIN`` with the admin's
+  password (``auth_master_user_separator``), or with SASL PLAIN naming the user as its authorization
+  identity; ``result_success = continue`` then looks the user up, so an admin cannot log in as no one.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class ServerSettings:
     plaintext_auth: bool
     max_user_connections: int
     oauth2_introspection_url: str | None = None
+    master_user: bool = False
 
 
 def render_config(settings: ServerSettings) -> str:
@@ -52,6 +57,7 @@ def render_config(settings: ServerSettings) -> str:
         max_user_connections=settings.max_user_connections,
         mechanisms="plain login" + (" xoauth2 oauthbearer" if settings.oauth2_introspection_url else ""),
         oauth2_passdb=_OAUTH2_PASSDB.format(root=settings.root) if settings.oauth2_introspection_url else "",
+        master_passdb=_MASTER_PASSDB.format(root=settings.root) if settings.master_user else "",
         **settings.ports)
 
 
@@ -72,6 +78,16 @@ passdb {{
   driver = oauth2
   mechanisms = xoauth2 oauthbearer
   args = {root}/dovecot-oauth2.conf.ext
+}}
+"""
+
+_MASTER_PASSDB = """\
+auth_master_user_separator = *
+passdb {{
+  driver = passwd-file
+  master = yes
+  args = scheme=PLAIN {root}/masters
+  result_success = continue
 }}
 """
 
@@ -103,7 +119,7 @@ mail_plugins = $mail_plugins listescape
 pop3_no_flag_updates = yes
 pop3_uidl_format = %08Xu%08Xv
 
-{oauth2_passdb}passdb {{
+{master_passdb}{oauth2_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {root}/users/%u
 }}
