@@ -27,6 +27,9 @@ from migrator.pipeline.summary import Summary
 from migrator.pipeline.verify import verify
 from migrator.state.statefile import StateStore
 from migrator.stores import open_store
+from migrator.stores.pst.messaging.props import PID_SUBJECT
+from migrator.stores.pst.messaging.reader import message_nids, read_message
+from migrator.stores.pst.reader import PstReader
 
 G = "[Google Mail]"
 ACCOUNT = [  # subject, labels, flags
@@ -142,6 +145,21 @@ def test_gmail_to_pst(gmail: GmailServer, tmp_path: Path) -> None:
     target = parse_endpoint(f"pst:{tmp_path / 'gmail.pst'}")
     check_copies(gmail, target, StateStore(tmp_path / "state.db"), LABELLED)
     assert shown(target)["Later"] == [("inbox only", "seen")]
+    # Outlook shows each copy with the message's Gmail labels as categories (the user's own labels).
+    assert categories(tmp_path / "gmail.pst", ("INBOX",)) == {
+        "three labels": ["Work", "Work/Projects"], "inbox only": [], "starred": []}
+    assert categories(tmp_path / "gmail.pst", ("Later",)) == {"inbox only": ["Later"]}
+
+
+def categories(path: Path, folder: tuple[str, ...]) -> dict[str, list[str]]:
+    """Return {subject: Outlook categories} of the messages of a PST folder, as Outlook reads them."""
+    found = {}
+    with PstReader(path) as pst:
+        for nid in message_nids(pst.ndb, pst.folder(folder).nid):
+            props = read_message(pst.ndb, nid).props
+            keywords = props.get(pst.named.keywords) if pst.named.keywords is not None else None
+            found[str(props.get(PID_SUBJECT))] = sorted(keywords or [])
+    return found
 
 
 def test_gmail_to_dovecot(gmail: GmailServer, dovecot: DovecotServer, user: MailUser, tmp_path: Path) -> None:

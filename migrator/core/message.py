@@ -86,6 +86,9 @@ class Message:
     # An IMAP server's RFC822.SIZE: the CRLF size by the protocol's definition, so the
     # key needs no pass over the bytes (counting line endings is a tenth of a copy's CPU).
     reported_crlf_size: int | None = field(default=None, compare=False, repr=False)
+    # Gmail's user labels of the message ("Work/Projects"), for a target that keeps them beside the folder it
+    # is written to: a PST's categories. Empty for every other source.
+    labels: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.received.tzinfo is None:

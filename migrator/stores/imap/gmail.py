@@ -54,10 +54,14 @@ class LabelFolders:
         """Take (path, role, server name) of each selectable folder."""
         self._by_role: dict[Role, FolderPath] = {}
         self._by_name: dict[str, FolderPath] = {}
+        user_labels = set()
         for path, role, name in folders:
             if role is not None:
                 self._by_role.setdefault(role, path)
+            elif path != ("INBOX",):
+                user_labels.add(path)
             self._by_name[name] = path
+        self.user_labels = frozenset(user_labels)  # the folders of the user's own labels
         self._sets: dict[frozenset[FolderPath], frozenset[FolderPath]] = {}
 
     def path(self, label: str) -> FolderPath | None:
@@ -78,12 +82,14 @@ class LabelledScan:
     """A folder listed with each message named by its X-GM-MSGID.
 
     ``validity`` is the folder's own UIDVALIDITY, which its fetches check; ``uids`` the folder's
-    UID of each X-GM-MSGID, which its fetches ask for.
+    UID of each X-GM-MSGID, which its fetches ask for; ``user_labels`` the folders of the user's
+    own labels, whose names a fetched message carries (``Message.labels``).
     """
 
     scan: FolderScan
     validity: str
     uids: dict[int, int]
+    user_labels: frozenset[FolderPath] = frozenset()
 
 
 def label_names(value: Value) -> tuple[str, ...]:
@@ -111,7 +117,13 @@ def scan_folder(session: Session, path: FolderPath, folders: LabelFolders) -> La
             )
             labels[str(message_id)] = folders.paths(names)
             uids[message_id] = as_int(items["UID"])
-    return LabelledScan(FolderScan(VALIDITY, listing, labels=labels), box.validity, uids)
+    return LabelledScan(FolderScan(VALIDITY, listing, labels=labels), box.validity, uids, folders.user_labels)
+
+
+def user_labels(scan: LabelledScan, uid: str) -> frozenset[str]:
+    """Return the names of the user's own labels of message ``uid`` (``Work/Projects``), as the scan found them."""
+    paths = scan.scan.labels.get(uid, frozenset()) if scan.scan.labels is not None else frozenset()
+    return frozenset("/".join(path) for path in paths if path in scan.user_labels)
 
 
 def starred(flags: Flags) -> Flags:

@@ -268,7 +268,8 @@ class ImapStore(Store):
         """Yield the messages named by X-GM-MSGID in ``refs``, fetched by their UIDs in the folder."""
         if folder not in self._labelled:
             self._scan_labelled(folder)
-        uids = self._labelled[folder].uids
+        labelled = self._labelled[folder]
+        uids = labelled.uids
         by_uid: dict[str, MessageRef] = {}
         wanted = Listing()
         for ref in refs:
@@ -282,7 +283,7 @@ class ImapStore(Store):
         for message in self._stream(folder, fetching):
             ref = by_uid[message.uid]
             flags = gmail.starred(message.flags) if Flag.FLAGGED in ref.flags else message.flags
-            yield replace(message, uid=ref.uid, flags=flags)
+            yield replace(message, uid=ref.uid, flags=flags, labels=gmail.user_labels(labelled, ref.uid))
         if fetching.refused:
             raise not_read([(by_uid[uid].uid, why) for uid, why in fetching.refused])
 

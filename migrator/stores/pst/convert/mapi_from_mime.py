@@ -90,8 +90,8 @@ def mapi_from_message(message: Message, named: dict[str, NamedProperty]) -> Mapi
     assert isinstance(base_flags, int)  # a PT_LONG
     mapped.props.update(flag_properties(message, base_flags))
     mapped.props.update(migrator_properties(message, named))
-    if message.flags.keywords:
-        mapped.props[named[p.KEYWORDS_NAME].tag] = sorted(message.flags.keywords)
+    if message.flags.keywords or message.labels:  # Outlook's categories: IMAP keywords, and Gmail's labels
+        mapped.props[named[p.KEYWORDS_NAME].tag] = sorted(message.flags.keywords | message.labels)
     return mapped
 
 
