@@ -183,6 +183,7 @@ def test_gmail_to_gmail_uploads_each_message_once_and_adds_its_other_labels(gmai
         def labelled_not_uploaded() -> None:
             assert other.appended == BODIES
             assert len(label_stores(other)) == 3  # Work, Work/Projects, and Later on the rerun
+            assert not [command for command in other.commands if "EXPUNGE" in command.upper()]
 
         check_copies(gmail, target, StateStore(tmp_path / "state.db"), expected, labelled_not_uploaded)
         later = other.folder("Later")
