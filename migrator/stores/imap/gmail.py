@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from migrator.core.errors import FolderError
 from migrator.core.folder import FolderIndex, Role
 from migrator.core.listing import Listing
 from migrator.core.message import Flag, Flags, FolderPath
@@ -139,8 +140,10 @@ def label_of(path: FolderPath, folders: FolderIndex, session: Session) -> bytes 
         return None  # every message is there already
     if role in _LABEL_OF_ROLE:
         return _LABEL_OF_ROLE[role].title().encode()  # \\Inbox, \\Sent, \\Draft...
-    name = astring(session.server_name(path))
-    return name if isinstance(name, bytes) else None
+    name = astring(session.server_name(path))  # modified UTF-7: printable ASCII, so a quoted string
+    if not isinstance(name, bytes):
+        raise FolderError(f"cannot name the label of {'/'.join(path)} on {session.where} in a STORE command")
+    return name
 
 
 def add_labels(session: Session, path: FolderPath, copies: Sequence[Elsewhere],
