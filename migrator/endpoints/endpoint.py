@@ -17,6 +17,7 @@ from migrator.core.errors import ConfigError, closest, did_you_mean
 from migrator.core.sizes import parse_size
 from migrator.endpoints.credentials import PasswordSource, TokenSource
 from migrator.endpoints.kinds import (
+    ADMIN_PASSWORD_OPTIONS,
     GMAIL_OPTIONS,
     KINDS,
     LOCAL_KINDS,
@@ -45,6 +46,8 @@ class Endpoint:
     tls: str = "implicit"
     ca_file: str | None = None
     password: PasswordSource = field(default_factory=PasswordSource)
+    admin_user: str | None = None  # an admin who logs in with their own password and acts as ``user`` (SASL PLAIN)
+    admin_password: PasswordSource = field(default_factory=PasswordSource)  # the admin's, with admin_user
     auth: str | None = None  # e.g. "apop" or "plain" for POP3, "xoauth2"; None lets the client choose
     token: TokenSource = field(default_factory=TokenSource)  # OAuth2: a helper's access token
     oauth: OAuthClient = field(default_factory=OAuthClient)  # OAuth2: the user's client, for `migrator login`
@@ -229,6 +232,8 @@ def _server(text: str) -> Endpoint:
         raise ConfigError(f"auth={auth} in {text!r} is not a {kind.name} login method: "
                           f"use one of {', '.join(kind.auth_methods)}")
     _check_oauth(params, auth, text)
+    if problem := admin_problem(params, auth):
+        raise ConfigError(f"{problem[1]} (in {text!r})")
     try:
         port = url.port or default_port
     except ValueError:
@@ -244,6 +249,12 @@ def _server(text: str) -> Endpoint:
             env=params.get("password_env") or None,
             file=params.get("password_file") or None,
             command=params.get("password_command") or None,
+        ),
+        admin_user=params.get("admin_user") or None,
+        admin_password=PasswordSource(
+            env=params.get("admin_password_env") or None,
+            file=params.get("admin_password_file") or None,
+            command=params.get("admin_password_command") or None,
         ),
         auth=auth,
         gmail=gmail_option(params, "gmail", text),
@@ -270,6 +281,28 @@ def _check_oauth(params: dict[str, str], auth: str | None, text: str) -> None:
     if passwords and auth in OAUTH_METHODS:
         raise ConfigError(f"auth={auth} in {text!r} logs in with an access token, not a password: "
                           f"drop {passwords[0]}, or give token_command, token_file or token_env instead")
+
+
+def admin_problem(written: Mapping[str, object], auth: str | None) -> tuple[str, str] | None:
+    """Return the option or key at fault and what to do when the admin login that ``written`` (URL options or
+    profile keys) describes cannot work, else None."""
+    sources = [key for key in ADMIN_PASSWORD_OPTIONS if written.get(key)]
+    if not written.get("admin_user"):
+        return (sources[0], f"{sources[0]} is an admin's password: add admin_user, the admin's login name") \
+            if sources else None
+    if not sources:
+        return "admin_user", ("admin_user logs in with the admin's password: add admin_password_command, "
+                              "admin_password_file or admin_password_env")
+    if len(sources) > 1:
+        return sources[1], f"give one admin password source, not both {sources[0]} and {sources[1]}"
+    passwords = [key for key in ("password", "password_env", "password_file", "password_command") if written.get(key)]
+    if passwords:
+        return passwords[0], (f"with admin_user the admin logs in with their own password, not the user's: "
+                              f"drop {passwords[0]}")
+    if auth not in (None, "plain"):
+        return "auth", (f"admin_user logs in with SASL PLAIN, whose authorization identity names the user; "
+                        f"auth={auth} cannot carry it: drop auth (or write auth=plain)")
+    return None
 
 
 def oauth_client(options: dict[str, str], where: str) -> OAuthClient:

@@ -14,8 +14,12 @@ from migrator.endpoints.presets import PRESETS
 
 # How hard a run may use a server, and the provider preset it is (endpoints/presets.py); profiles take them as keys.
 PACE_OPTIONS = ("provider", "max_bytes_per_second", "max_messages_per_second", "connections", "append_limit")
+# An administrator who logs in with their own password and acts as the user (SASL PLAIN's authorization identity).
+ADMIN_PASSWORD_OPTIONS = ("admin_password_env", "admin_password_file", "admin_password_command")
+ADMIN_OPTIONS = ("admin_user", *ADMIN_PASSWORD_OPTIONS)
 # Query options every server endpoint takes (profiles take the same names as keys).
-SERVER_OPTIONS = ("password_env", "password_file", "password_command", "ca_file", "tls", "auth", *PACE_OPTIONS)
+SERVER_OPTIONS = ("password_env", "password_file", "password_command", "ca_file", "tls", "auth", *PACE_OPTIONS,
+                  *ADMIN_OPTIONS)
 # OAuth2: where the access token comes from (a helper), or the user's own client and its provider for `migrator login`.
 TOKEN_OPTIONS = ("token_env", "token_file", "token_command")
 OAUTH_CLIENT_OPTIONS = ("client_id", "client_secret", "client_secret_command", "tenant", "scopes", "oauth_provider",

@@ -1,6 +1,7 @@
 """What a server store logs in with, asked for whenever a connection needs it.
 
-A password is asked for once (it may come from a prompt) and kept for the run's reconnections. An
+A password is asked for once (it may come from a prompt) and kept for the run's reconnections; with an
+admin_user it is the admin's password (admin_password_env, _file or _command), not the user's. An
 OAuth2 access token is asked for at every connection: from token_command, token_file or token_env
 (a helper hands out a fresh one each time), or else from the grant `migrator login` stored, refreshed
 when it is about to expire. Neither is ever logged or shown.
@@ -40,8 +41,14 @@ class LoginSecret:
             return access_token(endpoint)
         with self._lock:
             if self._password is None:
-                self._password = endpoint.password.resolve(endpoint.account)
+                self._password = self._resolve_password()
             return self._password
+
+    def _resolve_password(self) -> str:
+        endpoint = self.endpoint
+        if endpoint.admin_user:
+            return endpoint.admin_password.resolve(f"the admin {endpoint.admin_user} (for {endpoint.account})")
+        return endpoint.password.resolve(endpoint.account)
 
     @property
     def refreshable(self) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from migrator.core.errors import ConfigError, closest
-from migrator.endpoints.endpoint import preset_auth
+from migrator.endpoints.endpoint import admin_problem, preset_auth
 from migrator.endpoints.kinds import KINDS, OAUTH_METHODS, OAUTH_OPTIONS, TARGET_KINDS
 from migrator.endpoints.presets import PRESETS, Limits
 from migrator.pipeline.filters import MessageFilter
@@ -38,7 +38,7 @@ from migrator.profile.schema import (
     Profile,
 )
 
-_PATH_KEYS = ("path", "ca_file", "password_file", "token_file")
+_PATH_KEYS = ("path", "ca_file", "password_file", "admin_password_file", "token_file")
 _LIMIT_KEYS = ("max_bytes_per_second", "max_messages_per_second", "connections", "append_limit")
 _T = TypeVar("_T")
 
@@ -223,6 +223,8 @@ class _ProfileReader:
         for required in ("host", "user"):
             if required not in section.values:
                 raise section.where.error(f"{section.name}: no {required}: a {kind} endpoint needs host and user")
+        if problem := admin_problem(section.values, cast("str | None", section.values.get("auth"))):
+            raise section.error(*problem)
         if section.values.get("auth") in OAUTH_METHODS:
             self._check_oauth(section)
             return
@@ -231,7 +233,7 @@ class _ProfileReader:
             raise section.error(oauth[0], f"{oauth[0]} is for OAuth2 logins: add auth: xoauth2 (or oauthbearer, "
                                           "or oauth2 to let the server choose)")
         sources = [key for key in PASSWORD_KEYS if key in section.values]
-        if not sources:
+        if not sources and "admin_user" not in section.values:
             raise section.where.error(
                 f"{section.name}: no password source for {section.values['user']}@{section.values['host']}: "
                 "add password_command, password_env, password_file or password"

@@ -143,6 +143,11 @@ ENDPOINT_KEYS = _keys(
     Key("password_env", "the name of an environment variable", text, SERVER_KINDS),
     Key("password_command", "a shell command printing the password", text, SERVER_KINDS),
     Key("password_file", "the path of a file holding the password", text, SERVER_KINDS),
+    Key("admin_user", "an admin's login name: the admin logs in with their own password and acts as user (SASL "
+        "PLAIN)", text, SERVER_KINDS),
+    Key("admin_password_env", "the name of an environment variable holding the admin's password", text, SERVER_KINDS),
+    Key("admin_password_command", "a shell command printing the admin's password", text, SERVER_KINDS),
+    Key("admin_password_file", "the path of a file holding the admin's password", text, SERVER_KINDS),
     Key("ca_file", "the path of a PEM CA certificate", text, SERVER_KINDS),
     Key("auth", f"a login method ({_AUTH_METHODS})",
         choice(*sorted({m for name in SERVER_KINDS for m in KINDS[name].auth_methods})), SERVER_KINDS),
@@ -210,6 +215,10 @@ class EndpointSpec:
     password_env: str | None = None
     password_command: str | None = None
     password_file: str | None = None
+    admin_user: str | None = None  # an admin acting for user, with the admin's own password
+    admin_password_env: str | None = None
+    admin_password_command: str | None = None
+    admin_password_file: str | None = None
     ca_file: str | None = None
     auth: str | None = None
     path: Path | None = None

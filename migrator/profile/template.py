@@ -27,6 +27,9 @@ source:
   # auth: xoauth2
   # client_id: YOUR_CLIENT_ID              # then run `migrator login` once; or instead a helper's token:
   # token_command: oama access alice@example.com
+  # An admin logging in for alice instead of a password source (docs/usage.md#admin-logins):
+  # admin_user: admin
+  # admin_password_command: pass show mail/admin
 
 # Where mail is written: one or more endpoints; each message is fetched once for all of them.
 targets:

@@ -77,6 +77,10 @@ def _written(spec: EndpointSpec) -> Endpoint:
         password=PasswordSource(
             env=spec.password_env, file=spec.password_file, command=spec.password_command, literal=spec.password,
         ),
+        admin_user=spec.admin_user,
+        admin_password=PasswordSource(
+            env=spec.admin_password_env, file=spec.admin_password_file, command=spec.admin_password_command,
+        ),
         auth=spec.auth,
         gmail=spec.gmail,
         all_mail=spec.all_mail,

@@ -6,7 +6,6 @@ fix. The password is sent to the server and nowhere else: never logged, never in
 
 from __future__ import annotations
 
-import base64
 import logging
 import socket
 import ssl
@@ -19,6 +18,7 @@ from migrator.stores.imap import oauth_login
 from migrator.stores.imap.commands import Secret, astring
 from migrator.stores.imap.parser import Response
 from migrator.stores.imap.protocol import ImapProtocol
+from migrator.stores.network import sasl
 from migrator.stores.network.limits import max_message_size, stall_seconds
 from migrator.stores.network.paced_socket import PacedSocket, Stalled
 from migrator.stores.network.reconnect import Refused, refusal
@@ -154,14 +154,22 @@ def _login(protocol: ImapProtocol, endpoint: Endpoint, password: str) -> None:
     initial_response = "SASL-IR" in protocol.capabilities
     protocol.capabilities = frozenset()  # they change once logged in; the login reply may list the new ones
     if mechanism == "plain":
-        result = _authenticate_plain(protocol, endpoint.user or "", password, initial_response)
+        message = sasl.plain_message(endpoint.user or "", password, endpoint.admin_user)
+        result = _authenticate_plain(protocol, message, initial_response)
     else:
         result = protocol.run(b"LOGIN ", astring(endpoint.user or ""), b" ", Secret(astring(password))).result
     if not result.ok:
-        raise refusal(result.said())(
-            f"cannot log in to {endpoint.host} as {endpoint.user}: the server said {result.said()!r}. "
-            "Check the user name and the password (or the password source in the endpoint or profile)"
-        )
+        raise refusal(result.said())(_login_refused(endpoint, result.said()))
+
+
+def _login_refused(endpoint: Endpoint, said: str) -> str:
+    """Return the sentence for a login the server refused, naming the admin when one logged in for the user."""
+    if endpoint.admin_user:
+        return (f"cannot log in to {endpoint.host} as {endpoint.user} with the admin {endpoint.admin_user}: the "
+                f"server said {said!r}. Check admin_user, the admin's password (admin_password_command, _file or "
+                "_env) and that the server lets this admin act for other users")
+    return (f"cannot log in to {endpoint.host} as {endpoint.user}: the server said {said!r}. "
+            "Check the user name and the password (or the password source in the endpoint or profile)")
 
 
 def _mechanism(protocol: ImapProtocol, endpoint: Endpoint) -> str:
@@ -170,6 +178,14 @@ def _mechanism(protocol: ImapProtocol, endpoint: Endpoint) -> str:
         raise ConfigError(f"auth={endpoint.auth!r} for {endpoint.account} is not one of plain, login")
     if "AUTH=PLAIN" in protocol.capabilities and wanted in ("", "plain"):
         return "plain"
+    if endpoint.admin_user:
+        offered = " ".join(sorted(c[5:] for c in protocol.capabilities if c.startswith("AUTH="))) or "none"
+        raise Refused(
+            f"{endpoint.host} does not offer AUTHENTICATE PLAIN (it offers: {offered}), the only login that lets "
+            f"the admin {endpoint.admin_user} act for {endpoint.user} (LOGIN cannot name a second user): ask the "
+            "server's administrator, or use the server's master-user form in user (Dovecot: USER*ADMIN) "
+            "with the admin's password in password_env instead"
+        )
     if "LOGINDISABLED" in protocol.capabilities:
         raise Refused(
             f"{endpoint.host} refuses to log in {endpoint.user} without TLS: "
@@ -178,8 +194,7 @@ def _mechanism(protocol: ImapProtocol, endpoint: Endpoint) -> str:
     return "login"
 
 
-def _authenticate_plain(protocol: ImapProtocol, user: str, password: str, initial_response: bool) -> Response:
-    token = base64.b64encode(b"\0" + user.encode("utf-8") + b"\0" + password.encode("utf-8"))
+def _authenticate_plain(protocol: ImapProtocol, token: bytes, initial_response: bool) -> Response:
     if initial_response:
         return protocol.run(b"AUTHENTICATE PLAIN ", Secret(token)).result
     command = protocol.send(b"AUTHENTICATE PLAIN")

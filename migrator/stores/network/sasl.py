@@ -1,7 +1,8 @@
-"""SASL for OAuth2 bearer tokens, shared by IMAP and POP3: XOAUTH2 (Google's, Microsoft's) and OAUTHBEARER (RFC 7628).
+"""SASL shared by IMAP and POP3: PLAIN (RFC 4616), with an admin's authorization identity or without, and for
+OAuth2 bearer tokens XOAUTH2 (Google's, Microsoft's) and OAUTHBEARER (RFC 7628).
 
-Pure: strings in, bytes out. The client's first message carries the access token, so callers
-send it as a secret that protocol traces show as ***.
+Pure: strings in, bytes out. The client's first message carries the password or the access token, so
+callers send it as a secret that protocol traces show as ***.
 """
 
 from __future__ import annotations
@@ -14,6 +15,14 @@ from collections.abc import Collection
 MECHANISMS = ("xoauth2", "oauthbearer")
 AUTOMATIC = "oauth2"  # the user lets the server's capabilities choose between the two
 OAUTH_METHODS = (*MECHANISMS, AUTOMATIC)
+
+
+def plain_message(user: str, password: str, admin: str | None = None) -> bytes:
+    """Return PLAIN's message, base64-encoded: ``authzid NUL authcid NUL password``. With ``admin``, the admin
+    logs in with their own password and asks to act as ``user`` (imapsync's --authuser); without, ``user``
+    logs in and the authzid is empty. Names go verbatim: ``user*master`` and ``domain/admin/user`` too."""
+    authzid, authcid = (user, admin) if admin else ("", user)
+    return base64.b64encode(b"\0".join(part.encode("utf-8") for part in (authzid, authcid, password)))
 
 
 def choose(wanted: str, offered: Collection[str]) -> str | None:

@@ -6,7 +6,6 @@ fix. The password goes to the server and nowhere else.
 
 from __future__ import annotations
 
-import base64
 import io
 import logging
 import poplib
@@ -19,6 +18,7 @@ from migrator.core.errors import ConfigError, ConnectError
 from migrator.core.sizes import format_size
 from migrator.endpoints.endpoint import Endpoint
 from migrator.endpoints.kinds import OAUTH_METHODS
+from migrator.stores.network import sasl
 from migrator.stores.network.limits import max_message_size, stall_seconds
 from migrator.stores.network.paced_socket import PacedSocket, Stalled
 from migrator.stores.network.reconnect import Refused, refusal
@@ -124,9 +124,10 @@ class _LongLines:
             self.trace.received(b".")
         return message.getvalue()
 
-    def auth_plain(self, user: str, password: str) -> bytes:
-        """Log in with SASL PLAIN and an initial response (RFC 5034); return the server's reply."""
-        token = base64.b64encode(b"\0" + user.encode("utf-8") + b"\0" + password.encode("utf-8"))
+    def auth_plain(self, user: str, password: str, admin: str | None = None) -> bytes:
+        """Log in with SASL PLAIN and an initial response (RFC 5034), as ``admin`` acting for ``user`` when given;
+        return the server's reply."""
+        token = sasl.plain_message(user, password, admin)
         return self._shortcmd("AUTH PLAIN " + token.decode("ascii"))  # type: ignore[attr-defined]
 
 
@@ -184,7 +185,7 @@ def said(error: BaseException) -> str:
 
 def connect(endpoint: Endpoint, password: str) -> tuple[PopSession, Capabilities]:
     """Return a logged-in session and the server's capabilities; raise ConnectError or ConfigError."""
-    method = (endpoint.auth or "user").lower()
+    method = (endpoint.auth or ("plain" if endpoint.admin_user else "user")).lower()
     if method not in AUTH_METHODS:
         raise ConfigError(f"auth {endpoint.auth!r} for {endpoint.account} is not one of {', '.join(AUTH_METHODS)}")
     context = tls_context(endpoint) if endpoint.tls != "none" else None
@@ -275,23 +276,12 @@ def _login(client: PopSession, endpoint: Endpoint, password: str, method: str, c
         oauth_login.authenticate(client, endpoint, password, capabilities)
         return
     user = endpoint.user or ""
-    # poplib's stubs give timestamp as a str pattern; poplib compiles it from bytes, as the greeting is.
-    if method == "apop" and not client.timestamp.match(client.welcome):  # type: ignore[call-overload]
-        raise Refused(
-            f"{endpoint.host} does not offer APOP (its greeting has no timestamp): "
-            f"drop auth: apop for {user} to log in with USER and PASS"
-        )
-    if method == "plain" and "PLAIN" not in (m.upper() for m in capabilities.get("SASL", [])):
-        offered = " ".join(capabilities.get("SASL", [])) or "none"
-        raise Refused(
-            f"{endpoint.host} does not offer SASL PLAIN (it offers: {offered}): "
-            f"drop auth: plain for {user} to log in with USER and PASS"
-        )
+    _check_offered(client, endpoint, method, capabilities)
     try:
         if method == "apop":
             client.apop(user, password)
         elif method == "plain":
-            client.auth_plain(user, password)
+            client.auth_plain(user, password, endpoint.admin_user)
         else:
             client.user(user)
             client.pass_(password)
@@ -302,8 +292,36 @@ def _login(client: PopSession, endpoint: Endpoint, password: str, method: str, c
         raise ConnectError(f"{endpoint.host} closed the connection while {user} logged in: {error}") from None
 
 
+def _check_offered(client: PopSession, endpoint: Endpoint, method: str, capabilities: Capabilities) -> None:
+    """Raise Refused when the server does not offer the login ``method``, saying what to do instead."""
+    user = endpoint.user or ""
+    # poplib's stubs give timestamp as a str pattern; poplib compiles it from bytes, as the greeting is.
+    if method == "apop" and not client.timestamp.match(client.welcome):  # type: ignore[call-overload]
+        raise Refused(
+            f"{endpoint.host} does not offer APOP (its greeting has no timestamp): "
+            f"drop auth: apop for {user} to log in with USER and PASS"
+        )
+    if method != "plain" or "PLAIN" in (m.upper() for m in capabilities.get("SASL", [])):
+        return
+    offered = " ".join(capabilities.get("SASL", [])) or "none"
+    if endpoint.admin_user:
+        raise Refused(
+            f"{endpoint.host} does not offer SASL PLAIN (it offers: {offered}), the only login that lets the "
+            f"admin {endpoint.admin_user} act for {user} (USER and PASS cannot name a second user): ask the "
+            "server's administrator, or use the server's master-user form in user (Dovecot: USER*ADMIN) "
+            "with the admin's password in password_env instead"
+        )
+    raise Refused(
+        f"{endpoint.host} does not offer SASL PLAIN (it offers: {offered}): "
+        f"drop auth: plain for {user} to log in with USER and PASS"
+    )
+
+
 def _login_refused(endpoint: Endpoint, words: str) -> str:
     fix = "Check the user name and the password (or the password source in the profile or endpoint)"
+    if endpoint.admin_user:
+        fix = ("Check admin_user, the admin's password (admin_password_command, _file or _env) and that the server "
+               f"lets the admin {endpoint.admin_user} act for other users")
     if endpoint.tls == "none" and "plaintext" in words.lower():
         fix = "The server wants TLS first: use pop3s:// or pop3:// with STLS instead of tls: none"
     return f"cannot log in to {endpoint.host} as {endpoint.user}: the server said {words!r}. {fix}"
