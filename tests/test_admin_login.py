@@ -213,3 +213,15 @@ def test_a_server_without_plain_says_so(fake, monkeypatch, capsys):
     assert code == 3
     assert "does not offer AUTHENTICATE PLAIN (it offers: CRAM-MD5)" in err and "LOGIN cannot name" in err
     assert not any(command.startswith(("LOGIN", "AUTHENTICATE")) for command in server.commands)
+
+
+def test_scheduling_warns_of_an_admin_password_env_cron_will_not_have(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ADMIN_PW", ADMIN_PASSWORD)  # this shell has it; cron will not
+    profile = tmp_path / "mail.yaml"
+    profile.write_text("version: 1\nsource: {type: imap, host: 127.0.0.1, port: 9, user: alice, admin_user: admin,"
+                       " admin_password_env: ADMIN_PW}\ntargets:\n  - {type: maildir, path: out}\n")
+    assert main(["schedule", str(profile), "--every", "daily", "--cron"]) == 0
+    err = capsys.readouterr().err
+    assert "source alice@127.0.0.1: admin_password_env ADMIN_PW will not be set when cron runs the profile" in err
+    assert "(admin_password_file: ~/.config/migrator/mail.password" in err and "(admin_password_command: " in err

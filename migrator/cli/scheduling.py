@@ -230,8 +230,9 @@ def environment_warnings(schedule: Schedule, systemd: bool) -> list[str]:
     except ConfigError as error:
         return [_unloadable_warning(schedule, error, systemd)]
     endpoints = [("source", profile.source), *((f"target {n}", t) for n, t in enumerate(profile.targets, 1))]
-    return [_password_env_warning(schedule, name, spec, systemd) for name, spec in endpoints
-            if spec.password_env is not None and spec.password_env not in environ]
+    return [_password_env_warning(schedule, name, spec, key, variable, systemd) for name, spec in endpoints
+            for key in ("password_env", "admin_password_env")
+            if (variable := getattr(spec, key)) is not None and variable not in environ]
 
 
 def scheduled_environment(schedule: Schedule, systemd: bool) -> dict[str, str]:
@@ -274,14 +275,17 @@ def _unloadable_warning(schedule: Schedule, error: ConfigError, systemd: bool) -
             f"scheduled run would stop with exit 2: {error}; instead, write the value into the profile itself")
 
 
-def _password_env_warning(schedule: Schedule, name: str, spec: EndpointSpec, systemd: bool) -> str:
+def _password_env_warning(schedule: Schedule, name: str, spec: EndpointSpec, key: str, variable: str,
+                          systemd: bool) -> str:
+    """Return the warning for ``key`` (password_env or admin_password_env) naming ``variable``, unset when run."""
     account = f"{spec.user}@{spec.host}"
-    warning = (f"{name} {account}: password_env {spec.password_env} will not be set when "
+    prefix = key.removesuffix("env")  # password_ or admin_password_
+    warning = (f"{name} {account}: {key} {variable} will not be set when "
                f"{'systemd' if systemd else 'cron'} runs the profile, so every scheduled run would stop with exit 2; "
-               f"read the password from a file only you can read (password_file: ~/.config/migrator/"
+               f"read the password from a file only you can read ({prefix}file: ~/.config/migrator/"
                f"{schedule.slug}.password, made with `install -m 600 /dev/null FILE` before the password goes in) "
-               f"or from a command (password_command: pass show mail/{account}, or secret-tool lookup mail {account})")
+               f"or from a command ({prefix}command: pass show mail/{account}, or secret-tool lookup mail {account})")
     if systemd:
-        warning += (f", or add {spec.password_env}=… to {systemd_env_file(schedule)} (mode 0600), "
+        warning += (f", or add {variable}=… to {systemd_env_file(schedule)} (mode 0600), "
                     "which the service reads")
     return warning
