@@ -115,6 +115,21 @@ def test_profile_keys_are_the_url_options(tmp_path):
     assert plan_run(load_profile(profile)).source.user == "example.com/admin/alice"
 
 
+def test_a_profile_may_hold_the_admin_password_as_a_batch_template_fills_it(tmp_path):
+    profile = tmp_path / "template.yaml"
+    profile.write_text("version: 1\nsource:\n  type: imap\n  host: h\n  user: ${UserName}\n  admin_user: root\n"
+                       "  admin_password: ${AdminPassword}\ntargets:\n  - type: maildir\n    path: out\n")
+    profile.chmod(0o644)
+    row = {"UserName": "alice", "AdminPassword": ADMIN_PASSWORD}
+    loaded = load_profile(profile, row)
+    source = plan_run(loaded).source
+    assert source.user == "alice" and source.admin_password.resolve("root") == ADMIN_PASSWORD
+    assert ADMIN_PASSWORD not in repr(source) and not loaded.warnings  # from ${…}: the file holds no password
+    profile.write_text(profile.read_text().replace("${AdminPassword}", "in-clear"))
+    warning = load_profile(profile, row).warnings[0]
+    assert "use admin_password_command, admin_password_env or admin_password_file" in warning
+
+
 # --- for real, against Dovecot's master users ---------------------------------------------------
 
 

@@ -286,7 +286,7 @@ def _check_oauth(params: dict[str, str], auth: str | None, text: str) -> None:
 def admin_problem(written: Mapping[str, object], auth: str | None) -> tuple[str, str] | None:
     """Return the option or key at fault and what to do when the admin login that ``written`` (URL options or
     profile keys) describes cannot work, else None."""
-    sources = [key for key in ADMIN_PASSWORD_OPTIONS if written.get(key)]
+    sources = [key for key in ("admin_password", *ADMIN_PASSWORD_OPTIONS) if written.get(key)]  # the first: profiles
     if not written.get("admin_user"):
         return (sources[0], f"{sources[0]} is an admin's password: add admin_user, the admin's login name") \
             if sources else None

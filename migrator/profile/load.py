@@ -244,8 +244,9 @@ class _ProfileReader:
         if auth is not None and auth not in KINDS[kind].auth_methods:
             methods = ", ".join(KINDS[kind].auth_methods)
             raise section.error("auth", f"auth {auth!r} is not a {kind} login method: use {methods}")
-        if "password" in sources:
-            self._check_literal_password(section)
+        for literal in ("password", "admin_password"):
+            if literal in section.values:
+                self._check_literal_password(section, literal)
 
     def _check_oauth(self, section: _Section) -> None:
         """Check an OAuth2 login: no password, one token source, or a client id for `migrator login`'s grant."""
@@ -263,8 +264,8 @@ class _ProfileReader:
                 "(your own OAuth2 client) and run `migrator login` once"
             )
 
-    def _check_literal_password(self, section: _Section) -> None:
-        item = section.items["password"]
+    def _check_literal_password(self, section: _Section, key: str) -> None:
+        item = section.items[key]
         if isinstance(item, Scalar) and item.from_environment:
             return
         try:
@@ -274,7 +275,7 @@ class _ProfileReader:
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             self.warnings.append(
                 f"{self.path} holds a password (line {item.where.line}) and other users can read it: "
-                f"run chmod 600 {self.path}, or use password_command, password_env or password_file"
+                f"run chmod 600 {self.path}, or use {key}_command, {key}_env or {key}_file"
             )
 
     def _path(self, text: str) -> Path:

@@ -145,6 +145,7 @@ ENDPOINT_KEYS = _keys(
     Key("password_file", "the path of a file holding the password", text, SERVER_KINDS),
     Key("admin_user", "an admin's login name: the admin logs in with their own password and acts as user (SASL "
         "PLAIN)", text, SERVER_KINDS),
+    Key("admin_password", "the admin's password, " + _TEXT, text, SERVER_KINDS),
     Key("admin_password_env", "the name of an environment variable holding the admin's password", text, SERVER_KINDS),
     Key("admin_password_command", "a shell command printing the admin's password", text, SERVER_KINDS),
     Key("admin_password_file", "the path of a file holding the admin's password", text, SERVER_KINDS),
@@ -216,6 +217,7 @@ class EndpointSpec:
     password_command: str | None = None
     password_file: str | None = None
     admin_user: str | None = None  # an admin acting for user, with the admin's own password
+    admin_password: str | None = None
     admin_password_env: str | None = None
     admin_password_command: str | None = None
     admin_password_file: str | None = None

@@ -80,6 +80,7 @@ def _written(spec: EndpointSpec) -> Endpoint:
         admin_user=spec.admin_user,
         admin_password=PasswordSource(
             env=spec.admin_password_env, file=spec.admin_password_file, command=spec.admin_password_command,
+            literal=spec.admin_password,
         ),
         auth=spec.auth,
         gmail=spec.gmail,
