@@ -1,7 +1,8 @@
 """The layers the folder names show, held by a check that fails on an import going the wrong way.
 
-From the top: the command line, profiles, the pipeline (copy and verify), then the stores and the
-state file side by side (neither knows the other), endpoints, and the core every layer shares. A
+From the top: the command line, batches of accounts, profiles, the pipeline (copy and verify), then
+the stores and the state file side by side (neither knows the other), endpoints, and the core every
+layer shares. A
 module may import its own layer and those below it. Inside the stores, each kind of store stands on
 its own: it may use the stores' shared parts (base, folder names, local files, network) and nothing
 of another kind, except where one kind is another's layout (Thunderbird keeps mbox files). The PST
@@ -20,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # a contract (migrator/stores/pst/store.py in the PST one) may use them all.
 LAYERS = [
     ["migrator.cli"],
+    ["migrator.batch"],
     ["migrator.profile"],
     ["migrator.pipeline"],
     ["migrator.stores", "migrator.state"],

@@ -5,7 +5,7 @@ registers all commands, and most of what they use (YAML, tqdm, the stores, the p
 command needs and the others do not. tests/test_startup.py holds the line.
 """
 
-from migrator.cli import copy, folders, login, profile, run, schedule, status, verify  # noqa: F401  (registers)
+from migrator.cli import batch, copy, folders, login, profile, run, schedule, status, verify  # noqa: F401  (registers)
 from migrator.cli.app import app, entry_point, main
 
 __all__ = ["app", "entry_point", "main"]

@@ -14,10 +14,15 @@ from migrator.state.lock import ProfileLock
 from migrator.state.statefile import StateStore
 
 
-def run_profile(plan: RunPlan, progress: Progress | None = None) -> Summary:
-    """Return the summary of running ``plan``; raise LockedError when another run holds the profile."""
+def run_profile(plan: RunPlan, progress: Progress | None = None, *, remember_state: bool = True) -> Summary:
+    """Return the summary of running ``plan``; raise LockedError when another run holds the profile.
+
+    ``remember_state`` False: no pointer to the state file under the profile's name (a batch keeps each
+    account's state in its own directory, and an account's name is no file name).
+    """
     with ProfileLock(plan.lock_path, plan.name):
-        _remember_state(plan)
+        if remember_state:
+            _remember_state(plan)
         state = StateStore(plan.state_path)
         try:
             return _recorded_run(plan, state, progress)
