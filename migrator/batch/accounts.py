@@ -29,6 +29,7 @@ KNOWN_COLUMNS = (
     "TargetHost", "TargetPort", "TargetUser", *PASSWORD_COLUMNS["TargetPassword"], "AdminUser",
     *PASSWORD_COLUMNS["AdminPassword"], "Profile",
 )
+PATH_COLUMNS = ("Profile", "PasswordFile", "TargetPasswordFile", "AdminPasswordFile")  # relative to the list
 SECRET_COLUMNS = ("Password", "TargetPassword", "AdminPassword")  # clear text: never logged or reported
 IMAPSYNC_FIELDS = ("SourceHost", "UserName", "Password", "TargetHost", "TargetUser", "TargetPassword")
 FORMATS = ("auto", "csv", "imapsync")
@@ -175,6 +176,13 @@ def _check_unique(listed: AccountList) -> None:
         seen[account.key] = account.line
 
 
+def _anchored(listed: AccountList, column: str, value: str) -> str:
+    # Paths in a row are relative to its list; the failed rows are written elsewhere, so they get the whole path.
+    if column in PATH_COLUMNS and value.strip():
+        return str(listed.path.parent.resolve() / os.path.expanduser(value))
+    return value
+
+
 def failed_file_name(listed: AccountList) -> str:
     """Return the name of the file failed rows are written to, in the list's own format."""
     return "failed.txt" if listed.format == "imapsync" else "failed.csv"
@@ -189,8 +197,8 @@ def write_rows(path: Path, listed: AccountList, accounts: Iterable[Account]) -> 
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(listed.columns)
         for account in accounts:
-            original = account.original
-            writer.writerow([original.get(c, "") if isinstance(original, dict) else "" for c in listed.columns])
+            original = account.original if isinstance(account.original, dict) else {}
+            writer.writerow([_anchored(listed, c, original.get(c, "")) for c in listed.columns])
         text = out.getvalue()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as file:
