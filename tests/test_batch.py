@@ -245,10 +245,10 @@ def target_mail(path: Path) -> dict[str, list[bytes]]:
     if not path.exists():
         return {}
     box = mailbox.Maildir(path, factory=None, create=False)
-    found = {"INBOX": sorted(box.get_bytes(key) for key in box)}
+    found = {"INBOX": sorted(box.get_bytes(key) for key in box.iterkeys())}
     for name in box.list_folders():
         folder = box.get_folder(name)
-        found[name.replace(".", "/")] = sorted(folder.get_bytes(key) for key in folder)
+        found[name.replace(".", "/")] = sorted(folder.get_bytes(key) for key in folder.iterkeys())
     return {folder: messages for folder, messages in found.items() if messages}
 
 
