@@ -93,14 +93,15 @@ def renamed(names: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
     return {names.get(folder, folder): messages for folder, messages in LABELLED.items()}
 
 
-def relabel(server: GmailServer, subject: str, label: str) -> None:
-    """Add ``label`` to the message ``subject`` as a mail client does: UID STORE +X-GM-LABELS."""
+def relabel(server: GmailServer, subject: str, label: str, sign: str = "+") -> None:
+    """Add (or with ``sign`` "-" remove) ``label`` to the message ``subject`` as a mail client does: UID STORE
+    +X-GM-LABELS."""
     client = imaplib.IMAP4("127.0.0.1", server.port)
     client.login(server.user, server.password)
     client.select('"[Google Mail]/Alle Nachrichten"')
     uid = next(uid for uid, msgid in server.uids(f"{G}/Alle Nachrichten").items()
                if subject_of(server.message(msgid).raw) == subject)
-    assert client.uid("STORE", str(uid), "+X-GM-LABELS", f"({label})")[0] == "OK"
+    assert client.uid("STORE", str(uid), f"{sign}X-GM-LABELS", f"({label})")[0] == "OK"
     client.logout()
 
 
@@ -139,6 +140,19 @@ def test_gmail_to_maildir(gmail: GmailServer, tmp_path: Path) -> None:
     check_copies(gmail, target, state, LABELLED)
     assert shown(target)["Later"] == [("inbox only", "seen")]
     assert shown(target)["INBOX"] == LABELLED["INBOX"]  # the old label's copy stays
+
+
+def test_a_label_taken_away_and_given_back_is_not_copied_again(gmail: GmailServer, tmp_path: Path) -> None:
+    gmail.add_message(raw(9, "also work"), ["Work"])
+    target = parse_endpoint(f"maildir:{tmp_path / 'Mail'}")
+    state = StateStore(tmp_path / "state.db")
+    source = stand_in_endpoint(gmail.port)
+    copy(source, target, state)
+    relabel(gmail, "three labels", "Work", sign="-")
+    assert copy(source, target, state).copied == 0  # its copy in Work stays: migrator deletes nothing
+    relabel(gmail, "three labels", "Work")
+    assert copy(source, target, state).copied == 0
+    assert shown(target)["Work"] == [("also work", "-"), ("three labels", "-")]
 
 
 def test_gmail_to_pst(gmail: GmailServer, tmp_path: Path) -> None:

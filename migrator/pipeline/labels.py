@@ -66,15 +66,18 @@ class LabelRoutes:
 def routed_plans(ctx: PlanContext, targets: Sequence[Store], routes: LabelRoutes,
                  destination: Callable[[Folder], tuple[FolderPath, Role | None]],
                  labels: Mapping[str, frozenset[FolderPath]], listing: Listing, validity: str) -> list[TargetPlan]:
-    """Return a plan per target and destination of All Mail's messages, each wanting the messages of its label."""
+    """Return a plan per target and destination of All Mail's messages, each wanting the messages of its label.
+
+    Each plan is given the whole of All Mail as what its source folder lists: a message that lost the
+    label keeps its row, as its copy stays in the target, so it is not copied a second time should it
+    get the label back; only a message gone from the account has its rows dropped.
+    """
     members = routes.members(labels)
     plans = []
     for target in targets:
         for folder in routes.destinations():
-            wanted = members[folder.path]
-            plan = plan_target(ctx, target, folder, destination(folder), listing.where_uid(wanted.__contains__),
-                               validity)
-            plan.wanted = wanted
+            plan = plan_target(ctx, target, folder, destination(folder), listing, validity)
+            plan.wanted = members[folder.path]
             plans.append(plan)
     return plans
 
