@@ -240,3 +240,30 @@ def test_scheduling_warns_of_an_admin_password_env_cron_will_not_have(tmp_path, 
     err = capsys.readouterr().err
     assert "source alice@127.0.0.1: admin_password_env ADMIN_PW will not be set when cron runs the profile" in err
     assert "(admin_password_file: ~/.config/migrator/mail.password" in err and "(admin_password_command: " in err
+
+
+# --- migrator batch: an admin for every row, or one for the whole batch -------------------------
+
+
+@pytest.mark.parametrize("per_row", [True, False])
+def test_a_batch_logs_in_as_the_admin(server, make_user, per_row, tmp_path, capsys):
+    users = [make_user(server) for _ in range(2)]
+    for user in users:
+        server.seed(user, [(INBOX, f"Message-ID: <{user.name}@batch>\r\n\r\nhello\r\n".encode(), [], WHEN)])
+    if per_row:  # the list names the admin and where the admin's password is
+        rows = ["EmailAddress,AdminUser,AdminPasswordEnv", *(f"{user.name},{ADMIN},ADMIN_PW" for user in users)]
+        admin = "  admin_user: ${AdminUser}\n  admin_password: ${AdminPassword}\n"
+    else:  # the template does, once for the whole batch
+        rows = ["EmailAddress", *(user.name for user in users)]
+        admin = f"  admin_user: {ADMIN}\n  admin_password_env: ADMIN_PW\n"
+    (tmp_path / "users.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "template.yaml").write_text(
+        f"version: 1\nsource:\n  type: imap\n  host: 127.0.0.1\n  port: {server.ports['imaps']}\n"
+        f"  ca_file: {server.ca_file}\n  user: ${{EmailAddress}}\n{admin}"
+        f"targets:\n  - type: maildir\n    path: {tmp_path}/mail/${{EmailAddress}}\n")
+    code, out, err = cli(["batch", str(tmp_path / "users.csv"), "--profile", str(tmp_path / "template.yaml"),
+                          "--dir", str(tmp_path / "batch"), "--quiet"], capsys)
+    assert code == 0, out + err
+    assert all(copied(tmp_path / "mail" / user.name) == 1 for user in users)
+    written = b"".join(path.read_bytes() for path in (tmp_path / "batch").rglob("*") if path.is_file())
+    assert ADMIN_PASSWORD.encode() not in written + (out + err).encode()
