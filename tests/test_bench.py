@@ -199,3 +199,22 @@ def test_a_session_that_removes_its_work_makes_the_next_one_wait_out_the_spell(t
     assert wait_after_deletion(tmp_path / "no-mark", sleep=slept.append) == 0
     mark.write_text("not a time")
     assert wait_after_deletion(mark, sleep=slept.append) == 0
+
+
+def test_capacity_table_names_where_more_jobs_stop_helping():
+    from bench.capacity_report import BatchRun, knee, table
+
+    def run(jobs, seconds, exact=4):
+        return BatchRun(jobs, seconds, client_cpu=2.0, server_cpu=1.0, accounts=4, exact=exact, bytes=100 * 10**6,
+                        worker_peaks_kb=(40_000, 50_000), batch_peak_kb=60_000,
+                        account_times=((10 * 10**6, 1.0), (80 * 10**6, 4.0), (10 * 10**6, 3.0)))
+
+    runs = [run(1, 10.0), run(2, 6.0), run(4, 5.8), run(8, 5.0)]
+    assert knee(runs) == 2  # 4 jobs add 3 %, under the 10 % that counts as growing
+    assert knee(runs[:2]) is None and knee([run(1, 1.0, exact=3)]) is None
+    text = table(runs)
+    assert "| 1 | 10.0 | 1440 | 10.0 | 2.0 | 1.0 | 50.0 | 3.0 | 20.0 | 46 / 51 | yes |" in text
+    assert text.endswith("Throughput stops growing at --jobs 2: more jobs add less than 10% MB/s.")
+    assert table(runs[:2]).endswith("still grows at --jobs 2, the most measured.")
+    repeated = [*runs, run(2, 9.0), run(2, 5.0)]  # 5, 6, 9 s: the median, 6 s, counts
+    assert knee(repeated) == 2 and "| 2 | 6.0 (5-9) | 2400 | 16.7 |" in table(repeated)
