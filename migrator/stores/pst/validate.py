@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from migrator.stores.pst.messaging.validate import check_folders, check_heaps, check_message_sizes, check_required
+from migrator.stores.pst.ndb import format as fmt
 from migrator.stores.pst.ndb.reader import Ndb, PstFormatError
 from migrator.stores.pst.ndb.validate import (
     FileData,
@@ -80,12 +81,13 @@ def validate_bytes(data: FileData) -> Findings:
 
 
 def _check_maps(ndb: Ndb, data: FileData, facts: NdbFacts, problems: Findings) -> None:
-    intervals = check_geometry(ndb, len(data), problems)
+    intervals = check_geometry(ndb, min(len(data), ndb.header.file_eof), problems)
     pages = map_pages(ndb, intervals)
     check_map_pages(ndb, data, pages, problems)
     check_pmap_free(ndb, data, pages, problems)
     check_dlist(ndb, data, problems)
-    check_allocation(ndb, data, facts, pages, intervals, problems)
+    if ndb.header.amap_valid == fmt.AMAP_VALID:  # else the maps are not to be trusted, and rebuilt before use
+        check_allocation(ndb, data, facts, pages, intervals, problems)
 
 
 def main(argv: list[str]) -> int:

@@ -54,6 +54,7 @@ class Allocator:
     """
 
     file: BinaryIO
+    first_interval: int = 0  # above 0 when appending to a file that already has this many intervals
     cursor: int = fmt.FIRST_AMAP_OFFSET
     interval: int = 0
     bitmap: bytearray = field(default_factory=lambda: bytearray(fmt.PAGE_DATA_SIZE))
@@ -63,7 +64,7 @@ class Allocator:
     longest_free_runs: bytearray = field(default_factory=bytearray)  # capped at 255, as an FMap holds them
 
     def __post_init__(self) -> None:
-        self._enter_interval(0)
+        self._enter_interval(self.first_interval)
 
     def allocate(self, size: int, align: int) -> int:
         """Return the file offset of ``size`` fresh bytes aligned to ``align``, marking them allocated."""
@@ -130,11 +131,20 @@ class Allocator:
                               fmt.interval_offset(first + WRITE_BEHIND_INTERVALS))
 
     def write_free_maps(self) -> None:
-        """Write the FMap and FPMap pages of every finished interval that holds one (call after finish)."""
-        for index in range(len(self.free_units)):
+        """Write the FMap and FPMap pages of every finished interval that holds one (call after finish).
+
+        When appending, the FMap page of an interval written before covers the new intervals too: its
+        bytes for them are set in place.
+        """
+        first = self.first_interval
+        if first >= fmt.FMAP_FIRST and not fmt.has_fmap(first):
+            earlier = first - (first - fmt.FMAP_FIRST) % fmt.FMAP_EVERY
+            patch_fmap(self.file, earlier, {first + i: run for i, run in enumerate(self.longest_free_runs)})
+        for number in range(len(self.free_units)):
+            index = first + number
             start = fmt.interval_offset(index)
             if fmt.has_fmap(index):
-                runs = bytes(self.longest_free_runs[index:index + fmt.PAGE_DATA_SIZE])
+                runs = bytes(self.longest_free_runs[number:number + fmt.PAGE_DATA_SIZE])
                 page = runs.ljust(fmt.PAGE_DATA_SIZE, b"\0")
                 self.write(start + fmt.FMAP_OFFSET_IN_INTERVAL, map_page(page, fmt.PTYPE_FMAP, start + 1024))
             elif fmt.has_fpmap(index):
@@ -148,7 +158,19 @@ class Allocator:
     @property
     def last_amap_offset(self) -> int:
         """Return the offset of the last finished interval's AMap page."""
-        return fmt.interval_offset(len(self.free_units) - 1)
+        return fmt.interval_offset(self.first_interval + len(self.free_units) - 1)
+
+
+def patch_fmap(file: BinaryIO, fmap_interval: int, runs: dict[int, int]) -> None:
+    """Set, in the FMap page of interval ``fmap_interval``, the longest free run of each interval in ``runs``."""
+    offset = fmt.interval_offset(fmap_interval) + fmt.FMAP_OFFSET_IN_INTERVAL
+    file.seek(offset)
+    page = bytearray(file.read(fmt.PAGE_DATA_SIZE))
+    for index, run in runs.items():
+        if 0 <= index - fmap_interval < fmt.PAGE_DATA_SIZE:
+            page[index - fmap_interval] = min(run, 255)
+    file.seek(offset)
+    file.write(map_page(bytes(page), fmt.PTYPE_FMAP, offset))
 
 
 def _round_up(value: int, align: int) -> int:

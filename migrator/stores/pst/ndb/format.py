@@ -61,6 +61,8 @@ fAMapValid, bReserved, wReserved."""
 ANSI_ROOT_STRUCT = struct.Struct("<IIIIIIIIIBBH")
 """The ANSI ROOT: the same fields, with 4-byte file offsets, sizes and BIDs."""
 AMAP_VALID = 2
+AMAP_INVALID = 0  # the maps cannot be trusted: a change to them was under way (§2.6.1.3.7)
+ROOT_AMAP_VALID = 68  # offset of fAMapValid in the Unicode ROOT
 
 # --- file geometry (§2.2.2.7) --------------------------------------------------------------------------------
 

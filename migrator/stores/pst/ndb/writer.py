@@ -108,9 +108,12 @@ class NodeIds:
 class NdbWriter:
     """Writes blocks to a file as they come and keeps only the node B-tree entries in memory."""
 
-    def __init__(self, file: BinaryIO, scratch: str | None = None) -> None:
-        """Write to ``file``; the block entries wait in a temporary file in directory ``scratch``."""
-        self.allocator = Allocator(file)
+    def __init__(self, file: BinaryIO, scratch: str | None = None, first_interval: int = 0) -> None:
+        """Write to ``file``; the block entries wait in a temporary file in directory ``scratch``.
+
+        ``first_interval`` above 0 appends to a file that has that many intervals (see ``append.py``).
+        """
+        self.allocator = Allocator(file, first_interval)
         self._next_bid = fmt.FIRST_BLOCK_BID
         self._next_page_bid = 1
         self._blocks = BlockEntries(scratch)
@@ -217,16 +220,23 @@ class NdbWriter:
 
     # --- finishing ----------------------------------------------------------------------------------------
 
-    def finish(self) -> HeaderState:
-        """Write the NBT and BBT pages and the allocation maps; return the header fields they determine."""
-        nbt_entries = (
+    def node_entries(self) -> Iterator[tuple[int, bytes]]:
+        """Yield (nid, packed NBT entry) of every node recorded, by NID."""
+        return (
             (
                 self._nids[i],
                 fmt.NBTENTRY.pack(self._nids[i], self._node_data[i], self._node_subs[i], self._node_parents[i]),
             )
             for i in sorted(range(len(self._nids)), key=self._nids.__getitem__)
         )
-        nbt_root = write_btree(self, nbt_entries, fmt.PTYPE_NBT, fmt.NBTENTRY.size)
+
+    def block_entries(self) -> Iterator[tuple[int, bytes]]:
+        """Yield (bid, packed BBT entry) of every block written, by BID."""
+        return self._blocks.sorted_leaves()
+
+    def finish(self) -> HeaderState:
+        """Write the NBT and BBT pages and the allocation maps; return the header fields they determine."""
+        nbt_root = write_btree(self, self.node_entries(), fmt.PTYPE_NBT, fmt.NBTENTRY.size)
         bbt_root = write_btree(self, self._blocks.sorted_leaves(), fmt.PTYPE_BBT, fmt.BBTENTRY.size)
         eof = self.allocator.finish()
         self.allocator.write_free_maps()
@@ -240,6 +250,10 @@ class NdbWriter:
             bid_next_page=self._next_page_bid,
             last_nid_index=self._last_nid_index(),
         )
+
+    def last_nid_index(self) -> dict[int, int]:
+        """Return the highest NID index of each NID type recorded."""
+        return self._last_nid_index()
 
     def _last_nid_index(self) -> dict[int, int]:
         last: dict[int, int] = {}
