@@ -424,3 +424,34 @@ def test_two_hundred_accounts_in_one_batch_then_as_eight_shards_one_killed(dovec
             assert (row.status, row.held, row.failed, row.exit_code) == (expected.status, expected.held,
                                                                          expected.failed, expected.exit_code), row
     assert [row.account for row in batch_rows(batch) if row.status != "exact"] == [address[wrong.name]]
+
+
+def test_a_stopped_batch_stops_its_workers_at_a_safe_point_and_a_rerun_ends_exact(dovecot, make_user, tmp_path):
+    rng = random.Random(2)
+    users = [make_user() for _ in range(3)]
+    for user in users:
+        seed(dovecot, user, {"INBOX": 300}, rng)
+    accounts = write(tmp_path / "users.csv", "UserName,Password\n" + "".join(f"{u.name},{u.password}\n" for u in users))
+    profile, batch = template(tmp_path / "template.yaml", dovecot), tmp_path / "batch"
+    environ = {**os.environ, "OUT": str(tmp_path / "out")}
+    command = [sys.executable, "-m", "migrator", "batch", str(accounts), "--profile", str(profile), "--dir", str(batch)]
+    dry = subprocess.run([*command, "--dry-run"], cwd=REPO, env=environ, capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr
+    assert not (batch / "report.csv").exists() and not list(batch.glob("accounts/*/result.json"))
+    running = subprocess.Popen([*command, "--jobs", "3"], cwd=REPO, env=environ, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    first = batch / "accounts" / users[0].name
+    while not (first / "state.sqlite").exists() or not locked_by(first / "state.sqlite.lock"):
+        assert running.poll() is None, running.communicate()
+        time.sleep(0.01)
+    running.send_signal(signal.SIGTERM)
+    out, err = running.communicate(timeout=60)
+    assert running.returncode == 143, err
+    assert "stopped by SIGTERM" in err
+    statuses = {row["status"] for row in rows_of(batch / "report.csv").values()}
+    assert statuses <= {"stopped", "exact"} and "stopped" in statuses  # none was cut anywhere but a safe point
+    assert not any(locked_by(path) for path in batch.glob("accounts/*/state.sqlite.lock"))
+    rerun = subprocess.run([*command, "--skip-done"], cwd=REPO, env=environ, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    for user in users:
+        assert target_mail(tmp_path / "out" / user.name) == source_mail(dovecot, user)

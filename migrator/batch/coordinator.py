@@ -155,6 +155,8 @@ def run_batch(listed: AccountList, settings: BatchSettings, observer: Observer |
 def _finish(listed: AccountList, settings: BatchSettings, results: dict[str, AccountResult],
             accounts: list[Account]) -> BatchOutcome:
     rows = [results[a.key] for a in accounts if a.key in results]
+    if settings.dry_run:  # what a dry run found is printed, not mixed into the directory's report
+        return BatchOutcome(rows, [], None, batch_exit_code(rows))
     reported = rows
     with contextlib.suppress(OSError, ValueError, KeyError):
         # A replay of failed.csv, or a run cut short, updates its rows of the directory's report; the others stay.

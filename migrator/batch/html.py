@@ -13,7 +13,7 @@ from migrator.core.sizes import format_size
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;font-size:14px}th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}
-td.n{text-align:right;font-variant-numeric:tabular-nums}tr.bad td{background:#fdecea}
+td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}tr.bad td{background:#fdecea}
 .exact{color:#1a7f37}.bad{color:#b42318}svg{border:1px solid #ddd;margin:1em 0}
 """
 _WIDTH, _HEIGHT, _MARGIN = 640, 220, 40

@@ -72,7 +72,7 @@ def row_variables(job: Job, used: set[str]) -> dict[str, str]:
 
 def run_account(job: Job, progress: Progress | None = None) -> AccountResult:
     """Return the result of running ``job``'s account; the result is also written to its directory
-    (except when another run holds its lock: that run writes its own)."""
+    (except in a dry run, and when another run holds its lock: that run writes its own)."""
     started = time.time()
     secrets = [v for k, v in job.values.items() if k in PASSWORD_COLUMNS]
     try:
@@ -85,7 +85,7 @@ def run_account(job: Job, progress: Progress | None = None) -> AccountResult:
         result = _ended(job.account, code, f"stopped by a signal (exit {code}); rerun to continue", started)
     result = replace(result, first_error=mask(result.first_error, secrets),
                      peak_memory_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-    if result.status != LOCKED:
+    if result.status != LOCKED and not job.dry_run:  # a dry run's "exact" is no reason for --skip-done to skip
         write_result(Path(job.account_dir), result)
     return result
 

@@ -86,7 +86,7 @@ def run(
                              shard=choose_shard(shard, shards, os.environ), dry_run=dry_run)
     display = _display(quiet)
     outcome = run_batch(listed, settings, display)
-    _print_end(outcome.results, outcome.reports, outcome.failed_file, quiet)
+    _print_end(outcome.results, outcome.reports, outcome.failed_file, quiet, f"--profile {profile} --dir {directory}")
     return outcome.exit_code
 
 
@@ -170,7 +170,8 @@ def _display(quiet: bool) -> Observer:
     return Table() if sys.stdout.isatty() else Lines()
 
 
-def _print_end(results: list[AccountResult], reports: list[Path], failed: Path | None, quiet: bool) -> None:
+def _print_end(results: list[AccountResult], reports: list[Path], failed: Path | None, quiet: bool,
+               options: str) -> None:
     from migrator.batch.progress import result_line
     from migrator.batch.report import EXACT
 
@@ -184,4 +185,4 @@ def _print_end(results: list[AccountResult], reports: list[Path], failed: Path |
     for path in reports:
         typer.echo(f"report: {path}")
     if failed is not None:
-        typer.echo(f"failed rows, to rerun: migrator batch {failed} --profile ... --dir ...")
+        typer.echo(f"failed rows, to rerun once fixed: migrator batch {failed} {options}")
