@@ -240,15 +240,37 @@ def test_a_damaged_header_refuses_the_file_in_one_sentence(intact: Intact, tmp_p
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.eml"))
 
 
-def test_adding_to_a_damaged_file_refuses_and_keeps_it(intact: Intact, tmp_path: Path) -> None:
-    nid = min(nid for nid, (_, raw) in intact.messages.items() if len(raw) > 20_000)
+def test_adding_to_a_file_whose_changed_table_is_damaged_refuses_and_keeps_it(intact: Intact, tmp_path: Path) -> None:
+    # An append reads (and checks) only what it changes: here the contents table the new message joins.
+    ndb = Ndb(intact.data)
+    table = ndb.node(table_nid(intact.folder_nids[("INBOX",)], fmt.NID_TYPE_CONTENTS_TABLE))
+    assert table is not None
+    entry = ndb.block_entry(table.bid_data)
+    assert entry is not None
     source = tmp_path / "intact.pst"
-    source.write_bytes(intact.data)
-    _, ib, size = raw_mime_leaf(source, nid)
     damaged = bytearray(intact.data)
-    damaged[ib + size // 2] ^= 0x01
+    damaged[entry.ib + 3] ^= 0x01
     source.write_bytes(bytes(damaged))
     with pytest.raises(StoreError, match=r"cannot add to .* fails its CRC"), \
             open_store(parse_endpoint(f"pst:{source}"), readonly=False) as store:
         store.append_batch(("INBOX",), [Message(mail(9999), folder=("INBOX",))])
     assert source.read_bytes() == bytes(damaged)
+
+
+def test_adding_to_a_file_leaves_a_damaged_message_elsewhere_as_it_was(intact: Intact, tmp_path: Path) -> None:
+    # Appending in place never reads the other messages: one damaged before stays so, the new one is added.
+    nid = min(nid for nid, (path, _) in intact.messages.items() if path != ("INBOX",))
+    ndb = Ndb(intact.data)
+    node = ndb.node(nid)
+    assert node is not None
+    entry = ndb.block_entry(node.bid_data)
+    assert entry is not None
+    source = tmp_path / "intact.pst"
+    damaged = bytearray(intact.data)
+    damaged[entry.ib + 3] ^= 0x01
+    source.write_bytes(bytes(damaged))
+    with open_store(parse_endpoint(f"pst:{source}"), readonly=False) as store:
+        store.append_batch(("INBOX",), [Message(mail(9999), folder=("INBOX",))])
+    assert source.read_bytes()[entry.ib:entry.ib + entry.cb] == bytes(damaged[entry.ib:entry.ib + entry.cb])
+    with PstReader(source) as pst:
+        assert mail(9999) in [m.raw for m in pst.fetch(pst.folder(("INBOX",)), pst.scan(pst.folder(("INBOX",))))]

@@ -1,10 +1,12 @@
 """PstStore: ``pst:PATH`` as a source (through PstReader) and as a target (through PstWriter).
 
-As a target the file is built in a temporary file next to PATH and renamed into place by ``close``: a
+As a target a new file is built in a temporary file next to PATH and renamed into place by ``close``: a
 crashed run never leaves a half-written PST at PATH. When a part reaches ``part_size`` bytes it is closed
-and the next messages go to ``PATH-2.pst``, ``PATH-3.pst``... Writing into an existing PST rebuilds its
-last part: the messages already there are carried into the new file first, with the same NIDs (their blocks
-are copied as they are from Unicode files, re-encoded from ANSI ones).
+and the next messages go to ``PATH-2.pst``, ``PATH-3.pst``... Messages for an existing last part that migrator
+wrote are added to it in place (``append.py``): its header changes last, on ``close``, so a crash leaves the
+file as it was. Any other existing file (ANSI, or from another program) is rebuilt: the messages already
+there are carried into a new file first, with the same NIDs (their blocks copied as they are from Unicode
+files, re-encoded from ANSI ones).
 """
 
 from __future__ import annotations
@@ -81,6 +83,46 @@ class PartWriter:
         self.temp.unlink(missing_ok=True)
 
 
+class AppendPart:
+    """The existing last part ``target``, added to in place by an AppendingWriter; ``commit`` writes its header."""
+
+    def __init__(self, target: Path) -> None:
+        """Open ``target``; raise NotAppendable when it must be rebuilt instead, StoreError when it cannot be opened."""
+        from migrator.stores.pst.append import AppendingWriter
+
+        self.target = target
+        try:
+            self.file = open(target, "r+b")  # noqa: SIM115 - closed by commit or discard
+        except OSError as error:
+            raise disk_error(target, error, "nothing was written") from None
+        try:
+            self.writer: PstWriter = AppendingWriter(self.file, scratch=str(target.parent))
+        except BaseException:
+            self.file.close()
+            raise
+
+    def commit(self) -> None:
+        """Write what the run changed and then the header (see ndb/append.py); StoreError if the file is damaged."""
+        from migrator.stores.pst.ndb.reader import PstFormatError
+
+        try:
+            self.writer.finish()
+        except PstFormatError as error:  # a table the additions change is damaged: the file stays as it was
+            raise StoreError(f"cannot add to {self.target}: {error}; write to a new file instead") from None
+        self.file.close()
+
+    def discard(self) -> None:
+        """Leave the file as its header says: what this run wrote after its end is cut off."""
+        from migrator.stores.pst.ndb.append import prepare
+
+        self.writer.close()
+        if not self.file.closed:
+            try:
+                prepare(self.file)
+            finally:
+                self.file.close()
+
+
 class PstStore(Store):
     """A PST file (or a series of parts) as a store; see the module docstring."""
 
@@ -93,7 +135,7 @@ class PstStore(Store):
         self.part_size = part_size or endpoint.part_size or DEFAULT_PART_SIZE
         self._reader: PstReader | None = None
         self._existing: Path | None = None  # the last part, opened for reading when first needed
-        self._part: PartWriter | None = None
+        self._part: PartWriter | AppendPart | None = None
         self._part_number = 1
 
     # --- lifecycle -------------------------------------------------------------------------------------
@@ -156,6 +198,15 @@ class PstStore(Store):
         from migrator.stores.pst.reader import PstReader
 
         return PstReader(path)
+
+    def _start_existing(self) -> PartWriter | AppendPart:
+        """Return the existing last part opened for adding to it in place, or else rebuilt."""
+        from migrator.stores.pst.append import NotAppendable
+
+        try:
+            return AppendPart(part_path(self.path, self._part_number))
+        except NotAppendable:
+            return self._start_rebuild()
 
     def _start_rebuild(self) -> PartWriter:
         """Return a new part for the existing last part, holding a copy of all its folders and messages."""
@@ -261,7 +312,7 @@ class PstStore(Store):
     def _writer(self) -> PstWriter:
         self._check_writable()
         if self._part is None:
-            self._part = self._start_rebuild()
+            self._part = self._start_existing()
         return self._part.writer
 
     def _rotate_if_full(self, folder: FolderPath) -> None:
@@ -279,7 +330,7 @@ class PstStore(Store):
         self._part.writer.ensure_folder(folder)
 
 
-def _drop(part: PartWriter, error: BaseException) -> None:
+def _drop(part: PartWriter | AppendPart, error: BaseException) -> None:
     """Discard ``part`` because of ``error``; a signal that stopped the run is told, so that the user is."""
     part.discard()
     if isinstance(error, Interrupted):

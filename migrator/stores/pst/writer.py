@@ -7,8 +7,10 @@ the file is finished, because their counts and contents tables depend on every m
 from __future__ import annotations
 
 import array
+import itertools
 import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -17,7 +19,7 @@ from migrator.stores.pst.convert.mapi_from_mime import mapi_from_message
 from migrator.stores.pst.ltp import props as pt
 from migrator.stores.pst.ltp.node_writer import write_pc_node, write_tc_node
 from migrator.stores.pst.ltp.values_writer import PropValue
-from migrator.stores.pst.ltp.writer import Properties
+from migrator.stores.pst.ltp.writer import CopiedRow, Properties
 from migrator.stores.pst.messaging import format as msg_fmt
 from migrator.stores.pst.messaging import props as p
 from migrator.stores.pst.messaging.namemap_writer import name_to_id_map, writer_named_properties
@@ -32,6 +34,7 @@ from migrator.stores.pst.messaging.table_columns import (
 )
 from migrator.stores.pst.messaging.writer import write_message
 from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb.append import NdbAppender
 from migrator.stores.pst.ndb.header_writer import build_dlist, build_header
 from migrator.stores.pst.ndb.writer import NdbWriter
 
@@ -74,6 +77,19 @@ class FolderNode:
     children: list[int] = field(default_factory=list)
     row_offsets: array.array = field(default_factory=lambda: array.array("Q"))  # in the writer's RowSpill
     unread: int = 0
+    # A folder the file had before an append: its messages and unread ones then, and what must be written
+    # again (a new folder is written whole).
+    old_count: int = 0
+    old_unread: int = 0
+    pc_changed: bool = True
+    contents_changed: bool = True
+    hierarchy_changed: bool = True
+    is_new: bool = True
+
+    @property
+    def count(self) -> int:
+        """Return how many messages the folder holds, those it had before an append included."""
+        return self.old_count + len(self.row_offsets)
 
 
 def pst_folder_name(path: FolderPath, depth: int) -> str:
@@ -86,7 +102,7 @@ class PstWriter:
     """Builds one new Unicode PST in ``file``: call add_message for each message, then finish."""
 
     def __init__(self, file: BinaryIO, display_name: str, scratch: str | None = None,
-                 record_key: bytes | None = None) -> None:
+                 record_key: bytes | None = None, ndb: NdbWriter | None = None) -> None:
         """Write to ``file``; contents-table rows and block entries wait in temporary files in ``scratch``.
 
         ``record_key`` is the store's identity, kept when a file is written again (a new one otherwise):
@@ -94,7 +110,7 @@ class PstWriter:
         """
         self.file = file
         self.display_name = display_name
-        self.ndb = NdbWriter(file, scratch)
+        self.ndb = ndb or NdbWriter(file, scratch)
         self.named = writer_named_properties()
         self.record_key = record_key or os.urandom(16)
         self.folders: dict[int, FolderNode] = {}
@@ -111,7 +127,17 @@ class PstWriter:
     def _add_folder(self, folder: FolderNode) -> None:
         self.folders[folder.nid] = folder
         if folder.parent != folder.nid:
-            self.folders[folder.parent].children.append(folder.nid)
+            parent = self.folders[folder.parent]
+            parent.children.append(folder.nid)
+            if folder.is_new:  # the parent's hierarchy table and subfolder flag, and its own row above
+                parent.pc_changed = parent.hierarchy_changed = True
+                self._counts_changed(parent)
+
+    def _counts_changed(self, folder: FolderNode) -> None:
+        """Mark what shows ``folder``'s counts or flags for writing: its own node and its row in its parent."""
+        folder.pc_changed = True
+        if folder.parent != folder.nid:
+            self.folders[folder.parent].hierarchy_changed = True
 
     def ensure_folder(self, path: FolderPath) -> int:
         """Return the NID of the folder at ``path`` under the IPM subtree, creating it and its parents."""
@@ -129,7 +155,7 @@ class PstWriter:
     def message_count(self, path: FolderPath) -> int | None:
         """Return how many messages the folder at ``path`` holds so far, or None when there is no such folder."""
         nid = self._by_path.get(tuple(pst_folder_name(path, d) for d in range(len(path))))
-        return None if nid is None else len(self.folders[nid].row_offsets)
+        return None if nid is None else self.folders[nid].count
 
     def folder_paths(self) -> list[FolderPath]:
         """Return the paths of the user's folders, parents first, with 'Inbox' given back as 'INBOX'."""
@@ -143,6 +169,9 @@ class PstWriter:
         self._claim_message_nid(nid)
         row = write_message(self.ndb, nid, folder.nid, mapi_from_message(message, self.named))
         folder.row_offsets.append(self._rows.add(nid, row))
+        if not folder.contents_changed:
+            folder.contents_changed = True
+            self._counts_changed(folder)
         if Flag.SEEN not in message.flags:
             folder.unread += 1
         return nid
@@ -169,6 +198,9 @@ class PstWriter:
 
     def finish(self) -> None:
         """Write the folders, the store scaffold, the B-trees, the maps and finally the header; fsync."""
+        if isinstance(self.ndb, NdbAppender):
+            self._finish_append(self.ndb)
+            return
         self._write_scaffold()
         for folder in self.folders.values():
             self._write_folder(folder)
@@ -181,30 +213,52 @@ class PstWriter:
         os.fsync(self.file.fileno())
         self.close()
 
+    def _finish_append(self, ndb: NdbAppender) -> None:
+        """Write what the additions changed, then the B-trees, maps and header as ``NdbAppender.commit`` does."""
+        if any(folder.is_new for folder in self.folders.values()):  # the store names some special folders
+            write_pc_node(self.ndb, msg_fmt.NID_MESSAGE_STORE, 0, self._store_properties())
+            write_tc_node(self.ndb, RECEIVE_FOLDER_TABLE, 0, RECEIVE_FOLDER_COLUMNS, self._receive_folder_rows())
+            self.folders[msg_fmt.NID_ROOT_FOLDER].pc_changed = True
+        for folder in self.folders.values():
+            self._write_folder(folder)
+        ndb.commit()
+        self.close()
+
     def close(self) -> None:
         """Drop the rows and block entries kept until the end (finish does it; call it when abandoning the file)."""
         self._rows.close()
         self.ndb.close()
 
     def _write_folder(self, folder: FolderNode) -> None:
-        values = self._hierarchy_row(folder)
-        if folder.nid == msg_fmt.NID_ROOT_FOLDER and (DRAFTS_NAME,) in self._by_path:
-            values[pt.tag(p.PID_IPM_DRAFTS_ENTRY_ID, pt.PT_BINARY)] = self._entry_id(self._by_path[(DRAFTS_NAME,)])
-        write_pc_node(self.ndb, folder.nid, folder.parent, values)
-        hierarchy = [(child, self._hierarchy_row(self.folders[child])) for child in folder.children]
-        if folder.nid == msg_fmt.NID_ROOT_FOLDER:
-            hierarchy.append((SPAM_SEARCH_FOLDER, self._search_folder_properties()))
-        write_tc_node(self.ndb, _table_nid(folder.nid, fmt.NID_TYPE_HIERARCHY_TABLE), 0, HIERARCHY_COLUMNS, hierarchy)
-        contents = self._rows.rows(folder.row_offsets)
-        write_tc_node(self.ndb, _table_nid(folder.nid, fmt.NID_TYPE_CONTENTS_TABLE), 0, CONTENTS_COLUMNS, contents)
-        assoc = _table_nid(folder.nid, fmt.NID_TYPE_ASSOC_CONTENTS_TABLE)
-        write_tc_node(self.ndb, assoc, 0, ASSOC_CONTENTS_COLUMNS, [])
+        """Write the folder's node and tables (of a folder the file had, those that changed)."""
+        if folder.pc_changed:
+            values = self._hierarchy_row(folder)
+            if folder.nid == msg_fmt.NID_ROOT_FOLDER and (DRAFTS_NAME,) in self._by_path:
+                drafts = self._entry_id(self._by_path[(DRAFTS_NAME,)])
+                values[pt.tag(p.PID_IPM_DRAFTS_ENTRY_ID, pt.PT_BINARY)] = drafts
+            write_pc_node(self.ndb, folder.nid, folder.parent, values)
+        if folder.hierarchy_changed:
+            hierarchy = [(child, self._hierarchy_row(self.folders[child])) for child in folder.children]
+            if folder.nid == msg_fmt.NID_ROOT_FOLDER:
+                hierarchy.append((SPAM_SEARCH_FOLDER, self._search_folder_properties()))
+            hierarchy_nid = _table_nid(folder.nid, fmt.NID_TYPE_HIERARCHY_TABLE)
+            write_tc_node(self.ndb, hierarchy_nid, 0, HIERARCHY_COLUMNS, hierarchy)
+        if folder.contents_changed:
+            contents = itertools.chain(self.old_rows(folder), self._rows.rows(folder.row_offsets))
+            write_tc_node(self.ndb, _table_nid(folder.nid, fmt.NID_TYPE_CONTENTS_TABLE), 0, CONTENTS_COLUMNS, contents)
+        if folder.is_new:
+            assoc = _table_nid(folder.nid, fmt.NID_TYPE_ASSOC_CONTENTS_TABLE)
+            write_tc_node(self.ndb, assoc, 0, ASSOC_CONTENTS_COLUMNS, [])
+
+    def old_rows(self, folder: FolderNode) -> Iterator[tuple[int, Properties | CopiedRow]]:
+        """Yield the contents-table rows the folder had before an append (none in a new file)."""
+        return iter(())
 
     def _hierarchy_row(self, folder: FolderNode) -> dict[int, PropValue]:
         values: dict[int, PropValue] = {
             pt.tag(p.PID_DISPLAY_NAME, pt.PT_UNICODE): folder.name,
-            pt.tag(p.PID_CONTENT_COUNT, pt.PT_LONG): len(folder.row_offsets),
-            pt.tag(p.PID_CONTENT_UNREAD_COUNT, pt.PT_LONG): folder.unread,
+            pt.tag(p.PID_CONTENT_COUNT, pt.PT_LONG): folder.count,
+            pt.tag(p.PID_CONTENT_UNREAD_COUNT, pt.PT_LONG): folder.old_unread + folder.unread,
             pt.tag(p.PID_SUBFOLDERS, pt.PT_BOOLEAN): bool(folder.children),
             pt.tag(p.PID_PST_HIDDEN_COUNT, pt.PT_LONG): 0,
             pt.tag(p.PID_PST_HIDDEN_UNREAD, pt.PT_LONG): 0,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from migrator.stores.pst.ltp.writer import Properties, Subnodes, build_pc, build_tc
+from migrator.stores.pst.ltp.writer import CopiedRow, Properties, Subnodes, build_pc, build_tc
 from migrator.stores.pst.ndb.writer import NdbWriter
 
 
@@ -16,7 +16,8 @@ def write_pc_node(ndb: NdbWriter, nid: int, parent: int, values: Properties) -> 
 
 
 def write_tc_node(
-    ndb: NdbWriter, nid: int, parent: int, columns: Sequence[int], rows: Iterable[tuple[int, Properties]]
+    ndb: NdbWriter, nid: int, parent: int, columns: Sequence[int],
+    rows: Iterable[tuple[int, Properties | CopiedRow]],
 ) -> None:
     """Write a table context as the top-level node ``nid``."""
     subnodes = Subnodes(ndb)

@@ -90,6 +90,24 @@ def _pc_record(prop_tag: int, value: PropValue, heap: Heap, subnodes: Subnodes) 
 
 
 @dataclass(frozen=True)
+class CopiedRow:
+    """A row taken from a table with the same columns: its bytes, and the value of each variable cell by offset.
+
+    The fixed cells are kept as they are; the variable ones are stored again in the new table's heap.
+    """
+
+    row: bytes
+    cells: tuple[tuple[int, bytes], ...]
+
+
+def _copy_row(copied: CopiedRow, heap: Heap, subnodes: Subnodes) -> bytes:
+    row = bytearray(copied.row)
+    for offset, value in copied.cells:
+        row[offset:offset + 4] = struct.pack("<I", store_variable(heap, subnodes, value))
+    return bytes(row)
+
+
+@dataclass(frozen=True)
 class Column:
     """Where one column's cell sits in a row: byte offset, width and cell-existence bit."""
 
@@ -154,17 +172,23 @@ def _encode_row(layout: RowLayout, row_id: int, values: Properties, heap: Heap, 
     return bytes(row)
 
 
-def build_tc(tags: Sequence[int], rows: Iterable[tuple[int, Properties]], subnodes: Subnodes) -> list[bytes]:
+def build_tc(
+    tags: Sequence[int], rows: Iterable[tuple[int, Properties | CopiedRow]], subnodes: Subnodes
+) -> list[bytes]:
     """Return the heap blocks of a table context with columns ``tags`` and ``rows`` (row id, values).
 
     ``rows`` is read once, each row encoded as it comes: a big folder's rows are never all in memory as values.
+    A CopiedRow must come from a table with the same ``tags``.
     """
     layout = row_layout(tuple(tags))
     heap = Heap(ltp_fmt.HN_CLIENT_TC)
     encoded: list[bytes] = []
     row_ids: list[int] = []
     for row_id, values in rows:
-        encoded.append(_encode_row(layout, row_id, values, heap, subnodes))
+        if isinstance(values, CopiedRow):
+            encoded.append(_copy_row(values, heap, subnodes))
+        else:
+            encoded.append(_encode_row(layout, row_id, values, heap, subnodes))
         row_ids.append(row_id)
     index = sorted((row_id, struct.pack("<I", number)) for number, row_id in enumerate(row_ids))
     hid_index = build_bth(heap, 4, 4, index).header

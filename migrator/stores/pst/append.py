@@ -1,0 +1,147 @@
+"""Adding messages to a PST migrator wrote, in place: the file's folders are read, new messages go after its end.
+
+What the additions change is written again beside the old (the nodes and tables of the folders that gained
+messages or subfolders, their parents' hierarchy tables, and when folders are new the store's node and receive
+folder table); ``NdbAppender.commit`` then changes the B-trees copy-on-write and writes the header last, so a
+run killed at any moment leaves the previous file. A file this cannot add to (ANSI, written by another program
+or by a migrator with other named properties than these) raises NotAppendable: it is rebuilt instead.
+"""
+
+from __future__ import annotations
+
+import mmap
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from migrator.stores.pst.ltp import format as ltp_fmt
+from migrator.stores.pst.ltp import props as pt
+from migrator.stores.pst.ltp.node_writer import write_pc_node
+from migrator.stores.pst.ltp.reader import Node, PropertyContext, TableContext, hnid_bytes
+from migrator.stores.pst.ltp.writer import CopiedRow, Properties, row_layout
+from migrator.stores.pst.messaging import format as msg_fmt
+from migrator.stores.pst.messaging import props as p
+from migrator.stores.pst.messaging.namemap_writer import name_to_id_map
+from migrator.stores.pst.messaging.reader import name_map_streams, store_props, subfolder_nids
+from migrator.stores.pst.messaging.table_columns import CONTENTS_COLUMNS
+from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb.append import NdbAppender, prepare
+from migrator.stores.pst.ndb.reader import Ndb, PstFormatError
+from migrator.stores.pst.writer import (
+    FIRST_MESSAGE_INDEX,
+    FIRST_USER_FOLDER_INDEX,
+    IPM_SUBTREE,
+    FolderNode,
+    PstWriter,
+    _table_nid,
+)
+
+_NAME_STREAMS = (p.PID_NAMEID_STREAM_GUID, p.PID_NAMEID_STREAM_ENTRY, p.PID_NAMEID_STREAM_STRING)
+
+
+class NotAppendable(Exception):
+    """The file cannot be added to in place; the message says why."""
+
+
+class AppendingWriter(PstWriter):
+    """A PstWriter adding to the existing file ``file``: its folders as they are, new messages after its end."""
+
+    def __init__(self, file: BinaryIO, scratch: str | None = None) -> None:
+        """Open ``file`` (read and write); raise NotAppendable when it must be rebuilt instead, OSError."""
+        try:
+            prepare(file)
+        except PstFormatError as error:
+            raise NotAppendable(str(error)) from None
+        self._map = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            self.base = Ndb(self._map)
+            if not self.base.layout.unicode:
+                raise NotAppendable("it is an ANSI file")
+            store = store_props(self.base)
+            record_key = store.get(p.PID_RECORD_KEY)
+            name = store.get(p.PID_DISPLAY_NAME, "")
+            if not isinstance(record_key, bytes) or len(record_key) != 16:
+                raise NotAppendable("its store has no record key")
+            super().__init__(file, name if isinstance(name, str) else "", scratch, record_key,
+                             NdbAppender(file, self.base, scratch))
+            self._name_map_grows = self._check_name_map()
+            self._load_folders()
+        except PstFormatError as error:
+            self._map.close()
+            raise NotAppendable(str(error)) from None
+        except BaseException:
+            self._map.close()
+            raise
+
+    def _check_name_map(self) -> bool:
+        """Return True when the file's name map lacks named properties this writer adds at its end."""
+        have = name_map_streams(self.base)
+        wanted = name_to_id_map(list(self.named.values()))
+        want = tuple(wanted[pt.tag(pid, pt.PT_BINARY)] for pid in _NAME_STREAMS)
+        if have == want:
+            return False
+        if all(isinstance(new, bytes) and new.startswith(old) for old, new in zip(have, want, strict=True)):
+            return True
+        raise NotAppendable("its named properties are not the ones this version of migrator writes")
+
+    def _load_folders(self) -> None:
+        """Replace the folders of a new file by those of the file, nothing marked for writing."""
+        self.folders.clear()
+        self._by_path.clear()
+        self._load(msg_fmt.NID_ROOT_FOLDER, msg_fmt.NID_ROOT_FOLDER, None)
+        rgnid = self.base.header.rgnid
+        self._next_folder_index = max(FIRST_USER_FOLDER_INDEX, rgnid[fmt.NID_TYPE_NORMAL_FOLDER] + 1)
+        self._next_message_index = max(FIRST_MESSAGE_INDEX, rgnid[fmt.NID_TYPE_NORMAL_MESSAGE] + 1)
+
+    def _load(self, nid: int, parent: int, path: tuple[str, ...] | None) -> None:
+        values = PropertyContext(Node.top(self.base, nid))
+        name, container = values.get(p.PID_DISPLAY_NAME, ""), values.get(p.PID_CONTAINER_CLASS)
+        count, unread = values.get(p.PID_CONTENT_COUNT, 0), values.get(p.PID_CONTENT_UNREAD_COUNT, 0)
+        folder = FolderNode(nid, name if isinstance(name, str) else "", parent,
+                            container if isinstance(container, str) else None,
+                            old_count=count if isinstance(count, int) else 0,
+                            old_unread=unread if isinstance(unread, int) else 0,
+                            pc_changed=False, contents_changed=False, hierarchy_changed=False, is_new=False)
+        self._add_folder(folder)
+        if path:
+            self._by_path[path] = nid
+        for child in subfolder_nids(self.base, nid):
+            below = () if child == IPM_SUBTREE else None
+            self._load(child, nid, below if path is None else (*path, self._name_of(child)))
+
+    def _name_of(self, nid: int) -> str:
+        name = PropertyContext(Node.top(self.base, nid)).get(p.PID_DISPLAY_NAME, "")
+        return name if isinstance(name, str) else ""
+
+    def old_rows(self, folder: FolderNode) -> Iterator[tuple[int, Properties | CopiedRow]]:
+        """Yield the folder's contents-table rows as the file has them, to be copied into the new table."""
+        if folder.is_new or self.base.node(_table_nid(folder.nid, fmt.NID_TYPE_CONTENTS_TABLE)) is None:
+            return
+        table = TableContext(Node.top(self.base, _table_nid(folder.nid, fmt.NID_TYPE_CONTENTS_TABLE)),
+                             self.base.layout)
+        layout = row_layout(CONTENTS_COLUMNS)
+        found = sorted((c.tag, c.offset, c.size, c.bit) for c in table.info.columns)
+        if found != sorted((c.tag, c.offset, c.width, c.bit) for c in layout.columns):
+            raise PstFormatError(f"the contents table of folder {folder.nid:#x} has other columns")
+        variable = [c for c in layout.columns if pt.FIXED_TYPE_SIZES.get(pt.tag_type(c.tag)) != c.width]
+        bitmap = layout.ends[ltp_fmt.TCI_1B]  # where the cell-existence bitmap starts
+        for row in table.rows():
+            cells = []
+            for column in variable:
+                if not row[bitmap + column.bit // 8] & (0x80 >> (column.bit % 8)):
+                    continue
+                hnid = int.from_bytes(row[column.offset:column.offset + 4], "little")
+                if hnid:
+                    cells.append((column.offset, hnid_bytes(table.heap, table.node, hnid)))
+            yield table.row_id(row), CopiedRow(bytes(row), tuple(cells))
+
+    def finish(self) -> None:
+        """Write what changed and make it the file's content (see NdbAppender.commit)."""
+        if self._name_map_grows:
+            write_pc_node(self.ndb, msg_fmt.NID_NAME_TO_ID_MAP, 0, name_to_id_map(list(self.named.values())))
+        super().finish()
+
+    def close(self) -> None:
+        """Drop what was kept for the end and let go of the file's map."""
+        super().close()
+        if not self._map.closed:
+            self._map.close()

@@ -1,0 +1,182 @@
+"""Adding to an existing PST in place, and killing it at every step of that.
+
+A rerun that finds new mail writes it after the file's end, changes the B-trees copy-on-write and writes
+the header last (migrator/stores/pst/ndb/append.py). The sweeps run the real command line, SIGKILLed just
+before its Nth write into the PST (tests/support/pst_kill.py), for points in the message blocks, the tables,
+the B-tree pages, the allocation maps and the header, and after the header before the state file records
+the rows. After each kill the file at PATH must read cleanly in our validator, readpst, pffexport and pypff,
+showing either the previous messages or all of them; and a rerun must end exact: every source message once,
+byte for byte as our reader gives it back.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import shutil
+import signal
+import subprocess
+import sys
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from harness.corpus import corpus
+from migrator.core.message import Flags, Message
+from migrator.endpoints.endpoint import parse_endpoint
+from migrator.stores import open_store
+from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb.reader import parse_header
+from migrator.stores.pst.reader import PstReader
+from migrator.stores.pst.validate import validate
+from tests.support.archives import write_archive
+from tests.support.pst_exports import Export, pffexport_export, readpst_export
+from tests.support.pst_pypff import pypff_export
+
+AFTER_HEADER = -2  # pst_kill's point after the PST is complete, before the state file records its rows
+Contents = Counter[tuple[tuple[str, ...], bytes]]
+
+
+def _big(number: int) -> Message:
+    payload = base64.encodebytes(random.Random(number).randbytes(300_000)).replace(b"\n", b"\r\n")
+    raw = (f"Subject: big {number}\r\nMessage-ID: <big{number}@append>\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n").encode() + payload
+    return Message(raw, Flags(), datetime(2024, 6, number, tzinfo=timezone.utc), ("INBOX",))
+
+
+class Scene:
+    """A Maildir copied into a PST, then given new mail: the PST and state file as the first copy left them."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.source = root / "source"
+        self.work = root / "work"
+        self.work.mkdir()
+        self.pst = self.work / "backup.pst"
+        self.state = self.work / "state.sqlite"
+        messages = [m for m in corpus() if m.raw]
+        old, new = messages[::2], messages[1::2]
+        write_archive(parse_endpoint(f"maildir:{self.source}"), old)
+        assert copy(self, str(self.state)).returncode == 0
+        self.saved = root / "saved"
+        shutil.copytree(self.work, self.saved)
+        new += [_big(1), _big(2)] + [
+            Message(f"Subject: in a new folder {n}\r\n\r\nhello\r\n".encode(), Flags(),
+                    datetime(2024, 6, 3, tzinfo=timezone.utc), folder)
+            for n, folder in enumerate((("Neu",), ("Neu", "Unterordner")))
+        ]
+        write_archive(parse_endpoint(f"maildir:{self.source}"), new)
+        self.expected = source_contents(self.source)
+        self.before = exports(self.pst, root / "before")
+        counted = self.trial(-1)
+        self.writes = int(counted.stderr.rsplit("pst writes: ", 1)[1].split()[0])
+        assert pst_contents(self.pst) == self.expected
+        self.after = exports(self.pst, root / "after")
+
+    def trial(self, kill_at: int) -> subprocess.CompletedProcess[str]:
+        """Restore the first copy's PST and state, and run the copy killed before write ``kill_at``."""
+        shutil.rmtree(self.work)
+        shutil.copytree(self.saved, self.work)
+        command = [sys.executable, "-m", "tests.support.pst_kill", str(kill_at), "copy", "--quiet",
+                   "--state", str(self.state), f"maildir:{self.source}", f"pst:{self.pst}"]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+    def killed_then_rerun(self, kill_at: int, out: Path) -> str:
+        """Kill a run at ``kill_at``, check the file and the rerun; return 'before' or 'after' (what PATH showed)."""
+        killed = self.trial(kill_at)
+        assert killed.returncode == -signal.SIGKILL, (kill_at, killed.returncode, killed.stderr)
+        assert validate(self.pst) == [], kill_at
+        header = parse_header(self.pst.read_bytes()[:fmt.HEADER_SIZE])
+        left = ("bytes after ibFileEof" if self.pst.stat().st_size > header.file_eof else "",
+                "maps marked invalid" if header.amap_valid == fmt.AMAP_INVALID else "")
+        shown = exports(self.pst, out)
+        assert shown in (self.before, self.after), kill_at
+        rerun = copy(self, str(self.state))
+        assert rerun.returncode == 0, rerun.stderr
+        assert validate(self.pst) == []
+        assert pst_contents(self.pst) == self.expected, kill_at
+        assert size_matches_header(self.pst)
+        return ", ".join(filter(None, ("before" if shown == self.before else "after", *left)))
+
+
+def copy(scene: Scene, state: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "migrator", "copy", "--quiet", "--state", state,
+                           f"maildir:{scene.source}", f"pst:{scene.pst}"], capture_output=True, text=True, timeout=300)
+
+
+def source_contents(path: Path) -> Contents:
+    with open_store(parse_endpoint(f"maildir:{path}")) as store:
+        return Counter((folder.path, m.raw) for folder in store.list_folders() for m in store.messages(folder.path))
+
+
+def pst_contents(path: Path) -> Contents:
+    with PstReader(path) as pst:
+        return Counter((folder.path, m.raw) for folder in pst.folders() for m in pst.fetch(folder, pst.scan(folder)))
+
+
+def exports(pst: Path, out: Path) -> list[dict[tuple[str, ...], list[str]]]:
+    """Return the subjects per folder that readpst, pffexport and pypff show (each asserts it read all)."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir()
+    shown = [readpst_export(pst, out / "readpst"), pffexport_export(pst, out / "pffexport"), pypff_export(pst)]
+    info = subprocess.run(["pffinfo", "-a", str(pst)], capture_output=True, text=True)
+    assert info.returncode == 0, info.stdout + info.stderr  # pffinfo -a reads every allocation map
+    return [_subjects(export) for export in shown]
+
+
+def _subjects(export: Export) -> dict[tuple[str, ...], list[str]]:
+    return {folder: sorted(m.subject for m in found) for folder, found in export.items() if found}
+
+
+def size_matches_header(path: Path) -> bool:
+    header = parse_header(path.read_bytes()[:fmt.HEADER_SIZE])
+    return header.file_eof == path.stat().st_size and header.amap_valid == fmt.AMAP_VALID
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Scene:
+    return Scene(tmp_path_factory.mktemp("append"))
+
+
+def test_an_append_writes_new_mail_after_the_end_and_changes_little(scene: Scene) -> None:
+    scene.trial(-1)
+    size_before = (scene.saved / "backup.pst").stat().st_size
+    old = (scene.saved / "backup.pst").read_bytes()
+    new = scene.pst.read_bytes()
+    assert validate(scene.pst) == []
+    changed = [offset for offset in range(0, size_before, fmt.PAGE_SIZE)
+               if old[offset:offset + fmt.PAGE_SIZE] != new[offset:offset + fmt.PAGE_SIZE]]
+    # Below the old end only the header and the map pages of intervals where space was freed change.
+    assert all(offset < fmt.HEADER_SIZE or (offset - fmt.FIRST_AMAP_OFFSET) % fmt.AMAP_INTERVAL == 0
+               for offset in changed)
+    assert size_matches_header(scene.pst)
+
+
+def test_a_rerun_that_finds_nothing_leaves_the_file_alone(scene: Scene) -> None:
+    scene.trial(-1)
+    before = scene.pst.read_bytes()
+    assert copy(scene, str(scene.state)).returncode == 0
+    assert scene.pst.read_bytes() == before
+
+
+def kill_points(writes: int, every: int) -> list[int]:
+    """Return write numbers to kill at: every ``every``th, and each of the last 12 (tables, pages, maps, header)."""
+    return sorted({*range(0, writes, every), *range(max(writes - 12, 0), writes), AFTER_HEADER})
+
+
+def test_killed_appends_leave_a_valid_file_and_reruns_end_exact(scene: Scene, tmp_path: Path) -> None:
+    points = [0, scene.writes // 2, scene.writes - 3, scene.writes - 1, AFTER_HEADER]
+    shown = [scene.killed_then_rerun(point, tmp_path / str(index)) for index, point in enumerate(points)]
+    invalid = "before, bytes after ibFileEof, maps marked invalid"
+    assert shown == ["before", "before, bytes after ibFileEof", invalid, invalid, "after"]
+
+
+@pytest.mark.slow
+def test_appends_killed_at_every_step_leave_a_valid_file_and_reruns_end_exact(scene: Scene, tmp_path: Path) -> None:
+    points = kill_points(scene.writes, max(scene.writes // 40, 1))
+    shown = Counter(scene.killed_then_rerun(point, tmp_path / str(index)) for index, point in enumerate(points))
+    print(f"\n{len(points)} kill points of {scene.writes} writes: PATH showed {dict(shown)}; all reruns exact")
+    assert shown["after"] == 1 and shown["before, bytes after ibFileEof, maps marked invalid"] >= 2
