@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from migrator.core.errors import ConfigError, ConnectError, ConnectionLost, FolderError
-from migrator.stores.network.reconnect import DELAYS, Reconnecting, ReconnectPolicy, Refused, refusal
+from migrator.core.errors import ConfigError, ConnectError, ConnectionLost, FolderError, Refused
+from migrator.stores.network.reconnect import DELAYS, Reconnecting, ReconnectPolicy, refusal
 
 
 class Flaky:

@@ -41,6 +41,10 @@ class ConnectError(MigratorError):
     exit_code = ExitCode.CONNECT
 
 
+class Refused(ConnectError):
+    """A connection turned down for good: a login, a certificate, a feature the endpoint needs; never retried."""
+
+
 class ConnectionLost(MigratorError):
     """An established connection dropped; the caller may reconnect and resume."""
 

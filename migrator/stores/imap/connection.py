@@ -12,7 +12,7 @@ import ssl
 from collections.abc import Callable
 from typing import TypeVar
 
-from migrator.core.errors import ConfigError, ConnectError, ConnectionLost
+from migrator.core.errors import ConfigError, ConnectError, ConnectionLost, Refused
 from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.imap import oauth_login
 from migrator.stores.imap.commands import Secret, astring
@@ -21,7 +21,7 @@ from migrator.stores.imap.protocol import ImapProtocol
 from migrator.stores.network import sasl
 from migrator.stores.network.limits import max_message_size, stall_seconds
 from migrator.stores.network.paced_socket import PacedSocket, Stalled
-from migrator.stores.network.reconnect import Refused, refusal
+from migrator.stores.network.reconnect import refusal
 from migrator.stores.network.tls import (
     NoGreeting,
     await_greeting,

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 
+from migrator.core.errors import Refused
 from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.imap.commands import Secret
 from migrator.stores.imap.parser import Response
 from migrator.stores.imap.protocol import ImapProtocol
-from migrator.stores.network.reconnect import Refused, refusal
+from migrator.stores.network.reconnect import refusal
 from migrator.stores.network.sasl import challenge_error, choose, encoded_first_message, error_answer
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-from migrator.core.errors import FolderError
+from migrator.core.errors import FolderError, Refused
 from migrator.core.folder import Folder, FolderIndex, FolderStats, Role
 from migrator.core.listing import Listing
 from migrator.core.message import Flag, Flags, FolderPath, Message, MessageRef
@@ -20,7 +20,7 @@ from migrator.stores.imap.session import Session
 from migrator.stores.network.limits import not_read
 from migrator.stores.network.login import logged_in
 from migrator.stores.network.pacing import pacing_for
-from migrator.stores.network.reconnect import LOST, Reconnecting, Refused
+from migrator.stores.network.reconnect import LOST, Reconnecting
 
 T = TypeVar("T")
 

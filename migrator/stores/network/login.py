@@ -6,8 +6,8 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
+from migrator.core.errors import Refused
 from migrator.endpoints.login_secret import LoginExpired, LoginSecret
-from migrator.stores.network.reconnect import Refused
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from migrator.core.errors import ConnectError, ConnectionLost, LimitReached, MigratorError
+from migrator.core.errors import ConnectError, ConnectionLost, LimitReached, MigratorError, Refused
 from migrator.stores.network.throttle import Throttled, Waits, pause
 
 DELAYS = (0.5, 1.0, 2.0)  # seconds: long enough for a server restarting, short enough not to stall a run
@@ -37,10 +37,6 @@ LOST = (ConnectionLost, ConnectError, OSError)
 _TEMPORARY = re.compile(r"\[(UNAVAILABLE|SYS/TEMP|IN-USE)\]", re.IGNORECASE)
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class Refused(ConnectError):
-    """A connection turned down for good: a login, a certificate, a feature the endpoint needs; never retried."""
 
 
 def refusal(words: str) -> type[ConnectError]:

@@ -14,14 +14,14 @@ import ssl
 from collections.abc import Callable
 from typing import BinaryIO, TypeVar
 
-from migrator.core.errors import ConfigError, ConnectError
+from migrator.core.errors import ConfigError, ConnectError, Refused
 from migrator.core.sizes import format_size
 from migrator.endpoints.endpoint import Endpoint
 from migrator.endpoints.kinds import OAUTH_METHODS
 from migrator.stores.network import sasl
 from migrator.stores.network.limits import max_message_size, stall_seconds
 from migrator.stores.network.paced_socket import PacedSocket, Stalled
-from migrator.stores.network.reconnect import Refused, refusal
+from migrator.stores.network.reconnect import refusal
 from migrator.stores.network.tls import (
     NoGreeting,
     await_greeting,

@@ -11,9 +11,9 @@ import logging
 import poplib
 from typing import TYPE_CHECKING
 
-from migrator.core.errors import ConnectError
+from migrator.core.errors import ConnectError, Refused
 from migrator.endpoints.endpoint import Endpoint
-from migrator.stores.network.reconnect import Refused, refusal
+from migrator.stores.network.reconnect import refusal
 from migrator.stores.network.sasl import challenge_error, choose, encoded_first_message, error_answer
 
 if TYPE_CHECKING:
