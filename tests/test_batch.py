@@ -455,3 +455,29 @@ def test_a_stopped_batch_stops_its_workers_at_a_safe_point_and_a_rerun_ends_exac
     assert rerun.returncode == 0, rerun.stderr
     for user in users:
         assert target_mail(tmp_path / "out" / user.name) == source_mail(dovecot, user)
+
+
+def test_an_account_whose_worker_dies_or_outgrows_its_memory_fails_alone(dovecot, make_user, tmp_path, monkeypatch):
+    rng = random.Random(3)
+    users = [make_user() for _ in range(3)]
+    for user in users:
+        seed(dovecot, user, {"INBOX": 3}, rng)
+    monkeypatch.setenv("OUT", str(tmp_path / "out"))
+    accounts = write(tmp_path / "users.csv", "UserName,PasswordCommand\n"
+                     f"{users[0].name},echo {users[0].password}\n"
+                     f"{users[1].name},kill -9 $PPID\n"  # the shell's parent is the account's worker
+                     f"{users[2].name},echo {users[2].password}\n")
+    profile = template(tmp_path / "template.yaml", dovecot)
+    outcome = run_batch(read_accounts(accounts), BatchSettings(profile, tmp_path / "batch", jobs=3))
+    rows = {row.account: row for row in outcome.results}
+    assert outcome.exit_code == 1
+    assert (rows[users[0].name].status, rows[users[2].name].status) == ("exact", "exact")
+    crashed = rows[users[1].name]
+    assert (crashed.status, crashed.exit_code) == ("crashed", 137)
+    assert crashed.first_error == "the worker process ended: killed by SIGKILL; see its log"
+    assert read_accounts(tmp_path / "batch" / "failed.csv").accounts[0].values["UserName"] == users[1].name
+    # 30 MB of address space is far less than Python and OpenSSL need: every worker fails, the batch does not.
+    small = run_batch(read_accounts(accounts), BatchSettings(profile, tmp_path / "small", jobs=3,
+                                                             worker_memory=30_000_000))
+    assert [row.status for row in small.results] == ["crashed"] * 3
+    assert "exit 1 without a result (" in small.results[0].first_error  # MemoryError, or a library not loaded

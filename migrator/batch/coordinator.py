@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
+import resource
 import selectors
 import signal
 import subprocess
@@ -30,10 +32,10 @@ from migrator.batch.report import (
     LOCKED,
     AccountResult,
     batch_exit_code,
+    mask,
     merged,
     read_report,
     read_result,
-    status_of,
     write_json_atomic,
     write_reports,
     write_result,
@@ -57,6 +59,7 @@ class BatchSettings:
     shard: Shard = field(default_factory=lambda: Shard(0, 1))
     skip_done: bool = False
     dry_run: bool = False
+    worker_memory: int | None = None  # bytes of address space each worker may take (RLIMIT_AS), or no limit
 
     @property
     def report_dir(self) -> Path:
@@ -221,7 +224,7 @@ class _Pool:
         log = os.open(directory / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         process = subprocess.Popen([sys.executable, "-m", "migrator.batch.worker"], stdin=subprocess.PIPE,
                                    stdout=subprocess.PIPE, stderr=log, start_new_session=True,
-                                   preexec_fn=_die_with_parent)
+                                   preexec_fn=functools.partial(_prepare_worker, self.settings.worker_memory))
         assert process.stdin is not None and process.stdout is not None
         with contextlib.suppress(BrokenPipeError):
             process.stdin.write(json.dumps(asdict(job)).encode())
@@ -269,13 +272,16 @@ class _Pool:
         self._done(worker.account, result, "")
 
     def _crashed(self, worker: _Worker, peak: int) -> AccountResult:
-        code = worker.process.returncode
+        code, place = worker.process.returncode, account_dir(self.settings.directory, worker.account)
         why = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit {code} without a result"
+        last = _last_line(place / LOG_FILE)
+        if last and code >= 0:  # an uncaught error: Python's last line names it (MemoryError, ...)
+            why += f" ({mask(last, worker.account.secrets)})"
         now = time.time()
-        result = AccountResult(worker.account.id, CRASHED if code < 0 else status_of(code), exit_code=(
-            128 - code if code < 0 else code), first_error=f"the worker process ended: {why}; see its log",
-            started=now, finished=now, peak_memory_kb=peak)
-        write_result(account_dir(self.settings.directory, worker.account), result)
+        result = AccountResult(worker.account.id, CRASHED, exit_code=128 - code if code < 0 else code,
+                               first_error=f"the worker process ended: {why}; see its log", started=now,
+                               finished=now, peak_memory_kb=peak)
+        write_result(place, result)
         return result
 
     def _done(self, account: Account, result: AccountResult, note: str) -> None:
@@ -292,6 +298,16 @@ class _Pool:
             self._read(_TICK)
 
 
+def _last_line(path: Path) -> str:
+    try:
+        with open(path, "rb") as file:
+            file.seek(max(file.seek(0, os.SEEK_END) - 4096, 0))
+            lines = file.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1][:200] if lines else ""
+
+
 _PR_SET_PDEATHSIG = 1
 _PRCTL: Callable[[int, int], int] | None
 try:
@@ -300,7 +316,10 @@ except (OSError, AttributeError):  # not Linux: workers then outlive a killed co
     _PRCTL = None
 
 
-def _die_with_parent() -> None:
-    # In the child before exec: SIGTERM when the coordinator's thread that started it ends, however it ends.
+def _prepare_worker(memory: int | None) -> None:
+    # In the child before exec: SIGTERM when the coordinator's thread that started it ends, however it ends;
+    # and the address space it may take, so that a runaway account fails alone (MemoryError) before the machine does.
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if memory is not None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))

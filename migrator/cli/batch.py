@@ -70,6 +70,9 @@ def run(
                                     help="csv, imapsync (host1;user1;password1;host2;user2;password2;), or auto."),
     allow_columns: bool = typer.Option(False, "--allow-columns",
                                        help="Accept columns migrator does not know, as ${NAME}s for the template."),
+    worker_memory: str | None = typer.Option(None, "--worker-memory", metavar="SIZE",
+                                             help="The most memory (address space) each account's process may "
+                                                  "take, e.g. 2GB; past it that account fails alone."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="List what would be copied; write nothing."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table; print only the accounts that failed."),
 ) -> int:
@@ -83,11 +86,24 @@ def run(
         raise ConfigError(f"--format {list_format}: use one of {', '.join(FORMATS)}")
     listed = read_accounts(accounts, format=list_format, allow_columns=allow_columns)
     settings = BatchSettings(template=profile, directory=directory, jobs=jobs, skip_done=skip_done,
-                             shard=choose_shard(shard, shards, os.environ), dry_run=dry_run)
+                             shard=choose_shard(shard, shards, os.environ), dry_run=dry_run,
+                             worker_memory=_size(worker_memory))
     display = _display(quiet)
     outcome = run_batch(listed, settings, display)
     _print_end(outcome.results, outcome.reports, outcome.failed_file, quiet, f"--profile {profile} --dir {directory}")
     return outcome.exit_code
+
+
+def _size(text: str | None) -> int | None:
+    from migrator.core.errors import ConfigError
+    from migrator.core.sizes import parse_size
+
+    if text is None:
+        return None
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise ConfigError(f"--worker-memory {text}: write a size like 2GB or 1500MB") from None
 
 
 @batch_app.command(cls=Command)
