@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 
 from harness.corpus import corpus
+from harness.dovecot import DovecotServer
+from harness.mailserver import MailUser
 from migrator.core.message import Flags, Message
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
@@ -180,3 +182,31 @@ def test_appends_killed_at_every_step_leave_a_valid_file_and_reruns_end_exact(sc
     shown = Counter(scene.killed_then_rerun(point, tmp_path / str(index)) for index, point in enumerate(points))
     print(f"\n{len(points)} kill points of {scene.writes} writes: PATH showed {dict(shown)}; all reruns exact")
     assert shown["after"] == 1 and shown["before, bytes after ibFileEof, maps marked invalid"] >= 2
+
+
+def test_reruns_skip_the_unchanged_folders_of_a_pst_target(dovecot: DovecotServer, user: MailUser,
+                                                           tmp_path: Path) -> None:
+    # A source that gives folder versions (IMAP) lets a PST target skip what did not change, as other targets do:
+    # the versions wait with the held rows until the file is durable (pipeline/run.py _record_deferred).
+    from harness.corpus import seed_items, server_safe
+    from migrator.pipeline.run import run_copy
+    from migrator.state.statefile import StateStore
+    from tests.test_copy import imap_endpoint
+
+    dovecot.seed(user, seed_items(server_safe(corpus())))
+    source, target = imap_endpoint(dovecot, user), parse_endpoint(f"pst:{tmp_path / 'backup.pst'}")
+    state = StateStore(tmp_path / "state.sqlite")
+    assert run_copy(source, [target], state=state).failures == []
+    before = (tmp_path / "backup.pst").read_bytes()
+    dovecot.enable_rawlog(user)
+    summary = run_copy(source, [target], state=state)
+    assert summary.copied == 0
+    scanned = [c for c in dovecot.imap_commands(user) if "FETCH" in c.upper() or "EXAMINE" in c.upper()]
+    assert scanned == [], "unchanged folders are not even scanned"
+    assert (tmp_path / "backup.pst").read_bytes() == before
+    dovecot.seed(user, [(("INBOX",), b"Subject: new\r\nMessage-ID: <new@pst>\r\n\r\nnew\r\n", (),
+                         datetime(2024, 7, 1, tzinfo=timezone.utc))])
+    dovecot.enable_rawlog(user)
+    assert run_copy(source, [target], state=state).copied == 1
+    examined = [c for c in dovecot.imap_commands(user) if "EXAMINE" in c.upper() or "SELECT" in c.upper()]
+    assert examined and all('"INBOX"' in c or " INBOX" in c for c in examined), examined
