@@ -36,6 +36,12 @@ class _Counted:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._file, name)
 
+    def __enter__(self) -> _Counted:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._file.close()
+
 
 def main() -> None:
     kill_at = int(sys.argv[1])

@@ -151,7 +151,8 @@ class PstStore(Store):
             self._part_number += 1
         existing = part_path(self.path, self._part_number)
         if existing.exists():
-            self._existing = existing  # rebuilt only when something is added (_writer)
+            self._existing = existing  # added to (or rebuilt) only when something is added (_writer)
+            _recover(existing)
         else:
             self._part = PartWriter(existing)
 
@@ -328,6 +329,18 @@ class PstStore(Store):
         for path in paths:
             self._part.writer.ensure_folder(path)
         self._part.writer.ensure_folder(folder)
+
+
+def _recover(path: Path) -> None:
+    """Undo what a killed append left in ``path`` (see ndb/append.py ``prepare``) before anything reads it."""
+    from migrator.stores.pst.ndb.append import prepare
+    from migrator.stores.pst.ndb.reader import PstFormatError
+
+    try:
+        with open(path, "r+b") as file:
+            prepare(file)
+    except (OSError, PstFormatError):
+        pass  # a file that cannot be opened so, or is not ours to change: the first write says why
 
 
 def _drop(part: PartWriter | AppendPart, error: BaseException) -> None:
