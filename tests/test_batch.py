@@ -481,3 +481,29 @@ def test_an_account_whose_worker_dies_or_outgrows_its_memory_fails_alone(dovecot
                                                              worker_memory=30_000_000))
     assert [row.status for row in small.results] == ["crashed"] * 3
     assert "exit 1 without a result (" in small.results[0].first_error  # MemoryError, or a library not loaded
+
+
+@pytest.mark.parametrize(("command", "usage"), [
+    (["batch"], "batch [OPTIONS] COMMAND [ARGS]..."),
+    (["batch", "run"], "batch run [OPTIONS] ACCOUNTS"),
+    (["batch", "status"], "batch status [OPTIONS] DIR"),
+    (["batch", "merge"], "batch merge [OPTIONS] DIR..."),
+])
+def test_every_batch_command_has_help(command, usage, capsys):
+    assert main([*command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"Usage: migrator {usage}\n")
+    assert "<str>" not in out and "{" not in out.replace("${COLUMN}", "").replace("${NAME}", "")
+
+
+def test_a_list_is_the_run_command_and_its_mistakes_stop_before_anything_runs(tmp_path, capsys):
+    accounts = write(tmp_path / "users.csv", "EmailAddress,UserName,Pasword\na@x.org,a,pw\n")
+    profile = write(tmp_path / "t.yaml", "version: 1\n")
+    assert main(["batch", str(accounts), "--profile", str(profile), "--dir", str(tmp_path / "b")]) == 2
+    assert "unknown column 'Pasword' (did you mean 'Password'?)" in capsys.readouterr().err
+    write(accounts, "EmailAddress,UserName\na@x.org,a\n")
+    write(profile, "version: 1\nsource: {type: maildir, path: '${Mailroot}/${UserName}'}\n")
+    assert main(["batch", str(accounts), "--profile", str(profile), "--dir", str(tmp_path / "b")]) == 2
+    assert "line 2: t.yaml uses ${Mailroot}, which is neither a column of this row nor set in the environment" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "b" / "accounts").exists()
