@@ -507,3 +507,23 @@ def test_a_list_is_the_run_command_and_its_mistakes_stop_before_anything_runs(tm
     assert "line 2: t.yaml uses ${Mailroot}, which is neither a column of this row nor set in the environment" in \
         capsys.readouterr().err
     assert not (tmp_path / "b" / "accounts").exists()
+
+
+def test_an_admin_logs_in_for_every_account_of_the_list(dovecot_server, make_user, tmp_path, monkeypatch):
+    # The admin's login (SASL PLAIN with the user as authorization identity) from the AdminUser and
+    # AdminPassword* columns: no user's password in the list.
+    server = dovecot_server(master_user=("admin", "admin-Secret-42"))
+    users = [make_user(server) for _ in range(2)]
+    for user in users:
+        seed(server, user, {"INBOX": 2}, random.Random(4))
+    monkeypatch.setenv("OUT", str(tmp_path / "out"))
+    monkeypatch.setenv("ADMIN_PW", "admin-Secret-42")
+    accounts = write(tmp_path / "users.csv", "EmailAddress,UserName,AdminUser,AdminPasswordEnv\n" + "".join(
+        f"{user.name}@example.org,{user.name},admin,ADMIN_PW\n" for user in users))
+    profile = write(tmp_path / "template.yaml", template(tmp_path / "t.yaml", server).read_text().replace(
+        "  password: ${Password}\n", "  admin_user: ${AdminUser}\n  admin_password: ${AdminPassword}\n"))
+    outcome = run_batch(read_accounts(accounts), BatchSettings(profile, tmp_path / "batch", jobs=2))
+    assert outcome.exit_code == 0, outcome.results
+    for user in users:
+        assert target_mail(tmp_path / "out" / user.name) == source_mail(server, user)
+    assert not [path for path in tmp_path.rglob("*") if path.is_file() and b"admin-Secret-42" in path.read_bytes()]
