@@ -210,3 +210,36 @@ def test_reruns_skip_the_unchanged_folders_of_a_pst_target(dovecot: DovecotServe
     assert run_copy(source, [target], state=state).copied == 1
     examined = [c for c in dovecot.imap_commands(user) if "EXAMINE" in c.upper() or "SELECT" in c.upper()]
     assert examined and all('"INBOX"' in c or " INBOX" in c for c in examined), examined
+
+
+def test_flag_changes_reach_the_pst_in_place_once_it_is_durable(tmp_path: Path) -> None:
+    from migrator.core.message import Flag
+
+    source, pst, state = tmp_path / "source", tmp_path / "backup.pst", tmp_path / "state.sqlite"
+    write_archive(parse_endpoint(f"maildir:{source}"), [m for m in corpus() if m.raw][:12])
+    command = ["copy", "--quiet", "--state", str(state), f"maildir:{source}", f"pst:{pst}"]
+    assert subprocess.run([sys.executable, "-m", "migrator", *command], capture_output=True).returncode == 0
+    with open_store(parse_endpoint(f"maildir:{source}"), readonly=False) as store:
+        for folder in store.list_folders():
+            for ref in list(store.scan(folder.path).refs)[:2]:
+                flipped = ref.flags.system ^ {Flag.SEEN, Flag.FLAGGED}
+                store.set_flags(folder.path, ref.uid, Flags(frozenset(flipped), ref.flags.keywords | {"later"}))
+    killed = subprocess.run([sys.executable, "-m", "tests.support.pst_kill", "0", *command], capture_output=True)
+    # Killed before its first write into the PST: the state file must not say the new flags are there.
+    assert killed.returncode == -signal.SIGKILL
+    with PstReader(pst) as reader:
+        unchanged = Counter((f.path, m.raw, m.flags) for f in reader.folders() for m in reader.fetch(f, reader.scan(f)))
+    rerun = subprocess.run([sys.executable, "-m", "migrator", *command[:1], *command[2:]], capture_output=True,
+                           text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert validate(pst) == []
+    with open_store(parse_endpoint(f"maildir:{source}")) as store:
+        want = Counter((f.path, m.raw, m.flags) for f in store.list_folders() for m in store.messages(f.path))
+    with PstReader(pst) as reader:
+        got = Counter((f.path, m.raw, m.flags) for f in reader.folders() for m in reader.fetch(f, reader.scan(f)))
+    assert got == want and got != unchanged
+    assert "flags" in rerun.stdout + rerun.stderr, rerun.stdout + rerun.stderr
+    exports(pst, tmp_path / "exports")
+    before = pst.read_bytes()
+    assert subprocess.run([sys.executable, "-m", "migrator", *command], capture_output=True).returncode == 0
+    assert pst.read_bytes() == before

@@ -478,7 +478,11 @@ class FolderCopy:
                     continue
                 plan.store.set_flags(plan.folder, target_uid, flags)
                 changes.append((uid, encoded))
-            self.run.state.update_flags(plan.pair, changes)
+            if plan.store.durable_on_append:
+                self.run.state.update_flags(plan.pair, changes)
+            else:  # recorded once the target is closed and the new flags are durable, as its rows are
+                self.run.state.hold_flags(plan.pair, changes)
+                self._deferred(plan)
             self.run.summary.flags_updated += len(changes)
             if changes:
                 self.run.progress.flags_updated(self.folder.name, len(changes))

@@ -285,29 +285,45 @@ class StateStore:
                 ((pair.id, uid, tuid, key, flags, now) for uid, tuid, key, flags in copied),
             )
 
-    def hold(self, pair: Pair, copied: Iterable[tuple[str, str | None, str, str]]) -> None:
-        """Keep (uid, target_uid, content_key, flags) of messages written to a target that is not durable
-        yet (a PST until it is closed), out of memory and out of the file, until ``record_held``."""
+    def _hold_table(self) -> None:
         if not self._holding:
             # A TEMP table lives in a temporary file of SQLite's and vanishes with the connection,
             # so rows of a target never closed are never recorded.
             self.db.execute("PRAGMA temp_store=FILE")
             self.db.execute("CREATE TEMP TABLE held (pair INTEGER NOT NULL, uid TEXT NOT NULL, target_uid TEXT, "
                             "content_key TEXT NOT NULL, flags TEXT NOT NULL, PRIMARY KEY (pair, uid)) WITHOUT ROWID")
+            self.db.execute("CREATE TEMP TABLE held_flags (pair INTEGER NOT NULL, uid TEXT NOT NULL, "
+                            "flags TEXT NOT NULL, PRIMARY KEY (pair, uid)) WITHOUT ROWID")
             self._holding = True
+
+    def hold(self, pair: Pair, copied: Iterable[tuple[str, str | None, str, str]]) -> None:
+        """Keep (uid, target_uid, content_key, flags) of messages written to a target that is not durable
+        yet (a PST until it is closed), out of memory and out of the file, until ``record_held``."""
+        self._hold_table()
         # A deferred BEGIN: only the temporary file is written, so the state file is not even locked.
         with self._transaction("BEGIN"):
             self.db.executemany("INSERT OR REPLACE INTO temp.held VALUES (?, ?, ?, ?, ?)",
                                 ((pair.id, uid, tuid, key, flags) for uid, tuid, key, flags in copied))
 
+    def hold_flags(self, pair: Pair, changes: Iterable[tuple[str, str]]) -> None:
+        """Keep new flags (uid, flags) carried to a target that is not durable yet, until ``record_held``."""
+        self._hold_table()
+        with self._transaction("BEGIN"):
+            self.db.executemany("INSERT OR REPLACE INTO temp.held_flags VALUES (?, ?, ?)",
+                                ((pair.id, uid, flags) for uid, flags in changes))
+
     def record_held(self, pair: Pair) -> None:
-        """Record the rows held for the pair, in one commit, now that its target is durable."""
+        """Record the rows and flags held for the pair, in one commit, now that its target is durable."""
         if not self._holding:
             return
         with self._transaction():
             self.db.execute("INSERT OR REPLACE INTO copied SELECT pair, uid, target_uid, content_key, flags, ? "
                             "FROM temp.held WHERE pair=?", (time.time(), pair.id))
             self.db.execute("DELETE FROM temp.held WHERE pair=?", (pair.id,))
+            self.db.execute("UPDATE copied SET flags=(SELECT flags FROM temp.held_flags AS h WHERE h.pair=copied.pair "
+                            "AND h.uid=copied.uid) WHERE pair=? AND uid IN (SELECT uid FROM temp.held_flags WHERE "
+                            "pair=?)", (pair.id, pair.id))
+            self.db.execute("DELETE FROM temp.held_flags WHERE pair=?", (pair.id,))
 
     def renumber(self, pair: Pair, validity: str, new_uids: dict[str, str]) -> Pair:
         """Record a new source validity, moving rows from old uids to ``new_uids[old]``.

@@ -13,11 +13,14 @@ import mmap
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from migrator.core.message import Flags
 from migrator.stores.pst.ltp import format as ltp_fmt
 from migrator.stores.pst.ltp import props as pt
 from migrator.stores.pst.ltp.node_writer import write_pc_node
 from migrator.stores.pst.ltp.reader import Node, PropertyContext, TableContext, hnid_bytes
-from migrator.stores.pst.ltp.writer import CopiedRow, Properties, row_layout
+from migrator.stores.pst.ltp.values_writer import PropValue, encode_value
+from migrator.stores.pst.ltp.writer import CopiedRow, Properties, RowLayout, row_layout
+from migrator.stores.pst.message_update import MESSAGE_FLAGS, rewrite_message
 from migrator.stores.pst.messaging import format as msg_fmt
 from migrator.stores.pst.messaging import props as p
 from migrator.stores.pst.messaging.namemap_writer import name_to_id_map
@@ -65,6 +68,8 @@ class AppendingWriter(PstWriter):
                              NdbAppender(file, self.base, scratch))
             self._name_map_grows = self._check_name_map()
             self._load_folders()
+            self._new_flags: dict[int, Flags] = {}
+            self._row_patches: dict[int, dict[int, PropValue]] = {}
         except PstFormatError as error:
             self._map.close()
             raise NotAppendable(str(error)) from None
@@ -132,10 +137,49 @@ class AppendingWriter(PstWriter):
                 hnid = int.from_bytes(row[column.offset:column.offset + 4], "little")
                 if hnid:
                     cells.append((column.offset, hnid_bytes(table.heap, table.node, hnid)))
-            yield table.row_id(row), CopiedRow(bytes(row), tuple(cells))
+            yield table.row_id(row), CopiedRow(self._patched(layout, bytes(row)), tuple(cells))
+
+    def set_flags(self, nid: int, flags: Flags) -> None:
+        """Give message ``nid`` of the file ``flags`` when the file is finished; ValueError if it has no such one."""
+        node = self.base.node(nid) if fmt.nid_type(nid) == fmt.NID_TYPE_NORMAL_MESSAGE else None
+        folder = None if node is None else self.folders.get(node.nid_parent)
+        if folder is None:
+            raise ValueError(f"the file has no message {nid:#x}")
+        self._new_flags[nid] = flags
+        if not folder.contents_changed:
+            folder.contents_changed = True
+            self._counts_changed(folder)
+
+    def _write_flags(self) -> None:
+        """Write the messages whose flags changed again, and note what their contents-table rows show now."""
+        assert isinstance(self.ndb, NdbAppender)
+        for nid, flags in self._new_flags.items():
+            old = PropertyContext(Node.top(self.base, nid)).get(p.PID_MESSAGE_FLAGS, 0)
+            new = rewrite_message(self.ndb, nid, self.named, flags)
+            self._row_patches[nid] = new
+            was_read = isinstance(old, int) and bool(old & p.MSGFLAG_READ)
+            flags_now = new[MESSAGE_FLAGS]
+            is_read = isinstance(flags_now, int) and bool(flags_now & p.MSGFLAG_READ)
+            node = self.base.node(nid)
+            assert node is not None  # set_flags checked it
+            self.folders[node.nid_parent].old_unread += int(was_read) - int(is_read)
+
+    def _patched(self, layout: RowLayout, row: bytes) -> bytes:
+        """Return ``row`` with the fixed cells of a message whose flags changed set to its new values."""
+        patch = self._row_patches.get(int.from_bytes(row[:4], "little"))
+        if patch is None:
+            return row
+        changed = bytearray(row)
+        for column in layout.columns:
+            value = patch.get(column.tag)
+            if value is not None and pt.FIXED_TYPE_SIZES.get(pt.tag_type(column.tag)) == column.width:
+                changed[column.offset:column.offset + column.width] = encode_value(pt.tag_type(column.tag), value)
+                changed[layout.ends[ltp_fmt.TCI_1B] + column.bit // 8] |= 0x80 >> (column.bit % 8)
+        return bytes(changed)
 
     def finish(self) -> None:
         """Write what changed and make it the file's content (see NdbAppender.commit)."""
+        self._write_flags()
         if self._name_map_grows:
             write_pc_node(self.ndb, msg_fmt.NID_NAME_TO_ID_MAP, 0, name_to_id_map(list(self.named.values())))
         super().finish()

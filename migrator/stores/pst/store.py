@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from migrator.core.errors import FolderError, Interrupted, MessageError, StoreError
 from migrator.core.folder import Folder, Role
-from migrator.core.message import FolderPath, Message, MessageRef
+from migrator.core.message import Flags, FolderPath, Message, MessageRef
 from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.base import AppendResult, FolderProbe, FolderScan, Store
 from migrator.stores.local.files import FILE_MODE, disk_error, unwritable
@@ -127,7 +127,6 @@ class PstStore(Store):
     """A PST file (or a series of parts) as a store; see the module docstring."""
 
     durable_on_append = False
-    supports_flag_updates = False
 
     def __init__(self, endpoint: Endpoint, *, readonly: bool = True, part_size: int | None = None) -> None:
         super().__init__(endpoint, readonly=readonly)
@@ -309,6 +308,23 @@ class PstStore(Store):
                 raise disk_error(part_path(self.path, self._part_number), error, "nothing is added to it") from None
             results.append(AppendResult(message, uid=message_uid(self._part_number, nid)))
         return results
+
+    def set_flags(self, folder: FolderPath, uid: str, flags: Flags) -> None:
+        """Give a message ``flags`` when the file is closed: its property context is written again, copy-on-write.
+
+        Messages of earlier parts, finished files, and of a file being rebuilt keep the flags they were written with.
+        """
+        part, _, nid = uid.rpartition(":")
+        if (int(part) if part else 1) != self._part_number or not nid.isdigit():
+            return
+        from migrator.stores.pst.append import AppendingWriter
+
+        writer = self._writer()
+        if isinstance(writer, AppendingWriter):
+            try:
+                writer.set_flags(int(nid), flags)
+            except ValueError as error:
+                raise MessageError(f"cannot change the flags of message {uid} in {self.endpoint}: {error}") from None
 
     def _writer(self) -> PstWriter:
         self._check_writable()

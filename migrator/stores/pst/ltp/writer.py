@@ -59,7 +59,8 @@ def store_variable(heap: Heap, subnodes: Subnodes, data: bytes | StreamedBinary)
     return subnodes.add_value(data)
 
 
-def build_pc(values: Properties, subnodes: Subnodes, size_tag: int | None = None) -> list[bytes]:
+def build_pc(values: Mapping[int, PropValue | StoredSlot], subnodes: Subnodes, size_tag: int | None = None
+             ) -> list[bytes]:
     """Return the heap blocks of a property context holding ``values``.
 
     With ``size_tag`` (a PT_LONG tag present in ``values``), that property is set to the node's size: the
@@ -78,8 +79,20 @@ def build_pc(values: Properties, subnodes: Subnodes, size_tag: int | None = None
     return heap.block_payloads(bth.header)
 
 
-def _pc_record(prop_tag: int, value: PropValue, heap: Heap, subnodes: Subnodes) -> bytes:
+@dataclass(frozen=True)
+class StoredSlot:
+    """A property kept as another property context stores it: its 4-byte slot (an inline value, or the NID of a
+    subnode the new context keeps), or, for a value that context kept in its heap, the bytes to store again."""
+
+    slot: int = 0
+    heap_bytes: bytes | None = None
+
+
+def _pc_record(prop_tag: int, value: PropValue | StoredSlot, heap: Heap, subnodes: Subnodes) -> bytes:
     prop_type = pt.tag_type(prop_tag)
+    if isinstance(value, StoredSlot):
+        slot = value.slot if value.heap_bytes is None else store_variable(heap, subnodes, value.heap_bytes)
+        return struct.pack("<HI", prop_type, slot)
     if is_fixed_inline(prop_type):
         slot = inline_slot(prop_type, value)
     elif isinstance(value, StreamedBinary):

@@ -65,6 +65,14 @@ class NdbAppender(NdbWriter):
             self.free_node(old)
         super().add_node(nid, bid_data, bid_sub, nid_parent)
 
+    def replace_node_data(self, nid: int, bid_data: int) -> None:
+        """Give the file's node ``nid`` new data, keeping its subnode tree: only its old data tree is freed."""
+        old = self.base.node(nid)
+        if old is None or super().has_node(nid):
+            raise ValueError(f"node {nid:#x} is not in the file, or was written already")
+        self.free_node(NbtEntry(nid, old.bid_data, 0, old.nid_parent))
+        super().add_node(nid, bid_data, old.bid_sub, old.nid_parent)
+
     def free_node(self, node: NbtEntry, keep: frozenset[int] = frozenset()) -> None:
         """Free the blocks of ``node``'s data and subnode trees, but those in ``keep`` (the new node uses them)."""
         for bid in node_blocks(self.base, node.bid_data, node.bid_sub):
