@@ -152,11 +152,15 @@ def test_random_bit_flips_never_give_altered_messages(intact: Intact, tmp_path: 
 
 
 def raw_mime_leaf(path: Path, nid: int) -> tuple[int, int, int]:
-    """Return (bid, file offset, size) of the first data block of message ``nid``'s stored raw MIME."""
+    """Return (bid, file offset, size) of the first data block of message ``nid``'s biggest stored value: its
+    raw MIME when kept whole, else its first attachment's bytes (which its raw MIME is rebuilt from)."""
     with PstReader(path) as pst:
-        props = read_message(pst.ndb, nid).props
-        hnid = props.hnid(pst.named.migrator[p.MIGRATOR_RAW])
-        assert hnid is not None and not ltp_fmt.is_hid(hnid), "the raw MIME must be big enough for a subnode"
+        message = read_message(pst.ndb, nid)
+        props, prop_id = message.props, pst.named.migrator[p.MIGRATOR_RAW]
+        if prop_id not in props:
+            props, prop_id = message.attachments[0].props, p.PID_ATTACH_DATA
+        hnid = props.hnid(prop_id)
+        assert hnid is not None and not ltp_fmt.is_hid(hnid), "the value must be big enough for a subnode"
         value = props.node.subnode(hnid)
         bid = value.bid_data
         if is_internal(bid):

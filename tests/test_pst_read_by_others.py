@@ -145,8 +145,8 @@ def test_a_folder_of_2000_messages_reads_back_in_every_reader(tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_a_25_mb_attachment_in_a_file_beyond_32_mb(tmp_path: Path) -> None:
-    big = Message(mail(1, attachments=1, attachment_size=25_000_000), Flags(), BASE_DATE, ("Big",))
+def test_a_36_mb_attachment_in_a_file_beyond_32_mb(tmp_path: Path) -> None:
+    big = Message(mail(1, attachments=1, attachment_size=36_000_000), Flags(), BASE_DATE, ("Big",))
     small = Message(mail(2, attachments=2), Flags(), BASE_DATE, ("Big",))
     path = write_pst(tmp_path / "big.pst", [big, small])
     assert path.stat().st_size > 32 * 1024 * 1024
@@ -159,8 +159,9 @@ def test_a_25_mb_attachment_in_a_file_beyond_32_mb(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_file_beyond_2_gb_reads_back(tmp_path: Path) -> None:
-    # Few large messages keep this fast; the file crosses 2 GiB, where the first FPMap page sits.
-    count, size = 16, 60_000_000
+    # Few large messages keep this fast; the file crosses 2 GiB, where the first FPMap page sits. Each message
+    # takes about its attachment's size (the raw MIME is rebuilt from it), 62 MB.
+    count, size = 36, 60_000_000
     expected: dict[str, str] = {}
 
     def messages() -> Iterator[Message]:

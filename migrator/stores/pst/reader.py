@@ -18,6 +18,7 @@ from migrator.core.folder import Role, role_by_name
 from migrator.core.message import FolderPath, Message, MessageRef
 from migrator.stores.pst.convert.meta_from_mapi import MessageMeta, NamedIds
 from migrator.stores.pst.convert.mime_from_mapi import build_mime
+from migrator.stores.pst.convert.raw_copy import RebuildError
 from migrator.stores.pst.ltp.reader import Node, PropertyContext
 from migrator.stores.pst.messaging import format as msg_fmt
 from migrator.stores.pst.messaging import props as p
@@ -245,6 +246,8 @@ def why_left_out(error: Exception) -> str:
     """Return why a message of the file could not be read, as the run's summary names it, and what to do."""
     if isinstance(error, PstFormatError):
         return f"not readable whole: {error}; repair the file with Outlook's scanpst.exe"
+    if isinstance(error, RebuildError):
+        return f"not readable exactly: {error}; the message's other properties are intact"
     if isinstance(error, RecursionError):
         return "cannot be made into a MIME message: its attached messages are nested too deeply"
     return (f"cannot be made into a MIME message ({type(error).__name__}: {error}); "

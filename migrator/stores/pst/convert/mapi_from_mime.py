@@ -17,6 +17,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 
 from migrator.core.message import Flag, Flags, Message
 from migrator.stores.pst.convert.mime_tree import base64_body, decoded_body, parse_message
+from migrator.stores.pst.convert.raw_copy import Sources, skeleton
 from migrator.stores.pst.convert.streamed_base64 import streamed_base64
 from migrator.stores.pst.ltp import props as pt
 from migrator.stores.pst.ltp.values_writer import PropValue, StreamedBinary
@@ -90,6 +91,7 @@ def mapi_from_message(message: Message, named: dict[str, NamedProperty]) -> Mapi
     assert isinstance(base_flags, int)  # a PT_LONG
     mapped.props.update(flag_properties(message, base_flags))
     mapped.props.update(migrator_properties(message, named))
+    mapped.props.update(raw_copy_properties(message.raw, parsed, mapped, named))
     if message.flags.keywords or message.labels:  # Outlook's categories: IMAP keywords, and Gmail's labels
         mapped.props[named[p.KEYWORDS_NAME].tag] = sorted(message.flags.keywords | message.labels)
     return mapped
@@ -413,9 +415,8 @@ def _last_verb(flags: Flags) -> tuple[int, int] | None:
 
 
 def migrator_properties(message: Message, named: dict[str, NamedProperty]) -> Properties:
-    """Return migrator's named properties: the raw bytes and the IMAP metadata, kept exactly."""
+    """Return migrator's named properties for the IMAP metadata, kept exactly."""
     values: dict[int, PropValue] = {
-        named[p.MIGRATOR_RAW].tag: message.raw,
         named[p.MIGRATOR_FLAGS].tag: " ".join(sorted(f.value for f in message.flags.system)),
         named[p.MIGRATOR_RECEIVED].tag: message.received.isoformat(),
         named[p.MIGRATOR_FOLDER].tag: json.dumps(list(message.folder), ensure_ascii=False),
@@ -423,3 +424,29 @@ def migrator_properties(message: Message, named: dict[str, NamedProperty]) -> Pr
     if message.flags.keywords:
         values[named[p.MIGRATOR_KEYWORDS].tag] = sorted(message.flags.keywords)
     return values
+
+
+def raw_copy_properties(raw: bytes, parsed: EmailMessage, mapped: MapiMessage,
+                        named: dict[str, NamedProperty]) -> Properties:
+    """Return what keeps the raw bytes exactly: a skeleton and the size when that is smaller, else the bytes."""
+    bodies, attachments = split_parts(parsed)
+    leaves = [(part, "b" if part.get_content_type() == "text/plain" else "h", 0) for part in bodies]
+    leaves += [(part, "a", index) for index, part in enumerate(attachments)]
+    leaves.sort(key=lambda leaf: getattr(leaf[0], "span", (0, 0)))
+    kept = skeleton(raw, leaves, written_sources(mapped))
+    if len(kept) < len(raw):
+        return {named[p.MIGRATOR_SKELETON].tag: kept, named[p.MIGRATOR_SIZE].tag: len(raw)}
+    return {named[p.MIGRATOR_RAW].tag: raw}
+
+
+def written_sources(mapped: MapiMessage) -> Sources:
+    """Return the values about to be written that a skeleton may refer to."""
+    def attachment(index: int) -> bytes | StreamedBinary | None:
+        if index >= len(mapped.attachments):
+            return None
+        data = mapped.attachments[index].props.get(pt.tag(p.PID_ATTACH_DATA, pt.PT_BINARY))
+        return data if isinstance(data, (bytes, StreamedBinary)) else None
+
+    body = mapped.props.get(pt.tag(p.PID_BODY, pt.PT_UNICODE))
+    html = mapped.props.get(pt.tag(p.PID_HTML, pt.PT_BINARY))
+    return Sources(attachment, body if isinstance(body, str) else None, html if isinstance(html, bytes) else None)

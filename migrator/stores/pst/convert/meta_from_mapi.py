@@ -10,9 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from migrator.core.message import Flag, Flags
+from migrator.stores.pst.convert.raw_copy import Sources, rebuild
+from migrator.stores.pst.ltp import format as ltp_fmt
+from migrator.stores.pst.ltp import props as pt
+from migrator.stores.pst.ltp.values_writer import StreamedBinary
 from migrator.stores.pst.messaging import props as p
 from migrator.stores.pst.messaging.namemap_reader import PropertyName, lookup_ids
-from migrator.stores.pst.messaging.reader import MapiMessage
+from migrator.stores.pst.messaging.reader import Attachment, MapiMessage
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ICON_REPLIED = 0x105
@@ -97,16 +101,26 @@ class MessageMeta:
         return None if prop_id is None else self.message.props.get(prop_id)
 
     def raw_mime(self) -> bytes | None:
-        """Return the original RFC 5322 bytes migrator stored, or None for messages written by others."""
+        """Return the original RFC 5322 bytes migrator stored, or None for messages written by others.
+
+        Raise RebuildError when a skeleton does not give back the message it was made from.
+        """
         prop_id = self.named.migrator.get(p.MIGRATOR_RAW)
-        return None if prop_id is None else self.message.props.raw(prop_id)
+        raw = None if prop_id is None else self.message.props.raw(prop_id)
+        if raw is not None:
+            return raw
+        prop_id = self.named.migrator.get(p.MIGRATOR_SKELETON)
+        kept = None if prop_id is None else self.message.props.raw(prop_id)
+        return None if kept is None else rebuild(kept, stored_sources(self.message))
 
     def size(self) -> int | None:
         """Return the raw message's size when stored, else Outlook's PidTagMessageSize."""
         prop_id = self.named.migrator.get(p.MIGRATOR_RAW)
         if prop_id is not None and prop_id in self.message.props:
             return self.message.props.size(prop_id)
-        size = self.message.props.get(p.PID_MESSAGE_SIZE)
+        size = self._named(p.MIGRATOR_SIZE)
+        if not isinstance(size, int):
+            size = self.message.props.get(p.PID_MESSAGE_SIZE)
         return size if isinstance(size, int) else None
 
     def received(self) -> datetime:
@@ -125,6 +139,32 @@ class MessageMeta:
             p.PID_MESSAGE_FLAGS, p.PID_FLAG_STATUS, p.PID_LAST_VERB_EXECUTED, p.PID_ICON_INDEX)))
         categories = props.get(self.named.keywords) if self.named.keywords is not None else None
         return Flags(system, frozenset(category_keyword(name) for name in _strings(categories)))
+
+
+def stored_sources(message: MapiMessage) -> Sources:
+    """Return the stored values of ``message`` a skeleton refers to: attachments' bytes and the bodies."""
+    def attachment(index: int) -> bytes | StreamedBinary | None:
+        attachments = message.attachments
+        if index >= len(attachments) or attachments[index].method != p.ATTACH_BY_VALUE:
+            return None
+        return attachment_bytes(attachments[index])
+
+    body = message.props.get(p.PID_BODY)
+    html = message.props.raw(p.PID_HTML)
+    return Sources(attachment, body if isinstance(body, str) else None, html)
+
+
+def attachment_bytes(attachment: Attachment) -> bytes | StreamedBinary | None:
+    """Return an attachment's bytes; a big one block by block, so that a message rebuilt around it does not
+    hold it whole beside itself."""
+    props = attachment.props
+    if props.prop_type(p.PID_ATTACH_DATA) != pt.PT_BINARY:
+        return None
+    hnid = props.hnid(p.PID_ATTACH_DATA)
+    if hnid is None or hnid == 0 or ltp_fmt.is_hid(hnid):
+        return attachment.data
+    node = props.node.subnode(hnid)
+    return StreamedBinary(node.data_size(), lambda: node.ndb.data_blocks(node.bid_data))
 
 
 def category_keyword(category: str) -> str:

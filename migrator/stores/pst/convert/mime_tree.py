@@ -24,9 +24,13 @@ _MAX_DEPTH = 50  # deeper nesting is treated as an opaque leaf
 
 
 class Part(Message):
-    """A part of the tree; a leaf holds its undecoded body as a slice of the message until asked for it."""
+    """A part of the tree; a leaf holds its undecoded body as a slice of the message until asked for it.
+
+    ``span`` is where a leaf's body lies in the whole message (start, end), kept when the slice is not.
+    """
 
     body: memoryview | None = None
+    span: tuple[int, int] = (0, 0)
 
     def get_payload(self, i=None, decode=False):  # noqa: ANN001, ANN201 - the standard library's signature
         """Return the payload as ``Message.get_payload`` does, making the string from the slice first."""
@@ -36,20 +40,24 @@ class Part(Message):
         return super().get_payload(i, decode)
 
 
-def parse_message(raw: bytes | memoryview, depth: int = 0) -> Part:
-    """Return the MIME tree of ``raw``: multiparts with their parts, leaves with their undecoded body."""
-    head, body = split_head(memoryview(raw))
+def parse_message(raw: bytes | memoryview, depth: int = 0, start: int = 0) -> Part:
+    """Return the MIME tree of ``raw`` (found at ``start`` in the whole message): multiparts with their parts,
+    leaves with their undecoded body and its span."""
+    view = memoryview(raw)
+    head, body = split_head(view)
+    body_start = start + len(view) - len(body)
     message = BytesHeaderParser(_class=Part).parsebytes(head)
     boundary = message.get_boundary() if message.get_content_maintype() == "multipart" else None
     if boundary and depth < _MAX_DEPTH:
-        parts = split_multipart(body, boundary.encode("ascii", "surrogateescape"))
-        if parts is not None:
-            message.set_payload([parse_message(part, depth + 1) for part in parts])
+        spans = multipart_spans(body, boundary.encode("ascii", "surrogateescape"))
+        if spans is not None:
+            message.set_payload([parse_message(body[s:e], depth + 1, body_start + s) for s, e in spans])
             if message.get_content_subtype() == "digest":
                 for part in message.get_payload():
                     part.set_default_type("message/rfc822")  # RFC 2046 §5.1.5, as the standard parser does
             return message
     message.body = body
+    message.span = (body_start, body_start + len(body))
     return message
 
 
@@ -68,18 +76,25 @@ def split_head(raw: memoryview) -> tuple[bytes, memoryview]:
 def split_multipart(body: bytes | memoryview, boundary: bytes) -> list[memoryview] | None:
     """Return the parts of a multipart body (RFC 2046 §5.1.1), or None when no delimiter line is found."""
     view = memoryview(body)
-    parts: list[memoryview] = []
+    spans = multipart_spans(view, boundary)
+    return None if spans is None else [view[start:end] for start, end in spans]
+
+
+def multipart_spans(body: bytes | memoryview, boundary: bytes) -> list[tuple[int, int]] | None:
+    """Return (start, end) of each part of a multipart body, or None when no delimiter line is found."""
+    view = memoryview(body)
+    spans: list[tuple[int, int]] = []
     start = None
     for line_start, line_end, closing in delimiter_lines(view, boundary):
         if start is not None:
-            parts.append(_strip_line_break(view[start:line_start]))
+            spans.append((start, start + len(_strip_line_break(view[start:line_start]))))
         if closing:
-            return parts
+            return spans
         start = line_end
     if start is None:
         return None
-    parts.append(view[start:])  # no close delimiter: the last part runs to the end
-    return parts
+    spans.append((start, len(view)))  # no close delimiter: the last part runs to the end
+    return spans
 
 
 def delimiter_lines(body: memoryview, boundary: bytes) -> Iterator[tuple[int, int, bool]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from migrator.stores.pst.ltp.props import PT_BINARY, PT_MV_UNICODE, PT_UNICODE
+from migrator.stores.pst.ltp.props import PT_BINARY, PT_LONGLONG, PT_MV_UNICODE, PT_UNICODE
 
 # --- property ids (MS-OXPROPS) --------------------------------------------------------------------------------
 
@@ -184,6 +184,8 @@ MIGRATOR_FLAGS = "migrator-flags"  # PT_UNICODE: canonical system flag names joi
 MIGRATOR_KEYWORDS = "migrator-keywords"  # PT_MV_UNICODE: IMAP keywords, verbatim
 MIGRATOR_RECEIVED = "migrator-received"  # PT_UNICODE: received date, ISO 8601 with its UTC offset
 MIGRATOR_FOLDER = "migrator-folder"  # PT_UNICODE: the source folder path as a JSON list of names
+MIGRATOR_SKELETON = "migrator-mime-skeleton"  # PT_BINARY: instead of the raw bytes, what rebuilds them exactly
+MIGRATOR_SIZE = "migrator-size"  # PT_LONGLONG: the size of the message a skeleton stands for
 
 MIGRATOR_NAMED_PROPS = {
     MIGRATOR_RAW: PT_BINARY,
@@ -191,5 +193,7 @@ MIGRATOR_NAMED_PROPS = {
     MIGRATOR_KEYWORDS: PT_MV_UNICODE,
     MIGRATOR_RECEIVED: PT_UNICODE,
     MIGRATOR_FOLDER: PT_UNICODE,
+    MIGRATOR_SKELETON: PT_BINARY,  # added last: the ids of the earlier names stay as older files have them
+    MIGRATOR_SIZE: PT_LONGLONG,
 }
 """Migrator's named properties (in PS_MIGRATOR) and their types."""
