@@ -67,10 +67,18 @@ def medians(runs: list[BatchRun]) -> list[BatchRun]:
     return chosen
 
 
+def fastest(runs: list[BatchRun]) -> list[BatchRun]:
+    """Return, for each --jobs, its fastest complete run: what the machine can do when nothing else runs on it."""
+    done = [run for run in runs if run.complete]
+    return [min((run for run in done if run.jobs == jobs), key=lambda run: run.seconds)
+            for jobs in sorted({run.jobs for run in done})]
+
+
 def knee(runs: list[BatchRun]) -> int | None:
     """Return the --jobs after which more jobs add less than 10 % throughput, or None when it grows up to the
-    largest --jobs measured (or nothing was complete); of several repeats, the median counts."""
-    done = [run for run in medians(runs) if run.complete]
+    largest --jobs measured (or nothing was complete). Of several repeats the fastest counts: other work on a
+    shared machine only ever slows a run, and spreads the medians more than more jobs change them."""
+    done = fastest(runs)
     for run, more in zip(done, done[1:]):
         if more.mb_per_s < run.mb_per_s * GROWTH:
             return run.jobs
@@ -97,9 +105,13 @@ def table(runs: list[BatchRun]) -> str:
 
 def _verdict(runs: list[BatchRun]) -> str:
     stops, done = knee(runs), [run.jobs for run in runs if run.complete]
+    best = ", ".join(f"{run.mb_per_s:.1f} at {run.jobs}" for run in fastest(runs))
     if stops is not None:
-        return f"Throughput stops growing at --jobs {stops}: more jobs add less than {GROWTH - 1:.0%} MB/s."
-    return f"Throughput still grows at --jobs {max(done)}, the most measured." if done else "No run was complete."
+        return (f"Throughput stops growing at --jobs {stops}: more jobs add less than {GROWTH - 1:.0%} MB/s to the "
+                f"fastest repeat (MB/s at --jobs: {best}).")
+    if not done:
+        return "No run was complete."
+    return f"Throughput still grows at --jobs {max(done)}, the most measured (fastest repeats, MB/s at --jobs: {best})."
 
 
 def machine() -> str:
