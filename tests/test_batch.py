@@ -9,6 +9,7 @@ SIGKILLed and rerun; every account's Maildir is compared with its source, messag
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import mailbox
@@ -527,3 +528,21 @@ def test_an_admin_logs_in_for_every_account_of_the_list(dovecot_server, make_use
     for user in users:
         assert target_mail(tmp_path / "out" / user.name) == source_mail(server, user)
     assert not [path for path in tmp_path.rglob("*") if path.is_file() and b"admin-Secret-42" in path.read_bytes()]
+
+
+def test_a_worker_whose_batch_is_gone_goes_on_to_its_safe_stop(tmp_path):
+    # Killed, the coordinator leaves its workers a pipe nobody reads; their SIGTERM follows. Meanwhile a copy
+    # thread that reports progress must not fail its folder with a broken pipe.
+    from migrator.batch.worker import Relay
+
+    read, written = os.pipe()
+    os.close(read)
+    out = open(written, "w")  # noqa: SIM115  (closing it flushes into the broken pipe again)
+    with open(tmp_path / "log", "w") as log:
+        relay = Relay(out, log, ["s3cret"])
+        relay.folder_started("INBOX", 3, 300)
+        relay.messages_done(3, 300)
+        relay.note("end: s3cret")
+    with contextlib.suppress(BrokenPipeError):
+        out.close()
+    assert relay.gone and (tmp_path / "log").read_text().endswith(" end: ***\n")

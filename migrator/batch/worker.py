@@ -125,12 +125,20 @@ class Relay(Progress):
         self.lock = threading.Lock()
         self.messages = self.bytes = 0
         self.sent = 0.0
+        self.gone = False
 
     def send(self, event: dict[str, object]) -> None:
-        """Write one event line for the coordinator."""
+        """Write one event line for the coordinator, unless it is gone."""
         with self.lock:
-            self.out.write(json.dumps(event) + "\n")
-            self.out.flush()
+            if self.gone:
+                return
+            try:
+                self.out.write(json.dumps(event) + "\n")
+                self.out.flush()
+            except OSError:
+                # The coordinator was killed: its SIGTERM is on its way. Until it arrives, a copy thread that
+                # reports progress must not fail its folder over a pipe nobody reads; the log and result stay.
+                self.gone = True
 
     def note(self, text: str) -> None:
         """Write one timestamped line to the account's log."""
