@@ -230,3 +230,50 @@ def test_a_pst_of_mail_like_the_benchmarks_is_at_most_a_fifth_bigger_than_the_ma
     uids, back = write_and_read(path, messages)
     assert [back[uid] for uid in uids] == [m.raw for m in messages]
     assert path.stat().st_size <= 1.2 * size, path.stat().st_size / size
+
+
+# --- big archives in parts -------------------------------------------------------------------------------
+
+
+def split_messages() -> list[Message]:
+    """Return 12 messages of about 60 KB over three folders, one of them only in the later messages."""
+    folders = [("INBOX",), ("Archive", "2024"), ("INBOX",), ("Late",)]
+    return [Message(attachment_mail(lined(PDF * 6 + bytes([n]), 76, b"\r\n")), folder=folders[min(n % 4, n // 3)])
+            for n in range(12)]
+
+
+def test_parts_are_named_as_outlook_users_expect_and_read_as_one_store(tmp_path: Path) -> None:
+    messages = split_messages()
+    path = tmp_path / "archive.pst"
+    uids, back = write_and_read(path, messages, part_size=150_000)
+    assert sorted(part.name for part in tmp_path.iterdir()) == ["archive-2.pst", "archive-3.pst", "archive-4.pst",
+                                                                "archive.pst"]
+    assert len(set(uids)) == len(uids) and any(":" in uid for uid in uids)
+    assert [back[uid] for uid in uids] == [m.raw for m in messages]  # every part's messages, by the writer's uids
+    with open_store(parse_endpoint(f"pst:{path}")) as source:
+        folders = [folder.path for folder in source.list_folders()]
+        assert sorted(set(folders)) == sorted(folders)  # merged: each path once
+        assert {m.folder for m in messages} <= set(folders)
+        for folder in {m.folder for m in messages}:
+            scan = list(source.scan(folder).refs)
+            want = [uid for uid, m in zip(uids, messages, strict=True) if m.folder == folder]
+            assert [ref.uid for ref in scan] == want  # in part order, stable: the uids the writer gave
+            assert [ref.size for ref in scan] == [len(m.raw) for m in messages if m.folder == folder]
+            assert source.probe_folder(folder).messages == len(want)  # type: ignore[union-attr]
+            fetched = list(source.fetch(folder, reversed(scan[1:])))
+            assert [m.uid for m in fetched] == want[1:][::-1]
+
+
+def test_verify_against_a_split_archive_finds_every_message(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from migrator.cli import main
+
+    source = tmp_path / "mail"
+    with open_store(parse_endpoint(f"eml:{source}"), readonly=False) as eml:
+        for message in split_messages():
+            eml.append_batch(eml.ensure_folder(message.folder), [message])
+    target = f"pst:{tmp_path / 'archive.pst'}"
+    assert main(["copy", "--no-state", "--quiet", f"eml:{source}", target + "?part_size=150KB"]) == 0
+    assert (tmp_path / "archive-3.pst").exists()
+    capsys.readouterr()
+    assert main(["verify", f"eml:{source}", target]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "every source message is in the target"

@@ -33,6 +33,7 @@ from migrator.stores.pst.ndb.allocation import Allocator, longest_zero_run, set_
 from migrator.stores.pst.ndb.btree_pages import write_btree
 from migrator.stores.pst.ndb.header_writer import build_header
 from migrator.stores.pst.ndb.writer import HeaderState, NodeIds, full_blocks
+from migrator.stores.pst.reader import PstReader
 from migrator.stores.pst.store import PstStore, part_path
 from migrator.stores.pst.validate import validate
 from tests.support.data import PST_SAMPLES
@@ -290,8 +291,9 @@ def test_output_is_split_into_parts_at_the_size_limit(tmp_path: Path) -> None:
     write(path, messages, part_size=300_000)
     parts = sorted(tmp_path.iterdir())
     assert [part.name for part in parts] == ["split-2.pst", "split-3.pst", "split.pst"]
-    counts = [len(read_all(part)[("INBOX",)]) for part in (path, part_path(path, 2), part_path(path, 3))]
+    counts = [PstReader(part).folder(("INBOX",)).count for part in (path, part_path(path, 2), part_path(path, 3))]
     assert sum(counts) == 6 and all(counts)
+    assert len(read_all(path)[("INBOX",)]) == 6  # read as one store: every part (see test_pst_size)
 
 
 def test_writing_into_an_existing_pst_keeps_its_messages_and_their_uids(tmp_path: Path) -> None:

@@ -24,29 +24,20 @@ from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.base import AppendResult, FolderProbe, FolderScan, Store
 from migrator.stores.local.files import FILE_MODE, disk_error, unwritable
 from migrator.stores.local.leftovers import Maker, remove_abandoned, temp_maker, temp_name
+from migrator.stores.pst.parts import message_uid, part_path
 
 if TYPE_CHECKING:
+    from migrator.stores.pst.parts import PartsReader
     from migrator.stores.pst.reader import PstFolder, PstReader
     from migrator.stores.pst.writer import PstWriter
 
 # The writer and the reader are imported when first used: a nightly rerun that finds
 # every folder unchanged neither reads nor writes the file, and skips their imports.
 
-DEFAULT_PART_SIZE = 20 * 1024**3
-"""Start a new part after 20 GiB: well below Outlook's default 50 GB limit for Unicode PST files."""
+DEFAULT_PART_SIZE = 19 * 1024**3
+"""Start a new part after 19 GiB, so that a part (one message past it at most) stays below the 20 GiB that
+Outlook 2003 and 2007 accept by default, and far below the 50 GiB of Outlook 2010 and later (docs/usage.md)."""
 VALIDITY = "1"  # NIDs never change once written, so the folder validity is constant
-
-
-def part_path(path: Path, number: int) -> Path:
-    """Return the file of part ``number`` (1-based): PATH itself, then PATH-2.pst, PATH-3.pst..."""
-    if number == 1:
-        return path
-    return path.with_name(f"{path.stem}-{number}{path.suffix or '.pst'}")
-
-
-def message_uid(part: int, nid: int) -> str:
-    """Return the uid of a message: its NID in decimal, prefixed by the part number after the first part."""
-    return str(nid) if part == 1 else f"{part}:{nid}"
 
 
 class PartWriter:
@@ -133,6 +124,7 @@ class PstStore(Store):
         self.path = endpoint.local_path
         self.part_size = part_size or endpoint.part_size or DEFAULT_PART_SIZE
         self._reader: PstReader | None = None
+        self._parts: PartsReader | None = None  # as a source: every part, read as one
         self._existing: Path | None = None  # the last part, opened for reading when first needed
         self._part: PartWriter | AppendPart | None = None
         self._part_number = 1
@@ -142,7 +134,10 @@ class PstStore(Store):
     def open(self) -> None:
         """Open the file for reading, or for writing: a new file at once, an existing one on the first change."""
         if self.readonly:
+            from migrator.stores.pst.parts import PartsReader
+
             self._reader = self._open_reader(self.path)
+            self._parts = PartsReader(self._reader, self.path)
             return
         self._check_directory()
         remove_abandoned(self.path.parent, self._temp_maker)
@@ -157,6 +152,9 @@ class PstStore(Store):
 
     def close(self) -> None:
         """Finish and rename the part being written; close the reader."""
+        if self._parts is not None:
+            self._parts.close()
+            self._parts = None
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -240,17 +238,23 @@ class PstStore(Store):
 
     def list_folders(self) -> list[Folder]:
         """Return the folders of the file (as a target: the part being written's, new folders included)."""
+        if self._parts is not None:
+            return self._parts.folders()
         if self._part is not None:
             return [Folder(path, _role(path)) for path in self._part.writer.folder_paths()]
         return [Folder(f.path, f.role) for f in self._require_reader().folders()]
 
     def scan(self, folder: FolderPath) -> FolderScan:
         """Return the folder's message references (as a target: the messages the file had before this run)."""
+        if self._parts is not None and self._parts.has_folder(folder):
+            return FolderScan(VALIDITY, self._parts.scan(folder))
         found = self._pst_folder(folder)
         return FolderScan(VALIDITY, [] if found is None else self._require_reader().scan(found))
 
     def fetch(self, folder: FolderPath, refs: Iterable[MessageRef]) -> Iterator[Message]:
         """Yield the messages for ``refs`` from the file."""
+        if self._parts is not None and self._parts.has_folder(folder):
+            return self._parts.fetch(folder, refs)
         found = self._pst_folder(folder)
         return iter(()) if found is None else self._require_reader().fetch(found, refs)
 
@@ -276,6 +280,9 @@ class PstStore(Store):
 
     def probe_folder(self, folder: FolderPath) -> FolderProbe | None:
         """Return the file's record key and the folder's message count (unknown once the file has parts)."""
+        if self._parts is not None:
+            total = self._parts.count(folder)
+            return None if total is None else FolderProbe(self._parts.record_key.hex(), total)
         if self._part is not None:
             count, key = self._part.writer.message_count(folder), self._part.writer.record_key
         else:
