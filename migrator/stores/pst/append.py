@@ -127,17 +127,19 @@ class AppendingWriter(PstWriter):
         found = sorted((c.tag, c.offset, c.size, c.bit) for c in table.info.columns)
         if found != sorted((c.tag, c.offset, c.width, c.bit) for c in layout.columns):
             raise PstFormatError(f"the contents table of folder {folder.nid:#x} has other columns")
-        variable = [c for c in layout.columns if pt.FIXED_TYPE_SIZES.get(pt.tag_type(c.tag)) != c.width]
         bitmap = layout.ends[ltp_fmt.TCI_1B]  # where the cell-existence bitmap starts
-        for row in table.rows():
+        variable = [(c.offset, bitmap + c.bit // 8, 0x80 >> (c.bit % 8)) for c in layout.columns
+                    if pt.FIXED_TYPE_SIZES.get(pt.tag_type(c.tag)) != c.width]
+        heap, node, patched = table.heap, table.node, self._row_patches
+        for row in table.rows():  # every row of a big folder: the loop is kept lean
             cells = []
-            for column in variable:
-                if not row[bitmap + column.bit // 8] & (0x80 >> (column.bit % 8)):
-                    continue
-                hnid = int.from_bytes(row[column.offset:column.offset + 4], "little")
-                if hnid:
-                    cells.append((column.offset, hnid_bytes(table.heap, table.node, hnid)))
-            yield table.row_id(row), CopiedRow(self._patched(layout, bytes(row)), tuple(cells))
+            for offset, byte, bit in variable:
+                if row[byte] & bit:
+                    hnid = int.from_bytes(row[offset:offset + 4], "little")
+                    if hnid:
+                        cells.append((offset, heap.get(hnid) if ltp_fmt.is_hid(hnid) else hnid_bytes(heap, node, hnid)))
+            row_id = int.from_bytes(row[:4], "little")
+            yield row_id, CopiedRow(self._patched(layout, row) if row_id in patched else row, tuple(cells))
 
     def set_flags(self, nid: int, flags: Flags) -> None:
         """Give message ``nid`` of the file ``flags`` when the file is finished; ValueError if it has no such one."""

@@ -40,15 +40,18 @@ class Heap:
 
     def allocate(self, data: bytes) -> int:
         """Store ``data`` (≤ 3,580 bytes) in the heap and return its HID."""
-        if len(data) > ltp_fmt.MAX_HEAP_ALLOC:
-            raise ValueError(f"heap allocation of {len(data)} bytes exceeds {ltp_fmt.MAX_HEAP_ALLOC}")
-        if not self._fits(len(self._blocks) - 1, len(data)):
-            self._blocks.append([])
-            self._used.append(page_header_size(len(self._blocks) - 1))
+        size = len(data)
+        if size > ltp_fmt.MAX_HEAP_ALLOC:
+            raise ValueError(f"heap allocation of {size} bytes exceeds {ltp_fmt.MAX_HEAP_ALLOC}")
         index = len(self._blocks) - 1
-        self._blocks[index].append(data)
-        self._used[index] += len(data)
-        return ltp_fmt.make_hid(index, len(self._blocks[index]))
+        if not self._fits(index, size):  # a big table's rows come here by the hundred thousand: kept lean
+            self._blocks.append([])
+            index += 1
+            self._used.append(page_header_size(index))
+        allocations = self._blocks[index]
+        allocations.append(data)
+        self._used[index] += size
+        return ltp_fmt.make_hid(index, len(allocations))
 
     def patch(self, hid: int, offset: int, data: bytes) -> None:
         """Overwrite ``data`` at ``offset`` inside the allocation ``hid`` (its size does not change)."""

@@ -114,9 +114,12 @@ class CopiedRow:
 
 
 def _copy_row(copied: CopiedRow, heap: Heap, subnodes: Subnodes) -> bytes:
+    if not copied.cells:
+        return copied.row
     row = bytearray(copied.row)
     for offset, value in copied.cells:
-        row[offset:offset + 4] = struct.pack("<I", store_variable(heap, subnodes, value))
+        hnid = heap.allocate(value) if len(value) <= ltp_fmt.MAX_HEAP_ALLOC else store_variable(heap, subnodes, value)
+        row[offset:offset + 4] = hnid.to_bytes(4, "little")
     return bytes(row)
 
 
