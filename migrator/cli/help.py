@@ -40,6 +40,8 @@ ENDPOINTS = "\n".join([
     "  ?password_env=VAR        the password is in this environment variable",
     "  ?password_file=PATH      ... on the first line of this file",
     "  ?password_command=CMD    ... printed by this command",
+    "  ?admin_user=NAME         an admin logs in for USER (SASL PLAIN), with the admin's password from",
+    "                           admin_password_env=VAR, admin_password_file=PATH or admin_password_command=CMD",
     "  ?ca_file=PATH            trust this CA certificate (PEM)",
     "  ?tls=implicit|starttls|none",
     f"  ?auth=METHOD             {_auth_methods()}",
