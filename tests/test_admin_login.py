@@ -14,12 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from harness.cyrus import CyrusServer
+from harness.mailserver import ServerUnavailable
 from migrator.cli import main
 from migrator.core.errors import ConfigError
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.profile.load import load_profile
 from migrator.profile.to_run import plan_run
 from migrator.stores.network import sasl
+from tests.support.tools import unavailable
 
 ADMIN, ADMIN_PASSWORD = "admin", "admin-Secret-42"
 INBOX = ("INBOX",)
@@ -190,6 +193,26 @@ def test_pop3_admin_login(server, mailbox, tmp_path, capsys):
     trace = debug.read_text()
     assert "AUTH PLAIN ***" in trace and ADMIN_PASSWORD not in trace + out + err
     assert ADMIN_PASSWORD.encode() not in state_bytes(tmp_path)
+
+
+def test_a_cyrus_proxy_server_admin_copies_a_users_inbox(tmp_path, monkeypatch, capsys):
+    """Cyrus lets a user listed in proxyservers act for others with the same SASL PLAIN: what docs/usage.md says."""
+    try:
+        cyrus = CyrusServer(options={"proxyservers": ADMIN}).start()
+    except ServerUnavailable as error:
+        unavailable(str(error))
+    try:
+        cyrus.add_user(ADMIN, ADMIN_PASSWORD)
+        alice = cyrus.add_user("alice", "alice-own")
+        cyrus.seed(alice, [(INBOX, b"Message-ID: <cyrus@admin>\r\n\r\nhi\r\n", [], WHEN)])
+        monkeypatch.setenv("ADMIN_PW", ADMIN_PASSWORD)
+        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+        code, _, err = cli(["copy", url(cyrus, "alice", admin_user=ADMIN, admin_password_env="ADMIN_PW"),
+                            f"maildir:{tmp_path}/out"], capsys)
+        assert code == 0, err
+        assert copied(tmp_path / "out") == 1
+    finally:
+        cyrus.stop()
 
 
 # --- a scripted server: the wire, and a server without PLAIN -------------------------------------
