@@ -103,7 +103,9 @@ class PartsReader:
             reader, folder = parts[number]
             try:
                 for message in reader.fetch(folder, group):
-                    yield replace(message, uid=message_uid(number, int(message.uid)))
+                    renamed = [replace(message, uid=message_uid(number, int(message.uid)))]
+                    del message  # not kept by this frame once passed on (see PstReader.fetch)
+                    yield renamed.pop()
             except MessageError as error:
                 left_out += [(message_uid(number, int(uid)), why) for uid, why in error.unreadable]
         if left_out:
