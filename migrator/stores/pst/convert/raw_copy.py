@@ -152,16 +152,14 @@ def skeleton(raw: bytes, leaves: list[tuple[EmailMessage, str, int]], sources: S
     back exactly become references, checked byte for byte; the rest is kept, compressed if that is smaller."""
     view = memoryview(raw)
     references = [found for leaf in leaves if (found := reference_for(view, *leaf, sources)) is not None]
-    kept = bytearray()
-    position = 0
-    spans = []
-    for reference, length in references:
-        kept += view[position:reference.at]
-        position = reference.at + length
-        spans.append(reference.as_list())
-    kept += view[position:]
+    spans = [reference.as_list() for reference, _ in references]
     header = json.dumps({"size": len(raw), "crc": zlib.crc32(raw), "refs": spans}, separators=(",", ":"))
-    payload = header.encode("ascii") + b"\n" + kept
+    payload = bytearray(header.encode("ascii") + b"\n")  # then the kept bytes, without a copy of them first
+    position = 0
+    for reference, length in references:
+        payload += view[position:reference.at]
+        position = reference.at + length
+    payload += view[position:]
     compressed = zlib.compress(payload, COMPRESS_LEVEL)
     return MAGIC + (b"z" + compressed if len(compressed) < len(payload) else b"-" + payload)
 
