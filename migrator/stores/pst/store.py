@@ -319,7 +319,7 @@ class PstStore(Store):
     def set_flags(self, folder: FolderPath, uid: str, flags: Flags) -> None:
         """Give a message ``flags`` when the file is closed: its property context is written again, copy-on-write.
 
-        Messages of earlier parts, finished files, and of a file being rebuilt keep the flags they were written with.
+        A part being built is finished first, as when it is full. Messages of earlier parts keep their flags.
         """
         part, _, nid = uid.rpartition(":")
         if (int(part) if part else 1) != self._part_number or not nid.isdigit():
@@ -327,11 +327,16 @@ class PstStore(Store):
         from migrator.stores.pst.append import AppendingWriter
 
         writer = self._writer()
-        if isinstance(writer, AppendingWriter):
-            try:
-                writer.set_flags(int(nid), flags)
-            except ValueError as error:
-                raise MessageError(f"cannot change the flags of message {uid} in {self.endpoint}: {error}") from None
+        if not isinstance(writer, AppendingWriter):  # a file being built: finished now, then changed in place
+            assert self._part is not None
+            self._part.commit()
+            self._part = AppendPart(part_path(self.path, self._part_number))
+            writer = self._part.writer
+        assert isinstance(writer, AppendingWriter)
+        try:
+            writer.set_flags(int(nid), flags)
+        except ValueError as error:
+            raise MessageError(f"cannot change the flags of message {uid} in {self.endpoint}: {error}") from None
 
     def _writer(self) -> PstWriter:
         self._check_writable()
