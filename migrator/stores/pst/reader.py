@@ -6,6 +6,7 @@ Outlook are rebuilt as RFC 5322 from their MAPI properties (convert/mime_from_ma
 
 from __future__ import annotations
 
+import logging
 import mmap
 import os
 from collections.abc import Iterable, Iterator
@@ -36,6 +37,8 @@ from migrator.stores.pst.ndb.reader import Ndb, PstFormatError
 
 _JUNK_INDEX = 4  # PidTagAdditionalRenEntryIds[4] is the Junk E-mail folder ([MS-OXOSFLD] §2.2.4)
 _PID_ADDITIONAL_REN_ENTRY_IDS = 0x36D8
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -219,7 +222,15 @@ class PstReader:
 
     def _message(self, folder: PstFolder, nid: int) -> Message:
         meta = MessageMeta(read_message(self.ndb, nid), self.named)
-        raw = meta.raw_mime()
+        try:
+            raw = meta.raw_mime()
+        except RebuildError as error:
+            # The body or an attachment the stored copy refers to changed since migrator wrote it (edited
+            # in Outlook), or the copy is damaged: what the file holds now is the message, read as from
+            # any other program's file, rather than no message at all.
+            log.warning("message %s of folder %r of %s: %s; read from its Outlook properties instead",
+                        nid, "/".join(folder.path), self.path, error)
+            raw = None
         if raw is None:
             raw = build_mime(meta.message, meta.received())
         return Message(raw, meta.flags(), meta.received(), folder.path, str(nid))
@@ -246,8 +257,6 @@ def why_left_out(error: Exception) -> str:
     """Return why a message of the file could not be read, as the run's summary names it, and what to do."""
     if isinstance(error, PstFormatError):
         return f"not readable whole: {error}; repair the file with Outlook's scanpst.exe"
-    if isinstance(error, RebuildError):
-        return f"not readable exactly: {error}; the message's other properties are intact"
     if isinstance(error, RecursionError):
         return "cannot be made into a MIME message: its attached messages are nested too deeply"
     return (f"cannot be made into a MIME message ({type(error).__name__}: {error}); "
