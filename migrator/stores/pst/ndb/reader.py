@@ -12,7 +12,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from migrator.stores.pst.ndb import format as fmt
 from migrator.stores.pst.ndb import permute
@@ -139,16 +139,16 @@ def _parse_unicode_header(data: bytes, version: int) -> Header:
         crc_full=struct.unpack_from("<I", data, fmt.HDR_CRC_FULL)[0],
         bid_next_b=struct.unpack_from("<Q", data, fmt.HDR_BID_NEXT_B)[0],
         bid_next_p=struct.unpack_from("<Q", data, fmt.HDR_BID_NEXT_P)[0],
-        file_eof=root[1],
-        amap_last=root[2],
-        amap_free=root[3],
-        pmap_free=root[4],
-        nbt_root=(root[5], root[6]),
-        bbt_root=(root[7], root[8]),
-        amap_valid=root[9],
+        **_root_fields(root),
         sentinel=data[fmt.HDR_SENTINEL],
         rgnid=struct.unpack_from(f"<{fmt.RGNID_COUNT}I", data, fmt.HDR_RGNID),
     )
+
+
+def _root_fields(root: tuple[int, ...]) -> dict[str, Any]:
+    """Return the Header fields of the ROOT structure (MS-PST 2.2.2.5), in the same order in both layouts."""
+    return {"file_eof": root[1], "amap_last": root[2], "amap_free": root[3], "pmap_free": root[4],
+            "nbt_root": (root[5], root[6]), "bbt_root": (root[7], root[8]), "amap_valid": root[9]}
 
 
 def _parse_ansi_header(data: bytes, version: int) -> Header:
@@ -161,13 +161,7 @@ def _parse_ansi_header(data: bytes, version: int) -> Header:
         crc_full=None,
         bid_next_b=struct.unpack_from("<I", data, fmt.ANSI_HDR_BID_NEXT_B)[0],
         bid_next_p=struct.unpack_from("<I", data, fmt.ANSI_HDR_BID_NEXT_P)[0],
-        file_eof=root[1],
-        amap_last=root[2],
-        amap_free=root[3],
-        pmap_free=root[4],
-        nbt_root=(root[5], root[6]),
-        bbt_root=(root[7], root[8]),
-        amap_valid=root[9],
+        **_root_fields(root),
         sentinel=data[fmt.ANSI_HDR_SENTINEL],
         rgnid=struct.unpack_from(f"<{fmt.RGNID_COUNT}I", data, fmt.ANSI_HDR_RGNID),
     )
