@@ -10,16 +10,19 @@ or by a migrator with other named properties than these) raises NotAppendable: i
 from __future__ import annotations
 
 import mmap
+import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
 from migrator.core.message import Flags
 from migrator.stores.pst.ltp import format as ltp_fmt
 from migrator.stores.pst.ltp import props as pt
+from migrator.stores.pst.ltp.heap_writer import Heap
 from migrator.stores.pst.ltp.node_writer import write_pc_node
+from migrator.stores.pst.ltp.reader import Heap as StoredHeap
 from migrator.stores.pst.ltp.reader import Node, PropertyContext, TableContext, hnid_bytes
 from migrator.stores.pst.ltp.values_writer import PropValue, encode_value
-from migrator.stores.pst.ltp.writer import CopiedRow, Properties, RowLayout, row_layout
+from migrator.stores.pst.ltp.writer import CopiedRow, CopiedTable, Properties, RowLayout, row_layout
 from migrator.stores.pst.message_update import MESSAGE_FLAGS, rewrite_message
 from migrator.stores.pst.messaging import format as msg_fmt
 from migrator.stores.pst.messaging import props as p
@@ -117,16 +120,46 @@ class AppendingWriter(PstWriter):
         name = PropertyContext(Node.top(self.base, nid)).get(p.PID_DISPLAY_NAME, "")
         return name if isinstance(name, str) else ""
 
+    def _old_contents(self, folder: FolderNode) -> TableContext | None:
+        """Return the folder's contents table as the file has it (None for a new folder); PstFormatError when its
+        columns are not the ones this writer's rows have."""
+        nid = _table_nid(folder.nid, fmt.NID_TYPE_CONTENTS_TABLE)
+        if folder.is_new or self.base.node(nid) is None:
+            return None
+        table = TableContext(Node.top(self.base, nid), self.base.layout)
+        found = sorted((c.tag, c.offset, c.size, c.bit) for c in table.info.columns)
+        if found != sorted((c.tag, c.offset, c.width, c.bit) for c in row_layout(CONTENTS_COLUMNS).columns):
+            raise PstFormatError(f"the contents table of folder {folder.nid:#x} has other columns")
+        return table
+
+    def old_table(self, folder: FolderNode) -> CopiedTable | None:
+        """Return the folder's contents-table rows taken whole: their bytes as stored (a message whose flags
+        changed patched) and the first allocations of the table's heap, which hold their variable cells in row
+        order. None when the heap is not laid out so (a value in a subnode, another writer): old_rows then."""
+        table = self._old_contents(folder)
+        if table is None:
+            return None
+        layout = row_layout(CONTENTS_COLUMNS)
+        rows = table.rows()
+        cells = _variable_cells(layout, rows)
+        blocks = None if cells is None else _first_allocations(table.heap, cells)
+        if blocks is None:
+            return None
+        try:
+            heap = Heap.resumed(ltp_fmt.HN_CLIENT_TC, blocks)
+        except ValueError:
+            return None
+        row_ids = [int.from_bytes(row[:4], "little") for row in rows]
+        if self._row_patches:
+            rows = [self._patched(layout, row) for row in rows]
+        return CopiedTable(heap, rows, row_ids)
+
     def old_rows(self, folder: FolderNode) -> Iterator[tuple[int, Properties | CopiedRow]]:
         """Yield the folder's contents-table rows as the file has them, to be copied into the new table."""
-        if folder.is_new or self.base.node(_table_nid(folder.nid, fmt.NID_TYPE_CONTENTS_TABLE)) is None:
+        table = self._old_contents(folder)
+        if table is None:
             return
-        table = TableContext(Node.top(self.base, _table_nid(folder.nid, fmt.NID_TYPE_CONTENTS_TABLE)),
-                             self.base.layout)
         layout = row_layout(CONTENTS_COLUMNS)
-        found = sorted((c.tag, c.offset, c.size, c.bit) for c in table.info.columns)
-        if found != sorted((c.tag, c.offset, c.width, c.bit) for c in layout.columns):
-            raise PstFormatError(f"the contents table of folder {folder.nid:#x} has other columns")
         bitmap = layout.ends[ltp_fmt.TCI_1B]  # where the cell-existence bitmap starts
         variable = [(c.offset, bitmap + c.bit // 8, 0x80 >> (c.bit % 8)) for c in layout.columns
                     if pt.FIXED_TYPE_SIZES.get(pt.tag_type(c.tag)) != c.width]
@@ -191,3 +224,46 @@ class AppendingWriter(PstWriter):
         super().close()
         if not self._map.closed:
             self._map.close()
+
+
+def _variable_cells(layout: RowLayout, rows: list[bytes]) -> list[int] | None:
+    """Return the non-zero HNIDs of the rows' variable cells, row by row in column order (the order build_tc
+    stores them in); None when one is set in a cell its row marks absent (old_rows leaves such a cell alone)."""
+    bitmap = layout.ends[ltp_fmt.TCI_1B]
+    pieces, checks, position = [], [], 0
+    for column in layout.columns:  # in offset order
+        if pt.FIXED_TYPE_SIZES.get(pt.tag_type(column.tag)) != column.width:
+            pieces.append(f"{column.offset - position}xI")
+            checks.append((bitmap + column.bit // 8, 0x80 >> (column.bit % 8)))
+            position = column.offset + 4
+    unpack = struct.Struct("<" + "".join(pieces) + f"{layout.row_size - position}x").unpack_from
+    cells = []
+    for row in rows:
+        for hnid, (byte, bit) in zip(unpack(row), checks):
+            if hnid:
+                if not row[byte] & bit:
+                    return None
+                cells.append(hnid)
+    return cells
+
+
+def _first_allocations(heap: StoredHeap, hids: list[int]) -> list[list[bytes]] | None:
+    """Return the heap's first ``len(hids)`` allocations by block, or None unless ``hids`` names exactly them."""
+    blocks: list[list[bytes]] = [[]]
+    left = len(hids)
+    for index, block in enumerate(heap.blocks):
+        if left == 0:
+            break
+        offsets = heap.page_map(index)
+        taken = min(left, len(offsets) - 1)
+        if hids[len(hids) - left:len(hids) - left + taken] != [ltp_fmt.make_hid(index, i) for i in range(1, taken + 1)]:
+            return None
+        if offsets[taken] > len(block) or any(a > b for a, b in zip(offsets, offsets[1:taken + 1])):
+            return None  # impossible bounds: old_rows reads the cells one by one and says which is damaged
+        allocations = [block[offsets[i]:offsets[i + 1]] for i in range(taken)]
+        if index:
+            blocks.append(allocations)
+        else:
+            blocks[0] = allocations
+        left -= taken
+    return None if left else blocks

@@ -27,6 +27,7 @@ from migrator.stores.pst.messaging.namemap_reader import parse_name_map
 from migrator.stores.pst.messaging.reader import (
     entry_id_nid,
     folder_name,
+    message_count,
     message_nids,
     name_map_streams,
     read_message,
@@ -135,7 +136,7 @@ class PstReader:
                 found.append(folder)
                 continue
             try:
-                count, children = len(message_nids(self.ndb, nid)), subfolder_nids(self.ndb, nid)
+                count, children = message_count(self.ndb, nid), subfolder_nids(self.ndb, nid)
             except PstFormatError as error:  # its subfolders are out of reach too: failing it says so
                 found.append(replace(folder, damage=str(error)))
                 continue

@@ -19,7 +19,7 @@ from migrator.stores.pst.convert.mapi_from_mime import mapi_from_message
 from migrator.stores.pst.ltp import props as pt
 from migrator.stores.pst.ltp.node_writer import write_pc_node, write_tc_node
 from migrator.stores.pst.ltp.values_writer import PropValue
-from migrator.stores.pst.ltp.writer import CopiedRow, Properties
+from migrator.stores.pst.ltp.writer import CopiedRow, CopiedTable, Properties
 from migrator.stores.pst.messaging import format as msg_fmt
 from migrator.stores.pst.messaging import props as p
 from migrator.stores.pst.messaging.namemap_writer import name_to_id_map, writer_named_properties
@@ -244,11 +244,19 @@ class PstWriter:
             hierarchy_nid = _table_nid(folder.nid, fmt.NID_TYPE_HIERARCHY_TABLE)
             write_tc_node(self.ndb, hierarchy_nid, 0, HIERARCHY_COLUMNS, hierarchy)
         if folder.contents_changed:
-            contents = itertools.chain(self.old_rows(folder), self._rows.rows(folder.row_offsets))
-            write_tc_node(self.ndb, _table_nid(folder.nid, fmt.NID_TYPE_CONTENTS_TABLE), 0, CONTENTS_COLUMNS, contents)
+            copied = self.old_table(folder)
+            old = iter(()) if copied is not None else self.old_rows(folder)
+            contents = itertools.chain(old, self._rows.rows(folder.row_offsets))
+            nid = _table_nid(folder.nid, fmt.NID_TYPE_CONTENTS_TABLE)
+            write_tc_node(self.ndb, nid, 0, CONTENTS_COLUMNS, contents, copied)
         if folder.is_new:
             assoc = _table_nid(folder.nid, fmt.NID_TYPE_ASSOC_CONTENTS_TABLE)
             write_tc_node(self.ndb, assoc, 0, ASSOC_CONTENTS_COLUMNS, [])
+
+    def old_table(self, folder: FolderNode) -> CopiedTable | None:
+        """Return the contents-table rows the folder had before an append, taken whole; None when there are
+        none (a new file) or they must go row by row (old_rows)."""
+        return None
 
     def old_rows(self, folder: FolderNode) -> Iterator[tuple[int, Properties | CopiedRow]]:
         """Yield the contents-table rows the folder had before an append (none in a new file)."""

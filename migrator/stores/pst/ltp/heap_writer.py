@@ -38,6 +38,26 @@ class Heap:
         self._blocks: list[list[bytes]] = [[]]
         self._used = [page_header_size(0)]
 
+    @classmethod
+    def resumed(cls, client_signature: int, blocks: list[list[bytes]]) -> Heap:
+        """Return a heap holding the allocations ``blocks`` (by heap block, in HID order), as if allocate() had
+        stored them one by one; raise ValueError when allocate() would have placed them in other blocks."""
+        heap = cls(client_signature)
+        if not blocks or any(not allocations for allocations in blocks[1:]):
+            raise ValueError("a heap block other than the first holds no allocation")
+        heap._blocks = [list(allocations) for allocations in blocks]
+        heap._used = [page_header_size(i) + sum(map(len, allocations)) for i, allocations in enumerate(blocks)]
+        for index, allocations in enumerate(heap._blocks):
+            # The last allocation of each block fitted, and the first of the next one did not.
+            count = len(allocations)
+            page_map = ltp_fmt.HNPAGEMAP_HEADER.size + 2 * (count + 1)
+            if count and (heap._used[index] + 1 + page_map > fmt.MAX_BLOCK_PAYLOAD or count >= 0x800
+                          or max(map(len, allocations)) > ltp_fmt.MAX_HEAP_ALLOC):
+                raise ValueError(f"heap block {index} is fuller than allocate() fills one")
+            if index + 1 < len(blocks) and heap._fits(index, len(blocks[index + 1][0])):
+                raise ValueError(f"heap block {index + 1} starts with an allocation that fitted in block {index}")
+        return heap
+
     def allocate(self, data: bytes) -> int:
         """Store ``data`` (≤ 3,580 bytes) in the heap and return its HID."""
         size = len(data)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from migrator.stores.pst.ltp.writer import CopiedRow, Properties, Subnodes, build_pc, build_tc
+from migrator.stores.pst.ltp.writer import CopiedRow, CopiedTable, Properties, Subnodes, build_pc, build_tc
 from migrator.stores.pst.ndb.writer import NdbWriter
 
 
@@ -17,11 +17,11 @@ def write_pc_node(ndb: NdbWriter, nid: int, parent: int, values: Properties) -> 
 
 def write_tc_node(
     ndb: NdbWriter, nid: int, parent: int, columns: Sequence[int],
-    rows: Iterable[tuple[int, Properties | CopiedRow]],
+    rows: Iterable[tuple[int, Properties | CopiedRow]], copied: CopiedTable | None = None,
 ) -> None:
-    """Write a table context as the top-level node ``nid``."""
+    """Write a table context as the top-level node ``nid``: the ``copied`` rows, then ``rows``."""
     subnodes = Subnodes(ndb)
-    bid = ndb.write_block_list(build_tc(columns, rows, subnodes))
+    bid = ndb.write_block_list(build_tc(columns, rows, subnodes, copied))
     ndb.add_node(nid, bid, subnodes.write(), parent)
 
 

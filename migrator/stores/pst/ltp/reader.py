@@ -341,6 +341,11 @@ class TableContext:
             return []
         return [block[i:i + size] for block in self.row_blocks() for i in range(0, len(block) - size + 1, size)]
 
+    def row_count(self) -> int:
+        """Return how many rows ``rows`` returns, without cutting them out."""
+        size = self.info.row_size
+        return 0 if size == 0 else sum(len(block) // size for block in self.row_blocks())
+
     def cell(self, row: bytes, tag: int, default: object = None) -> object:
         """Return the decoded value of column ``tag`` in ``row``, or ``default`` when the cell is empty."""
         raw = self.cell_raw(row, tag)

@@ -124,6 +124,19 @@ def _copy_row(copied: CopiedRow, heap: Heap, subnodes: Subnodes) -> bytes:
 
 
 @dataclass(frozen=True)
+class CopiedTable:
+    """The rows of a table with the same columns, taken whole to start a new table: the heap that held their
+    variable cells, cut back to those cells (so the HIDs in the rows stay valid), the rows' bytes and their ids.
+
+    Only for rows whose variable cells are all in the heap, stored row by row as build_tc stores them.
+    """
+
+    heap: Heap
+    rows: list[bytes]
+    row_ids: list[int]
+
+
+@dataclass(frozen=True)
 class Column:
     """Where one column's cell sits in a row: byte offset, width and cell-existence bit."""
 
@@ -189,17 +202,18 @@ def _encode_row(layout: RowLayout, row_id: int, values: Properties, heap: Heap, 
 
 
 def build_tc(
-    tags: Sequence[int], rows: Iterable[tuple[int, Properties | CopiedRow]], subnodes: Subnodes
+    tags: Sequence[int], rows: Iterable[tuple[int, Properties | CopiedRow]], subnodes: Subnodes,
+    copied: CopiedTable | None = None,
 ) -> list[bytes]:
-    """Return the heap blocks of a table context with columns ``tags`` and ``rows`` (row id, values).
+    """Return the heap blocks of a table context with columns ``tags``, the ``copied`` rows, then ``rows``.
 
-    ``rows`` is read once, each row encoded as it comes: a big folder's rows are never all in memory as values.
-    A CopiedRow must come from a table with the same ``tags``.
+    ``rows`` (row id, values) is read once, each row encoded as it comes: a big folder's rows are never all in
+    memory as values. A CopiedRow or CopiedTable must come from a table with the same ``tags``.
     """
     layout = row_layout(tuple(tags))
-    heap = Heap(ltp_fmt.HN_CLIENT_TC)
-    encoded: list[bytes] = []
-    row_ids: list[int] = []
+    heap = Heap(ltp_fmt.HN_CLIENT_TC) if copied is None else copied.heap
+    encoded: list[bytes] = [] if copied is None else list(copied.rows)
+    row_ids: list[int] = [] if copied is None else list(copied.row_ids)
     for row_id, values in rows:
         if isinstance(values, CopiedRow):
             encoded.append(_copy_row(values, heap, subnodes))

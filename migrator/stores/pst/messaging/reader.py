@@ -163,6 +163,14 @@ def message_nids(ndb: Ndb, folder_nid: int) -> list[int]:
     return table_row_ids(ndb, folder_nid, fmt.NID_TYPE_CONTENTS_TABLE)
 
 
+def message_count(ndb: Ndb, folder_nid: int) -> int:
+    """Return how many messages a folder's contents table lists (len of message_nids, without reading them)."""
+    nid = table_nid(folder_nid, fmt.NID_TYPE_CONTENTS_TABLE)
+    if ndb.node(nid) is None:
+        return 0
+    return TableContext(Node.top(ndb, nid), ndb.layout).row_count()
+
+
 def read_message(ndb: Ndb, nid: int) -> MapiMessage:
     """Return message ``nid``; raise PstFormatError if it is missing or malformed."""
     return MapiMessage(Node.top(ndb, nid), ndb.layout)

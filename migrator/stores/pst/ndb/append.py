@@ -182,7 +182,13 @@ def _patch_fmaps(file: BinaryIO, runs: dict[int, int]) -> None:
 
 def clear_bits(bitmap: bytearray, first: int, count: int) -> None:
     """Clear ``count`` bits of ``bitmap`` from bit ``first`` on, most significant bit first."""
-    for bit in range(first, first + count):
+    end = first + count
+    while first < end and first % 8:
+        bitmap[first // 8] &= ~(0x80 >> (first % 8)) & 0xFF
+        first += 1
+    whole = (end - first) // 8  # a freed table's blocks span thousands of bits: whole bytes at once
+    bitmap[first // 8:first // 8 + whole] = bytes(whole)
+    for bit in range(first + 8 * whole, end):
         bitmap[bit // 8] &= ~(0x80 >> (bit % 8)) & 0xFF
 
 
