@@ -9,17 +9,13 @@ authenticated but not connected"): so a login counts only once ``LIST "" ""`` ha
 
 from __future__ import annotations
 
-import logging
-
-from migrator.core.errors import Refused
 from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.imap.commands import Secret
 from migrator.stores.imap.parser import Response
 from migrator.stores.imap.protocol import ImapProtocol
 from migrator.stores.network.reconnect import refusal
-from migrator.stores.network.sasl import challenge_error, choose, encoded_first_message, error_answer
+from migrator.stores.network.sasl import challenge_error, encoded_first_message, error_answer, mechanism_for
 
-log = logging.getLogger(__name__)
 _FIX = ("Check that the token is for this mailbox and grants IMAP access (scope IMAP.AccessAsUser.All for "
         "Microsoft, https://mail.google.com/ for Google), or get a new one: run `migrator login` again, or check "
         "token_command")
@@ -28,7 +24,7 @@ _FIX = ("Check that the token is for this mailbox and grants IMAP access (scope 
 def authenticate(protocol: ImapProtocol, endpoint: Endpoint, token: str) -> None:
     """Log in as the endpoint's user with ``token``; raise Refused (a ConnectError) saying what the
     server said and what to do."""
-    mechanism = _mechanism(protocol, endpoint)
+    mechanism = mechanism_for(endpoint, _offered(protocol))
     host, port = endpoint.address
     response = encoded_first_message(mechanism, endpoint.user or "", token, host, port)
     initial_response = "SASL-IR" in protocol.capabilities
@@ -54,19 +50,6 @@ def authenticate(protocol: ImapProtocol, endpoint: Endpoint, token: str) -> None
     _confirm(protocol, endpoint)
 
 
-def _mechanism(protocol: ImapProtocol, endpoint: Endpoint) -> str:
-    offered = sorted(c.removeprefix("AUTH=") for c in protocol.capabilities if c.startswith("AUTH="))
-    wanted = endpoint.auth or "oauth2"
-    mechanism = choose(wanted, offered)
-    if mechanism is None or mechanism.upper() not in offered:
-        raise Refused(
-            f"{endpoint.host} does not offer {wanted.upper() if mechanism else 'XOAUTH2 or OAUTHBEARER'} "
-            f"for {endpoint.user} (it offers: {' '.join(offered) or 'no SASL mechanism'})"
-            + ("; auth=oauth2 lets migrator choose" if mechanism and wanted != "oauth2" else "")
-        )
-    how = f"chosen from the server's {', '.join(offered)}" if wanted == "oauth2" else "as auth= asks"
-    log.info("logging in to %s as %s with %s (%s)", endpoint.host, endpoint.user, mechanism.upper(), how)
-    return mechanism
 
 
 def _refused(endpoint: Endpoint, mechanism: str, result: Response, challenge: str) -> str:
@@ -84,3 +67,7 @@ def _confirm(protocol: ImapProtocol, endpoint: Endpoint) -> None:
             f"{result.said()!r}. The token is for another mailbox, or {endpoint.user} has no access to this one "
             "(Microsoft 365: log in as the mailbox's own user, or have an administrator grant FullAccess)"
         )
+
+
+def _offered(protocol: ImapProtocol) -> list[str]:
+    return sorted(c.removeprefix("AUTH=") for c in protocol.capabilities if c.startswith("AUTH="))

@@ -10,10 +10,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Collection
+
+from migrator.core.errors import Refused
+from migrator.endpoints.endpoint import Endpoint
 
 MECHANISMS = ("xoauth2", "oauthbearer")
 AUTOMATIC = "oauth2"  # the user lets the server's capabilities choose between the two
+log = logging.getLogger(__name__)
 OAUTH_METHODS = (*MECHANISMS, AUTOMATIC)
 
 
@@ -32,6 +37,22 @@ def choose(wanted: str, offered: Collection[str]) -> str | None:
         return wanted
     upper = {name.upper() for name in offered}
     return next((name for name in ("oauthbearer", "xoauth2") if name.upper() in upper), None)
+
+
+def mechanism_for(endpoint: Endpoint, offered: Collection[str]) -> str:
+    """Return the OAuth2 mechanism to log in to ``endpoint`` with, from what the server ``offered`` (upper
+    case); raise Refused, saying what it offers, when it lacks the one asked for or both."""
+    wanted = endpoint.auth or AUTOMATIC
+    mechanism = choose(wanted, offered)
+    if mechanism is None or mechanism.upper() not in offered:
+        raise Refused(
+            f"{endpoint.host} does not offer {wanted.upper() if mechanism else 'XOAUTH2 or OAUTHBEARER'} "
+            f"for {endpoint.user} (it offers: {' '.join(offered) or 'no SASL mechanism'})"
+            + (f"; auth={AUTOMATIC} lets migrator choose" if mechanism and wanted != AUTOMATIC else "")
+        )
+    how = f"chosen from the server's {', '.join(offered)}" if wanted == AUTOMATIC else "as auth= asks"
+    log.info("logging in to %s as %s with %s (%s)", endpoint.host, endpoint.user, mechanism.upper(), how)
+    return mechanism
 
 
 def first_message(mechanism: str, user: str, token: str, host: str, port: int) -> bytes:

@@ -7,19 +7,17 @@ The token goes after the server's ``+``, never as an initial response: a token i
 
 from __future__ import annotations
 
-import logging
 import poplib
 from typing import TYPE_CHECKING
 
-from migrator.core.errors import ConnectError, Refused
+from migrator.core.errors import ConnectError
 from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.network.reconnect import refusal
-from migrator.stores.network.sasl import challenge_error, choose, encoded_first_message, error_answer
+from migrator.stores.network.sasl import challenge_error, encoded_first_message, error_answer, mechanism_for
 
 if TYPE_CHECKING:
     from migrator.stores.pop3.client import Capabilities, PopSession
 
-log = logging.getLogger(__name__)
 _FIX = ("Check that the token is for this mailbox and grants POP access (scope POP.AccessAsUser.All for "
         "Microsoft, https://mail.google.com/ for Google), or get a new one: run `migrator login` again, or check "
         "token_command")
@@ -28,7 +26,7 @@ _FIX = ("Check that the token is for this mailbox and grants POP access (scope P
 def authenticate(client: PopSession, endpoint: Endpoint, token: str, capabilities: Capabilities) -> None:
     """Log in as the endpoint's user with ``token``; raise Refused (a ConnectError) saying what the
     server said and what to do."""
-    mechanism = _mechanism(endpoint, capabilities)
+    mechanism = mechanism_for(endpoint, sorted(m.upper() for m in capabilities.get("SASL", [])))
     host, port = endpoint.address
     challenge = ""
     try:
@@ -49,16 +47,3 @@ def authenticate(client: PopSession, endpoint: Endpoint, token: str, capabilitie
         raise ConnectError(f"{endpoint.host} closed the connection while {endpoint.user} logged in: {error}") from None
 
 
-def _mechanism(endpoint: Endpoint, capabilities: Capabilities) -> str:
-    offered = sorted(m.upper() for m in capabilities.get("SASL", []))
-    wanted = endpoint.auth or "oauth2"
-    mechanism = choose(wanted, offered)
-    if mechanism is None or mechanism.upper() not in offered:
-        raise Refused(
-            f"{endpoint.host} does not offer {wanted.upper() if mechanism else 'XOAUTH2 or OAUTHBEARER'} "
-            f"for {endpoint.user} (its SASL mechanisms: {' '.join(offered) or 'none'})"
-            + ("; auth=oauth2 lets migrator choose" if mechanism and wanted != "oauth2" else "")
-        )
-    how = f"chosen from the server's {', '.join(offered)}" if wanted == "oauth2" else "as auth= asks"
-    log.info("logging in to %s as %s with %s (%s)", endpoint.host, endpoint.user, mechanism.upper(), how)
-    return mechanism
