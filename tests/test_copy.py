@@ -6,12 +6,14 @@ itself reports (the harness's independent imaplib dump), message by message.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from harness.corpus import corpus, crlf, imap_flags, seed_items, server_safe
 from migrator.endpoints.endpoint import Endpoint, parse_endpoint
+from migrator.pipeline.filters import MessageFilter
 from migrator.pipeline.foldermap import FolderRules
 from migrator.pipeline.options import CopyOptions
 from migrator.pipeline.run import run_copy
@@ -126,6 +128,22 @@ def test_new_mail_and_flag_changes_reach_the_archive_on_the_next_run(seeded, tmp
     assert summary.copied == 1
     assert summary.flags_updated > 0
     assert contents(target) == server_contents(dovecot, user)
+
+
+def test_a_run_without_the_filter_of_the_last_copies_what_it_left_out(tmp_path, dovecot, user):
+    dovecot.seed(user, [(("INBOX",), f"Message-ID: <{month}@x>\r\n\r\n{month}\r\n".encode(), (),
+                         datetime(2024, month, 10, tzinfo=timezone.utc)) for month in (1, 2, 3, 4)])
+    source, target = imap_endpoint(dovecot, user), parse_endpoint(f"maildir:{tmp_path / 'md'}")
+    state = StateStore(tmp_path / "state.sqlite")
+    since_march = CopyOptions(message_filter=MessageFilter(since=datetime(2024, 3, 1, tzinfo=timezone.utc)))
+    assert (run_copy(source, [target], since_march, state).copied, len(contents(target)["INBOX"])) == (2, 2)
+    dovecot.enable_rawlog(user)
+    assert run_copy(source, [target], since_march, state).copied == 0
+    assert not [c for c in dovecot.imap_commands(user) if "FETCH" in c.upper()], "the same filter skips the folder"
+    summary = run_copy(source, [target], state=state)
+    assert (summary.copied, summary.already_there) == (2, 2)
+    assert contents(target) == server_contents(dovecot, user)
+    assert run_copy(source, [target], since_march, state).already_there == 4, "having all, a filtered run skips"
 
 
 def test_without_state_a_rerun_adds_nothing_twice(seeded, tmp_path):

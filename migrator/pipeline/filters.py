@@ -23,6 +23,16 @@ class MessageFilter:
         return self == MessageFilter()
 
     @property
+    def key(self) -> str:
+        """Return the filter as text that differs between any two filters: empty when it accepts every message."""
+        if self.is_open:
+            return ""
+        dates = (f"{name}={value.isoformat()}" for name, value in (("since", self.since), ("before", self.before))
+                 if value is not None)
+        size = [f"max_size={self.max_size}"] if self.max_size is not None else []
+        return ",".join([*dates, *size, *(["unseen"] if self.unseen_only else [])])
+
+    @property
     def empty_window(self) -> bool:
         """Return True when ``before`` is not later than ``since``: no message can pass."""
         return self.since is not None and self.before is not None and self.since >= self.before

@@ -154,16 +154,28 @@ class FolderCopy:
         """Copy the folder; return its target plans (for deleting from the source afterwards)."""
         failures_before = len(self.run.summary.failures)
         plans = self._copy()
-        if self.folder.version and len(self.run.summary.failures) == failures_before:
+        version = self._version_copied()
+        if version and len(self.run.summary.failures) == failures_before:
             for plan in plans:
                 if plan.pair is None:
                     continue
                 assert self.run.state is not None  # a pair comes from the state file
                 if plan.store.durable_on_append:
-                    self.run.state.set_version(plan.pair, self.folder.version)
+                    self.run.state.set_version(plan.pair, version)
                 else:
-                    self._deferred(plan).version = self.folder.version
+                    self._deferred(plan).version = version
         return plans
+
+    def _version_copied(self) -> str | None:
+        """Return what the state records as copied of the folder: its version, and the filter if one left mail out.
+
+        A run that filtered copied part of the folder: only a run with the same filter may skip the folder by
+        that record, while the record of a run without one lets any later run skip it (it copied everything).
+        """
+        if not self.folder.version:
+            return None
+        key = self.run.message_filter.key
+        return f"{self.folder.version}|{key}" if key else self.folder.version
 
     def _unchanged_since_last_run(self) -> int | None:
         """Return the message count when every target holds the folder as it is now, else None.
@@ -178,7 +190,7 @@ class FolderCopy:
         counts = []
         for target in self.run.targets:
             pair = state.pair(PairKey(self.run.plan.source_name, self.folder.path, str(target.endpoint), destination))
-            if pair is None or pair.dirty or pair.version != self.folder.version:
+            if pair is None or pair.dirty or pair.version not in (self.folder.version, self._version_copied()):
                 return None
             # The state is only a cache: the target must still hold what it says (one stat or status line).
             written_to = pair.target_path
