@@ -130,6 +130,45 @@ def test_new_mail_and_flag_changes_reach_the_archive_on_the_next_run(seeded, tmp
     assert contents(target) == server_contents(dovecot, user)
 
 
+def test_a_rerun_lists_only_what_changed_since_the_last_and_still_copies_all(seeded, tmp_path, dovecot, user):
+    source = seeded[0]
+    targets = [parse_endpoint(f"maildir:{tmp_path / 'md'}"), parse_endpoint(f"eml:{tmp_path / 'eml'}")]
+    state = StateStore(tmp_path / "state.sqlite")
+    run_copy(source, targets, state=state)
+    dovecot.seed(user, [(("INBOX",), b"Message-ID: <new@x>\r\n\r\nnew\r\n", (), _now())])
+    conn = dovecot.imap(user)
+    conn.select("INBOX")
+    conn.uid("STORE", "1", "+FLAGS.SILENT", "(\\Flagged)")
+    conn.logout()
+    dovecot.enable_rawlog(user)
+    summary = run_copy(source, targets, state=state)
+    fetches = [c.upper() for c in dovecot.imap_commands(user) if "FETCH" in c.upper() and "BODY" not in c.upper()]
+    assert fetches and all("CHANGEDSINCE" in c for c in fetches), fetches
+    assert (summary.copied, summary.flags_updated) == (1, 2)
+    messages = sum(len(v) for v in server_contents(dovecot, user).values())
+    assert summary.copied + summary.already_there == messages
+    assert contents(targets[0]) == contents(targets[1]) == server_contents(dovecot, user)
+
+
+def test_a_rerun_after_mail_left_the_source_lists_the_whole_folder(seeded, tmp_path, dovecot, user):
+    source, before = seeded
+    target = parse_endpoint(f"maildir:{tmp_path / 'md'}")
+    state = StateStore(tmp_path / "state.sqlite")
+    run_copy(source, [target], state=state)
+    conn = dovecot.imap(user)
+    conn.select("INBOX")
+    conn.uid("STORE", "1", "+FLAGS.SILENT", "(\\Deleted)")
+    conn.expunge()
+    conn.logout()
+    dovecot.seed(user, [(("INBOX",), b"Message-ID: <new@x>\r\n\r\nnew\r\n", (), _now())])
+    dovecot.enable_rawlog(user)
+    summary = run_copy(source, [target], state=state)
+    assert [c for c in dovecot.imap_commands(user) if "FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)" in c.upper()]
+    assert summary.copied == 1
+    assert contents(target)["INBOX"] == sorted(before["INBOX"] + server_contents(dovecot, user)["INBOX"][-1:],
+                                               key=lambda item: item[0])
+
+
 def test_a_run_without_the_filter_of_the_last_copies_what_it_left_out(tmp_path, dovecot, user):
     dovecot.seed(user, [(("INBOX",), f"Message-ID: <{month}@x>\r\n\r\n{month}\r\n".encode(), (),
                          datetime(2024, month, 10, tzinfo=timezone.utc)) for month in (1, 2, 3, 4)])

@@ -15,13 +15,14 @@ from migrator.core.listing import Listing
 from migrator.core.message import FolderPath, Message
 from migrator.core.stopping import raise_if_stopping, uninterrupted
 from migrator.pipeline.batches import LargeMessageGate, write_batches
+from migrator.pipeline.changes import listing_since, same_messages
 from migrator.pipeline.filters import MessageFilter
 from migrator.pipeline.labels import LabelRoutes, routed_plans
 from migrator.pipeline.plan import PlanContext, TargetPlan, distrust, plan_target
 from migrator.pipeline.progress import Progress
 from migrator.pipeline.summary import Failure, Summary, place
-from migrator.state.statefile import PairKey, StateStore
-from migrator.stores.base import Elsewhere, Store
+from migrator.state.statefile import Pair, PairKey, StateStore
+from migrator.stores.base import Elsewhere, FolderScan, Store
 
 log = logging.getLogger(__name__)
 
@@ -183,21 +184,60 @@ class FolderCopy:
         The source's folder version (IMAP: UIDNEXT, MESSAGES, HIGHESTMODSEQ...) comes with the
         folder list, so an unchanged folder costs no scan at all.
         """
+        pairs = self._recorded_pairs()
+        if pairs is None or any(p.version not in (self.folder.version, self._version_copied()) for p in pairs):
+            return None
+        if not self._targets_hold(pairs):
+            return None
+        assert self.run.state is not None  # pairs come from it
+        return min((self.run.state.count(pair) for pair in pairs), default=0)
+
+    def _changes_since_last_run(self) -> FolderScan | None:
+        """Return the folder's scan made of what the last run copied and what changed since, else None.
+
+        Only after a run that copied the whole folder into every target (no filter) and where the
+        source can tell what changed since (see ``Store.scan_changes`` and changes.py).
+        """
+        pairs = self._recorded_pairs()
+        if pairs is None or not pairs or not self.run.message_filter.is_open:
+            return None
+        since = pairs[0].version
+        if not since or "|" in since or any(pair.version != since for pair in pairs) or not self._targets_hold(pairs):
+            return None
+        assert self.run.state is not None  # pairs come from it
+        copied = [self.run.state.copied(pair) for pair in pairs]
+        if not all(same_messages(copied[0], other) for other in copied[1:]):
+            return None
+        changes = self.source.scan_changes(self.folder.path, since)
+        changed = Listing.of(changes.refs) if changes is not None else None
+        listing = listing_since(copied[0], changed) if changed is not None else None
+        if changes is None or changed is None or listing is None:
+            return None
+        log.info("folder %s: %s arrived or changed since the last run", printable(self.folder.name),
+                 plural(len(changed), "message"))
+        return FolderScan(changes.validity, listing)
+
+    def _recorded_pairs(self) -> list[Pair] | None:
+        """Return the state's pair of each target for this folder, or None when one is missing or was left dirty."""
         state = self.run.state
         if state is None or not self.folder.version or self.run.plan.dry_run or self.routes is not None:
             return None
         destination, _ = self.run.destination(self.folder)
-        counts = []
+        pairs = []
         for target in self.run.targets:
             pair = state.pair(PairKey(self.run.plan.source_name, self.folder.path, str(target.endpoint), destination))
-            if pair is None or pair.dirty or pair.version not in (self.folder.version, self._version_copied()):
+            if pair is None or pair.dirty:
                 return None
-            # The state is only a cache: the target must still hold what it says (one stat or status line).
-            written_to = pair.target_path
-            if distrust(state, pair, written_to, target.probe_folder(written_to)) is not None:
-                return None
-            counts.append(state.count(pair))
-        return min(counts, default=0)
+            pairs.append(pair)
+        return pairs
+
+    def _targets_hold(self, pairs: list[Pair]) -> bool:
+        """Return True when each target still holds what the state says it wrote (one stat or status line each)."""
+        assert self.run.state is not None  # pairs come from it
+        for target, pair in zip(self.run.targets, pairs):
+            if distrust(self.run.state, pair, pair.target_path, target.probe_folder(pair.target_path)) is not None:
+                return False
+        return True
 
     def _copy(self) -> list[TargetPlan]:
         validity, listed, refs = self._listing()
@@ -259,7 +299,7 @@ class FolderCopy:
 
     def _listing(self) -> tuple[str, Listing, Listing]:
         """Return the source folder's validity, all its messages, and those the run's filter accepts."""
-        scan = self.source.scan(self.folder.path)
+        scan = self._changes_since_last_run() or self.source.scan(self.folder.path)
         self.listed = True
         self._refused(scan.refused)
         if self.routes is not None:

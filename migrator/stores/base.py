@@ -153,6 +153,14 @@ class Store(ABC):
     def scan(self, folder: FolderPath) -> FolderScan:
         """Return the folder's validity and message references, without fetching bodies."""
 
+    def scan_changes(self, folder: FolderPath, since: str) -> FolderScan | None:
+        """Return a scan of only the messages that arrived or changed flags since ``folder`` had version ``since``.
+
+        None unless the store can tell both that and that no message the folder held then has left
+        (IMAP with CONDSTORE can): the caller then scans the whole folder.
+        """
+        return None
+
     @abstractmethod
     def fetch(self, folder: FolderPath, refs: Iterable[MessageRef]) -> Iterator[Message]:
         """Yield the full messages for ``refs``, in order, streaming in batches.

@@ -104,6 +104,14 @@ def _version(status: dict[str, int] | None) -> str | None:
     return ".".join(str(status[item]) for item in _VERSION_NAMES)
 
 
+def version_numbers(version: str) -> dict[str, int] | None:
+    """Return the STATUS numbers a folder version token was made of, or None when it is not one of ours."""
+    parts = version.split(".")
+    if len(parts) != len(_VERSION_NAMES) or not all(part.isdigit() for part in parts):
+        return None
+    return dict(zip(_VERSION_NAMES, map(int, parts)))
+
+
 def existing_folder(folders: FolderIndex, path: FolderPath, role: Role | None) -> FolderPath | None:
     """Return the existing folder that mail of ``path`` (with ``role``) goes to, or None when it is to be created."""
     if role is not None:

@@ -21,6 +21,7 @@ from migrator.core.message import FolderPath, Message, MessageRef
 from migrator.stores.base import FolderScan
 from migrator.stores.imap.commands import uid_set
 from migrator.stores.imap.flags import flags_from_imap
+from migrator.stores.imap.folders import version_numbers
 from migrator.stores.imap.parser import Value, as_int, fetch_items, flag_names, internaldate, unfinished_fetch_uid
 from migrator.stores.imap.protocol import Command, OversizedLiteral
 from migrator.stores.imap.session import Session
@@ -112,12 +113,41 @@ def scan_folder(session: Session, path: FolderPath) -> FolderScan:
     listing = Listing()
     if box.exists:
         for items in fetched(session, path, b"1:*", _SCAN_ITEMS):
-            listing.add(
-                str(as_int(items["UID"])),
-                flags_from_imap(flag_names(items.get("FLAGS", []))),
-                as_int(items["RFC822.SIZE"]) if "RFC822.SIZE" in items else None,
-                internaldate(items["INTERNALDATE"]) if "INTERNALDATE" in items else None,
-            )
+            _list(listing, as_int(items["UID"]), items)
+    return FolderScan(box.validity, listing)
+
+
+def _list(listing: Listing, uid: int, items: dict[str, Value]) -> None:
+    """Add the message of one scan's FETCH response to ``listing``."""
+    listing.add(
+        str(uid),
+        flags_from_imap(flag_names(items.get("FLAGS", []))),
+        as_int(items["RFC822.SIZE"]) if "RFC822.SIZE" in items else None,
+        internaldate(items["INTERNALDATE"]) if "INTERNALDATE" in items else None,
+    )
+
+
+def scan_changes(session: Session, path: FolderPath, since: str) -> FolderScan | None:
+    """Return the folder's messages that arrived or changed flags since it had the version ``since``, or None.
+
+    One ``UID FETCH 1:* ... (CHANGEDSINCE modseq)`` (RFC 7162) lists them. None when that cannot be the
+    whole change: the folder was renumbered, the version is not a CONDSTORE one, or a message it held
+    then has left (the messages there now, less the new ones, must be as many as then).
+    """
+    then = version_numbers(since)
+    box = session.select(path, fresh=True)
+    if then is None or box.validity != str(then["UIDVALIDITY"]):
+        return None
+    listing = Listing()
+    arrived = 0
+    if box.exists:
+        items = _SCAN_ITEMS + b" (CHANGEDSINCE " + str(then["HIGHESTMODSEQ"]).encode() + b")"
+        for found in fetched(session, path, b"1:*", items):
+            uid = as_int(found["UID"])
+            arrived += uid >= then["UIDNEXT"]
+            _list(listing, uid, found)
+    if box.exists - arrived != then["MESSAGES"]:
+        return None
     return FolderScan(box.validity, listing)
 
 

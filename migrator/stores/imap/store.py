@@ -133,6 +133,15 @@ class ImapStore(Store):
         self._validity[folder] = scan.validity
         return scan
 
+    def scan_changes(self, folder: FolderPath, since: str) -> FolderScan | None:
+        """Return the messages that arrived or changed since the folder's version ``since`` (CONDSTORE), or None."""
+        if self.labels_are_folders:
+            return None
+        scan = self._retrying(lambda s: reading.scan_changes(s, folder, since), f"scanning {'/'.join(folder)}")
+        if scan is not None:
+            self._validity[folder] = scan.validity
+        return scan
+
     def fetch(self, folder: FolderPath, refs: Iterable[MessageRef]) -> Iterator[Message]:
         """Yield the messages for ``refs`` in uid order, streaming; resume after a lost connection.
 
