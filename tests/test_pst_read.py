@@ -23,7 +23,7 @@ from migrator.stores.pst.convert.meta_from_mapi import mapi_date
 from migrator.stores.pst.convert.mime_from_mapi import build_mime, format_address, header_field, transport_headers
 from migrator.stores.pst.convert.rtf import decompress_rtf, html_from_rtf
 from migrator.stores.pst.messaging import props as p
-from migrator.stores.pst.messaging.reader import read_message
+from migrator.stores.pst.messaging.reader import message_nids, read_message
 from migrator.stores.pst.ndb import format as fmt
 from migrator.stores.pst.ndb import permute
 from migrator.stores.pst.ndb.reader import Ndb
@@ -226,6 +226,18 @@ def test_message_counts_match_readpst(name: str, tmp_path: Path) -> None:
         ours = sum(f.count for f in pst.folders())
     # readpst skips the distribution list it cannot convert; everything else must agree.
     assert ours == theirs + (1 if name == "javalibpst_dist-list.pst" else 0)
+
+
+def test_a_folder_count_read_from_block_sizes_is_its_contents_table_rows(tmp_path: Path) -> None:
+    many = tmp_path / "many.pst"  # 400 rows: a row matrix of several blocks
+    with open_store(parse_endpoint(f"pst:{many}"), readonly=False) as store:
+        folder = store.ensure_folder(("Big",))
+        store.append_batch(folder, [Message(f"Subject: {n}\r\n\r\n{n}\r\n".encode(), folder=folder) for n in range(400)])
+    for path in [many, *(SAMPLES / name for name in READABLE)]:
+        with PstReader(path) as pst:
+            counts = {f.path: (f.count, len(message_nids(pst.ndb, f.nid))) for f in pst.folders()}
+        assert all(count == rows for count, rows in counts.values()), path.name
+        assert path != many or counts[("Big",)] == (400, 400)
 
 
 @pytest.mark.parametrize("name", PASSWORDED)

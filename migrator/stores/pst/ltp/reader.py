@@ -342,9 +342,14 @@ class TableContext:
         return [block[i:i + size] for block in self.row_blocks() for i in range(0, len(block) - size + 1, size)]
 
     def row_count(self) -> int:
-        """Return how many rows ``rows`` returns, without cutting them out."""
-        size = self.info.row_size
-        return 0 if size == 0 else sum(len(block) // size for block in self.row_blocks())
+        """Return how many rows ``rows`` returns, from the sizes of the row matrix's blocks (none is read)."""
+        size, hnid = self.info.row_size, self.info.rows_hnid
+        if size == 0 or hnid == 0:
+            return 0
+        if ltp_fmt.is_hid(hnid):
+            return len(self.heap.get(hnid)) // size
+        subnode = self.node.subnode(hnid)
+        return sum(block_size // size for block_size in self.node.ndb.block_sizes(subnode.bid_data))
 
     def cell(self, row: bytes, tag: int, default: object = None) -> object:
         """Return the decoded value of column ``tag`` in ``row``, or ``default`` when the cell is empty."""

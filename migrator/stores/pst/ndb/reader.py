@@ -474,17 +474,34 @@ class Ndb:
             self.buffer.madvise(mmap.MADV_DONTNEED)
 
     def _leaves(self, bids: list[int], levels_left: int) -> Iterator[bytes]:
-        for bid in bids:
-            if not is_internal(bid):
-                yield self.block(bid)
-            elif levels_left == 0:
-                raise PstFormatError(f"data tree block {bid:#x} nests deeper than an XXBLOCK")
-            else:
-                yield from self._leaves(self.xblock_children(bid), levels_left - 1)
+        for bid in self._leaf_bids(bids, levels_left):
+            yield self.block(bid)
 
     def xblock_children(self, bid: int) -> list[int]:
         """Return the child BIDs listed in XBLOCK/XXBLOCK ``bid``."""
         return parse_xblock(self.block(bid), self.layout)[1]
+
+    def block_sizes(self, bid: int) -> Iterator[int]:
+        """Yield the payload size of each block of a node's data, in order, reading the XBLOCKs and the BBT only.
+
+        Raise PstFormatError if a block is missing.
+        """
+        if bid == 0:
+            return
+        for leaf in self._leaf_bids([bid], levels_left=2):
+            entry = self.block_entry(leaf)
+            if entry is None:
+                raise PstFormatError(f"block {leaf:#x} is missing from the block B-tree")
+            yield entry.cb
+
+    def _leaf_bids(self, bids: list[int], levels_left: int) -> Iterator[int]:
+        for bid in bids:
+            if not is_internal(bid):
+                yield bid
+            elif levels_left == 0:
+                raise PstFormatError(f"data tree block {bid:#x} nests deeper than an XXBLOCK")
+            else:
+                yield from self._leaf_bids(self.xblock_children(bid), levels_left - 1)
 
     def data_size(self, bid: int) -> int:
         """Return the total bytes of a node's data without reading the leaves."""
