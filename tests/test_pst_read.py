@@ -232,7 +232,8 @@ def test_a_folder_count_read_from_block_sizes_is_its_contents_table_rows(tmp_pat
     many = tmp_path / "many.pst"  # 400 rows: a row matrix of several blocks
     with open_store(parse_endpoint(f"pst:{many}"), readonly=False) as store:
         folder = store.ensure_folder(("Big",))
-        store.append_batch(folder, [Message(f"Subject: {n}\r\n\r\n{n}\r\n".encode(), folder=folder) for n in range(400)])
+        messages = [Message(f"Subject: {n}\r\n\r\n{n}\r\n".encode(), folder=folder) for n in range(400)]
+        store.append_batch(folder, messages)
     for path in [many, *(SAMPLES / name for name in READABLE)]:
         with PstReader(path) as pst:
             counts = {f.path: (f.count, len(message_nids(pst.ndb, f.nid))) for f in pst.folders()}
