@@ -15,7 +15,6 @@ from migrator.core.listing import Listing
 from migrator.core.message import FolderPath, Message
 from migrator.core.stopping import raise_if_stopping, uninterrupted
 from migrator.pipeline.batches import LargeMessageGate, write_batches
-from migrator.pipeline.changes import listing_since, same_messages
 from migrator.pipeline.filters import MessageFilter
 from migrator.pipeline.labels import LabelRoutes, routed_plans
 from migrator.pipeline.plan import PlanContext, TargetPlan, distrust, plan_target
@@ -132,6 +131,7 @@ class FolderCopy:
         self.plans: list[TargetPlan] = []
         self.copied = self.failed = 0
         self.listed = False  # its messages were listed: a stop counts them, not the folder, as left
+        self.unlisted = 0  # messages a scan of changes left out: there, unchanged, since the last run
         self._handed = 0  # messages handed to the targets, written or not
         self._uncommitted = _Uncommitted()
         routes = run.labels
@@ -193,29 +193,23 @@ class FolderCopy:
         return min((self.run.state.count(pair) for pair in pairs), default=0)
 
     def _changes_since_last_run(self) -> FolderScan | None:
-        """Return the folder's scan made of what the last run copied and what changed since, else None.
+        """Return a scan of what arrived or changed since the last run, when that is all that can need copying.
 
-        Only after a run that copied the whole folder into every target (no filter) and where the
-        source can tell what changed since (see ``Store.scan_changes`` and changes.py).
+        Only after a run that copied the whole folder into every target (no filter): the version it
+        recorded says each target holds every message the folder had then (``StateStore.set_version``),
+        and the source can tell what changed since and that nothing left (``Store.scan_changes``).
         """
         pairs = self._recorded_pairs()
-        if pairs is None or not pairs or not self.run.message_filter.is_open:
+        if not pairs or not self.run.message_filter.is_open:
             return None
         since = pairs[0].version
         if not since or "|" in since or any(pair.version != since for pair in pairs) or not self._targets_hold(pairs):
             return None
-        assert self.run.state is not None  # pairs come from it
-        copied = [self.run.state.copied(pair) for pair in pairs]
-        if not all(same_messages(copied[0], other) for other in copied[1:]):
-            return None
         changes = self.source.scan_changes(self.folder.path, since)
-        changed = Listing.of(changes.refs) if changes is not None else None
-        listing = listing_since(copied[0], changed) if changed is not None else None
-        if changes is None or changed is None or listing is None:
-            return None
-        log.info("folder %s: %s arrived or changed since the last run", printable(self.folder.name),
-                 plural(len(changed), "message"))
-        return FolderScan(changes.validity, listing)
+        if changes is not None:
+            log.info("folder %s: listing what changed since the last run; %s not listed, unchanged",
+                     printable(self.folder.name), plural(changes.unlisted, "message"))
+        return changes
 
     def _recorded_pairs(self) -> list[Pair] | None:
         """Return the state's pair of each target for this folder, or None when one is missing or was left dirty."""
@@ -244,7 +238,7 @@ class FolderCopy:
         self.plans = self._plan(listed, validity)
         del listed  # the plans have used it: a large folder's second listing need not stay for the copy
         todo = refs.where_uid(lambda uid: any(p.needs(uid) for p in self.plans))
-        self.run.summary.already_there += len(refs) - len(todo)
+        self.run.summary.already_there += len(refs) - len(todo) + self.unlisted
         if not self.run.plan.dry_run:
             self._carry_flag_changes(refs)
         log.info("folder %s: %d of %s to copy", printable(self.folder.name), len(todo), plural(len(refs), "message"))
@@ -266,7 +260,8 @@ class FolderCopy:
             return routed_plans(self.run.plan, self.run.targets, self.routes, self.run.destination, self._labels,
                                 listed, validity)
         destination = self.run.destination(self.folder)
-        return [plan_target(self.run.plan, t, self.folder, destination, listed, validity) for t in self.run.targets]
+        whole = None if self.unlisted else listed
+        return [plan_target(self.run.plan, t, self.folder, destination, whole, validity) for t in self.run.targets]
 
     def _count_dry(self, todo: Listing) -> int:
         """Count what the real run would do with ``todo``: copy it, or find it in a target by content key.
@@ -301,6 +296,7 @@ class FolderCopy:
         """Return the source folder's validity, all its messages, and those the run's filter accepts."""
         scan = self._changes_since_last_run() or self.source.scan(self.folder.path)
         self.listed = True
+        self.unlisted = scan.unlisted
         self._refused(scan.refused)
         if self.routes is not None:
             if scan.labels is None:

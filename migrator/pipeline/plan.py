@@ -75,11 +75,12 @@ class PlanContext:
 
 
 def plan_target(ctx: PlanContext, target: Store, folder: Folder, destination: tuple[FolderPath, Role | None],
-                listing: Listing, validity: str) -> TargetPlan:
+                listing: Listing | None, validity: str) -> TargetPlan:
     """Return the plan for copying ``folder`` (whose messages ``listing`` holds, unfiltered) into ``target``.
 
-    ``destination`` is where the folder rules send it (path, role to look for). A dry run
-    creates nothing and records nothing, and plans exactly what the real run would do.
+    ``destination`` is where the folder rules send it (path, role to look for). ``listing`` is None
+    when only what changed since the last run was listed, and the source said no message left. A dry
+    run creates nothing and records nothing, and plans exactly what the real run would do.
     """
     target_path, role = destination
     if ctx.dry_run:
@@ -97,7 +98,7 @@ def plan_target(ctx: PlanContext, target: Store, folder: Folder, destination: tu
 
 
 def _plan_from_state(ctx: PlanContext, plan: TargetPlan, key: PairKey, probe: FolderProbe | None,
-                     listing: Listing, validity: str) -> None:
+                     listing: Listing | None, validity: str) -> None:
     state = ctx.state
     assert state is not None
     known = state.pair(key)
@@ -142,14 +143,14 @@ def distrust(state: StateStore, pair: Pair, folder: FolderPath, probe: FolderPro
     return None
 
 
-def _adopt_leftovers(ctx: PlanContext, plan: TargetPlan, listing: Listing) -> None:
+def _adopt_leftovers(ctx: PlanContext, plan: TargetPlan, listing: Listing | None) -> None:
     """Offer the target copies of messages the source no longer lists for adoption by content key.
 
     A source emptied and filled again with the same mail lists it under new uids; the copies
     made of it before are in the target already. A source that deletes what it delivered (POP3)
-    is left out: what it delivers later is new mail, however alike.
+    is left out: what it delivers later is new mail, however alike. Without a listing no message left.
     """
-    if ctx.source.endpoint.store_kind.can_delete or len(plan.done) == 0 or ctx.state is None:
+    if listing is None or ctx.source.endpoint.store_kind.can_delete or len(plan.done) == 0 or ctx.state is None:
         return
     still_listed = sum(1 for uid in listing.uids() if uid in plan.done)
     if still_listed == len(plan.done):

@@ -10,7 +10,7 @@ the state file when it is needed, which is rarely.
 from __future__ import annotations
 
 import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from migrator.core.listing import Numbering, ascending, plain_number, sorted_position
 
@@ -33,15 +33,6 @@ class CopiedMessages:
 
     def __contains__(self, uid: object) -> bool:
         return isinstance(uid, str) and self._recorded(uid) is not None
-
-    def items(self) -> Iterator[tuple[str, str]]:
-        """Yield (uid, flags) of every recorded message, in ascending order when every uid is a plain number."""
-        texts = self._flag_texts.values
-        if self._names is not None:
-            yield from ((uid, texts[number]) for uid, number in self._names.items())
-            return
-        for number, flags in zip(self._numbers, self._flag_numbers):
-            yield str(number), texts[flags]
 
     def flags(self, uid: str) -> str | None:
         """Return the flags recorded for ``uid`` (as the state file writes them), or None when it was not copied."""

@@ -30,13 +30,15 @@ class FolderScan:
     iterator: consume it once. ``refused`` holds (uid, reason) for each message the store
     will not read, such as a symbolic link in a local archive: each is a failed message.
     ``labels`` is given by a store whose folders are labels (``labels_are_folders``): each
-    message's labels, as the paths of the folders that show them, by uid.
+    message's labels, as the paths of the folders that show them, by uid. ``unlisted`` counts the
+    messages a scan of changes (``Store.scan_changes``) leaves out: there, unchanged, since then.
     """
 
     validity: str
     refs: Iterable[MessageRef]
     refused: Sequence[tuple[str, str]] = ()
     labels: Mapping[str, frozenset[FolderPath]] | None = None
+    unlisted: int = 0
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,7 @@ def scan_changes(session: Session, path: FolderPath, since: str) -> FolderScan |
             _list(listing, uid, found)
     if box.exists - arrived != then["MESSAGES"]:
         return None
-    return FolderScan(box.validity, listing)
+    return FolderScan(box.validity, listing, unlisted=box.exists - len(listing))
 
 
 def fetched(session: Session, path: FolderPath, uids: bytes, items: bytes) -> Iterator[dict[str, Value]]:
