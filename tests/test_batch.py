@@ -427,6 +427,26 @@ def test_two_hundred_accounts_in_one_batch_then_as_eight_shards_one_killed(dovec
     assert [row.account for row in batch_rows(batch) if row.status != "exact"] == [address[wrong.name]]
 
 
+def test_a_stop_while_the_workers_start_stops_them_and_kills_none(dovecot, make_user, tmp_path):
+    users = [make_user() for _ in range(3)]
+    for user in users:
+        seed(dovecot, user, {"INBOX": 5}, random.Random(3))
+    accounts = write(tmp_path / "users.csv", "UserName,Password\n" + "".join(f"{u.name},{u.password}\n" for u in users))
+    profile, batch = template(tmp_path / "template.yaml", dovecot), tmp_path / "batch"
+    command = [sys.executable, "-m", "migrator", "batch", str(accounts), "--profile", str(profile), "--dir", str(batch),
+               "--jobs", "3"]
+    running = subprocess.Popen(command, cwd=REPO, env={**os.environ, "OUT": str(tmp_path / "out")},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while len(list(batch.glob("accounts/*/log"))) < len(users):  # the three workers are starting
+        assert running.poll() is None, running.communicate()
+        time.sleep(0.001)
+    running.send_signal(signal.SIGTERM)
+    _, err = running.communicate(timeout=60)
+    assert running.returncode == 143, err
+    statuses = {row["status"] for row in rows_of(batch / "report.csv").values()}
+    assert statuses <= {"stopped", "exact"}, statuses
+
+
 def test_a_stopped_batch_stops_its_workers_at_a_safe_point_and_a_rerun_ends_exact(dovecot, make_user, tmp_path):
     rng = random.Random(2)
     users = [make_user() for _ in range(3)]

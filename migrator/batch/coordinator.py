@@ -43,6 +43,7 @@ from migrator.batch.report import (
 from migrator.batch.shards import Shard
 from migrator.batch.worker import LOG_FILE, STATE_FILE, Job, variables_used
 from migrator.core.errors import ConfigError
+from migrator.core.stopping import STOP_SIGNALS, uninterrupted
 from migrator.state.lock import locked_by
 
 ACCOUNTS_DIR = "accounts"
@@ -221,18 +222,21 @@ class _Pool:
         job = Job(account.id, account.line, account.values,
                   str(profile_of(self.listed, account, self.settings.template)), str(directory),
                   str(self.listed.path.parent.resolve()), self.settings.dry_run)
-        log = os.open(directory / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        process = subprocess.Popen([sys.executable, "-m", "migrator.batch.worker"], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=log, start_new_session=True,
-                                   preexec_fn=functools.partial(_prepare_worker, self.settings.worker_memory))
-        assert process.stdin is not None and process.stdout is not None
-        with contextlib.suppress(BrokenPipeError):
-            process.stdin.write(json.dumps(asdict(job)).encode())
-            process.stdin.close()
-        worker = _Worker(account, process, log)
-        self.workers[process.stdout.fileno()] = worker
-        self.selector.register(process.stdout, selectors.EVENT_READ, worker)
-        self.board.running[account.id] = Running()
+        # A stop signal is held until the worker is started and known, to be passed on to it: raised inside the
+        # fork it was lost, and raised before the worker was known it left the worker running the account alone.
+        with uninterrupted():
+            log = os.open(directory / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            process = subprocess.Popen([sys.executable, "-m", "migrator.batch.worker"], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, stderr=log, start_new_session=True,
+                                       preexec_fn=functools.partial(_prepare_worker, self.settings.worker_memory))
+            assert process.stdin is not None and process.stdout is not None
+            with contextlib.suppress(BrokenPipeError):
+                process.stdin.write(json.dumps(asdict(job)).encode())
+                process.stdin.close()
+            worker = _Worker(account, process, log)
+            self.workers[process.stdout.fileno()] = worker
+            self.selector.register(process.stdout, selectors.EVENT_READ, worker)
+            self.board.running[account.id] = Running()
 
     def _read(self, timeout: float) -> None:
         for key, _ in self.selector.select(timeout):
@@ -318,8 +322,11 @@ except (OSError, AttributeError):  # not Linux: workers then outlive a killed co
 
 def _prepare_worker(memory: int | None) -> None:
     # In the child before exec: SIGTERM when the coordinator's thread that started it ends, however it ends;
-    # and the address space it may take, so that a runaway account fails alone (MemoryError) before the machine does.
+    # stop signals held until the worker can stop at a safe point (worker.main lets them in), so that one sent
+    # while it starts or reports is not a kill; and the address space it may take, so that a runaway account
+    # fails alone (MemoryError) before the machine does.
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     if memory is not None:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))

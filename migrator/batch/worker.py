@@ -13,6 +13,7 @@ import json
 import os
 import re
 import resource
+import signal
 import sys
 import threading
 import time
@@ -26,7 +27,7 @@ from typing import TextIO
 from migrator.batch.accounts import PASSWORD_COLUMNS
 from migrator.batch.report import EXACT, LOCKED, AccountResult, mask, status_of, write_result
 from migrator.core.errors import ConfigError, ExitCode, Interrupted, MigratorError
-from migrator.core.stopping import stop_on_signals
+from migrator.core.stopping import STOP_SIGNALS, stop_on_signals
 from migrator.endpoints.credentials import PasswordSource
 from migrator.pipeline.progress import Progress
 from migrator.pipeline.summary import Failure, Summary
@@ -70,12 +71,18 @@ def row_variables(job: Job, used: set[str]) -> dict[str, str]:
     return values
 
 
-def run_account(job: Job, progress: Progress | None = None) -> AccountResult:
+def run_account(job: Job, progress: Progress | None = None, signals_held: bool = False) -> AccountResult:
     """Return the result of running ``job``'s account; the result is also written to its directory
-    (except in a dry run, and when another run holds its lock: that run writes its own)."""
+    (except in a dry run, and when another run holds its lock: that run writes its own).
+
+    ``signals_held``: the process started with stop signals blocked (a worker, see coordinator.py), to be
+    let in here, where one that came meanwhile stops the account like any other.
+    """
     started = time.time()
     secrets = [v for k, v in job.values.items() if k in PASSWORD_COLUMNS]
     try:
+        if signals_held:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         summary = _run(job, progress)
         result = _from_summary(job.account, summary, started)
     except MigratorError as error:
@@ -173,7 +180,8 @@ def main() -> int:
     relay = Relay(sys.stdout, sys.stderr, [v for k, v in job.values.items() if k in PASSWORD_COLUMNS])
     relay.note(f"start: {job.account} (line {job.line}) with {job.profile}")
     with stop_on_signals():
-        result = run_account(job, relay)
+        result = run_account(job, relay, signals_held=True)
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # the account is done: its result is reported
     relay.send({"event": "progress", "messages": relay.messages, "bytes": relay.bytes})
     relay.note(f"end: {result.status}, {result.copied} copied, {result.already_there} already there, "
                f"{result.failed} failed, exit {result.exit_code}" + (f": {result.first_error}"
