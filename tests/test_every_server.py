@@ -14,6 +14,7 @@ finds missing exactly what was refused or changed past recognition, and nothing 
 from __future__ import annotations
 
 import imaplib
+import logging
 import re
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from harness.corpus import imap_flags
 from harness.dovecot import OUTLOOK_SPECIAL_FOLDERS
 from harness.endpoints import url
 from harness.mailboxes import Dump
@@ -33,14 +35,17 @@ from migrator.core.contentkey import content_key
 from migrator.core.errors import ExitCode
 from migrator.core.message import Flag, Flags, Message
 from migrator.endpoints.endpoint import parse_endpoint
+from migrator.pipeline.run import run_copy
 from migrator.pipeline.verify import verify
 from migrator.stores import open_store
 from migrator.stores.imap import writing as imap_writing
+from migrator.state.statefile import StateStore
 from migrator.stores.network import reconnect
 from tests.support.archives import write_archive
 
 UTC = timezone.utc
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NIGHT = datetime(2026, 12, 6, 23, 0, tzinfo=UTC)
 ZONES = [timezone(timedelta(minutes=m)) for m in (0, 345, -720, 840, -210)]
 SERVER_NAMES = {"DovecotServer": "dovecot", "CyrusServer": "cyrus", "CourierServer": "courier"}
 
@@ -118,7 +123,8 @@ class Limits:
     header; ``drops_bare_cr`` and ``adds_final_crlf`` change the bytes; ``keywords_per_folder``
     is how many keywords one folder takes; ``earliest`` the first received date it keeps (an
     earlier one is refused where ``refuses_early_dates``, and migrator leaves the date to the
-    server, or else read back as another); ``nul`` is what a NUL byte becomes.
+    server, or else read back as another); ``nul`` is what a NUL byte becomes; ``condstore`` whether it
+    can say what changed since a mod-sequence (RFC 7162), so that a rerun lists only that.
     """
 
     refused: dict[str, str] = field(default_factory=dict)
@@ -130,6 +136,7 @@ class Limits:
     earliest: datetime | None = None
     refuses_early_dates: bool = False
     nul: bytes = b"\0"
+    condstore: bool = True
 
 
 REFUSAL_TESTS = {
@@ -143,7 +150,7 @@ LIMITS = {
                              "header line without a colon": "Message contains invalid header"},
                     header_8bit=b"X", keywords_per_folder=100, earliest=EPOCH, refuses_early_dates=True),
     "courier": Limits(refused_folders={"📁 Stuff": "Error in IMAP command received by server."}, drops_bare_cr=True,
-                      adds_final_crlf=True, earliest=EPOCH, refuses_early_dates=True),
+                      adds_final_crlf=True, earliest=EPOCH, refuses_early_dates=True, condstore=False),
 }
 """Beyond these, every server holds exactly what it is given; every server gets CRLF line ends, IMAP's only ones."""
 
@@ -320,6 +327,27 @@ def test_a_full_migration_into_the_server_and_back(imap_server, outlook, capsys,
     assert held(outlook[0], back) == {("Sent Items" if name == "Sent" else name): messages
                                       for name, messages in held(server, user).items()}
     assert all(row.complete and not row.flag_differences for row in _verified(into, url(outlook[0], back)))
+
+
+def test_a_nightly_backup_lists_only_what_changed_where_the_server_can_say(imap_server, caplog, tmp_path):
+    server, user = imap_server
+    server.seed(user, [(("INBOX",), message(f"night {n}"), (), NIGHT) for n in range(5)])
+    source, target = parse_endpoint(url(server, user)), parse_endpoint(f"maildir:{tmp_path / 'md'}")
+    state = StateStore(tmp_path / "state.sqlite")
+    run_copy(source, [target], state=state)
+    server.seed(user, [(("INBOX",), message("night 5"), (), NIGHT)])
+    conn = server.imap(user)
+    conn.select("INBOX")
+    conn.uid("STORE", "1", "+FLAGS.SILENT", "(\\Flagged)")
+    conn.logout()
+    with caplog.at_level(logging.INFO, logger="migrator"):
+        summary = run_copy(source, [target], state=state)
+    assert (summary.copied, summary.already_there, summary.flags_updated) == (1, 5, 1)
+    condstore = LIMITS[SERVER_NAMES[type(server).__name__]].condstore
+    assert ("listing what changed since the last run" in caplog.text) == condstore
+    with open_store(target) as archive:
+        kept = sorted((m.raw, imap_flags(m.flags)) for m in archive.messages(("INBOX",)))
+    assert kept == sorted((raw, flags) for raw, flags, _ in held(server, user)["INBOX"])
 
 
 def _verified(source: str, target: str):
