@@ -37,9 +37,9 @@ from migrator.core.message import Flag, Flags, Message
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.pipeline.run import run_copy
 from migrator.pipeline.verify import verify
+from migrator.state.statefile import StateStore
 from migrator.stores import open_store
 from migrator.stores.imap import writing as imap_writing
-from migrator.state.statefile import StateStore
 from migrator.stores.network import reconnect
 from tests.support.archives import write_archive
 
