@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from migrator.stores.pst.ltp import format as ltp_fmt
 from migrator.stores.pst.ndb import format as fmt
@@ -118,8 +118,7 @@ class Heap:
         return bytes(nibbles[i] | nibbles[i + 1] << 4 for i in range(0, len(nibbles), 2)).ljust(size, b"\0")
 
 
-@dataclass(frozen=True)
-class BthRef:
+class BthRef(NamedTuple):
     """Where a BTH was stored: its header's HID, and the HIDs of its leaves with their record capacity."""
 
     header: int

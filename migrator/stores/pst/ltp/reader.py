@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from migrator.stores.pst.ltp import format as ltp_fmt
 from migrator.stores.pst.ltp import props as pt
@@ -77,8 +77,7 @@ class Node:
 # --- heap-on-node ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class HeapHeader:
+class HeapHeader(NamedTuple):
     """The HNHDR at the start of a heap's first block."""
 
     page_map_offset: int
@@ -136,8 +135,7 @@ def parse_page_map(block: bytes) -> list[int]:
 # --- BTree-on-heap -------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class BthHeader:
+class BthHeader(NamedTuple):
     """A BTHHEADER: key and entry sizes, index depth and the root's HID."""
 
     btype: int
@@ -262,8 +260,7 @@ class PropertyContext:
 # --- table context ------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Column:
+class Column(NamedTuple):
     """A TCOLDESC: property tag, offset and size in the row, cell-existence bit."""
 
     tag: int
@@ -272,8 +269,7 @@ class Column:
     bit: int
 
 
-@dataclass(frozen=True)
-class TableInfo:
+class TableInfo(NamedTuple):
     """A TCINFO: the column layout, the RowIndex BTH and where the row matrix is."""
 
     ends: tuple[int, int, int, int]  # end offsets of 8/4-byte, 2-byte, 1-byte columns and of the bitmap

@@ -6,6 +6,7 @@ import functools
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from migrator.stores.pst.ltp import format as ltp_fmt
 from migrator.stores.pst.ltp import props as pt
@@ -136,8 +137,7 @@ class CopiedTable:
     row_ids: list[int]
 
 
-@dataclass(frozen=True)
-class Column:
+class Column(NamedTuple):
     """Where one column's cell sits in a row: byte offset, width and cell-existence bit."""
 
     tag: int
@@ -146,8 +146,7 @@ class Column:
     bit: int
 
 
-@dataclass(frozen=True)
-class RowLayout:
+class RowLayout(NamedTuple):
     """The columns of a table and the section ends (TCI_4b, TCI_2b, TCI_1b, TCI_bm = row size)."""
 
     columns: tuple[Column, ...]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 import uuid
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from migrator.stores.pst.ltp.values_reader import decode_unicode
 from migrator.stores.pst.messaging import props as p
@@ -13,8 +13,7 @@ from migrator.stores.pst.ndb.reader import PstFormatError
 _NAMEID = struct.Struct("<IHH")  # dwPropertyID (or string offset), wGuid (N bit + GUID index), wPropIdx
 
 
-@dataclass(frozen=True)
-class PropertyName:
+class PropertyName(NamedTuple):
     """A named property: its property set and either a string name or a numeric long id."""
 
     guid: uuid.UUID | None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 import uuid
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from migrator.stores.pst.ltp import props as pt
 from migrator.stores.pst.ltp.values_writer import PropValue
@@ -14,8 +14,7 @@ from migrator.stores.pst.ndb import format as fmt
 _WELL_KNOWN_GUIDS = {p.PS_MAPI: p.NAMEID_GUID_INDEX_PS_MAPI, p.PS_PUBLIC_STRINGS: p.NAMEID_GUID_INDEX_PS_PUBLIC_STRINGS}
 
 
-@dataclass(frozen=True)
-class NamedProperty:
+class NamedProperty(NamedTuple):
     """A string-named property of a property set, with the NPID the map gives it and its type."""
 
     guid: uuid.UUID

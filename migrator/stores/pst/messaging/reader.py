@@ -6,6 +6,7 @@ import codecs
 import struct
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 from migrator.stores.pst.ltp import props as pt
 from migrator.stores.pst.ltp.reader import Node, PropertyContext, TableContext
@@ -41,8 +42,7 @@ def table_nid(folder_nid: int, table_type: int) -> int:
 # --- recipients and attachments -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Recipient:
+class Recipient(NamedTuple):
     """One row of a message's recipient table."""
 
     kind: int  # RECIPIENT_TO / _CC / _BCC

@@ -181,8 +181,7 @@ def header_crc_problems(header: Header, data: bytes) -> list[str]:
 # --- pages ----------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PageTrailer:
+class PageTrailer(NamedTuple):
     """A page trailer, the same fields in both layouts."""
 
     ptype: int
@@ -202,8 +201,7 @@ def page_trailer(page: bytes, layout: Layout) -> PageTrailer:
     return PageTrailer(ptype, repeat, sig, crc, bid)
 
 
-@dataclass(frozen=True)
-class BTPage:
+class BTPage(NamedTuple):
     """One NBT or BBT page: its level and its entries as tuples of the layout's entry struct."""
 
     level: int
@@ -264,8 +262,7 @@ def _entry_struct(ptype: int, level: int, layout: Layout) -> struct.Struct:
 # --- entries ------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class NbtEntry:
+class NbtEntry(NamedTuple):
     """A node: its NID, data block, subnode block and parent folder."""
 
     nid: int
@@ -274,8 +271,7 @@ class NbtEntry:
     nid_parent: int
 
 
-@dataclass(frozen=True)
-class BbtEntry:
+class BbtEntry(NamedTuple):
     """A block: its BID, file offset, payload size and reference count."""
 
     bid: int
@@ -316,8 +312,7 @@ def block_problems(entry: BbtEntry, trailer: BlockTrailer, payload: bytes) -> li
     return problems
 
 
-@dataclass(frozen=True)
-class SubnodeEntry:
+class SubnodeEntry(NamedTuple):
     """A subnode of a node: its local NID, data block and own subnode block."""
 
     nid: int

@@ -8,7 +8,7 @@ import tempfile
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from migrator.stores.pst.ndb import format as fmt
 from migrator.stores.pst.ndb.allocation import Allocator
@@ -17,8 +17,7 @@ from migrator.stores.pst.ndb.btree_pages import write_btree
 _BLOCK_REFS = 2  # one for the BBT entry itself, one for the single structure that points at the block
 
 
-@dataclass(frozen=True)
-class SubnodeEntry:
+class SubnodeEntry(NamedTuple):
     """One entry of a subnode tree: a local NID, its data and its own subnode tree."""
 
     nid: int
