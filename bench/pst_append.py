@@ -103,28 +103,33 @@ def measure_size(n: int, before: Path, out: Path, repeats: int, python: str) -> 
         pst, state = work / "mail.pst", work / "state.sqlite"
         own_pst, own_state = work / "before.pst", work / "before.sqlite"  # the file the code before writes itself
         argv = [python, "-m", "migrator", "copy", "--quiet", "--state", str(state), account.url("imaps"), f"pst:{pst}"]
-        own_argv = [*argv[:5], str(own_state), argv[6], f"pst:{own_pst}"]
+        own_argv = [*argv[:6], str(own_state), argv[7], f"pst:{own_pst}"]
         full = run_sampled(argv, env, REPO)
         run_sampled(own_argv, env, before)
         nothing = [run_sampled(argv, env, REPO) for _ in range(repeats)]
         first_bytes = corpus.size - new_bytes
         link(server, account, corpus, new_files, new=True)
         for path in (pst, state, own_pst, own_state):
-            shutil.copyfile(path, path.with_suffix(".saved"))
+            shutil.copyfile(path, _saved(path))
         runs: dict[str, list[Sample]] = {"append": [], "rebuild": [], "rebuild own": []}
         for _ in range(repeats):
             for name, code, files, command in (("append", REPO, (pst, state), argv),
                                                ("rebuild", before, (pst, state), argv),
                                                ("rebuild own", before, (own_pst, own_state), own_argv)):
                 for path in files:
-                    shutil.copyfile(path.with_suffix(".saved"), path)
+                    shutil.copyfile(_saved(path), path)
                 runs[name].append(run_sampled(command, env, code))
-        shutil.copyfile(pst.with_suffix(".saved"), pst)
+        shutil.copyfile(_saved(pst), pst)
         run_sampled(argv, env, REPO)  # the size reported is that of the file appended to
         sizes = pst.stat().st_size, own_pst.stat().st_size
     shutil.rmtree(work, ignore_errors=True)
     return {"n": n, "full": full, "full_mb_s": first_bytes / MB / full.seconds, "runs": runs, "nothing": nothing,
             "pst_mb": sizes[0] / MB, "own_mb": sizes[1] / MB, "new": sum(len(fs) for fs in new_files.values())}
+
+
+def _saved(path: Path) -> Path:
+    """Return where the copy of ``path`` each rerun starts from is kept."""
+    return path.with_name(path.name + ".saved")
 
 
 def _empty(corpus: Corpus, work: Path) -> Corpus:
