@@ -82,8 +82,13 @@ class Allocator:
         self.file.write(data)
 
     def finish(self) -> int:
-        """Close the last interval, pad the file to its end and return the file size."""
-        self._leave_interval()
+        """Close the last interval, pad the file to its end and return the file size.
+
+        An interval nothing was placed in is left out: an append whose data all went elsewhere adds none.
+        """
+        start = fmt.interval_offset(self.interval)
+        if self.cursor > start + fmt.reserved_map_bytes(self.interval) or self.interval == 0:
+            self._leave_interval()
         end = fmt.interval_offset(self.interval)
         self.file.truncate(end)
         return end
@@ -137,7 +142,7 @@ class Allocator:
         bytes for them are set in place.
         """
         first = self.first_interval
-        if first >= fmt.FMAP_FIRST and not fmt.has_fmap(first):
+        if self.free_units and first >= fmt.FMAP_FIRST and not fmt.has_fmap(first):
             earlier = first - (first - fmt.FMAP_FIRST) % fmt.FMAP_EVERY
             patch_fmap(self.file, earlier, {first + i: run for i, run in enumerate(self.longest_free_runs)})
         for number in range(len(self.free_units)):
