@@ -1,12 +1,13 @@
 """Adding to an existing PST in place, and killing it at every step of that.
 
-A rerun that finds new mail writes it after the file's end, changes the B-trees copy-on-write and writes
-the header last (migrator/stores/pst/ndb/append.py). The sweeps run the real command line, SIGKILLed just
-before its Nth write into the PST (tests/support/pst_kill.py), for points in the message blocks, the tables,
-the B-tree pages, the allocation maps and the header, and after the header before the state file records
-the rows. After each kill the file at PATH must read cleanly in our validator, readpst, pffexport and pypff,
-showing either the previous messages or all of them; and a rerun must end exact: every source message once,
-byte for byte as our reader gives it back.
+A rerun that finds new mail writes it into the space the file's maps mark free (what earlier appends freed)
+and after the file's end, changes the B-trees copy-on-write and writes the header last
+(migrator/stores/pst/ndb/append.py). The sweeps run the real command line, SIGKILLed just before its Nth write
+into the PST (tests/support/pst_kill.py), for points in the message blocks, the tables, the B-tree pages, the
+allocation maps and the header, and after the header before the state file records the rows; the run swept
+reuses the holes an earlier append left. After each kill the file at PATH must read cleanly in our validator,
+readpst, pffexport and pypff, showing either the previous messages or all of them; and a rerun must end exact:
+every source message once, byte for byte as our reader gives it back.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ import pytest
 from harness.corpus import corpus
 from harness.dovecot import DovecotServer
 from harness.mailserver import MailUser
-from migrator.core.message import Flags, Message
+from migrator.core.message import Flag, Flags, Message
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
 from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb.free_space import FreeSpace
 from migrator.stores.pst.ndb.reader import parse_header
 from migrator.stores.pst.reader import PstReader
 from migrator.stores.pst.validate import validate
@@ -49,7 +51,8 @@ def _big(number: int) -> Message:
 
 
 class Scene:
-    """A Maildir copied into a PST, then given new mail: the PST and state file as the first copy left them."""
+    """A Maildir copied into a PST, added to once (new mail and flag changes: holes where the old tables were),
+    then given new mail: the PST and state file as that first append left them."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -59,8 +62,12 @@ class Scene:
         self.pst = self.work / "backup.pst"
         self.state = self.work / "state.sqlite"
         messages = [m for m in corpus() if m.raw]
-        old, new = messages[::2], messages[1::2]
+        old, earlier, new = messages[::3], messages[1::3], messages[2::3]
         write_archive(parse_endpoint(f"maildir:{self.source}"), old)
+        assert copy(self, str(self.state)).returncode == 0
+        self.first = self.pst.read_bytes()
+        write_archive(parse_endpoint(f"maildir:{self.source}"), earlier)
+        flip_some_flags(self.source)
         assert copy(self, str(self.state)).returncode == 0
         self.saved = root / "saved"
         shutil.copytree(self.work, self.saved)
@@ -103,6 +110,15 @@ class Scene:
         return ", ".join(filter(None, ("before" if shown == self.before else "after", *left)))
 
 
+def flip_some_flags(source: Path) -> None:
+    """Change the flags of two messages in each folder of the Maildir at ``source``."""
+    with open_store(parse_endpoint(f"maildir:{source}"), readonly=False) as store:
+        for folder in store.list_folders():
+            for ref in list(store.scan(folder.path).refs)[:2]:
+                flipped = ref.flags.system ^ {Flag.SEEN, Flag.FLAGGED}
+                store.set_flags(folder.path, ref.uid, Flags(frozenset(flipped), ref.flags.keywords | {"later"}))
+
+
 def copy(scene: Scene, state: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "migrator", "copy", "--quiet", "--state", state,
                            f"maildir:{scene.source}", f"pst:{scene.pst}"], capture_output=True, text=True, timeout=300)
@@ -143,18 +159,65 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Scene:
     return Scene(tmp_path_factory.mktemp("append"))
 
 
-def test_an_append_writes_new_mail_after_the_end_and_changes_little(scene: Scene) -> None:
+def free_in_maps(data: bytes) -> set[int]:
+    """Return the offsets of the 64-byte units the AMaps of the PST ``data`` mark free."""
+    free = set()
+    for start in range(fmt.FIRST_AMAP_OFFSET, parse_header(data[:fmt.HEADER_SIZE]).file_eof, fmt.AMAP_INTERVAL):
+        bits = format(int.from_bytes(data[start:start + fmt.PAGE_DATA_SIZE], "big"), f"0{fmt.AMAP_BITS}b")
+        free.update(start + unit * fmt.BLOCK_ALIGN for unit, bit in enumerate(bits) if bit == "0")
+    return free
+
+
+def written_below_the_old_end(old: bytes, new: bytes) -> tuple[set[int], set[int]]:
+    """Return the 64-byte units below the old end that an append changed, the header and the allocation maps
+    aside: (those the old maps marked free, those the old file used)."""
+    assert new[fmt.HEADER_SIZE:fmt.FIRST_AMAP_OFFSET] == old[fmt.HEADER_SIZE:fmt.FIRST_AMAP_OFFSET]
+    changed = {offset for offset in range(fmt.FIRST_AMAP_OFFSET, len(old), fmt.BLOCK_ALIGN)
+               if old[offset:offset + fmt.BLOCK_ALIGN] != new[offset:offset + fmt.BLOCK_ALIGN]
+               and not is_map_page(offset)}
+    free = free_in_maps(old)
+    return changed & free, changed - free
+
+
+def is_map_page(offset: int) -> bool:
+    index, within = divmod(offset - fmt.FIRST_AMAP_OFFSET, fmt.AMAP_INTERVAL)
+    return within < fmt.reserved_map_bytes(index)
+
+
+def test_an_append_writes_only_where_the_old_file_has_nothing(scene: Scene) -> None:
+    # What the old header reaches is never overwritten, so a kill before the new header leaves the old file:
+    # below its end an append writes the header, allocation maps, and blocks and pages in space the old maps
+    # mark free (not in what the append itself frees: the old header reaches that until the new one is written).
     scene.trial(-1)
-    size_before = (scene.saved / "backup.pst").stat().st_size
     old = (scene.saved / "backup.pst").read_bytes()
-    new = scene.pst.read_bytes()
     assert validate(scene.pst) == []
-    changed = [offset for offset in range(0, size_before, fmt.PAGE_SIZE)
-               if old[offset:offset + fmt.PAGE_SIZE] != new[offset:offset + fmt.PAGE_SIZE]]
-    # Below the old end only the header and the map pages of intervals where space was freed change.
-    assert all(offset < fmt.HEADER_SIZE or (offset - fmt.FIRST_AMAP_OFFSET) % fmt.AMAP_INTERVAL == 0
-               for offset in changed)
+    reused, overwritten = written_below_the_old_end(old, scene.pst.read_bytes())
+    assert overwritten == set()
+    # The holes the earlier append left where its tables and changed messages were are filled first.
+    freed_by_the_earlier_append = free_in_maps(old) - free_in_maps(scene.first)
+    assert reused & freed_by_the_earlier_append
     assert size_matches_header(scene.pst)
+
+
+def test_free_space_is_handed_out_first_fit_aligned_and_never_over_the_map_pages(tmp_path: Path) -> None:
+    # Two intervals. The first is used but for 10 units (64 bytes each) at unit 100 and 16 at unit 200; the second's
+    # AMap marks everything free, even its own page, which is never handed out all the same.
+    first = bytearray(b"\xff" * fmt.PAGE_DATA_SIZE)
+    first[12:14] = b"\xf0\x03"  # units 100-109 free (most significant bit first: unit 96 is 0x80 of byte 12)
+    first[200 // 8:216 // 8] = bytes(2)  # units 200-215: on a 512-byte boundary
+    path = tmp_path / "maps"
+    path.write_bytes(bytes(fmt.interval_offset(2)))
+    with open(path, "r+b") as file:
+        file.seek(fmt.interval_offset(0))
+        file.write(first)
+        file.flush()
+        space = FreeSpace(file, intervals=2)
+        assert space.take(640, fmt.BLOCK_ALIGN) == fmt.interval_offset(0) + 100 * 64  # the first hole that fits
+        assert space.take(512, fmt.PAGE_SIZE) == fmt.interval_offset(0) + 200 * 64  # a page: 512-byte aligned
+        assert space.take(64, fmt.BLOCK_ALIGN) == fmt.interval_offset(0) + 208 * 64
+        assert space.take(8192, fmt.BLOCK_ALIGN) == fmt.interval_offset(1) + fmt.PAGE_SIZE  # after the AMap page
+        assert space.take(512, fmt.PAGE_SIZE) == fmt.interval_offset(1) + fmt.PAGE_SIZE + 8192
+        assert sorted(space.taken) == [0, 1]  # the maps the commit writes again
 
 
 def test_a_rerun_that_finds_nothing_leaves_the_file_alone(scene: Scene) -> None:
@@ -181,6 +244,8 @@ def test_appends_killed_at_every_step_leave_a_valid_file_and_reruns_end_exact(sc
     points = kill_points(scene.writes, max(scene.writes // 40, 1))
     shown = Counter(scene.killed_then_rerun(point, tmp_path / str(index)) for index, point in enumerate(points))
     print(f"\n{len(points)} kill points of {scene.writes} writes: PATH showed {dict(shown)}; all reruns exact")
+    # "before" alone: killed while the run was writing into the holes the earlier append left, nothing past the end.
+    assert shown["before"] >= 1
     assert shown["after"] == 1 and shown["before, bytes after ibFileEof, maps marked invalid"] >= 2
 
 
@@ -213,17 +278,11 @@ def test_reruns_skip_the_unchanged_folders_of_a_pst_target(dovecot: DovecotServe
 
 
 def test_flag_changes_reach_the_pst_in_place_once_it_is_durable(tmp_path: Path) -> None:
-    from migrator.core.message import Flag
-
     source, pst, state = tmp_path / "source", tmp_path / "backup.pst", tmp_path / "state.sqlite"
     write_archive(parse_endpoint(f"maildir:{source}"), [m for m in corpus() if m.raw][:12])
     command = ["copy", "--quiet", "--state", str(state), f"maildir:{source}", f"pst:{pst}"]
     assert subprocess.run([sys.executable, "-m", "migrator", *command], capture_output=True).returncode == 0
-    with open_store(parse_endpoint(f"maildir:{source}"), readonly=False) as store:
-        for folder in store.list_folders():
-            for ref in list(store.scan(folder.path).refs)[:2]:
-                flipped = ref.flags.system ^ {Flag.SEEN, Flag.FLAGGED}
-                store.set_flags(folder.path, ref.uid, Flags(frozenset(flipped), ref.flags.keywords | {"later"}))
+    flip_some_flags(source)
     killed = subprocess.run([sys.executable, "-m", "tests.support.pst_kill", "0", *command], capture_output=True)
     # Killed before its first write into the PST: the state file must not say the new flags are there.
     assert killed.returncode == -signal.SIGKILL

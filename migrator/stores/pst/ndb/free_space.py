@@ -1,0 +1,147 @@
+"""The space an append may reuse: what the file's allocation maps mark free as committed when the append began.
+
+Nothing the header reaches lies in that space, so an append can write blocks and B-tree pages into it before its
+own header exists, and a kill leaves the previous file whole. Space the append itself frees (superseded tables
+and pages) is not in it: the old header still reaches that space until the new one is written. The old
+intervals' maps are read when needed rather than all at the start: the append writes them only when it commits.
+
+Allocation is first fit in file order. An append's requests come in a stream (a message's blocks, then the
+tables, then the B-tree pages), so first fit lays consecutive ones side by side in the earliest hole and touches
+few intervals: each interval allocated from has its AMap written again at the commit. Best fit would send each
+request to the tightest hole anywhere in the file, scattering a message over intervals for little gain: no
+request is over 8 KB, and the holes are mostly whole superseded tables. To find the first interval with room
+in O(log n), a tree of maxima holds each interval's longest free run.
+
+Those runs start as upper bounds, so that an append does not read every AMap of a big file (one random read per
+248 KB, on a cold cache): where an FMap covers an interval, the longest run it records (§2.2.2.7.5, kept by this
+writer); below the first FMap, as much as any request needs. An interval's AMap is read when a request first
+looks there, and its figure is exact from then on. Only the AMap decides what is free: an FMap that says too
+little leaves space unused, one that says too much costs a read.
+"""
+
+from __future__ import annotations
+
+import array
+import os
+from typing import BinaryIO
+
+from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb.allocation import set_bits
+
+_LARGEST = fmt.MAX_BLOCK_SIZE  # no request is larger: the runs are only told apart up to its size
+_ALIGNS = (fmt.BLOCK_ALIGN, fmt.PAGE_SIZE)  # blocks are 64-byte aligned, B-tree pages 512-byte aligned
+
+
+class FreeSpace:
+    """The free units of a file's intervals ``0 .. intervals-1``, handed out first fit; what was taken, kept by
+    interval for the commit to write into the AMaps."""
+
+    def __init__(self, file: BinaryIO, intervals: int) -> None:
+        """Hand out the free space the maps of ``file`` mark, reading them as requests need them (OSError)."""
+        self._fd = file.fileno()
+        self.taken: dict[int, bytearray] = {}  # interval -> its AMap bits with what was handed out set
+        recorded = self._recorded_runs(intervals)
+        # Per alignment, each interval's longest run of free aligned slots: an upper bound until a request looks.
+        self._runs = {align: Maxima([min(units * fmt.BLOCK_ALIGN // align, _LARGEST // align) for units in recorded])
+                      for align in _ALIGNS}
+
+    def take(self, size: int, align: int) -> int | None:
+        """Return the file offset of ``size`` free bytes aligned to ``align`` (64 or 512), now taken; None if no
+        interval has room."""
+        slots = -(-size // align)
+        runs = self._runs[align]
+        index = runs.first_at_least(slots)
+        while index is not None:
+            bitmap = self._bitmap(index)
+            unit = first_fit(bitmap, slots, align)
+            if unit is not None:
+                set_bits(bitmap, unit, slots * align // fmt.BLOCK_ALIGN)
+                self.taken[index] = bitmap  # its runs in the trees are upper bounds still
+                return fmt.interval_offset(index) + unit * fmt.BLOCK_ALIGN
+            self._measure(index, bitmap)  # exact now, and below ``slots``: not offered again for this size
+            index = runs.first_at_least(slots)
+        return None
+
+    def _recorded_runs(self, intervals: int) -> list[int]:
+        """Return, per interval, the longest free run in units its FMap records, or all a request needs if none."""
+        runs = [_LARGEST // fmt.BLOCK_ALIGN] * min(intervals, fmt.FMAP_FIRST)
+        for fmap in range(fmt.FMAP_FIRST, intervals, fmt.FMAP_EVERY):
+            covered = min(fmt.FMAP_EVERY, intervals - fmap)
+            runs += os.pread(self._fd, covered, fmt.interval_offset(fmap) + fmt.FMAP_OFFSET_IN_INTERVAL)
+        return runs
+
+    def _bitmap(self, index: int) -> bytearray:
+        """Return the AMap bits of interval ``index`` as this run sees them: committed, plus what it took."""
+        bitmap = self.taken.get(index)
+        if bitmap is not None:
+            return bitmap
+        bitmap = bytearray(os.pread(self._fd, fmt.PAGE_DATA_SIZE, fmt.interval_offset(index)))
+        set_bits(bitmap, 0, fmt.reserved_map_bytes(index) // fmt.BLOCK_ALIGN)  # the map pages, however marked
+        return bitmap
+
+    def _measure(self, index: int, bitmap: bytearray) -> None:
+        for align, runs in self._runs.items():
+            runs.set(index, longest_run(bitmap, align, _LARGEST // align))
+
+
+def first_fit(bitmap: bytes | bytearray, slots: int, align: int) -> int | None:
+    """Return the first unit of ``bitmap`` (MSB first, 1 = used) that starts ``slots`` free aligned slots of
+    ``align`` bytes, or None."""
+    if align == fmt.PAGE_SIZE:  # 512 bytes = 8 units = one byte of the map, on a byte boundary
+        found = bytes(bitmap).find(bytes(slots))
+        return None if found < 0 else found * 8
+    found = _bits(bitmap).find("0" * slots)
+    return None if found < 0 else found
+
+
+def longest_run(bitmap: bytes | bytearray, align: int, cap: int) -> int:
+    """Return the longest run of free aligned slots of ``align`` bytes in ``bitmap``, counting up to ``cap``."""
+    if align == fmt.PAGE_SIZE:
+        octets = bytes(bitmap)
+
+        def has(slots: int) -> bool:
+            return bytes(slots) in octets
+    else:
+        bits = _bits(bitmap)
+
+        def has(slots: int) -> bool:
+            return "0" * slots in bits
+    low, high = 0, cap  # a run of ``low`` slots is there; none is longer than ``high``
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if has(middle) else (low, middle - 1)
+    return low
+
+
+def _bits(bitmap: bytes | bytearray) -> str:
+    return format(int.from_bytes(bitmap, "big"), f"0{len(bitmap) * 8}b")
+
+
+class Maxima:
+    """Values in a tree of maxima: the first index whose value reaches a bound, in O(log n)."""
+
+    def __init__(self, values: list[int]) -> None:
+        self._size = 1
+        while self._size < len(values):
+            self._size *= 2
+        self._tree = array.array("H", bytes(4 * self._size))
+        self._tree[self._size:self._size + len(values)] = array.array("H", values)
+        for node in range(self._size - 1, 0, -1):
+            self._tree[node] = max(self._tree[2 * node], self._tree[2 * node + 1])
+
+    def set(self, index: int, value: int) -> None:
+        """Make ``value`` the value at ``index``."""
+        node = self._size + index
+        self._tree[node] = value
+        while node > 1:
+            node //= 2
+            self._tree[node] = max(self._tree[2 * node], self._tree[2 * node + 1])
+
+    def first_at_least(self, bound: int) -> int | None:
+        """Return the lowest index whose value is at least ``bound``, or None."""
+        if self._tree[1] < bound:
+            return None
+        node = 1
+        while node < self._size:
+            node = 2 * node if self._tree[2 * node] >= bound else 2 * node + 1
+        return node - self._size
