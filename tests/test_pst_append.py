@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -31,8 +31,9 @@ from migrator.core.message import Flag, Flags, Message
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
 from migrator.stores.pst.ndb import format as fmt
+from migrator.stores.pst.ndb.append import node_blocks
 from migrator.stores.pst.ndb.free_space import FreeSpace
-from migrator.stores.pst.ndb.reader import parse_header
+from migrator.stores.pst.ndb.reader import Ndb, parse_header
 from migrator.stores.pst.reader import PstReader
 from migrator.stores.pst.validate import validate
 from tests.support.archives import write_archive
@@ -218,6 +219,53 @@ def test_free_space_is_handed_out_first_fit_aligned_and_never_over_the_map_pages
         assert space.take(8192, fmt.BLOCK_ALIGN) == fmt.interval_offset(1) + fmt.PAGE_SIZE  # after the AMap page
         assert space.take(512, fmt.PAGE_SIZE) == fmt.interval_offset(1) + fmt.PAGE_SIZE + 8192
         assert sorted(space.taken) == [0, 1]  # the maps the commit writes again
+
+
+def _small(number: int) -> Message:
+    raw = (f"Subject: note {number} on the quarterly budget review\r\nFrom: Alice <alice@example.com>\r\n"
+           f"To: bob@example.com\r\nMessage-ID: <note{number}@append>\r\n\r\nsee you at {number}\r\n").encode()
+    return Message(raw, Flags(), datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=number), ("INBOX",))
+
+
+def night(pst: Path, new: range, read: int, rng: random.Random) -> None:
+    """Add the messages ``new`` to the INBOX of ``pst`` and mark ``read`` of its older ones read, as a nightly
+    run into it does."""
+    with open_store(parse_endpoint(f"pst:{pst}"), readonly=False) as store:
+        inbox = store.ensure_folder(("INBOX",))
+        old = list(store.scan(inbox).refs)
+        assert all(result.ok for result in store.append_batch(inbox, [_small(number) for number in new]))
+        for ref in rng.sample(old, read):
+            store.set_flags(inbox, ref.uid, Flags(frozenset({Flag.SEEN})))
+
+
+def contents_tables_bytes(pst: Path) -> int:
+    """Return the bytes the blocks of the PST's contents tables take."""
+    ndb = Ndb(pst.read_bytes())
+    tables = [node for node in ndb.nodes() if fmt.nid_type(node.nid) == fmt.NID_TYPE_CONTENTS_TABLE]
+    blocks = {bid for node in tables for bid in node_blocks(ndb, node.bid_data, node.bid_sub)}
+    return sum(ndb.layout.block_size_on_disk(entry.cb) for bid in blocks if (entry := ndb.block_entry(bid)))
+
+
+def test_nightly_appends_reuse_the_space_the_night_before_freed(tmp_path: Path) -> None:
+    # Each night 20 messages come into an INBOX of 2 000 and 20 old ones are read: the INBOX's contents table
+    # (about 750 KB) and the 20 messages' properties are written again, the old copies freed. The first night has
+    # no hole that big and grows the file by the table; every later night writes its table where the table
+    # before last was, and the file grows by the new mail alone, an interval (248 KB) at times.
+    pst, rng = tmp_path / "archive.pst", random.Random(7)
+    with open_store(parse_endpoint(f"pst:{pst}"), readonly=False) as store:
+        store.append_batch(store.ensure_folder(("INBOX",)), [_small(number) for number in range(2000)])
+    sizes = [pst.stat().st_size]
+    for number in range(5):
+        before = pst.read_bytes()
+        night(pst, range(2000 + 20 * number, 2020 + 20 * number), 20, rng)
+        reused, overwritten = written_below_the_old_end(before, pst.read_bytes())
+        assert overwritten == set() and (number == 0 or len(reused) * fmt.BLOCK_ALIGN > 500_000)
+        sizes.append(pst.stat().st_size)
+    assert validate(pst) == []
+    table = contents_tables_bytes(pst)
+    first, *later = [after - before for before, after in zip(sizes, sizes[1:])]
+    assert first >= table > 2 * fmt.AMAP_INTERVAL
+    assert max(later) <= fmt.AMAP_INTERVAL, later
 
 
 def test_a_rerun_that_finds_nothing_leaves_the_file_alone(scene: Scene) -> None:
