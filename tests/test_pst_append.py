@@ -39,6 +39,7 @@ from migrator.stores.pst.validate import validate
 from tests.support.archives import write_archive
 from tests.support.pst_exports import Export, pffexport_export, readpst_export
 from tests.support.pst_pypff import pypff_export
+from tests.support.pst_space import free_in_maps, written_below_the_old_end
 
 AFTER_HEADER = -2  # pst_kill's point after the PST is complete, before the state file records its rows
 Contents = Counter[tuple[tuple[str, ...], bytes]]
@@ -158,31 +159,6 @@ def size_matches_header(path: Path) -> bool:
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory: pytest.TempPathFactory) -> Scene:
     return Scene(tmp_path_factory.mktemp("append"))
-
-
-def free_in_maps(data: bytes) -> set[int]:
-    """Return the offsets of the 64-byte units the AMaps of the PST ``data`` mark free."""
-    free = set()
-    for start in range(fmt.FIRST_AMAP_OFFSET, parse_header(data[:fmt.HEADER_SIZE]).file_eof, fmt.AMAP_INTERVAL):
-        bits = format(int.from_bytes(data[start:start + fmt.PAGE_DATA_SIZE], "big"), f"0{fmt.AMAP_BITS}b")
-        free.update(start + unit * fmt.BLOCK_ALIGN for unit, bit in enumerate(bits) if bit == "0")
-    return free
-
-
-def written_below_the_old_end(old: bytes, new: bytes) -> tuple[set[int], set[int]]:
-    """Return the 64-byte units below the old end that an append changed, the header and the allocation maps
-    aside: (those the old maps marked free, those the old file used)."""
-    assert new[fmt.HEADER_SIZE:fmt.FIRST_AMAP_OFFSET] == old[fmt.HEADER_SIZE:fmt.FIRST_AMAP_OFFSET]
-    changed = {offset for offset in range(fmt.FIRST_AMAP_OFFSET, len(old), fmt.BLOCK_ALIGN)
-               if old[offset:offset + fmt.BLOCK_ALIGN] != new[offset:offset + fmt.BLOCK_ALIGN]
-               and not is_map_page(offset)}
-    free = free_in_maps(old)
-    return changed & free, changed - free
-
-
-def is_map_page(offset: int) -> bool:
-    index, within = divmod(offset - fmt.FIRST_AMAP_OFFSET, fmt.AMAP_INTERVAL)
-    return within < fmt.reserved_map_bytes(index)
 
 
 def test_an_append_writes_only_where_the_old_file_has_nothing(scene: Scene) -> None:
