@@ -15,8 +15,8 @@ in O(log n), a tree of maxima holds each interval's longest free run.
 Those runs start as upper bounds, so that an append does not read every AMap of a big file (one random read per
 248 KB, on a cold cache): where an FMap covers an interval, the longest run it records (§2.2.2.7.5, kept by this
 writer); below the first FMap, as much as any request needs. An interval's AMap is read when a request first
-looks there, and its figure is exact from then on. Only the AMap decides what is free: an FMap that says too
-little leaves space unused, one that says too much costs a read.
+looks there, and its figure is made exact when a request finds no room in it. Only the AMap decides what is
+free: an FMap that says too little leaves space unused, one that says too much costs a read.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class FreeSpace:
                 set_bits(bitmap, unit, slots * align // fmt.BLOCK_ALIGN)
                 self.taken[index] = bitmap  # its runs in the trees are upper bounds still
                 return fmt.interval_offset(index) + unit * fmt.BLOCK_ALIGN
-            self._measure(index, bitmap)  # exact now, and below ``slots``: not offered again for this size
+            runs.set(index, longest_run(bitmap, align, _LARGEST // align))  # exact, below ``slots`` now
             index = runs.first_at_least(slots)
         return None
 
@@ -78,10 +78,6 @@ class FreeSpace:
         bitmap = bytearray(os.pread(self._fd, fmt.PAGE_DATA_SIZE, fmt.interval_offset(index)))
         set_bits(bitmap, 0, fmt.reserved_map_bytes(index) // fmt.BLOCK_ALIGN)  # the map pages, however marked
         return bitmap
-
-    def _measure(self, index: int, bitmap: bytearray) -> None:
-        for align, runs in self._runs.items():
-            runs.set(index, longest_run(bitmap, align, _LARGEST // align))
 
 
 def first_fit(bitmap: bytes | bytearray, slots: int, align: int) -> int | None:
