@@ -177,24 +177,28 @@ def test_an_append_writes_only_where_the_old_file_has_nothing(scene: Scene) -> N
 
 
 def test_free_space_is_handed_out_first_fit_aligned_and_never_over_the_map_pages(tmp_path: Path) -> None:
-    # Two intervals. The first is used but for 10 units (64 bytes each) at unit 100 and 16 at unit 200; the second's
-    # AMap marks everything free, even its own page, which is never handed out all the same.
-    first = bytearray(b"\xff" * fmt.PAGE_DATA_SIZE)
-    first[12:14] = b"\xf0\x03"  # units 100-109 free (most significant bit first: unit 96 is 0x80 of byte 12)
-    first[200 // 8:216 // 8] = bytes(2)  # units 200-215: on a 512-byte boundary
+    # Three intervals. The first is used but for 10 units (64 bytes each): too little to be worth writing its map
+    # again for. The second is used but for 10 units at unit 100 and 48 at unit 200. The third's AMap marks
+    # everything free, even its own page, which is never handed out all the same.
+    too_little, worth_it = bytearray(b"\xff" * fmt.PAGE_DATA_SIZE), bytearray(b"\xff" * fmt.PAGE_DATA_SIZE)
+    for bitmap in (too_little, worth_it):
+        bitmap[12:14] = b"\xf0\x03"  # units 100-109 free (most significant bit first: unit 96 is 0x80 of byte 12)
+    worth_it[200 // 8:248 // 8] = bytes(6)  # units 200-247: starting on a 512-byte boundary
     path = tmp_path / "maps"
-    path.write_bytes(bytes(fmt.interval_offset(2)))
+    path.write_bytes(bytes(fmt.interval_offset(3)))
     with open(path, "r+b") as file:
-        file.seek(fmt.interval_offset(0))
-        file.write(first)
+        for index, bitmap in enumerate((too_little, worth_it)):
+            file.seek(fmt.interval_offset(index))
+            file.write(bitmap)
         file.flush()
-        space = FreeSpace(file, intervals=2)
-        assert space.take(640, fmt.BLOCK_ALIGN) == fmt.interval_offset(0) + 100 * 64  # the first hole that fits
-        assert space.take(512, fmt.PAGE_SIZE) == fmt.interval_offset(0) + 200 * 64  # a page: 512-byte aligned
-        assert space.take(64, fmt.BLOCK_ALIGN) == fmt.interval_offset(0) + 208 * 64
-        assert space.take(8192, fmt.BLOCK_ALIGN) == fmt.interval_offset(1) + fmt.PAGE_SIZE  # after the AMap page
-        assert space.take(512, fmt.PAGE_SIZE) == fmt.interval_offset(1) + fmt.PAGE_SIZE + 8192
-        assert sorted(space.taken) == [0, 1]  # the maps the commit writes again
+        space = FreeSpace(file, intervals=3)
+        second, third = fmt.interval_offset(1), fmt.interval_offset(2)
+        assert space.take(640, fmt.BLOCK_ALIGN) == second + 100 * 64  # the first hole that fits, where worth it
+        assert space.take(512, fmt.PAGE_SIZE) == second + 200 * 64  # a page: 512-byte aligned
+        assert space.take(64, fmt.BLOCK_ALIGN) == second + 208 * 64
+        assert space.take(8192, fmt.BLOCK_ALIGN) == third + fmt.PAGE_SIZE  # no room before; after the AMap page
+        assert space.take(512, fmt.PAGE_SIZE) == second + 216 * 64  # first fit: back where there is room
+        assert sorted(space.taken) == [1, 2]  # the maps the commit writes again
 
 
 def _small(number: int) -> Message:
