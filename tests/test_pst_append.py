@@ -1,12 +1,13 @@
 """Adding to an existing PST in place, and killing it at every step of that.
 
-A rerun that finds new mail writes it after the file's end, changes the B-trees copy-on-write and writes
-the header last (migrator/stores/pst/ndb/append.py). The sweeps run the real command line, SIGKILLed just
-before its Nth write into the PST (tests/support/pst_kill.py), for points in the message blocks, the tables,
-the B-tree pages, the allocation maps and the header, and after the header before the state file records
-the rows. After each kill the file at PATH must read cleanly in our validator, readpst, pffexport and pypff,
-showing either the previous messages or all of them; and a rerun must end exact: every source message once,
-byte for byte as our reader gives it back.
+A rerun that finds new mail writes it into the space the file's maps mark free (what earlier appends freed)
+and after the file's end, changes the B-trees copy-on-write and writes the header last
+(migrator/stores/pst/ndb/append.py). The sweeps run the real command line, SIGKILLed just before its Nth write
+into the PST (tests/support/pst_kill.py), for points in the message blocks, the tables, the B-tree pages, the
+allocation maps and the header, and after the header before the state file records the rows; the run swept
+reuses the holes an earlier append left. After each kill the file at PATH must read cleanly in our validator,
+readpst, pffexport and pypff, showing either the previous messages or all of them; and a rerun must end exact:
+every source message once, byte for byte as our reader gives it back.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -26,16 +27,19 @@ import pytest
 from harness.corpus import corpus
 from harness.dovecot import DovecotServer
 from harness.mailserver import MailUser
-from migrator.core.message import Flags, Message
+from migrator.core.message import Flag, Flags, Message
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
 from migrator.stores.pst.ndb import format as fmt
-from migrator.stores.pst.ndb.reader import parse_header
+from migrator.stores.pst.ndb.append import node_blocks
+from migrator.stores.pst.ndb.free_space import FreeSpace
+from migrator.stores.pst.ndb.reader import Ndb, parse_header
 from migrator.stores.pst.reader import PstReader
 from migrator.stores.pst.validate import validate
 from tests.support.archives import write_archive
 from tests.support.pst_exports import Export, pffexport_export, readpst_export
 from tests.support.pst_pypff import pypff_export
+from tests.support.pst_space import free_in_maps, written_below_the_old_end
 
 AFTER_HEADER = -2  # pst_kill's point after the PST is complete, before the state file records its rows
 Contents = Counter[tuple[tuple[str, ...], bytes]]
@@ -49,7 +53,8 @@ def _big(number: int) -> Message:
 
 
 class Scene:
-    """A Maildir copied into a PST, then given new mail: the PST and state file as the first copy left them."""
+    """A Maildir copied into a PST, added to once (new mail and flag changes: holes where the old tables were),
+    then given new mail: the PST and state file as that first append left them."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -59,8 +64,12 @@ class Scene:
         self.pst = self.work / "backup.pst"
         self.state = self.work / "state.sqlite"
         messages = [m for m in corpus() if m.raw]
-        old, new = messages[::2], messages[1::2]
+        old, earlier, new = messages[::3], messages[1::3], messages[2::3]
         write_archive(parse_endpoint(f"maildir:{self.source}"), old)
+        assert copy(self, str(self.state)).returncode == 0
+        self.first = self.pst.read_bytes()
+        write_archive(parse_endpoint(f"maildir:{self.source}"), earlier)
+        flip_some_flags(self.source)
         assert copy(self, str(self.state)).returncode == 0
         self.saved = root / "saved"
         shutil.copytree(self.work, self.saved)
@@ -103,6 +112,15 @@ class Scene:
         return ", ".join(filter(None, ("before" if shown == self.before else "after", *left)))
 
 
+def flip_some_flags(source: Path) -> None:
+    """Change the flags of two messages in each folder of the Maildir at ``source``."""
+    with open_store(parse_endpoint(f"maildir:{source}"), readonly=False) as store:
+        for folder in store.list_folders():
+            for ref in list(store.scan(folder.path).refs)[:2]:
+                flipped = ref.flags.system ^ {Flag.SEEN, Flag.FLAGGED}
+                store.set_flags(folder.path, ref.uid, Flags(frozenset(flipped), ref.flags.keywords | {"later"}))
+
+
 def copy(scene: Scene, state: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "migrator", "copy", "--quiet", "--state", state,
                            f"maildir:{scene.source}", f"pst:{scene.pst}"], capture_output=True, text=True, timeout=300)
@@ -143,18 +161,91 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Scene:
     return Scene(tmp_path_factory.mktemp("append"))
 
 
-def test_an_append_writes_new_mail_after_the_end_and_changes_little(scene: Scene) -> None:
+def test_an_append_writes_only_where_the_old_file_has_nothing(scene: Scene) -> None:
+    # What the old header reaches is never overwritten, so a kill before the new header leaves the old file:
+    # below its end an append writes the header, allocation maps, and blocks and pages in space the old maps
+    # mark free (not in what the append itself frees: the old header reaches that until the new one is written).
     scene.trial(-1)
-    size_before = (scene.saved / "backup.pst").stat().st_size
     old = (scene.saved / "backup.pst").read_bytes()
-    new = scene.pst.read_bytes()
     assert validate(scene.pst) == []
-    changed = [offset for offset in range(0, size_before, fmt.PAGE_SIZE)
-               if old[offset:offset + fmt.PAGE_SIZE] != new[offset:offset + fmt.PAGE_SIZE]]
-    # Below the old end only the header and the map pages of intervals where space was freed change.
-    assert all(offset < fmt.HEADER_SIZE or (offset - fmt.FIRST_AMAP_OFFSET) % fmt.AMAP_INTERVAL == 0
-               for offset in changed)
+    reused, overwritten = written_below_the_old_end(old, scene.pst.read_bytes())
+    assert overwritten == set()
+    # The holes the earlier append left where its tables and changed messages were are filled first.
+    freed_by_the_earlier_append = free_in_maps(old) - free_in_maps(scene.first)
+    assert reused & freed_by_the_earlier_append
     assert size_matches_header(scene.pst)
+
+
+def test_free_space_is_handed_out_first_fit_aligned_and_never_over_the_map_pages(tmp_path: Path) -> None:
+    # Three intervals. The first is used but for 10 units (64 bytes each): too little to be worth writing its map
+    # again for. The second is used but for 10 units at unit 100 and 48 at unit 200. The third's AMap marks
+    # everything free, even its own page, which is never handed out all the same.
+    too_little, worth_it = bytearray(b"\xff" * fmt.PAGE_DATA_SIZE), bytearray(b"\xff" * fmt.PAGE_DATA_SIZE)
+    for bitmap in (too_little, worth_it):
+        bitmap[12:14] = b"\xf0\x03"  # units 100-109 free (most significant bit first: unit 96 is 0x80 of byte 12)
+    worth_it[200 // 8:248 // 8] = bytes(6)  # units 200-247: starting on a 512-byte boundary
+    path = tmp_path / "maps"
+    path.write_bytes(bytes(fmt.interval_offset(3)))
+    with open(path, "r+b") as file:
+        for index, bitmap in enumerate((too_little, worth_it)):
+            file.seek(fmt.interval_offset(index))
+            file.write(bitmap)
+        file.flush()
+        space = FreeSpace(file, intervals=3)
+        second, third = fmt.interval_offset(1), fmt.interval_offset(2)
+        assert space.take(640, fmt.BLOCK_ALIGN) == second + 100 * 64  # the first hole that fits, where worth it
+        assert space.take(512, fmt.PAGE_SIZE) == second + 200 * 64  # a page: 512-byte aligned
+        assert space.take(64, fmt.BLOCK_ALIGN) == second + 208 * 64
+        assert space.take(8192, fmt.BLOCK_ALIGN) == third + fmt.PAGE_SIZE  # no room before; after the AMap page
+        assert space.take(512, fmt.PAGE_SIZE) == second + 216 * 64  # first fit: back where there is room
+        assert sorted(space.taken) == [1, 2]  # the maps the commit writes again
+
+
+def _small(number: int) -> Message:
+    raw = (f"Subject: note {number} on the quarterly budget review\r\nFrom: Alice <alice@example.com>\r\n"
+           f"To: bob@example.com\r\nMessage-ID: <note{number}@append>\r\n\r\nsee you at {number}\r\n").encode()
+    return Message(raw, Flags(), datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=number), ("INBOX",))
+
+
+def night(pst: Path, new: range, read: int, rng: random.Random) -> None:
+    """Add the messages ``new`` to the INBOX of ``pst`` and mark ``read`` of its older ones read, as a nightly
+    run into it does."""
+    with open_store(parse_endpoint(f"pst:{pst}"), readonly=False) as store:
+        inbox = store.ensure_folder(("INBOX",))
+        old = list(store.scan(inbox).refs)
+        assert all(result.ok for result in store.append_batch(inbox, [_small(number) for number in new]))
+        for ref in rng.sample(old, read):
+            store.set_flags(inbox, ref.uid, Flags(frozenset({Flag.SEEN})))
+
+
+def contents_tables_bytes(pst: Path) -> int:
+    """Return the bytes the blocks of the PST's contents tables take."""
+    ndb = Ndb(pst.read_bytes())
+    tables = [node for node in ndb.nodes() if fmt.nid_type(node.nid) == fmt.NID_TYPE_CONTENTS_TABLE]
+    blocks = {bid for node in tables for bid in node_blocks(ndb, node.bid_data, node.bid_sub)}
+    return sum(ndb.layout.block_size_on_disk(entry.cb) for bid in blocks if (entry := ndb.block_entry(bid)))
+
+
+def test_nightly_appends_reuse_the_space_the_night_before_freed(tmp_path: Path) -> None:
+    # Each night 20 messages come into an INBOX of 2 000 and 20 old ones are read: the INBOX's contents table
+    # (about 750 KB) and the 20 messages' properties are written again, the old copies freed. The first night has
+    # no hole that big and grows the file by the table; every later night writes its table where the table
+    # before last was, and the file grows by the new mail alone, an interval (248 KB) at times.
+    pst, rng = tmp_path / "archive.pst", random.Random(7)
+    with open_store(parse_endpoint(f"pst:{pst}"), readonly=False) as store:
+        store.append_batch(store.ensure_folder(("INBOX",)), [_small(number) for number in range(2000)])
+    sizes = [pst.stat().st_size]
+    for number in range(5):
+        before = pst.read_bytes()
+        night(pst, range(2000 + 20 * number, 2020 + 20 * number), 20, rng)
+        reused, overwritten = written_below_the_old_end(before, pst.read_bytes())
+        assert overwritten == set() and (number == 0 or len(reused) * fmt.BLOCK_ALIGN > 500_000)
+        sizes.append(pst.stat().st_size)
+    assert validate(pst) == []
+    table = contents_tables_bytes(pst)
+    first, *later = [after - before for before, after in zip(sizes, sizes[1:])]
+    assert first >= table > 2 * fmt.AMAP_INTERVAL
+    assert max(later) <= fmt.AMAP_INTERVAL, later
 
 
 def test_a_rerun_that_finds_nothing_leaves_the_file_alone(scene: Scene) -> None:
@@ -181,6 +272,8 @@ def test_appends_killed_at_every_step_leave_a_valid_file_and_reruns_end_exact(sc
     points = kill_points(scene.writes, max(scene.writes // 40, 1))
     shown = Counter(scene.killed_then_rerun(point, tmp_path / str(index)) for index, point in enumerate(points))
     print(f"\n{len(points)} kill points of {scene.writes} writes: PATH showed {dict(shown)}; all reruns exact")
+    # "before" alone: killed while the run was writing into the holes the earlier append left, nothing past the end.
+    assert shown["before"] >= 1
     assert shown["after"] == 1 and shown["before, bytes after ibFileEof, maps marked invalid"] >= 2
 
 
@@ -213,17 +306,11 @@ def test_reruns_skip_the_unchanged_folders_of_a_pst_target(dovecot: DovecotServe
 
 
 def test_flag_changes_reach_the_pst_in_place_once_it_is_durable(tmp_path: Path) -> None:
-    from migrator.core.message import Flag
-
     source, pst, state = tmp_path / "source", tmp_path / "backup.pst", tmp_path / "state.sqlite"
     write_archive(parse_endpoint(f"maildir:{source}"), [m for m in corpus() if m.raw][:12])
     command = ["copy", "--quiet", "--state", str(state), f"maildir:{source}", f"pst:{pst}"]
     assert subprocess.run([sys.executable, "-m", "migrator", *command], capture_output=True).returncode == 0
-    with open_store(parse_endpoint(f"maildir:{source}"), readonly=False) as store:
-        for folder in store.list_folders():
-            for ref in list(store.scan(folder.path).refs)[:2]:
-                flipped = ref.flags.system ^ {Flag.SEEN, Flag.FLAGGED}
-                store.set_flags(folder.path, ref.uid, Flags(frozenset(flipped), ref.flags.keywords | {"later"}))
+    flip_some_flags(source)
     killed = subprocess.run([sys.executable, "-m", "tests.support.pst_kill", "0", *command], capture_output=True)
     # Killed before its first write into the PST: the state file must not say the new flags are there.
     assert killed.returncode == -signal.SIGKILL

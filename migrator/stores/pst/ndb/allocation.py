@@ -1,14 +1,18 @@
-"""The write-once file layout: a forward-only allocator and the allocation maps it leaves behind (§2.2.2.7)."""
+"""The file layout: an allocator that adds intervals front to back (an append first fills the free space of the
+old ones) and the allocation maps it leaves behind (§2.2.2.7)."""
 
 from __future__ import annotations
 
 import array
 import re
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from migrator.stores.local.files import forget_cached
 from migrator.stores.pst.ndb import format as fmt
+
+if TYPE_CHECKING:
+    from migrator.stores.pst.ndb.free_space import FreeSpace
 
 # Every this many finished intervals (about 16 MB) the file behind the writer is handed to the disk.
 WRITE_BEHIND_INTERVALS = 64
@@ -46,11 +50,13 @@ def longest_zero_run(bitmap: bytes | bytearray) -> int:
 
 @dataclass
 class Allocator:
-    """Hands out file space strictly front to back and writes each interval's AMap when it is left behind.
+    """Hands out file space front to back and writes each interval's AMap when it is left behind.
 
     Map pages sit at fixed places at the start of every 253,952-byte interval; allocations never straddle
     them. Free space left by alignment stays zero on disk and 0 in the AMap. A finished interval is
-    written again only for its FMap or FPMap page, once the file is done (see ``_write_behind``).
+    written again only for its FMap or FPMap page, once the file is done (see ``_write_behind``). When
+    appending, ``old_space`` (the old intervals' free space) is used first, and the new intervals only
+    for what does not fit there; its maps are the commit's to write (see ``append.py``).
     """
 
     file: BinaryIO
@@ -62,12 +68,17 @@ class Allocator:
     # 20 000 intervals, and an object apiece took 2 MB.
     free_units: array.array = field(default_factory=lambda: array.array("H"))
     longest_free_runs: bytearray = field(default_factory=bytearray)  # capped at 255, as an FMap holds them
+    old_space: FreeSpace | None = None
 
     def __post_init__(self) -> None:
         self._enter_interval(self.first_interval)
 
     def allocate(self, size: int, align: int) -> int:
         """Return the file offset of ``size`` fresh bytes aligned to ``align``, marking them allocated."""
+        if self.old_space is not None:
+            reused = self.old_space.take(size, align)
+            if reused is not None:
+                return reused
         ib = _round_up(self.cursor, align)
         if ib + size > fmt.interval_offset(self.interval + 1):
             self._leave_interval()
@@ -82,8 +93,13 @@ class Allocator:
         self.file.write(data)
 
     def finish(self) -> int:
-        """Close the last interval, pad the file to its end and return the file size."""
-        self._leave_interval()
+        """Close the last interval, pad the file to its end and return the file size.
+
+        An interval nothing was placed in is left out: an append whose data all went elsewhere adds none.
+        """
+        start = fmt.interval_offset(self.interval)
+        if self.cursor > start + fmt.reserved_map_bytes(self.interval) or self.interval == 0:
+            self._leave_interval()
         end = fmt.interval_offset(self.interval)
         self.file.truncate(end)
         return end
@@ -137,7 +153,7 @@ class Allocator:
         bytes for them are set in place.
         """
         first = self.first_interval
-        if first >= fmt.FMAP_FIRST and not fmt.has_fmap(first):
+        if self.free_units and first >= fmt.FMAP_FIRST and not fmt.has_fmap(first):
             earlier = first - (first - fmt.FMAP_FIRST) % fmt.FMAP_EVERY
             patch_fmap(self.file, earlier, {first + i: run for i, run in enumerate(self.longest_free_runs)})
         for number in range(len(self.free_units)):

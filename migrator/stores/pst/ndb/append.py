@@ -1,17 +1,21 @@
 """Appending to an existing Unicode PST in place, so that a kill at any moment leaves the previous file whole.
 
-New blocks and B-tree pages go after the file's end (``ibFileEof``); the NBT and BBT change copy-on-write, so the
-old trees stay as they were; the blocks and pages the new trees no longer use are freed in their AMaps; the header
-is written last. The order of ``NdbAppender.commit``, each step made durable before the next:
+New blocks and B-tree pages go first into space the file's maps marked free when the append began
+(``free_space.py``), then after the file's end (``ibFileEof``); the NBT and BBT change copy-on-write, so the old
+trees stay as they were; the blocks and pages the new trees no longer use are freed in their AMaps, and reused
+only by a later append; the header is written last. The order of ``NdbAppender.commit``, each step made durable
+before the next:
 
-1. blocks, B-tree pages and the new intervals' maps, all past the old end of the file; fsync;
-2. when old space is freed: the old header with fAMapValid = INVALID_AMAP; fsync;
-3. the AMaps (and FMaps) of the intervals where space was freed; fsync;
+1. blocks, B-tree pages (in the old free space, then past the old end) and the new intervals' maps; fsync;
+2. when an old interval's map changes (space freed or reused): the old header with fAMapValid = INVALID_AMAP; fsync;
+3. the AMaps (and FMaps) of those intervals: freed space marked free, reused space marked used; fsync;
 4. the new header: new roots, end of file, free space, fAMapValid valid; fsync.
 
-Killed before 4, the header still names the old trees, which nothing overwrote: the file is the previous one,
-with bytes after ``ibFileEof`` (which ``prepare`` cuts off) and, after 2, maps marked untrustworthy (which
-``prepare`` builds again from the B-trees, as §2.6.1.3.7 asks of the next writer).
+Killed before 4, the header still names the old trees, which nothing overwrote (what step 1 wrote below the old
+end lies where the old maps, and so the old trees, have nothing): the file is the previous one, with bytes in its
+free space (which the next append may write over), bytes after ``ibFileEof`` (which ``prepare`` cuts off) and,
+after 2, maps marked untrustworthy (which ``prepare`` builds again from the B-trees, as §2.6.1.3.7 asks of the
+next writer).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import BinaryIO
 from migrator.stores.pst.ndb import format as fmt
 from migrator.stores.pst.ndb.allocation import longest_zero_run, map_page, patch_fmap, set_bits
 from migrator.stores.pst.ndb.btree_update import TreeUpdate
+from migrator.stores.pst.ndb.free_space import FreeSpace, bits_text, longest_run
 from migrator.stores.pst.ndb.header_writer import updated_header, with_amap_invalid, with_crcs
 from migrator.stores.pst.ndb.reader import (
     NbtEntry,
@@ -37,7 +42,8 @@ from migrator.stores.pst.ndb.writer import HeaderState, NdbWriter
 
 
 class NdbAppender(NdbWriter):
-    """An NdbWriter adding to the file ``base`` was read from: new space after its end, old trees changed on copy."""
+    """An NdbWriter adding to the file ``base`` was read from: new data in its free space, then after its end; old
+    trees changed on copy."""
 
     def __init__(self, file: BinaryIO, base: Ndb, scratch: str | None = None) -> None:
         header = base.header
@@ -49,6 +55,7 @@ class NdbAppender(NdbWriter):
         if rest or intervals < 1:
             raise PstFormatError(f"its end of file {header.file_eof} is not at the end of an interval")
         super().__init__(file, scratch, first_interval=intervals)
+        self.allocator.old_space = FreeSpace(file, intervals)
         self.base = base
         self.reserve_bids(header.bid_next_b - fmt.BID_STEP)
         self._next_page_bid = header.bid_next_p
@@ -97,15 +104,16 @@ class NdbAppender(NdbWriter):
         extents = [(packed & (1 << 48) - 1, packed >> 48) for packed in self._freed.values()]
         extents += [(ib, fmt.PAGE_SIZE) for ib in (*nbt.replaced, *bbt.replaced)]
         old_header = bytes(self.base.buffer[:fmt.HEADER_SIZE])
-        freed = 0
-        if extents:
+        reused = self.allocator.old_space.taken if self.allocator.old_space else {}
+        change = 0
+        if extents or reused:
             self._write_header(with_amap_invalid(old_header))
-            freed = free_extents(self.allocator.file, extents)
+            change = write_old_maps(self.allocator.file, extents, reused)
             self._sync()
         state = HeaderState(
             file_eof=eof,
             amap_last=self.allocator.last_amap_offset,
-            amap_free=header.amap_free + freed + self.allocator.amap_free_bytes,
+            amap_free=header.amap_free + change + self.allocator.amap_free_bytes,
             nbt_root=nbt_root,
             bbt_root=bbt_root,
             bid_next_block=self._next_bid,
@@ -147,27 +155,36 @@ def data_tree_blocks(ndb: Ndb, bid: int) -> Iterator[int]:
             yield from data_tree_blocks(ndb, child)
 
 
-def free_extents(file: BinaryIO, extents: list[tuple[int, int]]) -> int:
-    """Mark the (offset, size) ``extents`` free in their AMaps (and FMaps); return the bytes freed."""
-    by_interval: dict[int, list[tuple[int, int]]] = {}
-    for ib, size in extents:
+def write_old_maps(file: BinaryIO, freed: list[tuple[int, int]], reused: dict[int, bytearray]) -> int:
+    """Write the AMaps (and FMaps) of the old intervals that changed: the (offset, size) ``freed`` extents marked
+    free, and the bits of ``reused`` (by interval: the committed map with what was reused set) marked used.
+    Return the bytes this frees, less those it takes (below 0 when more was reused than freed)."""
+    by_interval: dict[int, list[tuple[int, int]]] = {index: [] for index in reused}
+    for ib, size in freed:
         index = (ib - fmt.FIRST_AMAP_OFFSET) // fmt.AMAP_INTERVAL
         by_interval.setdefault(index, []).append((ib, size))
-    freed = 0
+    change = 0
     runs: dict[int, int] = {}
     for index, pieces in sorted(by_interval.items()):
         start = fmt.interval_offset(index)
         file.seek(start)
-        bitmap = bytearray(file.read(fmt.PAGE_DATA_SIZE))
-        before = int.from_bytes(bitmap, "big").bit_count()
+        committed = file.read(fmt.PAGE_DATA_SIZE)
+        bitmap = bytearray(reused.get(index, committed))
+        if int.from_bytes(committed, "big") & ~int.from_bytes(bitmap, "big"):
+            raise PstFormatError(f"the allocation map at {start:#x} changed while the file was appended to")
         for ib, size in pieces:
             clear_bits(bitmap, (ib - start) // fmt.BLOCK_ALIGN, (size + fmt.BLOCK_ALIGN - 1) // fmt.BLOCK_ALIGN)
-        freed += (before - int.from_bytes(bitmap, "big").bit_count()) * fmt.BLOCK_ALIGN
+        change += (_used_units(committed) - _used_units(bitmap)) * fmt.BLOCK_ALIGN
         file.seek(start)
         file.write(map_page(bytes(bitmap), fmt.PTYPE_AMAP, start))
-        runs[index] = longest_zero_run(bitmap)
+        if index >= fmt.FMAP_FIRST:  # an FMap records the run, up to 255 units
+            runs[index] = longest_run(bits_text(bitmap), 1, 255)
     _patch_fmaps(file, runs)
-    return freed
+    return change
+
+
+def _used_units(bitmap: bytes | bytearray) -> int:
+    return int.from_bytes(bitmap, "big").bit_count()
 
 
 def _patch_fmaps(file: BinaryIO, runs: dict[int, int]) -> None:
