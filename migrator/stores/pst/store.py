@@ -24,11 +24,11 @@ from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.base import AppendResult, FolderProbe, FolderScan, Store
 from migrator.stores.local.files import FILE_MODE, disk_error, unwritable
 from migrator.stores.local.leftovers import Maker, remove_abandoned, temp_maker, temp_name
-from migrator.stores.pst.parts import message_uid, part_path
+from migrator.stores.pst.parts import existing_parts, message_uid, part_path
 
 if TYPE_CHECKING:
     from migrator.stores.pst.parts import PartsReader
-    from migrator.stores.pst.reader import PstFolder, PstReader
+    from migrator.stores.pst.reader import PstReader
     from migrator.stores.pst.writer import PstWriter
 
 # The writer and the reader are imported when first used: a nightly rerun that finds
@@ -123,11 +123,12 @@ class PstStore(Store):
         super().__init__(endpoint, readonly=readonly)
         self.path = endpoint.local_path
         self.part_size = part_size or endpoint.part_size or DEFAULT_PART_SIZE
-        self._reader: PstReader | None = None
-        self._parts: PartsReader | None = None  # as a source: every part, read as one
-        self._existing: Path | None = None  # the last part, opened for reading when first needed
+        self._reader: PstReader | None = None  # a source's first part; a target's last part as it was opened
+        self._parts: PartsReader | None = None  # as a source: every part; as a target: every part as it was opened
+        self._existing: list[int] = []  # as a target: the numbers of the parts there were when it was opened
         self._part: PartWriter | AppendPart | None = None
         self._part_number = 1
+        self._earlier_counts: tuple[bytes, dict[FolderPath, int]] | None = None  # see _probe_earlier
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -137,23 +138,23 @@ class PstStore(Store):
             from migrator.stores.pst.parts import PartsReader
 
             self._reader = self._open_reader(self.path)
-            self._parts = PartsReader(self._reader, self.path)
+            self._parts = PartsReader.opened({1: self._reader}, range(1, len(existing_parts(self.path)) + 1),
+                                             self.path)
             return
         self._check_directory()
         remove_abandoned(self.path.parent, self._temp_maker)
         while part_path(self.path, self._part_number + 1).exists():
             self._part_number += 1
-        existing = part_path(self.path, self._part_number)
-        if existing.exists():
-            self._existing = existing  # added to (or rebuilt) only when something is added (_writer)
-            _recover(existing)
+        self._existing = [n for n in range(1, self._part_number + 1) if part_path(self.path, n).exists()]
+        if self._existing:  # added to (or rebuilt) only when something is added (_writer)
+            _recover(part_path(self.path, self._existing[-1]))
         else:
-            self._part = PartWriter(existing)
+            self._part = PartWriter(self.path)
 
     def close(self) -> None:
         """Finish and rename the part being written; close the reader."""
         if self._parts is not None:
-            self._parts.close()
+            self._parts.close()  # the reader too
             self._parts = None
         if self._reader is not None:
             self._reader.close()
@@ -238,49 +239,49 @@ class PstStore(Store):
 
     def list_folders(self) -> list[Folder]:
         """Return the folders of the file (as a target: the part being written's, new folders included)."""
-        if self._parts is not None:
+        if self._parts is not None and self.readonly:
             return self._parts.folders()
         if self._part is not None:
             return [Folder(path, _role(path)) for path in self._part.writer.folder_paths()]
         return [Folder(f.path, f.role) for f in self._require_reader().folders()]
 
     def scan(self, folder: FolderPath) -> FolderScan:
-        """Return the folder's message references (as a target: the messages the file had before this run)."""
-        if self._parts is not None and self._parts.has_folder(folder):
-            return FolderScan(VALIDITY, self._parts.scan(folder))
-        found = self._pst_folder(folder)
-        return FolderScan(VALIDITY, [] if found is None else self._require_reader().scan(found))
+        """Return the folder's message references, in every part (as a target: those the parts had before this
+        run, uids as append_batch gave them)."""
+        return FolderScan(VALIDITY, self._parts_with(folder).scan(folder))
 
     def fetch(self, folder: FolderPath, refs: Iterable[MessageRef]) -> Iterator[Message]:
-        """Yield the messages for ``refs`` from the file."""
-        if self._parts is not None and self._parts.has_folder(folder):
-            return self._parts.fetch(folder, refs)
-        found = self._pst_folder(folder)
-        return iter(()) if found is None else self._require_reader().fetch(found, refs)
+        """Yield the messages for ``refs`` from the parts that hold them."""
+        return self._parts_with(folder).fetch(folder, refs)
+
+    def _parts_with(self, folder: FolderPath) -> PartsReader:
+        """Return the parts read (as a target: as they were opened; none for a new file); raise FolderError when
+        no part has ``folder`` and it is not one the part being written has either."""
+        from migrator.stores.pst.parts import PartsReader
+
+        if self._parts is None and self._existing:
+            last = self._existing[-1]
+            self._parts = PartsReader.opened({last: self._require_reader()}, self._existing, self.path)
+        parts = self._parts or PartsReader({})
+        if parts.has_folder(folder) or self._part is not None:
+            return parts
+        raise FolderError(f"{self.endpoint} has no folder {'/'.join(folder)}: run 'migrator folders' to list them")
 
     def _require_reader(self) -> PstReader:
-        if self._reader is None and self._existing is not None:
-            self._reader = self._open_reader(self._existing)
+        if self._reader is None and self._existing:
+            self._reader = self._open_reader(part_path(self.path, self._existing[-1]))
         if self._reader is None:
             raise StoreError(f"{self.endpoint} is not open: use it as a context manager")
         return self._reader
-
-    def _pst_folder(self, path: FolderPath) -> PstFolder | None:
-        """Return the folder of the file read, None for a folder only the part being written has."""
-        if self._part is not None and self._reader is None and self._existing is None:
-            return None
-        found = self._require_reader().find_folder(path)
-        if found is not None or self._part is not None:
-            return found
-        raise FolderError(f"{self.endpoint} has no folder {'/'.join(path)}: run 'migrator folders' to list them")
 
     def exists(self) -> bool:
         """Return True when the file is there."""
         return self.path.exists()
 
     def probe_folder(self, folder: FolderPath) -> FolderProbe | None:
-        """Return the file's record key and the folder's message count (unknown once the file has parts)."""
-        if self._parts is not None:
+        """Return the archive's identity, the record key of its first part (which adding parts leaves as it
+        was), and how many messages the folder holds in all its parts; None when no part has it."""
+        if self._parts is not None and self.readonly:
             total = self._parts.count(folder)
             return None if total is None else FolderProbe(self._parts.record_key.hex(), total)
         if self._part is not None:
@@ -289,10 +290,25 @@ class PstStore(Store):
             reader = self._require_reader()
             found = reader.find_folder(folder)
             count, key = (None if found is None else found.count), reader.record_key
-        if count is None:
-            return None
-        # The earlier parts hold messages of the folder too; only the last part is read here.
-        return FolderProbe(key.hex(), count if self._part_number == 1 else None)
+        if self._part_number > 1:
+            key, counts = self._probe_earlier()
+            if folder in counts:
+                count = (count or 0) + counts[folder]
+        return None if count is None else FolderProbe(key.hex(), count)
+
+    def _probe_earlier(self) -> tuple[bytes, dict[FolderPath, int]]:
+        """Return the first part's record key and the messages of each folder in the parts before the one being
+        written, all files on disk (a part is committed before the next starts); kept until the next part."""
+        if self._earlier_counts is None:
+            key, counts = b"", dict[FolderPath, int]()
+            for number in range(1, self._part_number):
+                if part_path(self.path, number).exists():
+                    with self._open_reader(part_path(self.path, number)) as reader:
+                        key = key or reader.record_key
+                        for pst_folder in reader.folders():
+                            counts[pst_folder.path] = counts.get(pst_folder.path, 0) + pst_folder.count
+            self._earlier_counts = key, counts
+        return self._earlier_counts
 
     # --- writing ---------------------------------------------------------------------------------------
 
@@ -353,6 +369,7 @@ class PstStore(Store):
         assert self._part is not None
         self._part.commit()
         self._part_number += 1
+        self._earlier_counts = None  # the part just finished is one of them now
         self._part = PartWriter(part_path(self.path, self._part_number))
         for path in paths:
             self._part.writer.ensure_folder(path)
