@@ -6,7 +6,8 @@ and the next messages go to ``PATH-2.pst``, ``PATH-3.pst``... Messages for an ex
 wrote are added to it in place (``append.py``): its header changes last, on ``close``, so a crash leaves the
 file as it was. Any other existing file (ANSI, or from another program) is rebuilt: the messages already
 there are carried into a new file first, with the same NIDs (their blocks copied as they are from Unicode
-files, re-encoded from ANSI ones).
+files, re-encoded from ANSI ones). New flags for a message of an earlier part are written into that part in
+the same way, on ``close``; no message is ever added to an earlier part.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.base import AppendResult, FolderProbe, FolderScan, Store
 from migrator.stores.local.files import FILE_MODE, disk_error, unwritable
 from migrator.stores.local.leftovers import Maker, remove_abandoned, temp_maker, temp_name
-from migrator.stores.pst.parts import existing_parts, message_uid, part_path
+from migrator.stores.pst.parts import existing_parts, message_uid, part_path, split_uid
 
 if TYPE_CHECKING:
     from migrator.stores.pst.parts import PartsReader
@@ -93,9 +94,17 @@ class AppendPart:
             raise
 
     def commit(self) -> None:
-        """Write what the run changed and then the header (see ndb/append.py); StoreError if the file is damaged."""
+        """Write what the run changed and then the header (see ndb/append.py); StoreError if the file is damaged.
+
+        A file nothing was changed in (a message's new flags refused) is left as it is.
+        """
+        from migrator.stores.pst.append import AppendingWriter
         from migrator.stores.pst.ndb.reader import PstFormatError
 
+        assert isinstance(self.writer, AppendingWriter)
+        if not self.writer.has_changes():
+            self.discard()
+            return
         try:
             self.writer.finish()
         except PstFormatError as error:  # a table the additions change is damaged: the file stays as it was
@@ -128,6 +137,7 @@ class PstStore(Store):
         self._existing: list[int] = []  # as a target: the numbers of the parts there were when it was opened
         self._part: PartWriter | AppendPart | None = None
         self._part_number = 1
+        self._earlier: dict[int, AppendPart] = {}  # earlier parts given new flags, by number: changed on close
         self._earlier_counts: tuple[bytes, dict[FolderPath, int]] | None = None  # see _probe_earlier
 
     # --- lifecycle -------------------------------------------------------------------------------------
@@ -146,35 +156,50 @@ class PstStore(Store):
         while part_path(self.path, self._part_number + 1).exists():
             self._part_number += 1
         self._existing = [n for n in range(1, self._part_number + 1) if part_path(self.path, n).exists()]
-        if self._existing:  # added to (or rebuilt) only when something is added (_writer)
-            _recover(part_path(self.path, self._existing[-1]))
-        else:
+        for number in self._existing:  # an earlier part too, left so by a run killed while changing flags in it
+            _recover(part_path(self.path, number))
+        if not self._existing:
             self._part = PartWriter(self.path)
 
     def close(self) -> None:
-        """Finish and rename the part being written; close the reader."""
+        """Finish every part the run changed, earlier parts first, then the part being written; close the reader.
+
+        Each part is committed on its own: one that fails stays as it was and the others are still finished;
+        the first failure is raised once all are done, so that nothing of the run is recorded as durable.
+        """
         if self._parts is not None:
             self._parts.close()  # the reader too
             self._parts = None
         if self._reader is not None:
             self._reader.close()
             self._reader = None
-        if self._part is not None:
-            part, self._part = self._part, None
+        parts, failed = self._take_parts(), None
+        for index, part in enumerate(parts):
             try:
-                part.commit()
-            except BaseException as error:
-                _drop(part, error)
-                if isinstance(error, OSError):
-                    raise disk_error(part.target, error, "the file there is as it was before this run") from None
+                _commit(part)
+            except Exception as error:  # noqa: BLE001 - raised below, once the other parts are committed
+                failed = failed or error
+            except BaseException as error:  # stopped: what is not committed yet is dropped, as __exit__ does
+                for rest in parts[index + 1:]:
+                    _drop(rest, error)
                 raise
+        if failed is not None:
+            raise failed
+
+    def _take_parts(self) -> list[PartWriter | AppendPart]:
+        """Return the parts being changed, in order (earlier ones first), and forget them."""
+        parts: list[PartWriter | AppendPart] = [self._earlier[n] for n in sorted(self._earlier)]
+        if self._part is not None:
+            parts.append(self._part)
+        self._earlier, self._part = {}, None
+        return parts
 
     def __exit__(self, *exc_info: object) -> None:
         error = exc_info[1]
-        if isinstance(error, KeyboardInterrupt) and self._part is not None:
-            # Stopped: finishing a large file could outlast the stop, so the run's additions are dropped.
-            part, self._part = self._part, None
-            _drop(part, error)
+        if isinstance(error, KeyboardInterrupt):
+            # Stopped: finishing a large file could outlast the stop, so the run's changes are dropped.
+            for part in self._take_parts():
+                _drop(part, error)
         self.close()
 
     def _check_directory(self) -> None:
@@ -205,35 +230,7 @@ class PstStore(Store):
         try:
             return AppendPart(part_path(self.path, self._part_number))
         except NotAppendable:
-            return self._start_rebuild()
-
-    def _start_rebuild(self) -> PartWriter:
-        """Return a new part for the existing last part, holding a copy of all its folders and messages."""
-        from migrator.stores.pst.ndb.reader import PstFormatError
-        from migrator.stores.pst.rebuild import can_copy_blocks, copy_messages
-
-        reader = self._require_reader()
-        part = PartWriter(part_path(self.path, self._part_number), record_key=reader.record_key)
-        try:
-            if can_copy_blocks(reader):
-                copy_messages(reader, part.writer)
-            else:
-                self._copy_by_message(part.writer)
-        except (PstFormatError, FolderError, MessageError) as error:  # the file is damaged: keep it as it is
-            part.discard()
-            raise StoreError(f"cannot add to {part.target}: {error}; write to a new file instead") from None
-        except OSError as error:
-            part.discard()
-            raise disk_error(part.target, error, "it stays as it was") from None
-        return part
-
-    def _copy_by_message(self, writer: PstWriter) -> None:
-        """Copy the messages of an ANSI file by reading and writing each one again (same NIDs)."""
-        reader = self._require_reader()
-        for folder in reader.folders():
-            writer.ensure_folder(folder.path)
-            for message in reader.fetch(folder, reader.scan(folder)):
-                writer.add_message(folder.path, message, nid=int(message.uid))
+            return _start_rebuild(self._require_reader(), part_path(self.path, self._part_number))
 
     # --- reading ---------------------------------------------------------------------------------------
 
@@ -333,26 +330,52 @@ class PstStore(Store):
         return results
 
     def set_flags(self, folder: FolderPath, uid: str, flags: Flags) -> None:
-        """Give a message ``flags`` when the file is closed: its property context is written again, copy-on-write.
+        """Give a message ``flags`` when the store is closed: its property context is written again in the part
+        that holds it, copy-on-write; raise MessageError when there is no such message.
 
-        A part being built is finished first, as when it is full. Messages of earlier parts keep their flags.
+        A part being built is finished first, as when it is full. An earlier part is opened to be changed in
+        place too (rebuilt first if it must be), but no message is added to it.
         """
-        part, _, nid = uid.rpartition(":")
-        if (int(part) if part else 1) != self._part_number or not nid.isdigit():
-            return
         from migrator.stores.pst.append import AppendingWriter
 
-        writer = self._writer()
-        if not isinstance(writer, AppendingWriter):  # a file being built: finished now, then changed in place
-            assert self._part is not None
-            self._part.commit()
-            self._part = AppendPart(part_path(self.path, self._part_number))
-            writer = self._part.writer
+        number, nid = split_uid(uid)
+        if not nid.isdigit() or not 1 <= number <= self._part_number:
+            raise MessageError(f"cannot change the flags of message {uid} in {self.endpoint}: no part of it holds "
+                               "such a message")
+        writer = (self._current_in_place() if number == self._part_number else self._earlier_in_place(number)).writer
         assert isinstance(writer, AppendingWriter)
         try:
             writer.set_flags(int(nid), flags)
         except ValueError as error:
             raise MessageError(f"cannot change the flags of message {uid} in {self.endpoint}: {error}") from None
+
+    def _current_in_place(self) -> AppendPart:
+        """Return the part being written, opened for changing in place: a file being built is finished first."""
+        self._writer()
+        assert self._part is not None
+        if isinstance(self._part, PartWriter):
+            self._part.commit()
+            self._part = AppendPart(self._part.target)
+        return self._part
+
+    def _earlier_in_place(self, number: int) -> AppendPart:
+        """Return earlier part ``number`` opened for changing in place, rebuilt and renamed into place first when
+        it cannot be (ANSI, or another program's); raise MessageError when it is gone."""
+        from migrator.stores.pst.append import NotAppendable
+
+        self._check_writable()
+        if number not in self._earlier:
+            path = part_path(self.path, number)
+            if not path.exists():
+                raise MessageError(f"{path}, part {number} of {self.endpoint}, is gone: its messages' flags "
+                                   "cannot be changed")
+            try:
+                self._earlier[number] = AppendPart(path)
+            except NotAppendable:
+                with self._open_reader(path) as reader:
+                    _commit(_start_rebuild(reader, path))
+                self._earlier[number] = AppendPart(path)
+        return self._earlier[number]
 
     def _writer(self) -> PstWriter:
         self._check_writable()
@@ -374,6 +397,45 @@ class PstStore(Store):
         for path in paths:
             self._part.writer.ensure_folder(path)
         self._part.writer.ensure_folder(folder)
+
+
+def _start_rebuild(reader: PstReader, target: Path) -> PartWriter:
+    """Return a new part for ``target``, read by ``reader``, holding a copy of all its folders and messages."""
+    from migrator.stores.pst.ndb.reader import PstFormatError
+    from migrator.stores.pst.rebuild import can_copy_blocks, copy_messages
+
+    part = PartWriter(target, record_key=reader.record_key)
+    try:
+        if can_copy_blocks(reader):
+            copy_messages(reader, part.writer)
+        else:
+            _copy_by_message(reader, part.writer)
+    except (PstFormatError, FolderError, MessageError) as error:  # the file is damaged: keep it as it is
+        part.discard()
+        raise StoreError(f"cannot add to {part.target}: {error}; write to a new file instead") from None
+    except OSError as error:
+        part.discard()
+        raise disk_error(part.target, error, "it stays as it was") from None
+    return part
+
+
+def _copy_by_message(reader: PstReader, writer: PstWriter) -> None:
+    """Copy the messages of an ANSI file by reading and writing each one again (same NIDs)."""
+    for folder in reader.folders():
+        writer.ensure_folder(folder.path)
+        for message in reader.fetch(folder, reader.scan(folder)):
+            writer.add_message(folder.path, message, nid=int(message.uid))
+
+
+def _commit(part: PartWriter | AppendPart) -> None:
+    """Commit ``part``; when that fails, drop it (the file stays as it was) and raise."""
+    try:
+        part.commit()
+    except BaseException as error:
+        _drop(part, error)
+        if isinstance(error, OSError):
+            raise disk_error(part.target, error, "the file there is as it was before this run") from None
+        raise
 
 
 def _recover(path: Path) -> None:
