@@ -76,7 +76,8 @@ class PartWriter:
 
 
 class AppendPart:
-    """The existing last part ``target``, added to in place by an AppendingWriter; ``commit`` writes its header."""
+    """An existing part ``target`` changed in place by an AppendingWriter (the last part is added to, an earlier
+    one only given new flags); ``commit`` writes its header."""
 
     def __init__(self, target: Path) -> None:
         """Open ``target``; raise NotAppendable when it must be rebuilt instead, StoreError when it cannot be opened."""
