@@ -263,3 +263,33 @@ def differences(got: Exported, want: Exported) -> list[str]:
 def normalised(body: str) -> str:
     """Return a body with CRLF as LF and without trailing blank lines."""
     return body.replace("\r\n", "\n").rstrip("\n") + "\n"
+
+
+# --- what the command-line readers show of the flags ------------------------------------------------------------
+
+
+def read_marks(pst: Path, out: Path) -> dict[str, dict[tuple[tuple[str, ...], str], bool]]:
+    """Return, for readpst and pffexport, whether each message (folder, subject) of ``pst`` shows as read.
+
+    Of the flags these two show only that: readpst writes ``Status: RO`` for a read message, pffexport the
+    message flags (MSGFLAG_READ is 0x1). Subjects must be unique within a folder.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    readpst_export(pst, out / "readpst")
+    pffexport_export(pst, out / "pffexport")
+    (top,) = [child for child in (out / "readpst").iterdir() if child.is_dir()]
+    readpst = {}
+    for eml in top.rglob("*.eml"):
+        parsed = parse(eml.read_bytes())
+        key = (eml.parent.relative_to(top).parts, str(parsed.get("Subject", "")).strip())
+        readpst[key] = "R" in str(parsed.get("Status", ""))
+    pff_top = out / "pffexport.export" / "Top of Personal Folders"
+    pffexport = {}
+    for headers in pff_top.rglob("Message0*/OutlookHeaders.txt"):
+        if "Attachments" in headers.relative_to(pff_top).parts:
+            continue  # an attached message's
+        text = headers.read_text("utf-8", "replace")
+        key = (headers.parent.parent.relative_to(pff_top).parts, _pff_field(text, "Subject"))
+        pffexport[key] = bool(int(_pff_field(text, "Flags").split()[0], 16) & 0x1)
+    assert len(readpst) == len(pffexport), "a subject is not unique within its folder, or a reader skipped one"
+    return {"readpst": readpst, "pffexport": pffexport}

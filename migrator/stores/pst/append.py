@@ -212,6 +212,10 @@ class AppendingWriter(PstWriter):
                 changed[layout.ends[ltp_fmt.TCI_1B] + column.bit // 8] |= 0x80 >> (column.bit % 8)
         return bytes(changed)
 
+    def has_changes(self) -> bool:
+        """Return True when something was added or given new flags since the file was opened."""
+        return any(f.pc_changed or f.contents_changed or f.hierarchy_changed for f in self.folders.values())
+
     def finish(self) -> None:
         """Write what changed and make it the file's content (see NdbAppender.commit)."""
         self._write_flags()

@@ -47,32 +47,42 @@ def existing_parts(path: Path) -> list[Path]:
 
 
 class PartsReader:
-    """Every part of a PST, opened for reading; the first is opened by the caller (it reports a missing file)."""
+    """Parts of a PST, each opened for reading, by part number; closing it closes them."""
 
-    def __init__(self, first: PstReader, path: Path) -> None:
+    def __init__(self, readers: dict[int, PstReader]) -> None:
+        self.readers = dict(sorted(readers.items()))
+
+    @classmethod
+    def opened(cls, known: dict[int, PstReader], numbers: Iterable[int], path: Path) -> PartsReader:
+        """Return parts ``numbers`` of ``path``: those in ``known`` as they are, the others opened (StoreError)."""
         from migrator.stores.pst.reader import PstReader
 
-        self.readers = [first]
+        readers = dict(known)
         try:
-            self.readers += [PstReader(part) for part in existing_parts(path)[1:]]
+            for number in numbers:
+                if number not in readers:
+                    readers[number] = PstReader(part_path(path, number))
         except BaseException:
-            self.close()
+            for reader in readers.values():
+                if reader not in known.values():
+                    reader.close()
             raise
+        return cls(readers)
 
     def close(self) -> None:
         """Release every part."""
-        for reader in self.readers:
+        for reader in self.readers.values():
             reader.close()
 
     @property
     def record_key(self) -> bytes:
-        """Return the record keys of the parts joined: a new part makes a new key for the whole."""
-        return b"".join(reader.record_key for reader in self.readers)
+        """Return the first part's record key: the archive's identity, which adding parts leaves as it was."""
+        return next(iter(self.readers.values())).record_key
 
     def folders(self) -> list[Folder]:
         """Return the folders of every part, merged by path, in the order the parts list them."""
         merged: dict[FolderPath, Folder] = {}
-        for reader in self.readers:
+        for reader in self.readers.values():
             for folder in reader.folders():
                 merged.setdefault(folder.path, Folder(folder.path, folder.role))
         return list(merged.values())
@@ -115,7 +125,7 @@ class PartsReader:
 
     def _found(self, path: FolderPath) -> list[tuple[int, PstReader, PstFolder]]:
         found = []
-        for number, reader in enumerate(self.readers, start=1):
+        for number, reader in self.readers.items():
             folder = reader.find_folder(path)
             if folder is not None:
                 found.append((number, reader, folder))

@@ -6,6 +6,7 @@ return values; ``Ndb`` ties them to a buffer (an mmap of the file, or bytes in t
 
 from __future__ import annotations
 
+import array
 import mmap
 import struct
 from bisect import bisect_left, bisect_right
@@ -202,14 +203,29 @@ def page_trailer(page: bytes, layout: Layout) -> PageTrailer:
 
 
 class BTPage(NamedTuple):
-    """One NBT or BBT page: its level and its entries as tuples of the layout's entry struct."""
+    """One NBT or BBT page: its level, its entries' bytes and the key of each, masked as lookups compare keys.
+
+    The Ndb keeps 4 096 pages: held as tuples of entries they took 15 MB, as their bytes and keys 4 MB.
+    """
 
     level: int
     entry_count: int
     max_entries: int
     entry_size: int
-    entries: tuple[tuple[int, ...], ...]
+    data: bytes  # the entries, each packed as ``entry_struct``
+    keys: array.array
+    children: array.array  # of a page above the leaves: each entry's child page, its BID then its offset
     trailer: PageTrailer
+    entry_struct: struct.Struct
+
+    @property
+    def entries(self) -> tuple[tuple[int, ...], ...]:
+        """Return every entry as a tuple of the layout's entry struct (unpacked again at each call)."""
+        return tuple(self.entry_struct.iter_unpack(self.data))
+
+    def entry(self, index: int) -> tuple[int, ...]:
+        """Return entry ``index`` as a tuple of the layout's entry struct."""
+        return self.entry_struct.unpack_from(self.data, index * self.entry_size)
 
 
 def parse_btpage(page: bytes, layout: Layout) -> BTPage:
@@ -219,8 +235,15 @@ def parse_btpage(page: bytes, layout: Layout) -> BTPage:
     entry = _entry_struct(trailer.ptype, level, layout)
     if entry.size != entry_size or count * entry_size > layout.btpage_entries_size:
         raise PstFormatError(f"B-tree page {trailer.bid:#x} has {count} entries of {entry_size} bytes")
-    entries = tuple(entry.unpack_from(page, i * entry_size) for i in range(count))
-    return BTPage(level, count, max_entries, entry_size, entries, trailer)
+    data = bytes(page[:count * entry_size])
+    entries = list(entry.iter_unpack(data))
+    mask = _KEY_MASKS[trailer.ptype]
+    keys = array.array("Q", (values[0] & mask for values in entries))
+    children = array.array("Q", (field for values in entries for field in values[1:3]) if level else ())
+    return BTPage(level, count, max_entries, entry_size, data, keys, children, trailer, entry)
+
+
+_KEY_MASKS = {fmt.PTYPE_NBT: fmt.NID_MASK, fmt.PTYPE_BBT: ~1 & (1 << 64) - 1}  # lookups compare keys so masked
 
 
 _TREE_NAMES = {fmt.PTYPE_NBT: "NBT", fmt.PTYPE_BBT: "BBT"}
@@ -371,29 +394,27 @@ class Ndb:
 
     def node(self, nid: int) -> NbtEntry | None:
         """Return the NBT entry of ``nid``, or None when the file has no such node."""
-        found = self._lookup(self.header.nbt_root, fmt.PTYPE_NBT, nid & fmt.NID_MASK, fmt.NID_MASK)
+        found = self._lookup(self.header.nbt_root, fmt.PTYPE_NBT, nid & fmt.NID_MASK)
         return _nbt_entry(found) if found else None
 
     def block_entry(self, bid: int) -> BbtEntry | None:
         """Return the BBT entry of ``bid``, or None when the file has no such block."""
-        found = self._lookup(self.header.bbt_root, fmt.PTYPE_BBT, block_key(bid), ~1)
+        found = self._lookup(self.header.bbt_root, fmt.PTYPE_BBT, block_key(bid))
         return BbtEntry(*found[:4]) if found else None
 
-    def _lookup(self, root: tuple[int, int], ptype: int, key: int, mask: int) -> tuple[int, ...] | None:
-        def masked(entry: tuple[int, ...]) -> int:
-            return entry[0] & mask
-
+    def _lookup(self, root: tuple[int, int], ptype: int, key: int) -> tuple[int, ...] | None:
+        """Return the leaf entry whose key, masked as the page's keys are (_KEY_MASKS), is ``key``."""
         bid, ib = root
         for _ in range(fmt.MAX_BTREE_LEVELS + 1):
             page = self.page(ib, bid, ptype)
-            entries = page.entries
+            keys = page.keys
             if page.level == 0:
-                index = bisect_left(entries, key, key=masked)
-                return entries[index] if index < len(entries) and masked(entries[index]) == key else None
-            index = bisect_right(entries, key, key=masked)
+                index = bisect_left(keys, key)
+                return page.entry(index) if index < len(keys) and keys[index] == key else None
+            index = bisect_right(keys, key)
             if index == 0:
                 return None
-            bid, ib = entries[index - 1][1:3]
+            bid, ib = page.children[2 * index - 2], page.children[2 * index - 1]
         raise PstFormatError("a B-tree is deeper than 8 levels")
 
     def nodes(self) -> Iterator[NbtEntry]:
