@@ -29,7 +29,6 @@ from migrator.core.errors import MessageError
 from migrator.core.message import Flag, Flags, FolderPath, Message
 from migrator.endpoints.endpoint import parse_endpoint
 from migrator.stores import open_store
-from migrator.stores.pst.ndb import format as fmt
 from migrator.stores.pst.parts import existing_parts, split_uid
 from migrator.stores.pst.reader import PstReader
 from migrator.stores.pst.validate import validate
@@ -37,6 +36,7 @@ from tests.support.archives import write_archive
 from tests.support.pst_exports import pst_flags, read_marks
 from tests.support.pst_foreign import make_foreign
 from tests.support.pst_pypff import pypff_export
+from tests.support.pst_space import written_below_the_old_end
 from tests.test_pst_append import AFTER_HEADER, exports, kill_points, size_matches_header
 
 PART_SIZE = "100KB"
@@ -183,11 +183,8 @@ def test_flag_changes_reach_the_messages_of_every_part(split: Split, tmp_path: P
         assert all(split.after[part][name] == split.before[part][name] for name in unchanged), part.name
         assert validate(part) == [] and size_matches_header(part)
         before, now = old[split.saved / part.name], part.read_bytes()
-        # Changed in place: below the old end only the header and the maps of intervals where space was freed.
-        changed = [offset for offset in range(0, len(before), fmt.PAGE_SIZE)
-                   if before[offset:offset + fmt.PAGE_SIZE] != now[offset:offset + fmt.PAGE_SIZE]]
-        assert all(offset < fmt.HEADER_SIZE or (offset - fmt.FIRST_AMAP_OFFSET) % fmt.AMAP_INTERVAL == 0
-                   for offset in changed), (part.name, changed)
+        # Changed in place: below the old end only the header, the maps, and space the old maps marked free.
+        assert written_below_the_old_end(before, now[:len(before)])[1] == set(), part.name
     assert [p.name for p in split.parts if p.read_bytes() != old[split.saved / p.name]] == [
         split.parts[number - 1].name for number in sorted(split.changed)]
     assert split.final_parts == [*split.parts, split.pst.with_name(f"archive-{len(split.parts) + 1}.pst")]

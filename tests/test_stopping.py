@@ -30,6 +30,7 @@ from migrator.stores import open_store
 from migrator.stores.pst.validate import validate
 from tests.support.archives import write_archive
 from tests.support.pst_exports import readpst_export
+from tests.support.pst_space import without_free_space
 from tests.support.tools import unavailable
 
 MB = 1024 * 1024
@@ -298,7 +299,10 @@ def test_a_full_disk_stops_the_run_in_one_sentence_and_a_rerun_after_freeing_spa
     got = contents(target)  # readable, holding whole messages of the source, those of the first run among them
     assert all(set(before.get(name, [])) <= set(raws) <= set(expected[name]) for name, raws in got.items())
     if kind == "pst":
-        assert (small_disk / "backup.pst").read_bytes() == previous
+        # As its header and maps see it, the file is the previous one: only space they mark free may hold what
+        # the refused run wrote there.
+        after = (small_disk / "backup.pst").read_bytes()
+        assert len(after) == len(previous) and without_free_space(after) == without_free_space(previous)
         assert validate(small_disk / "backup.pst") == []
         readpst_export(small_disk / "backup.pst", tmp_path / "readpst")
 
