@@ -227,17 +227,29 @@ def test_flag_changes_killed_at_every_write_leave_every_part_valid(split: Split,
     assert len(shown) >= 4
 
 
-def test_reruns_into_parts_write_nothing_twice(tmp_path: Path) -> None:
+def thirty_into_parts(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """Return a Maildir of 30 messages, the PST in parts they are to be copied into, and the copy's arguments."""
     source, pst, state = tmp_path / "source", tmp_path / "archive.pst", tmp_path / "state.sqlite"
     write_archive(parse_endpoint(f"maildir:{source}"), [mail(n) for n in range(30)])
-    arguments = ["copy", "--quiet", "--state", str(state), f"maildir:{source}", f"pst:{pst}?part_size={PART_SIZE}"]
+    target = f"pst:{pst}?part_size={PART_SIZE}"
+    return source, pst, ["copy", "--quiet", "--state", str(state), f"maildir:{source}", target]
+
+
+def rerun_saying(arguments: list[str]) -> subprocess.CompletedProcess:
+    """Run the copy of ``arguments`` again, with its summary; assert that it succeeded."""
+    rerun = subprocess.run([sys.executable, "-m", "migrator", *arguments[:1], *arguments[2:]], capture_output=True,
+                           text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    return rerun
+
+
+def test_reruns_into_parts_write_nothing_twice(tmp_path: Path) -> None:
+    source, pst, arguments = thirty_into_parts(tmp_path)
     assert subprocess.run([sys.executable, "-m", "migrator", *arguments]).returncode == 0
     parts = existing_parts(pst)
     assert len(parts) >= 3
     before = {part: part.read_bytes() for part in parts}
-    rerun = subprocess.run([sys.executable, "-m", "migrator", *arguments[:1], *arguments[2:]], capture_output=True,
-                           text=True)
-    assert rerun.returncode == 0, rerun.stderr
+    rerun = rerun_saying(arguments)
     assert "0 copied" in rerun.stdout and "copied again" not in rerun.stdout, rerun.stdout
     assert {part: part.read_bytes() for part in existing_parts(pst)} == before
     assert pst_contents(pst) == source_contents(source)
@@ -246,18 +258,14 @@ def test_reruns_into_parts_write_nothing_twice(tmp_path: Path) -> None:
 def test_a_copy_killed_before_recording_is_found_in_every_part_and_its_flags_reach_them(tmp_path: Path) -> None:
     # Nothing recorded, and the parts already written: the rerun finds each message by content key in whichever
     # part holds it (a target is read as every part), adopts it under that part's uid, and writes nothing twice.
-    source, pst, state = tmp_path / "source", tmp_path / "archive.pst", tmp_path / "state.sqlite"
-    write_archive(parse_endpoint(f"maildir:{source}"), [mail(n) for n in range(30)])
-    arguments = ["copy", "--quiet", "--state", str(state), f"maildir:{source}", f"pst:{pst}?part_size={PART_SIZE}"]
+    source, pst, arguments = thirty_into_parts(tmp_path)
     killed = subprocess.run([sys.executable, "-m", "tests.support.pst_kill", str(AFTER_HEADER), *arguments],
                             capture_output=True, text=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     parts = existing_parts(pst)
     assert len(parts) >= 3
     before = {part: part.read_bytes() for part in parts}
-    rerun = subprocess.run([sys.executable, "-m", "migrator", *arguments[:1], *arguments[2:]], capture_output=True,
-                           text=True)
-    assert rerun.returncode == 0, rerun.stderr
+    rerun = rerun_saying(arguments)
     assert "0 copied, 30 already there" in rerun.stdout, rerun.stdout
     assert {part: part.read_bytes() for part in existing_parts(pst)} == before
     with open_store(parse_endpoint(f"maildir:{source}"), readonly=False) as store:
