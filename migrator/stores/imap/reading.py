@@ -142,10 +142,13 @@ def scan_changes(session: Session, path: FolderPath, since: str) -> FolderScan |
     arrived = 0
     if box.exists:
         items = _SCAN_ITEMS + b" (CHANGEDSINCE " + str(then["HIGHESTMODSEQ"]).encode() + b")"
-        for found in fetched(session, path, b"1:*", items):
-            uid = as_int(found["UID"])
-            arrived += uid >= then["UIDNEXT"]
-            _list(listing, uid, found)
+        try:
+            for found in fetched(session, path, b"1:*", items):
+                uid = as_int(found["UID"])
+                arrived += uid >= then["UIDNEXT"]
+                _list(listing, uid, found)
+        except FolderError:
+            return None  # refused (a folder without mod-sequences): the whole scan says what is wrong, if anything
     if box.exists - arrived != then["MESSAGES"]:
         return None
     return FolderScan(box.validity, listing, unlisted=box.exists - len(listing))
