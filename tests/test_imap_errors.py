@@ -212,6 +212,22 @@ def test_malformed_fetch_item(fake):
             imap.scan(("Box",))
 
 
+def test_a_refused_changes_listing_falls_back_to_the_whole_folder(fake):
+    asked = []
+
+    def refuse(command: str) -> list[bytes]:
+        asked.append(command)
+        return [b"{tag} NO [NOMODSEQ] no mod-sequences in this mailbox"]
+
+    answers = {"EXAMINE": lambda _: [b"* 2 EXISTS", b"* OK [UIDVALIDITY 7] ok", b"{tag} OK [READ-ONLY] done"],
+               "UID": refuse}
+    server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 NAMESPACE CONDSTORE", **answers))
+    with ImapStore(stand_in_endpoint(server.port, tls="none")) as imap:
+        assert imap.scan_changes(("Box",), "7.3.2.40") is None  # refused: the caller scans the folder
+        assert imap.scan_changes(("Box",), "8.3.2.40") is None  # renumbered since: nothing is asked
+    assert len(asked) == 1 and "(CHANGEDSINCE 40)" in asked[0]
+
+
 def test_authenticate_plain_without_initial_response(fake):
     answers = {"AUTHENTICATE": lambda _: [b"+ ", b"{tag} OK logged in"]}
     server = fake(b"* OK fake ready", usual_answers(b"IMAP4rev1 AUTH=PLAIN NAMESPACE", **answers))
