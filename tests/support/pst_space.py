@@ -23,6 +23,12 @@ def without_free_space(data: bytes) -> bytes:
     return bytes(kept)
 
 
+def as_its_maps_see(old: bytes, new: bytes) -> bool:
+    """Return True when the PST ``new`` is ``old`` as their header and maps see them: as long, and differing only in
+    space the maps mark free (a bool, so that a failed assert does not diff megabytes)."""
+    return len(new) == len(old) and without_free_space(new) == without_free_space(old)
+
+
 def written_below_the_old_end(old: bytes, new: bytes) -> tuple[set[int], set[int]]:
     """Return the 64-byte units below the old end that an append changed, the header and the allocation maps
     aside: (those the old maps marked free, those the old file used)."""
