@@ -26,7 +26,7 @@ from pathlib import Path
 from bench.corpus import Corpus, load_corpus
 from bench.counts import maildirpp_folders
 from bench.report import MB
-from bench.runs import REPO, default_python
+from bench.runs import REPO, compile_bytecode, default_python
 from bench.server import Account, BenchServer
 from harness.dovecot import DovecotServer
 
@@ -177,6 +177,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--python", default=default_python())
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")
     args = parser.parse_args(argv)
+    for tree in (REPO, args.before):
+        compile_bytecode(args.python, tree)
     results = []
     for n in args.messages:
         results.append(measure_size(n, args.before.resolve(), args.out, args.repeats, args.python))
