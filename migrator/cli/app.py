@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 import traceback as tracebacks
@@ -120,4 +121,9 @@ def _wants_traceback(args: list[str]) -> bool:
 def entry_point() -> None:
     """Console-script entry: exit with main()'s status."""
     tune_allocator()
-    sys.exit(main())
+    status = main()
+    # The interpreter's last collection would walk every object the run made only to free what the process
+    # hands back on exit anyway: 18 ms of a 0.25 s nightly rerun. Nothing is left for it to close or flush: the
+    # commands close their stores and state files themselves, and logging's handlers are flushed at exit.
+    gc.freeze()
+    sys.exit(status)
