@@ -11,7 +11,6 @@ import mmap
 import struct
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -26,8 +25,7 @@ class PstFormatError(ValueError):
     """The bytes are not a PST structure migrator can read; the message says which and why."""
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(NamedTuple):
     """Sizes and struct layouts that differ between Unicode and ANSI files."""
 
     unicode: bool
@@ -92,8 +90,7 @@ ANSI = Layout(
 # --- header -------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
     """The fields of the file header a reader and the validator need."""
 
     layout: Layout

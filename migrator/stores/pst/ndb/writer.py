@@ -9,7 +9,6 @@ import struct
 import tempfile
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple
 
 from migrator.stores.pst.ndb import format as fmt
@@ -27,8 +26,7 @@ class SubnodeEntry(NamedTuple):
     bid_sub: int = 0
 
 
-@dataclass(frozen=True)
-class HeaderState:
+class HeaderState(NamedTuple):
     """The header fields the NDB layer fills in when the file is finished."""
 
     file_eof: int
