@@ -4,7 +4,6 @@ old ones) and the allocation maps it leaves behind (§2.2.2.7)."""
 from __future__ import annotations
 
 import array
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -17,7 +16,6 @@ if TYPE_CHECKING:
 # Every this many finished intervals (about 16 MB) the file behind the writer is handed to the disk.
 WRITE_BEHIND_INTERVALS = 64
 _FULL_PAGE = b"\xff" * fmt.PAGE_DATA_SIZE
-_ZERO_RUNS = re.compile("0+")
 
 
 def map_page(data: bytes, ptype: int, ib: int) -> bytes:
@@ -40,12 +38,39 @@ def set_bits(bitmap: bytearray, first: int, count: int) -> None:
         first += 1
 
 
-def longest_zero_run(bitmap: bytes | bytearray) -> int:
-    """Return the length of the longest run of 0 bits in ``bitmap``."""
+def longest_zero_run(bitmap: bytes | bytearray, cap: int | None = None) -> int:
+    """Return the length of the longest run of 0 bits in ``bitmap``, counting up to ``cap`` (an FMap's 255)."""
     if bitmap.count(0xFF) == len(bitmap):
         return 0  # the common case: an interval filled to the last unit
-    bits = format(int.from_bytes(bitmap, "big"), f"0{len(bitmap) * 8}b")
-    return max((len(run) for run in _ZERO_RUNS.findall(bits)), default=0)
+    return longest_run(bits_text(bitmap), 1, len(bitmap) * 8 if cap is None else cap)
+
+
+def first_fit(text: bytes | bytearray, units: int, step: int) -> int | None:
+    """Return the first position in ``text`` (an AMap's bits as b"0"/b"1", 0 = free) that is a multiple of
+    ``step`` and starts ``units`` free units, or None."""
+    wanted = b"0" * units
+    found = text.find(wanted)
+    while found > 0 and found % step:
+        aligned = found + step - found % step
+        if text.startswith(wanted, aligned):
+            return aligned
+        found = text.find(wanted, aligned)
+    return None if found < 0 else found
+
+
+def longest_run(text: bytes | bytearray, step: int, cap: int) -> int:
+    """Return the longest run of free slots of ``step`` units, each starting at a multiple of ``step``, in
+    ``text`` (as in ``first_fit``), counting up to ``cap`` slots."""
+    low, high = 0, cap  # a run of ``low`` slots is there; none is longer than ``high``
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if first_fit(text, middle * step, step) is not None else (low, middle - 1)
+    return low
+
+
+def bits_text(bitmap: bytes | bytearray) -> bytes:
+    """Return the bits of an AMap as b"0"/b"1" characters, most significant first (the form ``first_fit`` takes)."""
+    return format(int.from_bytes(bitmap, "big"), f"0{len(bitmap) * 8}b").encode()
 
 
 @dataclass
@@ -123,7 +148,7 @@ class Allocator:
         self.write(start, map_page(bytes(self.bitmap), fmt.PTYPE_AMAP, start))
         free = fmt.AMAP_BITS - bin(int.from_bytes(self.bitmap, "big")).count("1")
         self.free_units.append(free)
-        self.longest_free_runs.append(min(longest_zero_run(self.bitmap), 255))
+        self.longest_free_runs.append(longest_zero_run(self.bitmap, 255))
         self._write_behind()
         self._enter_interval(self.interval + 1)
 

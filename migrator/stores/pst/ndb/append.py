@@ -27,7 +27,7 @@ from typing import BinaryIO
 from migrator.stores.pst.ndb import format as fmt
 from migrator.stores.pst.ndb.allocation import longest_zero_run, map_page, patch_fmap, set_bits
 from migrator.stores.pst.ndb.btree_update import TreeUpdate
-from migrator.stores.pst.ndb.free_space import FreeSpace, bits_text, longest_run
+from migrator.stores.pst.ndb.free_space import FreeSpace
 from migrator.stores.pst.ndb.header_writer import updated_header, with_amap_invalid, with_crcs
 from migrator.stores.pst.ndb.reader import (
     NbtEntry,
@@ -178,7 +178,7 @@ def write_old_maps(file: BinaryIO, freed: list[tuple[int, int]], reused: dict[in
         file.seek(start)
         file.write(map_page(bytes(bitmap), fmt.PTYPE_AMAP, start))
         if index >= fmt.FMAP_FIRST:  # an FMap records the run, up to 255 units
-            runs[index] = longest_run(bits_text(bitmap), 1, 255)
+            runs[index] = longest_zero_run(bitmap, 255)
     _patch_fmaps(file, runs)
     return change
 
@@ -250,7 +250,7 @@ def rebuild_maps(file: BinaryIO) -> None:
         file.seek(start)
         file.write(map_page(bytes(bitmap), fmt.PTYPE_AMAP, start))
         free += fmt.AMAP_BITS - int.from_bytes(bitmap, "big").bit_count()
-        runs[index] = longest_zero_run(bitmap)
+        runs[index] = longest_zero_run(bitmap, 255)
     _patch_fmaps(file, runs)
     file.flush()
     os.fsync(file.fileno())

@@ -32,7 +32,7 @@ import os
 from typing import BinaryIO
 
 from migrator.stores.pst.ndb import format as fmt
-from migrator.stores.pst.ndb.allocation import set_bits
+from migrator.stores.pst.ndb.allocation import bits_text, first_fit, set_bits
 
 _LARGEST = fmt.MAX_BLOCK_SIZE  # no request is larger: the runs are only told apart up to its size
 _ALIGNS = (fmt.BLOCK_ALIGN, fmt.PAGE_SIZE)  # blocks are 64-byte aligned, B-tree pages 512-byte aligned
@@ -115,34 +115,6 @@ class FreeSpace:
         bitmap = bytearray(os.pread(self._fd, fmt.PAGE_DATA_SIZE, fmt.interval_offset(index)))
         set_bits(bitmap, 0, fmt.reserved_map_bytes(index) // fmt.BLOCK_ALIGN)  # the map pages, however marked
         return bitmap
-
-
-def first_fit(text: bytes | bytearray, units: int, step: int) -> int | None:
-    """Return the first position in ``text`` (an AMap's bits as b"0"/b"1", 0 = free) that is a multiple of
-    ``step`` and starts ``units`` free units, or None."""
-    wanted = b"0" * units
-    found = text.find(wanted)
-    while found > 0 and found % step:
-        aligned = found + step - found % step
-        if text.startswith(wanted, aligned):
-            return aligned
-        found = text.find(wanted, aligned)
-    return None if found < 0 else found
-
-
-def longest_run(text: bytes | bytearray, step: int, cap: int) -> int:
-    """Return the longest run of free slots of ``step`` units, each starting at a multiple of ``step``, in
-    ``text`` (as in ``first_fit``), counting up to ``cap`` slots."""
-    low, high = 0, cap  # a run of ``low`` slots is there; none is longer than ``high``
-    while low < high:
-        middle = (low + high + 1) // 2
-        low, high = (middle, high) if first_fit(text, middle * step, step) is not None else (low, middle - 1)
-    return low
-
-
-def bits_text(bitmap: bytes | bytearray) -> bytes:
-    """Return the bits of an AMap as b"0"/b"1" characters, most significant first (the form ``first_fit`` takes)."""
-    return format(int.from_bytes(bitmap, "big"), f"0{len(bitmap) * 8}b").encode()
 
 
 class Maxima:
