@@ -38,6 +38,11 @@ def set_bits(bitmap: bytearray, first: int, count: int) -> None:
         first += 1
 
 
+def used_units(bitmap: bytes | bytearray) -> int:
+    """Return how many units (bits) of an AMap's ``bitmap`` are marked used."""
+    return int.from_bytes(bitmap, "big").bit_count()
+
+
 def longest_zero_run(bitmap: bytes | bytearray, cap: int | None = None) -> int:
     """Return the length of the longest run of 0 bits in ``bitmap``, counting up to ``cap`` (an FMap's 255)."""
     if bitmap.count(0xFF) == len(bitmap):
@@ -146,7 +151,7 @@ class Allocator:
     def _leave_interval(self) -> None:
         start = fmt.interval_offset(self.interval)
         self.write(start, map_page(bytes(self.bitmap), fmt.PTYPE_AMAP, start))
-        free = fmt.AMAP_BITS - bin(int.from_bytes(self.bitmap, "big")).count("1")
+        free = fmt.AMAP_BITS - used_units(self.bitmap)
         self.free_units.append(free)
         self.longest_free_runs.append(longest_zero_run(self.bitmap, 255))
         self._write_behind()

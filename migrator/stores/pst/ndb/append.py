@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from migrator.stores.pst.ndb import format as fmt
-from migrator.stores.pst.ndb.allocation import longest_zero_run, map_page, patch_fmap, set_bits
+from migrator.stores.pst.ndb.allocation import longest_zero_run, map_page, patch_fmap, set_bits, used_units
 from migrator.stores.pst.ndb.btree_update import TreeUpdate
 from migrator.stores.pst.ndb.free_space import FreeSpace
 from migrator.stores.pst.ndb.header_writer import updated_header, with_amap_invalid, with_crcs
@@ -174,17 +174,13 @@ def write_old_maps(file: BinaryIO, freed: list[tuple[int, int]], reused: dict[in
             raise PstFormatError(f"the allocation map at {start:#x} changed while the file was appended to")
         for ib, size in pieces:
             clear_bits(bitmap, (ib - start) // fmt.BLOCK_ALIGN, (size + fmt.BLOCK_ALIGN - 1) // fmt.BLOCK_ALIGN)
-        change += (_used_units(committed) - _used_units(bitmap)) * fmt.BLOCK_ALIGN
+        change += (used_units(committed) - used_units(bitmap)) * fmt.BLOCK_ALIGN
         file.seek(start)
         file.write(map_page(bytes(bitmap), fmt.PTYPE_AMAP, start))
         if index >= fmt.FMAP_FIRST:  # an FMap records the run, up to 255 units
             runs[index] = longest_zero_run(bitmap, 255)
     _patch_fmaps(file, runs)
     return change
-
-
-def _used_units(bitmap: bytes | bytearray) -> int:
-    return int.from_bytes(bitmap, "big").bit_count()
 
 
 def _patch_fmaps(file: BinaryIO, runs: dict[int, int]) -> None:
@@ -249,7 +245,7 @@ def rebuild_maps(file: BinaryIO) -> None:
         start = fmt.interval_offset(index)
         file.seek(start)
         file.write(map_page(bytes(bitmap), fmt.PTYPE_AMAP, start))
-        free += fmt.AMAP_BITS - int.from_bytes(bitmap, "big").bit_count()
+        free += fmt.AMAP_BITS - used_units(bitmap)
         runs[index] = longest_zero_run(bitmap, 255)
     _patch_fmaps(file, runs)
     file.flush()
