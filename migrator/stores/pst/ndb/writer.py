@@ -90,7 +90,8 @@ class CopiedEntries:
     read and written again. Places no BID took read back as zeros and are passed over.
     """
 
-    PAGE_ENTRIES = 170  # 4 080 bytes
+    PAGE_ENTRIES = 170
+    PAGE_BYTES = PAGE_ENTRIES * fmt.BBTENTRY.size  # 4 080
     MAX_PAGES = 256
 
     def __init__(self, directory: str | None = None) -> None:
@@ -113,17 +114,15 @@ class CopiedEntries:
         self.last_bid = max(self.last_bid, bid)
 
     def _read_page(self, number: int) -> bytearray:
-        page_bytes = self.PAGE_ENTRIES * fmt.BBTENTRY.size
         if self._file is None:
             self._file = tempfile.TemporaryFile(dir=self._directory)  # noqa: SIM115 - closed by close()
-        stored = os.pread(self._file.fileno(), page_bytes, number * page_bytes)
-        return bytearray(stored.ljust(page_bytes, b"\0"))
+        stored = os.pread(self._file.fileno(), self.PAGE_BYTES, number * self.PAGE_BYTES)
+        return bytearray(stored.ljust(self.PAGE_BYTES, b"\0"))
 
     def _flush(self) -> None:
         assert self._file is not None  # a page in memory was read from it
-        page_bytes = self.PAGE_ENTRIES * fmt.BBTENTRY.size
         for number, page in sorted(self._pages.items()):
-            os.pwrite(self._file.fileno(), page, number * page_bytes)
+            os.pwrite(self._file.fileno(), page, number * self.PAGE_BYTES)
         self._pages.clear()
 
     def leaves(self) -> Iterator[tuple[int, bytes]]:
