@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from migrator.core.message import FolderPath
 
@@ -45,8 +45,7 @@ def role_by_name(path: FolderPath) -> Role | None:
     return _ROLE_OF_NAME.get(name)
 
 
-@dataclass(frozen=True)
-class Folder:
+class Folder(NamedTuple):
     """A folder of a store; ``role`` is None for ordinary folders.
 
     ``version`` changes whenever a message arrives, leaves or changes flags (IMAP: UIDVALIDITY,
@@ -91,8 +90,7 @@ class FolderIndex:
         self._by_path[path] = Folder(path, selectable=selectable)
 
 
-@dataclass(frozen=True)
-class FolderStats:
+class FolderStats(NamedTuple):
     """Message count and total size of a folder."""
 
     messages: int

@@ -8,7 +8,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from migrator.core.errors import ConfigError
 
@@ -17,8 +17,7 @@ _COMMAND_KEYS = {"password": "password_command", "access token": "token_command"
                  "client secret": "client_secret_command"}
 
 
-@dataclass(frozen=True)
-class PasswordSource:
+class PasswordSource(NamedTuple):
     """One way of obtaining a password; at most one field is set, none means prompt."""
 
     env: str | None = None
@@ -45,8 +44,7 @@ class PasswordSource:
         return _from_prompt(account)
 
 
-@dataclass(frozen=True)
-class TokenSource:
+class TokenSource(NamedTuple):
     """Where an OAuth2 access token comes from (token_env, token_file, token_command): exactly one is set.
 
     Read again at every connection: a helper such as ``oama`` or ``pizauth`` hands out a fresh token.

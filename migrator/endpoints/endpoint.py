@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from migrator.core.errors import ConfigError, closest, did_you_mean
@@ -34,8 +34,7 @@ from migrator.endpoints.presets import PRESETS, Limits, Preset, parse_limits, pr
 TLS_MODES = ("implicit", "starttls", "none")
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(NamedTuple):
     """A parsed endpoint. ``kind`` is one of imap, pop3, maildir, mbox, eml, pst."""
 
     kind: str
@@ -45,18 +44,18 @@ class Endpoint:
     user: str | None = None
     tls: str = "implicit"
     ca_file: str | None = None
-    password: PasswordSource = field(default_factory=PasswordSource)
+    password: PasswordSource = PasswordSource()
     admin_user: str | None = None  # an admin who logs in with their own password and acts as ``user`` (SASL PLAIN)
-    admin_password: PasswordSource = field(default_factory=PasswordSource)  # the admin's, with admin_user
+    admin_password: PasswordSource = PasswordSource()  # the admin's, with admin_user
     auth: str | None = None  # e.g. "apop" or "plain" for POP3, "xoauth2"; None lets the client choose
-    token: TokenSource = field(default_factory=TokenSource)  # OAuth2: a helper's access token
-    oauth: OAuthClient = field(default_factory=OAuthClient)  # OAuth2: the user's client, for `migrator login`
+    token: TokenSource = TokenSource()  # OAuth2: a helper's access token
+    oauth: OAuthClient = OAuthClient()  # OAuth2: the user's client, for `migrator login`
     part_size: int | None = None  # PST only: start a new file when one reaches this size
     gmail: str = "labels"  # IMAP, a Gmail account: labels (each message once, into its labels' folders) or folders
     all_mail: str = "unlabelled"  # IMAP, Gmail in labels mode: what its All Mail's copy holds, unlabelled or all
     hard_links: bool = False  # Maildir (?links=hard): a Gmail message's further label copies are hard links
     provider: str | None = None  # a preset's name (gmail, microsoft365...): its limits apply where these say none
-    limits: Limits = field(default_factory=Limits)  # as the user wrote them (URL options, profile keys)
+    limits: Limits = Limits()  # as the user wrote them (URL options, profile keys)
 
     @property
     def preset(self) -> Preset | None:
@@ -178,13 +177,13 @@ def with_provider(endpoint: Endpoint, provider: str | None, limits: Limits, writ
     """Return ``endpoint`` with ``provider``'s preset and ``limits``; ``written`` holds the options or keys the
     user gave, which win over the preset (its login method applies only when they name none)."""
     if not provider:
-        return replace(endpoint, limits=limits)
+        return endpoint._replace(limits=limits)
     preset = preset_named(provider)
     if preset is None:
         raise ConfigError(f"provider={provider} in {where} is not a provider migrator knows"
                           f"{did_you_mean(provider.lower(), PRESETS)}: use one of {', '.join(PRESETS)}")
     auth = endpoint.auth if endpoint.auth is not None or written.get("auth") else preset_auth(preset, written)
-    return replace(endpoint, provider=preset.name, limits=limits, auth=auth)
+    return endpoint._replace(provider=preset.name, limits=limits, auth=auth)
 
 
 def _local(kind: str, rest: str, text: str) -> Endpoint:

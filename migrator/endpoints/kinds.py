@@ -7,7 +7,7 @@ a run that only reads a Maildir never loads the PST or IMAP code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from migrator.core.errors import ConfigError, did_you_mean
 from migrator.endpoints.presets import PRESETS
@@ -31,8 +31,7 @@ OAUTH_METHODS = ("xoauth2", "oauthbearer", "oauth2")
 GMAIL_OPTIONS = {"gmail": ("labels", "folders"), "all_mail": ("unlabelled", "all")}
 
 
-@dataclass(frozen=True)
-class Scheme:
+class Scheme(NamedTuple):
     """A URL scheme of a server kind: its TLS mode and default port."""
 
     name: str
@@ -40,8 +39,7 @@ class Scheme:
     port: int
 
 
-@dataclass(frozen=True)
-class StoreKind:
+class StoreKind(NamedTuple):
     """One kind of store: how to name it, where its class lives, and what it can do.
 
     ``can_delete`` says whether a run may delete copied messages from such a source

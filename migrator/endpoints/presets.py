@@ -25,7 +25,7 @@ wins over the preset. Sources, checked December 2026:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from typing import NamedTuple
 
 from migrator.core.errors import ConfigError
 from migrator.core.sizes import parse_size
@@ -34,8 +34,7 @@ MB = 1_000_000
 MIB = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(NamedTuple):
     """How hard a run may use one server; None: no limit of this endpoint's own (the run's, or its preset's)."""
 
     max_bytes_per_second: float | None = None
@@ -45,12 +44,10 @@ class Limits:
 
     def over(self, fallback: Limits) -> Limits:
         """Return these limits, each one not set taken from ``fallback``."""
-        return Limits(**{f.name: getattr(self, f.name) if getattr(self, f.name) is not None
-                         else getattr(fallback, f.name) for f in fields(self)})
+        return Limits._make(mine if mine is not None else theirs for mine, theirs in zip(self, fallback))
 
 
-@dataclass(frozen=True)
-class Preset:
+class Preset(NamedTuple):
     """One provider: its server, its login, its limits, and what its folders look like."""
 
     name: str
@@ -60,7 +57,7 @@ class Preset:
     tls: str = "implicit"
     oauth2: bool = False  # takes auth=xoauth2 (an access token) beside passwords
     passwords: bool = True  # takes an (app) password over IMAP
-    limits: Limits = field(default_factory=Limits)
+    limits: Limits = Limits()
     byte_burst: float | None = None  # bytes that may go before max_bytes_per_second applies
     daily_download: int | None = None  # the provider's daily budget, told when a run stops at it
     daily_upload: int | None = None

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from migrator.core.message import Flag, Flags
 
 
-@dataclass(frozen=True)
-class MessageFilter:
+class MessageFilter(NamedTuple):
     """Limits on received date, size and flags; the default accepts every message."""
 
     since: datetime | None = None

@@ -49,13 +49,15 @@ class _Row(NamedTuple):
         return self.uid, self.target_uid, self.content_key, self.flags
 
 
-@dataclass
 class _Uncommitted:
     """What a folder copy wrote since its last commit: rows per target (by index), and each message's outcome."""
 
-    rows: dict[int, list[_Row]] = field(default_factory=dict)
-    messages: list[tuple[str, int, str]] = field(default_factory=list)
-    size: int = 0
+    __slots__ = ("rows", "messages", "size")
+
+    def __init__(self) -> None:
+        self.rows: dict[int, list[_Row]] = {}
+        self.messages: list[tuple[str, int, str]] = []
+        self.size = 0
 
     def add(self, uid: str, size: int, outcome: str) -> None:
         """Note a message of the source and its outcome so far ('copied', 'already there' or 'failed')."""
@@ -63,12 +65,14 @@ class _Uncommitted:
         self.size += size
 
 
-@dataclass
 class Deferred:
     """A target durable only once closed (PST): its rows wait in the state's ``hold`` until then."""
 
-    plan: TargetPlan
-    version: str | None = None  # the source folder's version, once every message of it is written
+    __slots__ = ("plan", "version")
+
+    def __init__(self, plan: TargetPlan) -> None:
+        self.plan = plan
+        self.version: str | None = None  # the source folder's version, once every message of it is written
 
 
 @dataclass

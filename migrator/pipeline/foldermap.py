@@ -12,7 +12,7 @@ import fnmatch
 import re
 import shlex
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from migrator.core.errors import ConfigError, did_you_mean
 from migrator.core.folder import Folder, Role
@@ -36,8 +36,7 @@ def parse_path(name: str) -> FolderPath:
     return parts
 
 
-@dataclass(frozen=True)
-class MapRule:
+class MapRule(NamedTuple):
     """One rename: an exact folder (and its subtree) or a regular expression over the name."""
 
     pattern: str
@@ -71,8 +70,7 @@ class MapRule:
         return None
 
 
-@dataclass(frozen=True)
-class FolderRules:
+class FolderRules(NamedTuple):
     """Include and exclude globs plus rename rules; the first matching rename wins.
 
     ``origin`` says where the include globs were written, for the error when one matches nothing.
@@ -80,7 +78,7 @@ class FolderRules:
 
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
-    renames: tuple[MapRule, ...] = field(default_factory=tuple)
+    renames: tuple[MapRule, ...] = ()
     origin: str = "--folder"
 
     @classmethod

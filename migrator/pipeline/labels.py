@@ -17,7 +17,7 @@ its new label's copy.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from migrator.core.folder import Folder, Role
 from migrator.core.listing import Listing
@@ -31,8 +31,7 @@ COPIED_AS_FOLDERS = (Role.JUNK, Role.TRASH)  # not in All Mail: copied folder by
 NOT_FOLDERS = (Role.FLAGGED, Role.IMPORTANT)  # Starred is a flag, Important Gmail's own guess
 
 
-@dataclass(frozen=True)
-class LabelRoutes:
+class LabelRoutes(NamedTuple):
     """Where the messages of a labelled source's All Mail go.
 
     ``labels`` are the label folders the rules select, each a destination; ``label_paths`` every

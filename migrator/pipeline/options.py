@@ -6,7 +6,7 @@ loading it: every start of `migrator` registers the copy command.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from migrator.endpoints.presets import Limits
 from migrator.pipeline.filters import MessageFilter
@@ -18,8 +18,7 @@ from migrator.pipeline.foldermap import FolderRules
 DEFAULT_CONNECTIONS = 2
 
 
-@dataclass(frozen=True)
-class CopyOptions:
+class CopyOptions(NamedTuple):
     """What to copy and how. ``keep_days`` deletes from the source only mail copied that long ago.
 
     ``connections`` is how many folders are copied at once, each on connections of its own
@@ -28,13 +27,13 @@ class CopyOptions:
     provider preset's limits apply where neither does, and a server's connections cap ``connections``.
     """
 
-    rules: FolderRules = field(default_factory=FolderRules)
-    message_filter: MessageFilter = field(default_factory=MessageFilter)
+    rules: FolderRules = FolderRules()
+    message_filter: MessageFilter = MessageFilter()
     dry_run: bool = False
     delete_after: bool = False
     keep_days: int | None = None
     connections: int = DEFAULT_CONNECTIONS
-    limits: Limits = field(default_factory=Limits)
+    limits: Limits = Limits()
 
     @property
     def deletes(self) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from migrator.core.contentkey import changed_keys
 from migrator.core.folder import Folder, Role
@@ -64,8 +65,7 @@ class TargetPlan:
         return uids.pop() if uids else None
 
 
-@dataclass(frozen=True)
-class PlanContext:
+class PlanContext(NamedTuple):
     """What every plan of a run needs to know."""
 
     source: Store

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 
 from migrator.core.errors import ConfigError
 from migrator.core.folder import Folder
@@ -71,7 +70,7 @@ def _run(source: Endpoint, targets: Sequence[Endpoint], options: CopyOptions, st
 
 def _paced(endpoint: Endpoint, options: CopyOptions) -> Endpoint:
     """Return ``endpoint`` with the run's limits where it sets none of its own (its preset's come after both)."""
-    return replace(endpoint, limits=endpoint.limits.over(options.limits)) if endpoint.is_server else endpoint
+    return endpoint._replace(limits=endpoint.limits.over(options.limits)) if endpoint.is_server else endpoint
 
 
 def _connections(options: CopyOptions, source: Endpoint, targets: Sequence[Endpoint]) -> int:

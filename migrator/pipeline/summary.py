@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from migrator.core.display import plural
 from migrator.core.errors import ExitCode, LimitReached
 from migrator.endpoints.presets import preset_named
 
 
-@dataclass(frozen=True)
-class Failure:
+class Failure(NamedTuple):
     """One message or folder that could not be copied; ``uid`` is None for a whole folder."""
 
     folder: str

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from migrator.core.dirs import state_dir
@@ -61,7 +61,7 @@ def default_profile_state(name: str) -> Path:
 def endpoint_of(spec: EndpointSpec) -> Endpoint:
     """Return the Endpoint an endpoint section describes, with its provider and its limits."""
     endpoint = _written(spec)
-    return replace(endpoint, provider=spec.provider, limits=spec.limits) if endpoint.is_server else endpoint
+    return endpoint._replace(provider=spec.provider, limits=spec.limits) if endpoint.is_server else endpoint
 
 
 def _written(spec: EndpointSpec) -> Endpoint:

@@ -21,8 +21,8 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from migrator.core.errors import StoreError
 from migrator.core.message import FolderPath
@@ -71,8 +71,7 @@ UPDATE meta SET value='2' WHERE key='schema';
 _PAIR_COLUMNS = "id, target_folder, validity, dirty, version, target_identity, target_size"
 
 
-@dataclass(frozen=True)
-class PairKey:
+class PairKey(NamedTuple):
     """Which pair: the source and its folder, the target, and the folder there the rules send it to."""
 
     source: str
@@ -85,8 +84,7 @@ class PairKey:
         return self.source, folder_key(self.folder), self.target, folder_key(self.destination)
 
 
-@dataclass(frozen=True)
-class Pair:
+class Pair(NamedTuple):
     """A source folder and one target folder, as the state file knows them.
 
     ``target_identity`` is what the target said of the folder when it was last written or checked
@@ -112,8 +110,7 @@ class Pair:
         return cls(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
 
 
-@dataclass(frozen=True)
-class RunRecord:
+class RunRecord(NamedTuple):
     """One finished or running run, for `migrator status`."""
 
     name: str
@@ -219,7 +216,7 @@ class StateStore:
             return pair
         with self._transaction():
             self.db.execute("UPDATE pairs SET target_identity=?, target_size=? WHERE id=?", (identity, size, pair.id))
-        return replace(pair, target_identity=identity, target_size=size)
+        return pair._replace(target_identity=identity, target_size=size)
 
     def forget(self, pair: Pair) -> Pair:
         """Drop every row of a pair whose target folder no longer holds what they describe."""
@@ -227,7 +224,7 @@ class StateStore:
             self.db.execute("DELETE FROM copied WHERE pair=?", (pair.id,))
             self.db.execute("UPDATE pairs SET version='', target_identity='', target_size=NULL WHERE id=?",
                             (pair.id,))
-        return replace(pair, version="", target_identity="", target_size=None)
+        return pair._replace(version="", target_identity="", target_size=None)
 
     def drop(self, pair: Pair, uids: Iterable[str]) -> None:
         """Drop the rows of source messages that are gone (the target keeps its copies)."""
@@ -265,7 +262,7 @@ class StateStore:
         """Record that writes into the pair are (or are no longer) under way."""
         with self._transaction():
             self.db.execute("UPDATE pairs SET dirty=? WHERE id=?", (int(dirty), pair.id))
-        return replace(pair, dirty=dirty)
+        return pair._replace(dirty=dirty)
 
     def set_version(self, pair: Pair, version: str) -> None:
         """Record the source folder version every message of which the target now holds."""
@@ -341,7 +338,7 @@ class StateStore:
                 ((pair.id, new_uids[uid], *rest) for uid, *rest in rows if uid in new_uids),
             )
             self.db.execute("UPDATE pairs SET validity=? WHERE id=?", (validity, pair.id))
-        return replace(pair, validity=validity)
+        return pair._replace(validity=validity)
 
     def update_flags(self, pair: Pair, changes: Iterable[tuple[str, str]]) -> None:
         """Record new flags (uid, flags) after they were carried to the target."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from migrator.core.errors import ConfigError
 
@@ -18,8 +18,7 @@ _GOOGLE_HOSTS = ("imap.gmail.com", "pop.gmail.com", "imap.googlemail.com", "pop.
 _MICROSOFT_HOSTS = ("outlook.office365.com", "outlook.office.com")
 
 
-@dataclass(frozen=True)
-class OAuthClient:
+class OAuthClient(NamedTuple):
     """The user's own OAuth2 client and any endpoint overrides, as the endpoint or profile wrote them."""
 
     client_id: str | None = None
@@ -34,13 +33,12 @@ class OAuthClient:
     device_url: str | None = None
 
     def __repr__(self) -> str:  # the client secret stays out of logs and tracebacks
-        shown = ", ".join(f"{key}={value!r}" for key, value in vars(self).items()
+        shown = ", ".join(f"{key}={value!r}" for key, value in self._asdict().items()
                           if value is not None and key != "client_secret")
         return f"OAuthClient({shown}{', client_secret=***' if self.client_secret else ''})"
 
 
-@dataclass(frozen=True)
-class Provider:
+class Provider(NamedTuple):
     """Where to ask for tokens: ``flow`` is how `migrator login` gets the first grant."""
 
     name: str

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 
 from migrator.core.errors import FolderError
 from migrator.core.folder import USUAL_NAMES, Folder, FolderIndex, Role, role_by_name
@@ -75,7 +74,7 @@ def _roles_by_name(folders: Iterable[Folder]) -> list[Folder]:
     folders = list(folders)
     if any(folder.role not in (None, Role.INBOX) for folder in folders):
         return folders
-    return [replace(f, role=role_by_name(f.path)) if f.selectable and f.role is None else f for f in folders]
+    return [f._replace(role=role_by_name(f.path)) if f.selectable and f.role is None else f for f in folders]
 
 
 def _folder(path: FolderPath, entry: ListEntry, status: dict[str, int] | None) -> Folder:

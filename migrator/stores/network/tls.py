@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-from dataclasses import replace
 
 from migrator.core.display import shorten
 from migrator.core.errors import ConfigError
@@ -64,13 +63,13 @@ def await_greeting(sock: socket.socket) -> None:
 def silent_port(endpoint: Endpoint) -> str:
     """Return the sentence for a server that never greeted a plain connection: it probably expects TLS at once."""
     return (f"{endpoint.host}:{endpoint.port} did not greet {endpoint.user} within {GREETING_TIMEOUT:.0f} s: "
-            f"{_port_question(replace(endpoint, tls='implicit'), '(implicit TLS) ')}")
+            f"{_port_question(endpoint._replace(tls='implicit'), '(implicit TLS) ')}")
 
 
 def clear_text_port(endpoint: Endpoint, line: str) -> str:
     """Return the sentence for a server that answered the TLS handshake with ``line``, a greeting in clear."""
     return (f"{endpoint.host}:{endpoint.port} answered the TLS handshake for {endpoint.user} in clear text "
-            f"({shorten(line, 60)!r}): {_port_question(replace(endpoint, tls='starttls'), '')}")
+            f"({shorten(line, 60)!r}): {_port_question(endpoint._replace(tls='starttls'), '')}")
 
 
 def _port_question(suggested: Endpoint, kind: str) -> str:
