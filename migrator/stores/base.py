@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from migrator.core.errors import StoreError
 from migrator.core.folder import Folder, FolderStats, Role
@@ -21,8 +20,7 @@ if TYPE_CHECKING:
     from migrator.stores.network.pacing import Pacing
 
 
-@dataclass(frozen=True)
-class FolderScan:
+class FolderScan(NamedTuple):
     """A cheap listing of one folder: its validity token and its messages without bodies.
 
     ``validity`` changes when the store renumbers the folder (IMAP UIDVALIDITY); local
@@ -41,8 +39,7 @@ class FolderScan:
     unlisted: int = 0
 
 
-@dataclass(frozen=True)
-class FolderProbe:
+class FolderProbe(NamedTuple):
     """What a store says of one of its folders at the cost of a stat or a status line.
 
     A run compares it with what the state file recorded before it trusts the state's rows for
@@ -57,8 +54,7 @@ class FolderProbe:
     size: int | None = None
 
 
-@dataclass(frozen=True)
-class AppendResult:
+class AppendResult(NamedTuple):
     """The outcome of writing one message: its new identifier, or the reason it failed.
 
     ``warning`` says what a written message lost that the target would not keep (keywords a
@@ -76,8 +72,7 @@ class AppendResult:
         return self.error is None
 
 
-@dataclass(frozen=True)
-class Elsewhere:
+class Elsewhere(NamedTuple):
     """A message to write into one more folder of a store that holds it already: in ``folder`` as ``uid``."""
 
     message: Message

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from migrator.stores.imap.parser import MONTHS
 
@@ -13,8 +14,7 @@ _QUOTABLE = frozenset(range(0x20, 0x7F))
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
-@dataclass(frozen=True)
-class Literal:
+class Literal(NamedTuple):
     """Bytes sent as an IMAP literal (``{n}`` then the bytes), for anything a quoted string cannot hold."""
 
     data: bytes

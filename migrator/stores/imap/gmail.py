@@ -13,7 +13,7 @@ folder only removes that label.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from migrator.core.errors import FolderError
 from migrator.core.folder import FolderIndex, Role
@@ -78,8 +78,7 @@ class LabelFolders:
         return self._sets.setdefault(found, found)
 
 
-@dataclass
-class LabelledScan:
+class LabelledScan(NamedTuple):
     """A folder listed with each message named by its X-GM-MSGID.
 
     ``validity`` is the folder's own UIDVALIDITY, which its fetches check; ``uids`` the folder's

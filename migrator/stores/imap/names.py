@@ -8,14 +8,13 @@ separator is ``_``. Reading never needs this: a listed name is split on its sepa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from migrator.core.message import FolderPath
 from migrator.stores.foldernames import decode_mutf7, encode_mutf7
 
 
-@dataclass(frozen=True)
-class NameCodec:
+class NameCodec(NamedTuple):
     """The personal namespace of an account: its prefix (``INBOX.`` on some servers) and separator."""
 
     separator: str | None = "/"

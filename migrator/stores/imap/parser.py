@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
+from typing import NamedTuple
 
 Value = str | bytes | None | list
 STATUS_KINDS = frozenset({"OK", "NO", "BAD", "BYE", "PREAUTH"})
@@ -48,8 +48,7 @@ def literal_size(segment: bytes) -> int | None:
     return int(match.group(1)) if match else None
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     """One server response.
 
     ``tag`` is ``*`` (untagged), ``+`` (continuation) or a command's tag. Status responses
@@ -62,9 +61,9 @@ class Response:
     kind: str = ""
     number: int | None = None
     code: str = ""
-    code_args: list = field(default_factory=list)
+    code_args: Sequence[Value] = ()
     text: str = ""
-    data: list = field(default_factory=list)
+    data: Sequence[Value] = ()
 
     @property
     def ok(self) -> bool:
@@ -279,13 +278,12 @@ def fetch_items(response: Response) -> dict[str, Value]:
     return pairs(as_list(response.data[0]))
 
 
-def capabilities(tokens: list) -> frozenset[str]:
+def capabilities(tokens: Sequence[Value]) -> frozenset[str]:
     """Return capability atoms, upper-cased."""
     return frozenset(as_text(t).upper() for t in tokens if t is not None)
 
 
-@dataclass(frozen=True)
-class ListEntry:
+class ListEntry(NamedTuple):
     """One ``* LIST`` line: attributes (as sent), hierarchy separator (None if flat), raw name."""
 
     attributes: frozenset[str]

@@ -19,7 +19,7 @@ import itertools
 import ssl
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from migrator.core.errors import ConnectionLost
 from migrator.stores.imap.commands import Literal, Secret
@@ -44,8 +44,7 @@ class Command:
         self.result: Response | None = None
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(NamedTuple):
     """A finished command: the untagged responses read before its result, and the result."""
 
     untagged: list[Response]

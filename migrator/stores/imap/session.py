@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from migrator.core.display import plural, printable
 from migrator.core.errors import FolderError, StoreError
@@ -25,8 +25,7 @@ from migrator.stores.imap.protocol import ImapProtocol, Reply
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Mailbox:
+class Mailbox(NamedTuple):
     """The mailbox a session has selected (read-write) or examined (read-only)."""
 
     name: str

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from migrator.core.contentkey import changed_keys
@@ -42,7 +42,6 @@ DELETE_CHUNK = 500  # uids per STORE/EXPUNGE command, to keep command lines shor
 _KEPT_ITEMS = b"(UID FLAGS INTERNALDATE)"
 
 
-@dataclass
 class ServerQuirks:
     """What a server refused or changed in APPENDs, kept for the rest of the run by a store and its siblings.
 
@@ -51,9 +50,12 @@ class ServerQuirks:
     ``own_dates`` is True once the run was told that the server keeps dates of its own.
     """
 
-    refused_keywords: dict[FolderPath, str] = field(default_factory=dict)
-    taken_keywords: dict[FolderPath, set[str]] = field(default_factory=dict)
-    own_dates: bool = False
+    __slots__ = ("refused_keywords", "taken_keywords", "own_dates")
+
+    def __init__(self) -> None:
+        self.refused_keywords: dict[FolderPath, str] = {}
+        self.taken_keywords: dict[FolderPath, set[str]] = {}
+        self.own_dates = False
 
 
 @dataclass
@@ -90,7 +92,7 @@ class AppendJob:
         for index, result in enumerate(self.results):
             assert result is not None
             warnings = [*self._lost(index), *self.warnings.get(index, [])] if result.ok else []
-            finished.append(replace(result, warning="; ".join(warnings)) if warnings else result)
+            finished.append(result._replace(warning="; ".join(warnings)) if warnings else result)
         return finished
 
     def outgoing(self, index: int) -> tuple[bytes, list[str], datetime | None]:

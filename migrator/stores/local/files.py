@@ -27,10 +27,9 @@ import stat
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from migrator.core.errors import DiskError, FolderError, StoreError
 from migrator.stores.local.leftovers import temp_name
@@ -127,8 +126,7 @@ def _find_syncfs() -> Callable[[str], None] | None:
     return sync_filesystem
 
 
-@dataclass(frozen=True)
-class Durability:
+class Durability(NamedTuple):
     """How a batch of written files is made durable, and how many descriptors that may hold.
 
     ``syncfs(directory)`` makes everything written to the filesystem holding ``directory`` durable,
@@ -139,7 +137,7 @@ class Durability:
     the sync fail or to go without syncfs.
     """
 
-    syncfs: Callable[[str], None] | None = field(default_factory=_find_syncfs)
+    syncfs: Callable[[str], None] | None = _find_syncfs()
     kept_open: int = KEPT_OPEN
 
     def sync(self, paths: Sequence[str | Path]) -> None:

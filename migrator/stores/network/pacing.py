@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from migrator.endpoints.endpoint import Endpoint
 from migrator.stores.network.throttle import Waits
@@ -51,8 +51,7 @@ class TokenBucket:
         return wait
 
 
-@dataclass(frozen=True)
-class Pace:
+class Pace(NamedTuple):
     """The limits of one server: None for no limit. ``byte_burst`` is how many bytes may go before the rate
     applies (a provider's allowance, as imapsync's --maxbytesafter); by default one second's worth."""
 

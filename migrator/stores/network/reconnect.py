@@ -24,8 +24,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from migrator.core.errors import ConnectError, ConnectionLost, LimitReached, MigratorError, Refused
 from migrator.stores.network.throttle import Throttled, Waits, pause
@@ -44,8 +43,7 @@ def refusal(words: str) -> type[ConnectError]:
     return ConnectError if _TEMPORARY.search(words) else Refused
 
 
-@dataclass(frozen=True)
-class ReconnectPolicy:
+class ReconnectPolicy(NamedTuple):
     """How an operation is tried again after a lost connection.
 
     ``delays`` are the pauses before each new attempt, so there are ``len(delays) + 1`` attempts;

@@ -18,7 +18,7 @@ provider will not serve it again before its budget is renewed.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from migrator.core.errors import ConnectionLost
 
@@ -29,8 +29,7 @@ _PACE = re.compile(r"\[THROTTLED\]", re.IGNORECASE)
 _BUDGET = re.compile(r"\[OVERQUOTA\]|Session expired, please login again", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class Throttle:
+class Throttle(NamedTuple):
     """A provider's request to slow down (``budget`` False) or to stop until its budget is renewed (True).
 
     ``wait`` is the pause it asked for in seconds, bounded by MAX_WAIT, or None when it named none.
@@ -71,13 +70,15 @@ class Throttled(ConnectionLost):
         self.throttle = throttle
 
 
-@dataclass
 class Waits:
     """The throttling one server imposed on a run, over all its connections: refusals and seconds waited."""
 
-    refusals: int = 0
-    seconds: float = 0.0
-    budget_ends: int = 0  # sessions the server ended for a spent budget
+    __slots__ = ("refusals", "seconds", "budget_ends")
+
+    def __init__(self) -> None:
+        self.refusals = 0
+        self.seconds = 0.0
+        self.budget_ends = 0  # sessions the server ended for a spent budget
 
     def describe(self, server: str) -> str | None:
         """Return the summary's note on these waits, or None when there were none."""

@@ -10,9 +10,8 @@ import logging
 import mmap
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from migrator.core.errors import FolderError, MessageError, StoreError
 from migrator.core.folder import Role, role_by_name
@@ -41,8 +40,7 @@ _PID_ADDITIONAL_REN_ENTRY_IDS = 0x36D8
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class PstFolder:
+class PstFolder(NamedTuple):
     """A folder of the PST: its path below the IPM subtree, special-use role, node id and message count.
 
     ``damage`` says why the folder cannot be read when its name, contents table or subfolder list is damaged:
@@ -52,7 +50,7 @@ class PstFolder:
     path: FolderPath
     role: Role | None
     nid: int
-    count: int
+    count: int  # type: ignore[assignment]  # in place of tuple.count, which nothing calls on a folder
     damage: str | None = None
 
 
@@ -137,9 +135,9 @@ class PstReader:
             try:
                 count, children = message_count(self.ndb, nid), subfolder_nids(self.ndb, nid)
             except PstFormatError as error:  # its subfolders are out of reach too: failing it says so
-                found.append(replace(folder, damage=str(error)))
+                found.append(folder._replace(damage=str(error)))
                 continue
-            found.append(replace(folder, count=count))
+            found.append(folder._replace(count=count))
             self._walk(children, folder.path, roles, found, seen)
 
     def _place(self, nid: int, parent: FolderPath, roles: dict[int, Role]) -> PstFolder:

@@ -6,8 +6,8 @@ properties (message flags, flag status, last verb, categories, delivery time).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from migrator.core.message import Flag, Flags
 from migrator.stores.pst.convert.raw_copy import Sources, rebuild
@@ -35,8 +35,7 @@ _FALLBACK_DATES = (
 )
 
 
-@dataclass(frozen=True)
-class NamedIds:
+class NamedIds(NamedTuple):
     """The property ids this file gives migrator's named properties and Outlook's Keywords (absent: missing)."""
 
     migrator: dict[str, int]

@@ -25,8 +25,8 @@ import json
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from email.message import Message as EmailMessage
+from typing import NamedTuple
 
 from migrator.stores.pst.ltp.values_writer import StreamedBinary
 
@@ -42,8 +42,7 @@ class RebuildError(ValueError):
     """A skeleton that does not give back the message it was made from."""
 
 
-@dataclass(frozen=True)
-class Sources:
+class Sources(NamedTuple):
     """The stored values a skeleton's references are rebuilt from (None: not stored)."""
 
     attachment: Callable[[int], bytes | StreamedBinary | None]
@@ -51,13 +50,12 @@ class Sources:
     html: bytes | None
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(NamedTuple):
     """One part body rebuilt from a stored value; see the module docstring."""
 
     at: int
     kind: str
-    index: int
+    index: int  # type: ignore[assignment]  # in place of tuple.index, which nothing calls on a reference
     charset: str
     line: int
     newline: str

@@ -80,8 +80,7 @@ def build_pc(values: Mapping[int, PropValue | StoredSlot], subnodes: Subnodes, s
     return heap.block_payloads(bth.header)
 
 
-@dataclass(frozen=True)
-class StoredSlot:
+class StoredSlot(NamedTuple):
     """A property kept as another property context stores it: its 4-byte slot (an inline value, or the NID of a
     subnode the new context keeps), or, for a value that context kept in its heap, the bytes to store again."""
 
@@ -103,8 +102,7 @@ def _pc_record(prop_tag: int, value: PropValue | StoredSlot, heap: Heap, subnode
     return struct.pack("<HI", prop_type, slot)
 
 
-@dataclass(frozen=True)
-class CopiedRow:
+class CopiedRow(NamedTuple):
     """A row taken from a table with the same columns: its bytes, and the value of each variable cell by offset.
 
     The fixed cells are kept as they are; the variable ones are stored again in the new table's heap.
@@ -124,8 +122,7 @@ def _copy_row(copied: CopiedRow, heap: Heap, subnodes: Subnodes) -> bytes:
     return bytes(row)
 
 
-@dataclass(frozen=True)
-class CopiedTable:
+class CopiedTable(NamedTuple):
     """The rows of a table with the same columns, taken whole to start a new table: the heap that held their
     variable cells, cut back to those cells (so the HIDs in the rows stay valid), the rows' bytes and their ids.
 

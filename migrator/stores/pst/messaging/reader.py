@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import struct
-from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
 
@@ -50,8 +49,7 @@ class Recipient(NamedTuple):
     address: str
 
 
-@dataclass(frozen=True)
-class Attachment:
+class Attachment(NamedTuple):
     """One attachment: its properties, and its bytes or embedded message."""
 
     props: PropertyContext
