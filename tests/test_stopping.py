@@ -75,8 +75,9 @@ def migrator(*args: str) -> subprocess.CompletedProcess:
 
 def held_when(args: list[str], ready: Callable[[], bool]) -> subprocess.Popen:
     """Start the command line and return it held by SIGSTOP at the first moment ``ready()`` holds."""
-    process = subprocess.Popen([sys.executable, "-m", "migrator", *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    with stop_signals_at_default_in_children():
+        process = subprocess.Popen([sys.executable, "-m", "migrator", *args], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
     while process.poll() is None:
         if ready():
             process.send_signal(signal.SIGSTOP)
@@ -86,6 +87,28 @@ def held_when(args: list[str], ready: Callable[[], bool]) -> subprocess.Popen:
             process.send_signal(signal.SIGCONT)
         time.sleep(0.0005)
     pytest.fail(f"the run ended (exit {process.returncode}) before the moment to stop it came: {process.stderr.read()}")
+
+
+@contextlib.contextmanager
+def stop_signals_at_default_in_children() -> Iterator[None]:
+    """Let a command started inside begin with the stop signals at their defaults, as a user's shell starts it.
+
+    The suite may run with some of them ignored (under nohup, or as a background job of a script), and an
+    ignored signal stays ignored across exec, which migrator respects: the run would not stop. A signal with a
+    handler is reset to its default by exec, so the test's process gives those a handler that ignores them.
+    """
+    ignored = [signum for signum, _ in STOPS if signal.getsignal(signum) is signal.SIG_IGN]
+    for signum in ignored:
+        signal.signal(signum, _ignore)
+    try:
+        yield
+    finally:
+        for signum in ignored:
+            signal.signal(signum, signal.SIG_IGN)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    pass
 
 
 def _wait_held(pid: int) -> None:
